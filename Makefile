@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: MIT
+# rigor: one GNU Makefile for the host controller, the firmware and the tests.
+# Each area owns a fragment (host/host.mk, host/flash.mk, firmware/firmware.mk, lua/lua.mk)
+# that adds to the variables below; this file only holds what they share.
+#
+#   make            build build/rigor (and the firmware simulator)
+#   make test       build and run every test; ends with "N passed, N failed"
+#   make test SAN=1 the same under AddressSanitizer/UBSan (outputs in build/san/)
+#   make demo       run the sample suites on the default rig
+#   make firmware   cross-build the STM32F1 rig-board firmware
+#   make bench      benchmarks (not part of test)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+.SUFFIXES:
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := all
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?= 0
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(SAN),1)
+BUILD   ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   ?= build
+SANFLAGS :=
+endif
+
+CC      ?= cc
+WARNFLAGS := -Wall -Wextra -Werror -Wshadow -Wvla -Wmissing-prototypes \
+	-Wstrict-prototypes -Wno-unused-parameter
+OPTFLAGS ?= -O2 -g
+CFLAGS_COMMON := -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) $(SANFLAGS) -MMD -MP
+LDFLAGS_COMMON := $(SANFLAGS)
+
+# Every fragment appends: BINS (built by `all`), TESTS (programs that print TAP; run by
+# scripts/run-tests), TEST_DEPS (built before tests run), CLEAN_EXTRA.
+BINS :=
+TESTS :=
+TEST_DEPS :=
+DEPFILES :=
+
+include host/host.mk
+-include host/flash.mk
+-include firmware/firmware.mk
+-include lua/lua.mk
+
+.PHONY: all test check demo bench install clean firmware
+all: $(BINS)
+
+test: $(BINS) $(TEST_DEPS)
+	@BUILD=$(BUILD) perl scripts/run-tests $(TESTS)
+
+check: test
+
+clean:
+	rm -rf build
+
+-include $(DEPFILES)

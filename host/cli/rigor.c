@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rigor: main(), the command table, the options every command shares, and the helpers
+ * that turn library results into messages and exit codes.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "rigl.h"
+
+volatile sig_atomic_t cli_signal;
+
+static const struct cmd commands[] = {
+	{ "run", cmd_run, "run [--case PATTERN] [--tag TAG] [--junit F] [--tap F] [--json F] [--artifacts DIR] [-q] FILE|DIR...",
+	  "run test suites on the rig and write reports" },
+	{ "list", cmd_list, "list [rigs|suites|cases] [FILE|DIR...]", "list rigs, suites and test cases" },
+	{ "drivers", cmd_drivers, "drivers", "list every back-end: <role> <name> <description>" },
+	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake" },
+	{ "power", cmd_power, "power on|off|cycle|status [--off-ms MS] [--json]", "switch or show DUT power" },
+	{ "sdmux", cmd_sdmux, "sdmux host|dut|off|status [--json]", "switch or show the SD card mux" },
+	{ "button", cmd_button, "button NAME [--hold MS | --down | --up]", "press, hold or release a button" },
+	{ "console", cmd_console, "console [--log FILE] [--timeout SECONDS]",
+	  "attach to the DUT console (Ctrl-] quits)" },
+	{ "usbboot", cmd_usbboot, "usbboot --dir DIR [--timeout SECONDS]", "boot the DUT over USB" },
+	{ "storage", cmd_storage, "storage status [--json]", "show the flash target the rig resolves" },
+	{ "who", cmd_who, "who", "show who holds the rig's lock" },
+	{ "lua", cmd_lua, "lua FILE [ARGS...]", "run a Lua script with rigor's modules (the rig as 'rig' with --rig)" },
+	{ "sim", cmd_sim, "sim inject ROLE FAULT [BUTTON]", "test back-channel of sim back-ends (fail, hang, gone, ok)" },
+};
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rigor: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cli_usage(FILE *f, const struct cmd *cmd)
+{
+	fprintf(f, "usage: rigor [--rig NAME|FILE] [--wait SECONDS] %s\n\n%s\n", cmd->usage, cmd->help);
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	}
+	return false;
+}
+
+int cli_fail(struct cli *c, int rc, const char *what)
+{
+	const char *detail = c->rig && *rig_errmsg(c->rig) ? rig_errmsg(c->rig) : rig_ctx_errmsg(c->ctx);
+
+	if (rc == RIG_E_INTR || cli_signal) {
+		cli_error("%s: interrupted", what);
+		return cli_signal == SIGTERM ? 143 : 130;
+	}
+	/* The detail already names the part ("power: ..."); @what is for bare codes. */
+	if (*detail)
+		cli_error("%s", detail);
+	else
+		cli_error("%s: %s", what, rig_strerror(rc));
+	switch (rc) {
+	case RIG_E_INVAL:
+	case RIG_E_NOENT:
+	case RIG_E_PERM:
+	case RIG_E_NOTSUP:
+		return EXIT_USAGE;
+	default:
+		return EXIT_INFRA;
+	}
+}
+
+const char *const *cli_rig_dirs(void)
+{
+	static const char *dirs[8];
+	static char envcopy[4096];
+	size_t n = 0;
+	const char *env = getenv("RIGOR_RIG_PATH");
+
+	if (dirs[0])
+		return dirs;
+	if (env && *env) {
+		char *s = envcopy;
+
+		snprintf(envcopy, sizeof(envcopy), "%s", env);
+		while (s && n < 4) {
+			char *colon = strchr(s, ':');
+
+			if (colon)
+				*colon++ = 0;
+			if (*s)
+				dirs[n++] = s;
+			s = colon;
+		}
+	}
+	dirs[n++] = "rigs";
+	dirs[n++] = RIGOR_SRC_RIGS;
+	dirs[n++] = RIGOR_INSTALL_RIGS;
+	dirs[n] = NULL;
+	return dirs;
+}
+
+int cli_rig_path(const char *arg, char *buf, size_t len)
+{
+	const char *const *dirs = cli_rig_dirs();
+	size_t n = strlen(arg);
+
+	if (strchr(arg, '/') || (n > 4 && !strcmp(arg + n - 4, ".lua"))) {
+		snprintf(buf, len, "%s", arg);
+		return access(buf, R_OK) == 0 ? 0 : RIG_E_NOENT;
+	}
+	for (size_t i = 0; dirs[i]; i++) {
+		snprintf(buf, len, "%s/%s.lua", dirs[i], arg);
+		if (access(buf, R_OK) == 0)
+			return 0;
+	}
+	return RIG_E_NOENT;
+}
+
+int cli_load_desc(struct cli *c)
+{
+	char path[4096];
+	int rc;
+
+	if (cli_rig_path(c->rig_arg, path, sizeof(path)) < 0) {
+		cli_error("no rig '%s': not a readable file and not found as <dir>/%s.lua in rigs/, "
+			  "RIGOR_RIG_PATH or %s (see 'rigor list rigs')",
+			  c->rig_arg, c->rig_arg, RIGOR_INSTALL_RIGS);
+		return EXIT_USAGE;
+	}
+	rc = rigl_load_rigfile(c->ctx, path, &c->desc);
+	if (rc < 0)
+		return cli_fail(c, rc, "loading rig file");
+	rc = rig_desc_validate(c->desc);
+	if (rc != 0) {
+		fprintf(stderr, "%s", rig_desc_problems(c->desc));
+		cli_error("rig file '%s' has %d problem%s", path, rc, rc == 1 ? "" : "s");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int cli_open_rig(struct cli *c)
+{
+	int rc = cli_load_desc(c);
+
+	if (rc)
+		return rc;
+	rig_ctx_set_cancel(c->ctx, &cli_signal);
+	rc = rig_lock_acquire(c->ctx, rig_desc_name(c->desc), c->cmdline,
+			      c->wait_s < 0 ? -1 : c->wait_s * 1000, &c->lock);
+	if (rc < 0)
+		return cli_fail(c, rc, "locking");
+	rc = rig_open(c->ctx, c->desc, &c->rig);
+	if (rc < 0)
+		return cli_fail(c, rc, "opening rig");
+	return 0;
+}
+
+void cli_close_rig(struct cli *c)
+{
+	rig_close(c->rig);
+	c->rig = NULL;
+	rig_lock_release(c->lock);
+	c->lock = NULL;
+	rig_desc_free(c->desc);
+	c->desc = NULL;
+}
+
+const char *cli_lua_dir(void)
+{
+	const char *env = getenv("RIGOR_LUA_DIR");
+
+	if (env && *env)
+		return env;
+	if (access(RIGOR_SRC_LUA "/rigor/runner.lua", R_OK) == 0)
+		return RIGOR_SRC_LUA;
+	return RIGOR_INSTALL_LUA;
+}
+
+static void on_signal(int sig)
+{
+	cli_signal = sig;
+}
+
+static void log_cb(void *user, enum rig_log_level level, const char *module, const char *msg)
+{
+	static const char *const names[] = { "", "error", "warning", "info", "debug" };
+
+	(void)user;
+	fprintf(stderr, "rigor: %s: %s: %s\n", names[level], module, msg);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: rigor [--rig NAME|FILE] [--wait SECONDS] [--json] [-v] COMMAND [ARGS]\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nThe rig is --rig, else $RIGOR_RIG, else 'sim'. 'rigor COMMAND --help' for details;\n"
+		   "exit status: 0 passed, 1 test failures, 2 usage or configuration error,\n"
+		   "3 infrastructure error, 130/143 interrupted. See rigor(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rig", required_argument, NULL, 'r' }, { "wait", required_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },      { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },      { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli c = { .wait_s = 0 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	size_t o = 0;
+	int opt, rc;
+
+	/* Global options come before the command; "+" stops at the first non-option. */
+	while ((opt = getopt_long(argc, argv, "+r:w:jvhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': c.rig_arg = optarg; break;
+		case 'w': c.wait_s = atoi(optarg); break;
+		case 'j': c.json = true; break;
+		case 'v': c.verbose++; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("rigor %s\n", RIGOR_VERSION); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!c.rig_arg)
+		c.rig_arg = getenv("RIGOR_RIG") && *getenv("RIGOR_RIG") ? getenv("RIGOR_RIG") : "sim";
+	for (int i = 0; i < argc && o < sizeof(c.cmdline) - 2; i++)
+		o += (size_t)snprintf(c.cmdline + o, sizeof(c.cmdline) - o, "%s%s", i ? " " : "",
+				      i ? argv[i] : "rigor");
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	c.argv0 = argv[0];
+	c.ctx = rig_ctx_new();
+	if (!c.ctx) {
+		cli_error("out of memory");
+		return EXIT_INFRA;
+	}
+	rig_ctx_set_log_cb(c.ctx, log_cb, NULL);
+	if (c.verbose)
+		rig_ctx_set_log_level(c.ctx, c.verbose > 1 ? RIG_LOG_DBG : RIG_LOG_INFO);
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(argv[0], "help")) {
+		for (size_t i = 0; argc > 1 && i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (!strcmp(argv[1], commands[i].name)) {
+				cli_usage(stdout, &commands[i]);
+				rig_ctx_free(c.ctx);
+				return 0;
+			}
+		usage(stdout);
+		rig_ctx_free(c.ctx);
+		return argc > 1 ? EXIT_USAGE : 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[0], commands[i].name))
+			continue;
+		if (cli_wants_help(argc, argv)) {
+			cli_usage(stdout, &commands[i]);
+			rc = 0;
+		} else {
+			optind = 1;
+			rc = commands[i].fn(&c, argc, argv);
+		}
+		cli_close_rig(&c);
+		rig_ctx_free(c.ctx);
+		return rc;
+	}
+	cli_error("'%s' is not a rigor command; see 'rigor --help'", argv[0]);
+	rig_ctx_free(c.ctx);
+	return EXIT_USAGE;
+}

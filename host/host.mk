@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: MIT
+# The host library (librig), its Lua binding and the rigor CLI.
+
+RIGOR_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+HOST_PKGS := lua5.4 jansson
+HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
+HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
+
+LIB_SRCS := $(wildcard host/src/*.c) $(wildcard host/src/drivers/*.c) $(EXTRA_LIB_SRCS)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LUA_SRCS := $(wildcard host/lua/*.c)
+LUA_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LUA_SRCS))
+CLI_SRCS := $(wildcard host/cli/*.c)
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRCS))
+LIBRIG   := $(BUILD)/librig.a
+
+# Where rigor finds its Lua modules: the source tree when run from build/, the
+# installed copy otherwise (RIGOR_LUA_DIR overrides both at run time).
+RIGOR_SRC_LUA := $(abspath lua)
+RIGOR_INSTALL_LUA := $(PREFIX)/share/rigor/lua
+
+HOST_CFLAGS := $(CFLAGS_COMMON) -fvisibility=hidden -Ihost/src -Ihost/lua -Ifirmware/proto $(HOST_PKG_CFLAGS) \
+	-DRIGOR_SRC_LUA='"$(RIGOR_SRC_LUA)"' -DRIGOR_INSTALL_LUA='"$(RIGOR_INSTALL_LUA)"' \
+	-DRIGOR_VERSION='"$(RIGOR_VERSION)"' -DRIGOR_SRC_RIGS='"$(abspath rigs)"' -DRIGOR_INSTALL_RIGS='"$(PREFIX)/share/rigor/rigs"'
+
+$(BUILD)/host/%.o: host/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $(FLASH_CFLAGS) -c $< -o $@
+
+$(LIBRIG): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_ARCHIVE)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_ARCHIVE) \
+		$(HOST_PKG_LIBS) $(FLASH_LIBS) -lm -lpthread
+
+BINS += $(BUILD)/rigor
+DEPFILES += $(LIB_OBJS:.o=.d) $(LUA_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
+
+# ---- C unit tests (cmocka) ----
+HOST_TEST_SRCS := $(wildcard host/tests/test_*.c)
+HOST_TESTS := $(patsubst host/tests/%.c,$(BUILD)/host/tests/%,$(HOST_TEST_SRCS))
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka)
+
+$(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(HOST_PKG_LIBS) $(CMOCKA_LIBS) -lm -lpthread
+
+DEPFILES += $(HOST_TESTS:=.d)
+TESTS += $(HOST_TESTS) host/tests/cli.sh
+TEST_DEPS += $(HOST_TESTS)
+
+install: $(BUILD)/rigor
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(RIGOR_INSTALL_LUA)/rigor \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/rigor/rigs
+	install -m 755 $(BUILD)/rigor $(DESTDIR)$(PREFIX)/bin/rigor
+	cp -R lua/rigor $(DESTDIR)$(RIGOR_INSTALL_LUA)/
+	install -m 644 docs/rigor.1 $(DESTDIR)$(PREFIX)/share/man/man1/rigor.1
+	install -m 644 rigs/*.lua $(DESTDIR)$(PREFIX)/share/rigor/rigs/

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals shared by the binding's files. */
+#ifndef RIGOR_HOST_LRIG_H
+#define RIGOR_HOST_LRIG_H
+
+#include <assert.h>
+#include <stdbool.h>
+
+#include "rigl.h"
+
+struct rigl_rt {
+	struct rig_ctx *ctx;
+	volatile sig_atomic_t *sig;
+	bool armed;
+	int64_t deadline;   /* absolute rig_now_ms(), 0 = none */
+	int64_t armed_at;
+};
+
+struct rigl_rt *rigl_rt(lua_State *L);
+/* Raise a deadline or signal abort if one is due (only while armed). */
+void rigl_check_abort(lua_State *L);
+/* Clamp a timeout to the armed case deadline; raises if it already passed. */
+int rigl_clamp(lua_State *L, int timeout_ms);
+int rigl_abort(lua_State *L, const char *kind, const char *msg);
+void rigl_register_rig(lua_State *L);
+
+#endif

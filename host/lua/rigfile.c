@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rig files are Lua, evaluated in an empty environment where any unknown global is a
+ * back-end constructor: `power = sim { min_off_ms = 200 }`. The constructor records
+ * its line, so every mistake can be reported as file:line.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "rigl.h"
+
+#define BACKEND_MT "rigor.rigfile.backend"
+
+static int current_line(lua_State *L)
+{
+	lua_Debug ar;
+
+	if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar))
+		return ar.currentline;
+	return 0;
+}
+
+/* backend{params}: a marker table { name, line, params } */
+static int backend_ctor(lua_State *L)
+{
+	lua_settop(L, 1);
+	if (!lua_istable(L, 1))
+		return luaL_error(L, "back-end '%s' takes a table of parameters: %s { ... }",
+				  lua_tostring(L, lua_upvalueindex(1)),
+				  lua_tostring(L, lua_upvalueindex(1)));
+	lua_createtable(L, 0, 3);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_setfield(L, -2, "name");
+	lua_pushinteger(L, current_line(L));
+	lua_setfield(L, -2, "line");
+	lua_pushvalue(L, 1);
+	lua_setfield(L, -2, "params");
+	luaL_setmetatable(L, BACKEND_MT);
+	return 1;
+}
+
+static int env_index(lua_State *L)
+{
+	lua_settop(L, 2);
+	if (lua_type(L, 2) != LUA_TSTRING)
+		return 0;
+	lua_pushvalue(L, 2);
+	lua_pushcclosure(L, backend_ctor, 1);
+	return 1;
+}
+
+static int rig_call(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, LUA_REGISTRYINDEX, "rigor.rigfile.result");
+	if (!lua_isnil(L, -1))
+		return luaL_error(L, "rig { ... } given twice");
+	lua_createtable(L, 0, 2);
+	lua_pushvalue(L, 1);
+	lua_setfield(L, -2, "t");
+	lua_pushinteger(L, current_line(L));
+	lua_setfield(L, -2, "line");
+	lua_setfield(L, LUA_REGISTRYINDEX, "rigor.rigfile.result");
+	return 0;
+}
+
+static enum rig_vtype vtype_of(lua_State *L, int idx)
+{
+	switch (lua_type(L, idx)) {
+	case LUA_TSTRING: return RIG_V_STR;
+	case LUA_TBOOLEAN: return RIG_V_BOOL;
+	case LUA_TNUMBER: return lua_isinteger(L, idx) ? RIG_V_INT : RIG_V_NUM;
+	default: return RIG_V_TABLE;
+	}
+}
+
+/* Store the value at the top of the stack under key @k. */
+static int put_value(lua_State *L, struct rig_desc *d, int part, const char *k, int line)
+{
+	switch (vtype_of(L, -1)) {
+	case RIG_V_STR: return rig_desc_set_str(d, part, k, lua_tostring(L, -1), line);
+	case RIG_V_BOOL: return rig_desc_set_bool(d, part, k, lua_toboolean(L, -1), line);
+	case RIG_V_INT: return rig_desc_set_int(d, part, k, lua_tointeger(L, -1), line);
+	default: return rig_desc_set_other(d, part, k, vtype_of(L, -1), line);
+	}
+}
+
+static bool is_backend(lua_State *L, int idx)
+{
+	bool r = false;
+
+	idx = lua_absindex(L, idx);
+	if (lua_getmetatable(L, idx)) {
+		luaL_getmetatable(L, BACKEND_MT);
+		r = lua_rawequal(L, -1, -2);
+		lua_pop(L, 2);
+	}
+	return r;
+}
+
+/* The marker at the top of the stack becomes a part of @role. */
+static int add_part(lua_State *L, struct rig_desc *d, const char *role, const char *inst)
+{
+	int part, line, rc = 0;
+
+	lua_getfield(L, -1, "line");
+	line = (int)lua_tointeger(L, -1);
+	lua_getfield(L, -2, "name");
+	part = rig_desc_add_part(d, role, inst, lua_tostring(L, -1), line);
+	lua_pop(L, 2);
+	if (part < 0)
+		return part;
+	lua_getfield(L, -1, "params");
+	lua_pushnil(L);
+	while (rc == 0 && lua_next(L, -2)) {
+		if (lua_type(L, -2) != LUA_TSTRING)
+			rig_desc_problem(d, line, "%s: parameter names must be strings", role);
+		else
+			rc = put_value(L, d, part, lua_tostring(L, -2), line);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return rc;
+}
+
+static int convert(lua_State *L, struct rig_desc *d, int line)
+{
+	int rc = 0;
+
+	lua_pushnil(L);
+	while (rc == 0 && lua_next(L, -2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+
+		if (!k) {
+			rig_desc_problem(d, line, "rig keys must be names, not %s",
+					 luaL_typename(L, -2));
+		} else if (!strcmp(k, "capabilities")) {
+			if (!lua_istable(L, -1)) {
+				rig_desc_problem(d, line, "capabilities must be a list of strings");
+			} else {
+				lua_Integer n = luaL_len(L, -1);
+
+				for (lua_Integer i = 1; rc == 0 && i <= n; i++) {
+					lua_geti(L, -1, i);
+					if (lua_type(L, -1) != LUA_TSTRING)
+						rig_desc_problem(d, line, "capability %d must be a string",
+								 (int)i);
+					else
+						rc = rig_desc_add_cap(d, lua_tostring(L, -1), line);
+					lua_pop(L, 1);
+				}
+			}
+		} else if (!strcmp(k, "button") && lua_istable(L, -1) && !is_backend(L, -1)) {
+			lua_pushnil(L);
+			while (rc == 0 && lua_next(L, -2)) {
+				if (lua_type(L, -2) != LUA_TSTRING || !is_backend(L, -1))
+					rig_desc_problem(d, line,
+							 "button entries must be name = backend { ... }");
+				else
+					rc = add_part(L, d, "button", lua_tostring(L, -2));
+				lua_pop(L, 1);
+			}
+		} else if (is_backend(L, -1)) {
+			rc = add_part(L, d, k, NULL);
+		} else {
+			rc = put_value(L, d, -1, k, line);
+		}
+		lua_pop(L, 1);
+	}
+	return rc;
+}
+
+/* Runs under lua_pcall, so a raise anywhere (even out of memory) is caught. */
+static int load_protected(lua_State *L)
+{
+	struct rig_desc *d = lua_touserdata(L, 1);
+	const char *path = lua_tostring(L, 2);
+	int line, rc;
+
+	luaL_newmetatable(L, BACKEND_MT);
+	lua_pop(L, 1);
+	if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+		rig_desc_problem(d, 0, "%s", lua_tostring(L, -1));
+		return 0;
+	}
+	/* _ENV: rig(), string, os.getenv, and back-end constructors for any other name. */
+	lua_createtable(L, 0, 4);                       /* env */
+	lua_pushcfunction(L, rig_call);
+	lua_setfield(L, -2, "rig");
+	luaL_requiref(L, "string", luaopen_string, 0);
+	lua_setfield(L, -2, "string");
+	luaL_requiref(L, "os", luaopen_os, 0);          /* env, os */
+	lua_createtable(L, 0, 1);                       /* env, os, myos */
+	lua_getfield(L, -2, "getenv");
+	lua_setfield(L, -2, "getenv");
+	lua_setfield(L, -3, "os");
+	lua_pop(L, 1);                                  /* env */
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, env_index);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+	lua_setupvalue(L, -2, 1);                       /* chunk's _ENV */
+	if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+		rig_desc_problem(d, 0, "%s", lua_tostring(L, -1));
+		return 0;
+	}
+	lua_getfield(L, LUA_REGISTRYINDEX, "rigor.rigfile.result");
+	if (lua_isnil(L, -1)) {
+		rig_desc_problem(d, 0, "no rig { ... } in the file");
+		return 0;
+	}
+	lua_getfield(L, -1, "line");
+	line = (int)lua_tointeger(L, -1);
+	lua_getfield(L, -2, "t");
+	rc = convert(L, d, line);
+	lua_pushinteger(L, rc);
+	return 1;
+}
+
+int rigl_load_rigfile(struct rig_ctx *ctx, const char *path, struct rig_desc **out)
+{
+	struct rig_desc *d = rig_desc_new(ctx, path);
+	lua_State *L;
+	int rc = 0;
+
+	*out = NULL;
+	if (!d)
+		return RIG_E_NOMEM;
+	L = luaL_newstate();
+	if (!L) {
+		rig_desc_free(d);
+		return RIG_E_NOMEM;
+	}
+	lua_pushcfunction(L, load_protected);
+	lua_pushlightuserdata(L, d);
+	lua_pushstring(L, path);
+	if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+		rc = RIG_E_NOMEM;   /* only allocation can fail outside the chunk's own pcall */
+	else
+		rc = (int)lua_tointeger(L, -1);
+	lua_close(L);
+	if (rc < 0) {
+		rig_desc_free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file rigl.h
+ * @brief The Lua binding of librig: the only C in rigor that includes lua.h.
+ *
+ * Scripts see the module `rigor.core` (clock, sleep, case deadlines, signals, JSON) and
+ * rig objects (`rig.power:on()`, `rig.console:expect(...)`); see docs/lua-api.md.
+ */
+#ifndef RIGOR_HOST_RIGL_H
+#define RIGOR_HOST_RIGL_H
+
+#include <signal.h>
+
+#include <lua.h>
+
+#include "rig.h"
+
+/**
+ * Prepare @p L for rigor scripts: standard libraries, package.path pointing at rigor's
+ * Lua modules (@p luadir), and `rigor.core` in package.preload. @p sig is the flag the
+ * process's SIGINT/SIGTERM handler sets (its value is the signal number); it interrupts
+ * armed cases.
+ */
+void rigl_setup(lua_State *L, struct rig_ctx *ctx, const char *luadir,
+		volatile sig_atomic_t *sig);
+/** Push a rig object for @p rig. The caller keeps ownership; see rigl_forget_rig(). */
+void rigl_push_rig(lua_State *L, struct rig *rig);
+/** Mark the rig object at @p idx closed, so later use raises instead of touching freed memory. */
+void rigl_forget_rig(lua_State *L, int idx);
+/**
+ * Read a rig file into a new description. Syntax and run-time errors of the file become
+ * problems of the description, so the caller reports everything with rig_desc_validate().
+ * @return 0 and *out (free with rig_desc_free()), or RIG_E_NOMEM.
+ */
+int rigl_load_rigfile(struct rig_ctx *ctx, const char *path, struct rig_desc **out);
+
+#endif

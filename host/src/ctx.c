@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "ctx"
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const struct {
+	int code;
+	const char *name;
+	const char *text;
+} errs[] = {
+	{ RIG_OK, "RIG_OK", "success" },
+	{ RIG_E_PERM, "RIG_E_PERM", "refused by interlock" },
+	{ RIG_E_NOENT, "RIG_E_NOENT", "not found" },
+	{ RIG_E_INTR, "RIG_E_INTR", "interrupted" },
+	{ RIG_E_IO, "RIG_E_IO", "input/output error" },
+	{ RIG_E_NOMEM, "RIG_E_NOMEM", "out of memory" },
+	{ RIG_E_BUSY, "RIG_E_BUSY", "rig busy" },
+	{ RIG_E_NODEV, "RIG_E_NODEV", "no such device" },
+	{ RIG_E_INVAL, "RIG_E_INVAL", "invalid argument" },
+	{ RIG_E_PROTO, "RIG_E_PROTO", "protocol error" },
+	{ RIG_E_NOTSUP, "RIG_E_NOTSUP", "not supported by this back-end" },
+	{ RIG_E_TIMEOUT, "RIG_E_TIMEOUT", "timed out" },
+};
+
+const char *rig_strerror(int err)
+{
+	for (size_t i = 0; i < RIG_ARRAY_SIZE(errs); i++)
+		if (errs[i].code == err)
+			return errs[i].text;
+	return err < 0 ? strerror(-err) : "success";
+}
+
+const char *rig_err_name(int err)
+{
+	for (size_t i = 0; i < RIG_ARRAY_SIZE(errs); i++)
+		if (errs[i].code == err)
+			return errs[i].name;
+	return "RIG_E_OTHER";
+}
+
+int64_t rig_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rig_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum rig_log_level level_from_env(void)
+{
+	static const char *const names[] = { "none", "err", "warn", "info", "dbg" };
+	const char *s = getenv("RIGOR_DEBUG");
+
+	if (!s || !*s)
+		return RIG_LOG_WARN;
+	for (size_t i = 0; i < RIG_ARRAY_SIZE(names); i++)
+		if (!strcasecmp(s, names[i]))
+			return (enum rig_log_level)i;
+	return atoi(s) > 0 ? RIG_LOG_DBG : RIG_LOG_WARN;
+}
+
+static char *default_state_dir(void)
+{
+	const char *env = getenv("RIGOR_STATE_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	char buf[4096];
+
+	if (env && *env)
+		return strdup(env);
+	if (xdg && *xdg)
+		snprintf(buf, sizeof(buf), "%s/rigor", xdg);
+	else
+		snprintf(buf, sizeof(buf), "/tmp/rigor-%u", (unsigned)getuid());
+	return strdup(buf);
+}
+
+struct rig_ctx *rig_ctx_new(void)
+{
+	struct rig_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx)
+		return NULL;
+	ctx->level = level_from_env();
+	ctx->state_dir = default_state_dir();
+	if (!ctx->state_dir) {
+		free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void rig_ctx_free(struct rig_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	free(ctx->state_dir);
+	free(ctx);
+}
+
+void rig_ctx_set_log_cb(struct rig_ctx *ctx, rig_log_cb cb, void *user)
+{
+	ctx->log_cb = cb;
+	ctx->log_user = user;
+}
+
+void rig_ctx_set_log_level(struct rig_ctx *ctx, enum rig_log_level level)
+{
+	ctx->level = level;
+}
+
+void rig_ctx_set_cancel(struct rig_ctx *ctx, volatile sig_atomic_t *flag)
+{
+	ctx->cancel = flag;
+}
+
+bool rig_ctx_cancelled(const struct rig_ctx *ctx)
+{
+	return ctx->cancel && *ctx->cancel;
+}
+
+int rig_ctx_set_state_dir(struct rig_ctx *ctx, const char *dir)
+{
+	char *d = strdup(dir);
+
+	if (!d)
+		return RIG_E_NOMEM;
+	free(ctx->state_dir);
+	ctx->state_dir = d;
+	return 0;
+}
+
+const char *rig_ctx_state_dir(const struct rig_ctx *ctx)
+{
+	return ctx->state_dir;
+}
+
+int rig_ctx_ensure_state_dir(struct rig_ctx *ctx)
+{
+	char buf[4096];
+	size_t n = strlen(ctx->state_dir);
+
+	if (n + 1 >= sizeof(buf))
+		return rig_ctx_fail(ctx, RIG_E_INVAL, "state directory path too long");
+	memcpy(buf, ctx->state_dir, n + 1);
+	/* mkdir -p: each prefix in turn, ignoring EEXIST */
+	for (char *s = buf + 1; ; s++) {
+		if (*s == '/' || !*s) {
+			char c = *s;
+
+			*s = 0;
+			if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+				return rig_ctx_fail(ctx, -errno, "cannot create state directory '%s': %s",
+						    buf, strerror(errno));
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	return 0;
+}
+
+const char *rig_ctx_errmsg(const struct rig_ctx *ctx)
+{
+	return ctx->err;
+}
+
+void rig_ctx_clear_error(struct rig_ctx *ctx)
+{
+	ctx->err[0] = 0;
+	ctx->errcode = 0;
+}
+
+int rig_ctx_fail(struct rig_ctx *ctx, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ctx->errcode) {
+		ctx->errcode = code;
+		va_start(ap, fmt);
+		vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+		va_end(ap);
+		rig_log(ctx, RIG_LOG_DBG, "error", "%s (%s)", ctx->err, rig_err_name(code));
+	}
+	return code;
+}
+
+void rig_log(struct rig_ctx *ctx, enum rig_log_level lvl, const char *module, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (lvl > ctx->level || !ctx->log_cb)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctx->log_cb(ctx->log_user, lvl, module, msg);
+}
+
+/* Slices keep a raised cancel flag from waiting out a long timeout. */
+#define SLICE_MS 50
+
+int rig_ctx_sleep(struct rig_ctx *ctx, int ms)
+{
+	int64_t end = rig_now_ms() + ms;
+
+	for (;;) {
+		int64_t left = end - rig_now_ms();
+		struct timespec ts;
+
+		if (rig_ctx_cancelled(ctx))
+			return RIG_E_INTR;
+		if (left <= 0)
+			return 0;
+		if (left > SLICE_MS)
+			left = SLICE_MS;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)left * 1000000L;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int rig_ctx_poll(struct rig_ctx *ctx, int fd, short events, int timeout_ms)
+{
+	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int64_t left = end - rig_now_ms();
+		int rc;
+
+		if (rig_ctx_cancelled(ctx))
+			return RIG_E_INTR;
+		if (left < 0)
+			left = 0;
+		rc = poll(&pfd, 1, left > SLICE_MS ? SLICE_MS : (int)left);
+		if (rc > 0)
+			return 1;
+		if (rc < 0 && errno != EINTR)
+			return -errno;
+		if (rc == 0 && left <= SLICE_MS && rig_now_ms() >= end)
+			return RIG_E_TIMEOUT;
+	}
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the library's modules and its back-ends. Not installed.
+ */
+#ifndef RIGOR_HOST_INTERNAL_H
+#define RIGOR_HOST_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "rig.h"
+
+#define RIG_ERRMSG_MAX 512
+#define RIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- context ---- */
+
+struct rig_ctx {
+	rig_log_cb log_cb;
+	void *log_user;
+	enum rig_log_level level;
+	volatile sig_atomic_t *cancel;
+	char *state_dir;
+	char err[RIG_ERRMSG_MAX];
+	int errcode;
+};
+
+void rig_log(struct rig_ctx *ctx, enum rig_log_level lvl, const char *module, const char *fmt,
+	     ...) __attribute__((format(printf, 4, 5)));
+#define rig_err(ctx, ...) rig_log(ctx, RIG_LOG_ERR, LOG_PREFIX, __VA_ARGS__)
+#define rig_warn(ctx, ...) rig_log(ctx, RIG_LOG_WARN, LOG_PREFIX, __VA_ARGS__)
+#define rig_info(ctx, ...) rig_log(ctx, RIG_LOG_INFO, LOG_PREFIX, __VA_ARGS__)
+#define rig_dbg(ctx, ...) rig_log(ctx, RIG_LOG_DBG, LOG_PREFIX, __VA_ARGS__)
+
+/* Record the first error on the context; returns @code so callers can `return rig_ctx_fail(...)`. */
+int rig_ctx_fail(struct rig_ctx *ctx, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+bool rig_ctx_cancelled(const struct rig_ctx *ctx);
+/* Create the state directory if needed; returns 0 or a negative error. */
+int rig_ctx_ensure_state_dir(struct rig_ctx *ctx);
+/* poll() one fd for @events, in slices so the cancel flag is honoured.
+ * Returns 1 ready, RIG_E_TIMEOUT, RIG_E_INTR or RIG_E_IO. */
+int rig_ctx_poll(struct rig_ctx *ctx, int fd, short events, int timeout_ms);
+int64_t rig_wall_ms(void);
+
+/* ---- small key=value state files, shared by the front end and sim back-ends ---- */
+
+struct rig_kv;
+/* Read @path (missing file = empty). Returns NULL on ENOMEM. */
+struct rig_kv *rig_kv_load(const char *path);
+void rig_kv_free(struct rig_kv *kv);
+const char *rig_kv_get(const struct rig_kv *kv, const char *key);
+long long rig_kv_get_int(const struct rig_kv *kv, const char *key, long long dflt);
+int rig_kv_set(struct rig_kv *kv, const char *key, const char *val);
+int rig_kv_set_int(struct rig_kv *kv, const char *key, long long val);
+/* Write atomically (temp file + rename). */
+int rig_kv_save(const struct rig_kv *kv, const char *path);
+/* Lock @path.lck exclusively (flock, blocking) for a read-modify-write; returns fd or <0. */
+int rig_kv_lock(const char *path);
+void rig_kv_unlock(int fd);
+
+/* ---- parameters: back-ends declare a schema, the core fills a typed struct ---- */
+
+enum rig_ptype {
+	RIG_P_STR,   /* char *, owned by the part */
+	RIG_P_INT,   /* int */
+	RIG_P_BOOL,  /* bool */
+};
+
+struct rig_param {
+	const char *name;
+	enum rig_ptype type;
+	size_t offset;      /* into the back-end's conf struct */
+	bool required;
+	const char *help;
+};
+#define RIG_PARAMS_END { NULL, 0, 0, false, NULL }
+
+/* ---- role operations: raw work only, the front end (rig.c) holds the invariants ---- */
+
+struct rig_part;
+
+struct rig_power_ops {
+	int (*set)(struct rig_part *p, bool on, int timeout_ms);
+	int (*get)(struct rig_part *p, bool *on, int timeout_ms);                   /* optional */
+	int (*measure)(struct rig_part *p, struct rig_power_reading *r, int timeout_ms); /* opt. */
+};
+
+struct rig_sdmux_ops {
+	int (*set)(struct rig_part *p, enum rig_mux m, int timeout_ms);
+	int (*get)(struct rig_part *p, enum rig_mux *m, int timeout_ms);            /* optional */
+};
+
+struct rig_button_ops {
+	/* Raw level: the front end has already applied active_low. */
+	int (*set)(struct rig_part *p, bool asserted, int timeout_ms);
+};
+
+struct rig_console_ops {
+	/* Return bytes read (> 0), RIG_E_TIMEOUT, or another error. */
+	int (*read)(struct rig_part *p, void *buf, size_t len, int timeout_ms);
+	int (*write)(struct rig_part *p, const void *buf, size_t len, int timeout_ms);
+	int (*get_fd)(struct rig_part *p);                                          /* optional */
+};
+
+struct rig_usbboot_ops {
+	int (*boot)(struct rig_part *p, const char *dir, int timeout_ms);
+};
+
+struct rig_storage_ops {
+	int (*resolve)(struct rig_part *p, char *buf, size_t len, char *why, size_t whylen);
+};
+
+/*
+ * A back-end. All fields are mandatory except those marked optional; the front end
+ * returns RIG_E_NOTSUP for a missing optional op and never calls through NULL.
+ */
+struct rig_backend {
+	enum rig_role role;
+	const char *name;
+	const char *help;               /* one line for `rigor drivers` */
+	const struct rig_param *params; /* may be NULL: no parameters */
+	size_t conf_size;               /* parsed parameters, allocated by the core */
+	size_t priv_size;               /* per-instance private data, zeroed */
+	int (*open)(struct rig_part *p);                            /* optional */
+	void (*close)(struct rig_part *p);                          /* optional */
+	int (*inject)(struct rig_part *p, const char *fault);       /* optional */
+	union {
+		const struct rig_power_ops *power;
+		const struct rig_sdmux_ops *sdmux;
+		const struct rig_button_ops *button;
+		const struct rig_console_ops *console;
+		const struct rig_usbboot_ops *usbboot;
+		const struct rig_storage_ops *storage;
+	} ops;
+};
+
+const struct rig_backend *rig_backend_find(enum rig_role role, const char *name);
+
+/* Front-end settings every part of a role has, parsed by the core. */
+struct rig_common {
+	int timeout_ms;     /* per back-end call */
+	bool inverted;      /* power: NC relay; button: active-low; sdmux: sides swapped */
+	int min_off_ms;     /* power */
+	int press_ms;       /* button default press */
+	int settle_ms;      /* sdmux */
+};
+
+struct rig_part {
+	struct rig *rig;
+	const struct rig_backend *be;
+	char *instance;     /* button name, else NULL */
+	char *label;        /* "power", "button.boot": used in events and messages */
+	struct rig_common common;
+	void *conf;         /* be->conf_size bytes, filled from params */
+	void *priv;         /* be->priv_size bytes, zeroed */
+};
+
+/* What back-ends may ask of their rig. */
+struct rig_ctx *rig_part_ctx(const struct rig_part *p);
+const char *rig_part_rig_name(const struct rig_part *p);
+const char *rig_part_device_type(const struct rig_part *p);
+/* Record the first error on the rig with the part's label as prefix; returns @code. */
+int rig_part_fail(struct rig_part *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Register back-ends here (defined in their driver files). */
+extern const struct rig_backend rig_power_sim, rig_sdmux_sim, rig_button_sim,
+	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file;
+
+#endif /* RIGOR_HOST_INTERNAL_H */

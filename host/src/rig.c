@@ -1,0 +1,768 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The front end: every role call passes here first. This file holds the invariants
+ * (interlock, inversion, min off time, settle time, timeouts, the event log) so that
+ * back-ends only do raw work.
+ */
+#define LOG_PREFIX "rig"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "desc.h"
+
+#define CONSOLE_BUF_MAX (256 * 1024)
+
+struct rig {
+	struct rig_ctx *ctx;
+	char *name, *device_type, *file;
+	size_t ncaps;
+	char **caps;
+	struct rig_part *role[RIG_ROLE_COUNT]; /* single parts; buttons below */
+	size_t nbuttons;
+	struct rig_part **buttons;
+	char *state_path;                      /* persisted front-end state */
+	FILE *sink;                            /* rig_log_to() */
+	bool sink_at_bol;
+	rig_event_cb event_cb;
+	void *event_user;
+	char *cbuf;                            /* console bytes not yet consumed */
+	size_t clen, ccap;
+	char err[RIG_ERRMSG_MAX];
+	int errcode;
+};
+
+/* ---- errors ---- */
+
+static int rig_fail(struct rig *rig, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int rig_fail(struct rig *rig, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!rig->errcode) {
+		rig->errcode = code;
+		va_start(ap, fmt);
+		vsnprintf(rig->err, sizeof(rig->err), fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+int rig_part_fail(struct rig_part *p, int code, const char *fmt, ...)
+{
+	struct rig *rig = p->rig;
+	char msg[RIG_ERRMSG_MAX - 64];
+	va_list ap;
+
+	if (!rig->errcode) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		rig_fail(rig, code, "%s: %s", p->label, msg);
+	}
+	return code;
+}
+
+const char *rig_errmsg(const struct rig *rig) { return rig->err; }
+
+void rig_clear_error(struct rig *rig)
+{
+	rig->err[0] = 0;
+	rig->errcode = 0;
+}
+
+/* A back-end returned @rc without saying why: say it for it. */
+static int fail_generic(struct rig_part *p, int rc, const char *what)
+{
+	if (rc == RIG_E_TIMEOUT)
+		return rig_part_fail(p, rc, "%s timed out after %d ms", what, p->common.timeout_ms);
+	return rig_part_fail(p, rc, "%s failed: %s", what, rig_strerror(rc));
+}
+
+struct rig_ctx *rig_part_ctx(const struct rig_part *p) { return p->rig->ctx; }
+const char *rig_part_rig_name(const struct rig_part *p) { return p->rig->name; }
+const char *rig_part_device_type(const struct rig_part *p) { return p->rig->device_type; }
+const char *rig_name(const struct rig *rig) { return rig->name; }
+const char *rig_device_type(const struct rig *rig) { return rig->device_type ? rig->device_type : ""; }
+struct rig_ctx *rig_ctx(const struct rig *rig) { return rig->ctx; }
+
+/* ---- events ---- */
+
+static void sink_stamp(struct rig *rig)
+{
+	char ts[64];
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	localtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
+	fprintf(rig->sink, "[%s.%03ld] ", ts, now.tv_nsec / 1000000);
+}
+
+static void event(struct rig *rig, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void event(struct rig *rig, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rig_info(rig->ctx, "%s: %s", rig->name, msg);
+	if (rig->sink) {
+		if (!rig->sink_at_bol)
+			fputc('\n', rig->sink);
+		sink_stamp(rig);
+		fprintf(rig->sink, "rig: %s\n", msg);
+		fflush(rig->sink);
+		rig->sink_at_bol = true;
+	}
+	if (rig->event_cb)
+		rig->event_cb(rig->event_user, msg);
+}
+
+int rig_log_to(struct rig *rig, const char *path)
+{
+	if (rig->sink) {
+		if (!rig->sink_at_bol)
+			fputc('\n', rig->sink);
+		fclose(rig->sink);
+		rig->sink = NULL;
+	}
+	if (!path)
+		return 0;
+	rig->sink = fopen(path, "ae");
+	if (!rig->sink)
+		return rig_fail(rig, -errno, "cannot open log '%s': %s", path, strerror(errno));
+	rig->sink_at_bol = true;
+	return 0;
+}
+
+void rig_set_event_cb(struct rig *rig, rig_event_cb cb, void *user)
+{
+	rig->event_cb = cb;
+	rig->event_user = user;
+}
+
+/* ---- persisted front-end state ---- */
+
+static void state_save(struct rig *rig, const char *key, long long v)
+{
+	int lk = rig_kv_lock(rig->state_path);
+	struct rig_kv *kv = rig_kv_load(rig->state_path);
+	char k2[64];
+
+	if (kv) {
+		snprintf(k2, sizeof(k2), "%s_at", key);
+		rig_kv_set_int(kv, key, v);
+		rig_kv_set_int(kv, k2, rig_wall_ms());
+		if (rig_kv_save(kv, rig->state_path) < 0)
+			rig_warn(rig->ctx, "cannot save rig state to '%s'", rig->state_path);
+	}
+	rig_kv_free(kv);
+	rig_kv_unlock(lk);
+}
+
+/* Returns the saved value (or @dflt) and, in @at, its wall-clock time in ms (or 0). */
+static long long state_load(struct rig *rig, const char *key, long long dflt, int64_t *at)
+{
+	struct rig_kv *kv = rig_kv_load(rig->state_path);
+	char k2[64];
+	long long v;
+
+	if (!kv)
+		return dflt;
+	snprintf(k2, sizeof(k2), "%s_at", key);
+	v = rig_kv_get_int(kv, key, dflt);
+	if (at)
+		*at = rig_kv_get_int(kv, k2, 0);
+	rig_kv_free(kv);
+	return v;
+}
+
+/* ---- open / close ---- */
+
+static void part_free(struct rig_part *p)
+{
+	if (!p)
+		return;
+	if (p->priv && p->be->close)
+		p->be->close(p);
+	desc_release_conf(p->be, p->conf);
+	free(p->conf);
+	free(p->priv);
+	free(p->label);
+	free(p->instance);
+	free(p);
+}
+
+static char *xstrdup0(const char *s) { return s ? strdup(s) : NULL; }
+
+int rig_open(struct rig_ctx *ctx, struct rig_desc *d, struct rig **out)
+{
+	struct rig *rig;
+	size_t n = desc_nparts(d);
+	char path[4200];
+	int rc;
+
+	*out = NULL;
+	rc = rig_desc_validate(d);
+	if (rc != 0)
+		return rig_ctx_fail(ctx, rc < 0 ? rc : RIG_E_INVAL, "invalid rig description:\n%s",
+				    rig_desc_problems(d));
+	rc = rig_ctx_ensure_state_dir(ctx);
+	if (rc < 0)
+		return rc;
+	rig = calloc(1, sizeof(*rig));
+	if (!rig)
+		return RIG_E_NOMEM;
+	rig->ctx = ctx;
+	rig->name = strdup(rig_desc_name(d));
+	rig->device_type = xstrdup0(rig_desc_device_type(d));
+	rig->file = strdup(rig_desc_file(d));
+	snprintf(path, sizeof(path), "%s/%s.state", rig_ctx_state_dir(ctx), rig->name);
+	rig->state_path = strdup(path);
+	rig->ncaps = desc_ncaps(d);
+	rig->caps = calloc(rig->ncaps + 1, sizeof(char *));
+	rig->buttons = calloc(n + 1, sizeof(*rig->buttons));
+	if (!rig->name || !rig->file || !rig->state_path || !rig->caps || !rig->buttons)
+		goto oom;
+	for (size_t i = 0; i < rig->ncaps; i++)
+		if (!(rig->caps[i] = strdup(desc_cap(d, i))))
+			goto oom;
+	for (size_t i = 0; i < n; i++) {
+		const struct rig_backend *be = NULL;
+		struct rig_part *p = calloc(1, sizeof(*p));
+		const char *inst = desc_part_instance(d, i);
+		char label[128];
+
+		if (!p)
+			goto oom;
+		/* The registry entry tells conf/priv sizes; validation already passed. */
+		desc_fill_part(d, i, &be, NULL, NULL);
+		p->be = be;
+		p->rig = rig;
+		p->conf = calloc(1, be->conf_size ? be->conf_size : 1);
+		p->instance = xstrdup0(inst);
+		snprintf(label, sizeof(label), "%s%s%s", rig_role_name(be->role), inst ? "." : "",
+			 inst ? inst : "");
+		p->label = strdup(label);
+		if (!p->conf || !p->label || (inst && !p->instance)) {
+			part_free(p);
+			goto oom;
+		}
+		desc_fill_part(d, i, NULL, &p->common, p->conf);
+		if (be->role == RIG_ROLE_BUTTON)
+			rig->buttons[rig->nbuttons++] = p;
+		else
+			rig->role[be->role] = p;
+		p->priv = calloc(1, be->priv_size ? be->priv_size : 1);
+		if (!p->priv)
+			goto oom;
+		if (be->open) {
+			rc = be->open(p);
+			if (rc < 0) {
+				if (!rig->errcode)
+					fail_generic(p, rc, "open");
+				rig_ctx_fail(ctx, rc, "rig '%s': %s", rig->name, rig->err);
+				/* close() must not run for a part whose open failed */
+				free(p->priv);
+				p->priv = NULL;
+				rig_close(rig);
+				return rc;
+			}
+		}
+	}
+	*out = rig;
+	return 0;
+oom:
+	rig_close(rig);
+	return rig_ctx_fail(ctx, RIG_E_NOMEM, "out of memory opening rig");
+}
+
+void rig_close(struct rig *rig)
+{
+	if (!rig)
+		return;
+	rig_log_to(rig, NULL);
+	for (int r = 0; r < RIG_ROLE_COUNT; r++)
+		part_free(rig->role[r]);
+	for (size_t i = 0; i < rig->nbuttons; i++)
+		part_free(rig->buttons[i]);
+	for (size_t i = 0; rig->caps && i < rig->ncaps; i++)
+		free(rig->caps[i]);
+	free(rig->caps);
+	free(rig->buttons);
+	free(rig->cbuf);
+	free(rig->name);
+	free(rig->device_type);
+	free(rig->file);
+	free(rig->state_path);
+	free(rig);
+}
+
+bool rig_has_cap(const struct rig *rig, const char *cap)
+{
+	for (size_t i = 0; i < rig->ncaps; i++)
+		if (!strcmp(rig->caps[i], cap))
+			return true;
+	return false;
+}
+
+const char *rig_cap(const struct rig *rig, size_t i)
+{
+	return i < rig->ncaps ? rig->caps[i] : NULL;
+}
+
+bool rig_has_role(const struct rig *rig, enum rig_role role)
+{
+	assert((unsigned)role < RIG_ROLE_COUNT);
+	return role == RIG_ROLE_BUTTON ? rig->nbuttons > 0 : rig->role[role] != NULL;
+}
+
+const char *rig_backend_name(const struct rig *rig, enum rig_role role)
+{
+	assert((unsigned)role < RIG_ROLE_COUNT);
+	if (role == RIG_ROLE_BUTTON)
+		return rig->nbuttons ? rig->buttons[0]->be->name : NULL;
+	return rig->role[role] ? rig->role[role]->be->name : NULL;
+}
+
+static struct rig_part *need(struct rig *rig, enum rig_role role)
+{
+	struct rig_part *p = rig->role[role];
+
+	if (!p)
+		rig_fail(rig, RIG_E_NOENT, "rig '%s' has no %s (add a '%s' entry to %s)", rig->name,
+			 rig_role_name(role), rig_role_name(role), rig->file);
+	return p;
+}
+
+static struct rig_part *find_button(struct rig *rig, const char *name)
+{
+	for (size_t i = 0; i < rig->nbuttons; i++)
+		if (!strcmp(rig->buttons[i]->instance, name))
+			return rig->buttons[i];
+	return NULL;
+}
+
+int rig_inject(struct rig *rig, enum rig_role role, const char *button, const char *fault)
+{
+	struct rig_part *p = role == RIG_ROLE_BUTTON ? find_button(rig, button ? button : "")
+						     : rig->role[role];
+
+	if (!p)
+		return rig_fail(rig, RIG_E_NOENT, "rig '%s' has no %s", rig->name,
+				rig_role_name(role));
+	if (!p->be->inject)
+		return rig_part_fail(p, RIG_E_NOTSUP, "back-end '%s' cannot inject faults",
+				     p->be->name);
+	event(rig, "%s inject %s", p->label, fault);
+	return p->be->inject(p, fault);
+}
+
+/* ---- power ---- */
+
+static int power_raw_set(struct rig_part *p, bool on)
+{
+	int rc = p->be->ops.power->set(p, p->common.inverted ? !on : on, p->common.timeout_ms);
+
+	if (rc < 0 && !p->rig->errcode)
+		fail_generic(p, rc, on ? "power on" : "power off");
+	return rc;
+}
+
+/* Time left of the minimum off time, in ms (0 when none). */
+static int off_time_left(struct rig *rig)
+{
+	struct rig_part *p = rig->role[RIG_ROLE_POWER];
+	int64_t at = 0, left;
+
+	if (!p || state_load(rig, "power", -1, &at) != 0 || !at)
+		return 0;
+	left = at + p->common.min_off_ms - rig_wall_ms();
+	return left > 0 ? (int)(left < p->common.min_off_ms ? left : p->common.min_off_ms) : 0;
+}
+
+int rig_power_set(struct rig *rig, bool on)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_POWER);
+	int rc, wait;
+
+	if (!p)
+		return RIG_E_NOENT;
+	if (on && (wait = off_time_left(rig)) > 0) {
+		rig_dbg(rig->ctx, "waiting %d ms of min_off_ms", wait);
+		rc = rig_ctx_sleep(rig->ctx, wait);
+		if (rc < 0)
+			return rig_fail(rig, rc, "interrupted while waiting for the minimum off time");
+	}
+	rc = power_raw_set(p, on);
+	if (rc < 0)
+		return rc;
+	state_save(rig, "power", on);
+	event(rig, "power %s", on ? "on" : "off");
+	return 0;
+}
+
+int rig_power_cycle(struct rig *rig, int off_ms)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_POWER);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	rc = rig_power_set(rig, false);
+	if (rc < 0)
+		return rc;
+	if (off_ms >= 0 && off_ms > p->common.min_off_ms) {
+		rc = rig_ctx_sleep(rig->ctx, off_ms);
+		if (rc < 0)
+			return rig_fail(rig, rc, "interrupted during power cycle");
+	}
+	return rig_power_set(rig, true);
+}
+
+int rig_power_get(struct rig *rig)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_POWER);
+	long long v;
+
+	if (!p)
+		return RIG_E_NOENT;
+	if (p->be->ops.power->get) {
+		bool on;
+		int rc = p->be->ops.power->get(p, &on, p->common.timeout_ms);
+
+		if (rc < 0)
+			return rig->errcode ? rc : fail_generic(p, rc, "reading power state");
+		return (p->common.inverted ? !on : on) ? 1 : 0;
+	}
+	v = state_load(rig, "power", -1, NULL);
+	if (v < 0)
+		return rig_part_fail(p, RIG_E_NOENT,
+				     "power state unknown (the back-end cannot read it back); switch it once");
+	return v ? 1 : 0;
+}
+
+int rig_power_measure(struct rig *rig, struct rig_power_reading *r)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_POWER);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	if (!p->be->ops.power->measure)
+		return rig_part_fail(p, RIG_E_NOTSUP, "back-end '%s' cannot measure voltage or current",
+				     p->be->name);
+	rc = p->be->ops.power->measure(p, r, p->common.timeout_ms);
+	return rc < 0 && !rig->errcode ? fail_generic(p, rc, "measuring") : rc;
+}
+
+/* ---- SD mux ---- */
+
+static const char *const mux_names[] = { "off", "host", "dut" };
+
+const char *rig_mux_name(enum rig_mux m)
+{
+	return (unsigned)m < 3 ? mux_names[m] : "?";
+}
+
+int rig_mux_from_name(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, mux_names[i]))
+			return i;
+	return RIG_E_INVAL;
+}
+
+static enum rig_mux mux_swap(const struct rig_part *p, enum rig_mux m)
+{
+	if (!p->common.inverted || m == RIG_MUX_OFF)
+		return m;
+	return m == RIG_MUX_HOST ? RIG_MUX_DUT : RIG_MUX_HOST;
+}
+
+int rig_sdmux_set(struct rig *rig, enum rig_mux m)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_SDMUX);
+	int rc;
+
+	assert((unsigned)m < 3);
+	if (!p)
+		return RIG_E_NOENT;
+	if (m == RIG_MUX_HOST && rig->role[RIG_ROLE_POWER]) {
+		int on = rig_power_get(rig);
+		int wait;
+
+		if (on != 0) {
+			/* Unknown counts as powered: the card may be in use by the DUT. */
+			rig_clear_error(rig);
+			return rig_fail(rig, RIG_E_PERM,
+					"interlock: refusing to switch the SD card to the host while the DUT is %s; power it off first ('rigor power off' or rig.power:off())",
+					on > 0 ? "powered" : "in an unknown power state");
+		}
+		wait = off_time_left(rig);
+		if (wait > 0) {
+			rc = rig_ctx_sleep(rig->ctx, wait);
+			if (rc < 0)
+				return rig_fail(rig, rc, "interrupted while waiting for the minimum off time");
+		}
+	}
+	rc = p->be->ops.sdmux->set(p, mux_swap(p, m), p->common.timeout_ms);
+	if (rc < 0)
+		return rig->errcode ? rc : fail_generic(p, rc, "switching");
+	state_save(rig, "mux", m);
+	event(rig, "sdmux %s", rig_mux_name(m));
+	if (p->common.settle_ms > 0) {
+		rc = rig_ctx_sleep(rig->ctx, p->common.settle_ms);
+		if (rc < 0)
+			return rig_fail(rig, rc, "interrupted while the mux settles");
+	}
+	return 0;
+}
+
+int rig_sdmux_get(struct rig *rig)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_SDMUX);
+	long long v;
+
+	if (!p)
+		return RIG_E_NOENT;
+	if (p->be->ops.sdmux->get) {
+		enum rig_mux m;
+		int rc = p->be->ops.sdmux->get(p, &m, p->common.timeout_ms);
+
+		if (rc < 0)
+			return rig->errcode ? rc : fail_generic(p, rc, "reading the mux side");
+		return (int)mux_swap(p, m);
+	}
+	v = state_load(rig, "mux", -1, NULL);
+	if (v < 0 || v > 2)
+		return rig_part_fail(p, RIG_E_NOENT, "mux side unknown; switch it once");
+	return (int)v;
+}
+
+/* ---- buttons ---- */
+
+size_t rig_button_count(const struct rig *rig) { return rig->nbuttons; }
+
+const char *rig_button_name(const struct rig *rig, size_t i)
+{
+	return i < rig->nbuttons ? rig->buttons[i]->instance : NULL;
+}
+
+static struct rig_part *need_button(struct rig *rig, const char *name)
+{
+	struct rig_part *p = find_button(rig, name);
+	char known[256];
+	size_t o = 0;
+
+	if (p)
+		return p;
+	known[0] = 0;
+	for (size_t i = 0; i < rig->nbuttons && o < sizeof(known); i++)
+		o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "",
+				      rig->buttons[i]->instance);
+	rig_fail(rig, RIG_E_NOENT, "rig '%s' has no button '%s' (buttons: %s)", rig->name, name,
+		 o ? known : "none");
+	return NULL;
+}
+
+static int button_raw(struct rig_part *p, bool pressed)
+{
+	int rc = p->be->ops.button->set(p, p->common.inverted ? !pressed : pressed,
+					p->common.timeout_ms);
+
+	if (rc < 0 && !p->rig->errcode)
+		fail_generic(p, rc, pressed ? "press" : "release");
+	return rc;
+}
+
+int rig_button_set(struct rig *rig, const char *name, bool pressed)
+{
+	struct rig_part *p = need_button(rig, name);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	rc = button_raw(p, pressed);
+	if (rc == 0)
+		event(rig, "button %s %s", name, pressed ? "hold" : "release");
+	return rc;
+}
+
+int rig_button_press(struct rig *rig, const char *name, int ms)
+{
+	struct rig_part *p = need_button(rig, name);
+	int rc, rc2;
+
+	if (!p)
+		return RIG_E_NOENT;
+	if (ms < 0)
+		ms = p->common.press_ms;
+	rc = button_raw(p, true);
+	if (rc < 0)
+		return rc;
+	event(rig, "button %s press %d ms", name, ms);
+	rc = rig_ctx_sleep(rig->ctx, ms);
+	/* Release even when interrupted: a held strap must not outlive the press. */
+	rc2 = button_raw(p, false);
+	if (rc < 0)
+		return rig_fail(rig, rc, "interrupted while pressing button '%s'", name);
+	return rc2;
+}
+
+/* ---- safe state ---- */
+
+int rig_safe(struct rig *rig)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < rig->nbuttons; i++) {
+		int rc = button_raw(rig->buttons[i], false);
+
+		if (rc < 0 && !first)
+			first = rc;
+	}
+	if (rig->role[RIG_ROLE_POWER]) {
+		int rc = power_raw_set(rig->role[RIG_ROLE_POWER], false);
+
+		if (rc < 0 && !first)
+			first = rc;
+		if (rc == 0)
+			state_save(rig, "power", 0);
+	}
+	event(rig, first ? "safe state: FAILED (%s)" : "safe state: DUT power off%s",
+	      first ? rig->err : "");
+	return first;
+}
+
+/* ---- console ---- */
+
+static void sink_console(struct rig *rig, const char *buf, size_t n)
+{
+	if (!rig->sink)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (rig->sink_at_bol) {
+			sink_stamp(rig);
+			fputs("console: ", rig->sink);
+			rig->sink_at_bol = false;
+		}
+		if (buf[i] == '\r')
+			continue;
+		fputc(buf[i], rig->sink);
+		if (buf[i] == '\n')
+			rig->sink_at_bol = true;
+	}
+	fflush(rig->sink);
+}
+
+int rig_console_fill(struct rig *rig, int timeout_ms)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_CONSOLE);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	if (rig->ccap - rig->clen < 4096) {
+		size_t cap = rig->ccap ? rig->ccap * 2 : 16384;
+		char *b;
+
+		if (cap > CONSOLE_BUF_MAX) {
+			/* Keep the newest half: an expect() never needs what scrolled away. */
+			size_t keep = rig->clen / 2;
+
+			memmove(rig->cbuf, rig->cbuf + rig->clen - keep, keep);
+			rig->clen = keep;
+			cap = rig->ccap;
+		}
+		b = realloc(rig->cbuf, cap);
+		if (!b)
+			return rig_fail(rig, RIG_E_NOMEM, "out of memory for console buffer");
+		rig->cbuf = b;
+		rig->ccap = cap;
+	}
+	if (rig_ctx_cancelled(rig->ctx))
+		return RIG_E_INTR;
+	rc = p->be->ops.console->read(p, rig->cbuf + rig->clen, rig->ccap - rig->clen - 1,
+				      timeout_ms);
+	if (rc == RIG_E_TIMEOUT || rc == RIG_E_INTR)
+		return rc;
+	if (rc < 0)
+		return rig->errcode ? rc : fail_generic(p, rc, "reading");
+	sink_console(rig, rig->cbuf + rig->clen, (size_t)rc);
+	rig->clen += (size_t)rc;
+	rig->cbuf[rig->clen] = 0;
+	return rc;
+}
+
+size_t rig_console_peek(struct rig *rig, const char **data)
+{
+	*data = rig->cbuf ? rig->cbuf : "";
+	return rig->clen;
+}
+
+void rig_console_consume(struct rig *rig, size_t n)
+{
+	assert(n <= rig->clen);
+	memmove(rig->cbuf, rig->cbuf + n, rig->clen - n);
+	rig->clen -= n;
+	if (rig->cbuf)
+		rig->cbuf[rig->clen] = 0;
+}
+
+int rig_console_write(struct rig *rig, const void *buf, size_t len, int timeout_ms)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_CONSOLE);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	rc = p->be->ops.console->write(p, buf, len, timeout_ms);
+	return rc < 0 && !rig->errcode ? fail_generic(p, rc, "writing") : rc;
+}
+
+int rig_console_fd(struct rig *rig)
+{
+	struct rig_part *p = rig->role[RIG_ROLE_CONSOLE];
+
+	if (!p || !p->be->ops.console->get_fd)
+		return RIG_E_NOTSUP;
+	return p->be->ops.console->get_fd(p);
+}
+
+/* ---- usbboot and storage ---- */
+
+int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_USBBOOT);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	event(rig, "usbboot from '%s'", dir);
+	rc = p->be->ops.usbboot->boot(p, dir, timeout_ms < 0 ? p->common.timeout_ms : timeout_ms);
+	if (rc < 0)
+		return rig->errcode ? rc : fail_generic(p, rc, "usbboot");
+	event(rig, "usbboot done");
+	return 0;
+}
+
+int rig_storage_resolve(struct rig *rig, char *buf, size_t len, char *why, size_t whylen)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_STORAGE);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	if (whylen)
+		why[0] = 0;
+	rc = p->be->ops.storage->resolve(p, buf, len, why, whylen);
+	return rc < 0 && !rig->errcode ? fail_generic(p, rc, "resolving the target") : rc;
+}

@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file rig.h
+ * @brief librig: the rigor host library. This header is its manual.
+ *
+ * A rig is the hardware wired to one board under test (the DUT): a power switch, an SD
+ * card mux, buttons or boot straps, a serial console, a USB boot port and the storage
+ * (the SD card behind the mux, seen by the host). Each of these is a *role*, served by a
+ * *back-end* (driver) chosen by the rig description. The library holds the invariants
+ * every back-end gets for free (interlocks, inversion, timeouts, logging of every state
+ * change); back-ends only do raw work.
+ *
+ * A call flows: CLI or Lua binding -> rig_power_set() (front end: checks, inversion,
+ * min off time, event log) -> ops->set() of the back-end (raw switching).
+ *
+ * @section rc Return codes
+ * Every function that can fail returns an int: 0 (or a positive count) on success, a
+ * negative ::rig_err on failure. The values reuse errno numbers, so `-rc` may be given to
+ * strerror(). A human-readable detail message is kept on the handle (rig_errmsg(),
+ * rig_ctx_errmsg()); the *first* error since the last rig_clear_error() wins, so the
+ * root cause is not overwritten by the failures it causes.
+ *
+ * @section ts Thread safety
+ * A context and the objects made from it belong to one thread at a time. Two contexts
+ * are independent and may be used from two threads.
+ *
+ * @section to Timeouts
+ * Every blocking call takes `int timeout_ms`: -1 waits forever, 0 polls, a positive
+ * value bounds the wait. A wait is also ended early, with ::RIG_E_INTR, when the cancel
+ * flag given to rig_ctx_set_cancel() becomes non-zero (signals).
+ *
+ * @section dbg Debugging
+ * The library never prints. Log lines go to the callback set by rig_ctx_set_log_cb();
+ * the environment variable RIGOR_DEBUG=1 (or a level name: err, warn, info, dbg) raises
+ * the level of a new context.
+ */
+#ifndef RIGOR_HOST_RIG_H
+#define RIGOR_HOST_RIG_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RIG_API __attribute__((visibility("default")))
+
+/** Error codes: negative errno values, so they compose with system calls. */
+enum rig_err {
+	RIG_OK = 0,
+	RIG_E_PERM = -EPERM,          /**< refused by an interlock (e.g. mux to host while powered) */
+	RIG_E_NOENT = -ENOENT,        /**< a named thing (rig, file, button) does not exist */
+	RIG_E_INTR = -EINTR,          /**< interrupted through the cancel flag */
+	RIG_E_IO = -EIO,              /**< the device or back-end failed */
+	RIG_E_NOMEM = -ENOMEM,        /**< out of memory */
+	RIG_E_BUSY = -EBUSY,          /**< the rig is locked by another process */
+	RIG_E_NODEV = -ENODEV,        /**< the device is gone or was never there */
+	RIG_E_INVAL = -EINVAL,        /**< bad argument or bad rig description */
+	RIG_E_PROTO = -EPROTO,        /**< the device answered something unexpected */
+	RIG_E_NOTSUP = -ENOTSUP,      /**< the back-end does not implement this operation */
+	RIG_E_TIMEOUT = -ETIMEDOUT,   /**< the operation did not finish within its timeout */
+};
+
+/** Short description of an error code ("interlock refused"); never NULL. */
+RIG_API const char *rig_strerror(int err);
+/** Symbolic name of an error code ("RIG_E_PERM"); never NULL. */
+RIG_API const char *rig_err_name(int err);
+
+/* ----------------------------------------------------------------------------------- */
+/** @name Context */
+
+struct rig_ctx;
+
+/** Log levels, most severe first. */
+enum rig_log_level { RIG_LOG_NONE, RIG_LOG_ERR, RIG_LOG_WARN, RIG_LOG_INFO, RIG_LOG_DBG };
+
+/** Log callback: @p module is the subsystem ("power", "sim"), @p msg has no newline. */
+typedef void (*rig_log_cb)(void *user, enum rig_log_level level, const char *module,
+			   const char *msg);
+
+/**
+ * Create a context. Reads RIGOR_DEBUG for the initial log level and RIGOR_STATE_DIR for
+ * the state directory (lock files, persisted rig state); the default state directory is
+ * $XDG_RUNTIME_DIR/rigor or /tmp/rigor-$UID.
+ * @return a context to free with rig_ctx_free(), or NULL when out of memory.
+ */
+RIG_API struct rig_ctx *rig_ctx_new(void);
+/** Free a context. Every rig opened from it must be closed first. NULL is a no-op. */
+RIG_API void rig_ctx_free(struct rig_ctx *ctx);
+RIG_API void rig_ctx_set_log_cb(struct rig_ctx *ctx, rig_log_cb cb, void *user);
+RIG_API void rig_ctx_set_log_level(struct rig_ctx *ctx, enum rig_log_level level);
+/**
+ * Give the context a flag that ends every wait when it becomes non-zero (typically set by
+ * a signal handler). NULL removes it; cleanup code does that so it runs to the end.
+ */
+RIG_API void rig_ctx_set_cancel(struct rig_ctx *ctx, volatile sig_atomic_t *flag);
+/** Override the state directory (created on first use). The string is copied. */
+RIG_API int rig_ctx_set_state_dir(struct rig_ctx *ctx, const char *dir);
+/** The state directory in use; owned by the context. */
+RIG_API const char *rig_ctx_state_dir(const struct rig_ctx *ctx);
+/** Detail message of the first error on the context since rig_ctx_clear_error(); "" if none. */
+RIG_API const char *rig_ctx_errmsg(const struct rig_ctx *ctx);
+RIG_API void rig_ctx_clear_error(struct rig_ctx *ctx);
+/**
+ * Sleep, ending early when the cancel flag is raised.
+ * @retval 0 slept the whole time
+ * @retval RIG_E_INTR cancelled
+ */
+RIG_API int rig_ctx_sleep(struct rig_ctx *ctx, int ms);
+/** Milliseconds of CLOCK_MONOTONIC. */
+RIG_API int64_t rig_now_ms(void);
+
+/* ----------------------------------------------------------------------------------- */
+/** @name Rig descriptions
+ *
+ * A description is the parsed form of a rig file: rig-level settings and a list of parts
+ * (a role served by a back-end, with parameters). The Lua binding builds one from a rig
+ * file; C code and tests may build one directly. Every setter records the source line so
+ * rig_desc_validate() can report file:line for each mistake.
+ */
+
+struct rig_desc;
+
+/** Value types in descriptions. */
+enum rig_vtype { RIG_V_STR, RIG_V_INT, RIG_V_BOOL, RIG_V_NUM, RIG_V_LIST, RIG_V_TABLE };
+
+/**
+ * Create an empty description for @p file (used in messages; may be "<string>").
+ * @return a description to free with rig_desc_free(), or NULL when out of memory.
+ */
+RIG_API struct rig_desc *rig_desc_new(struct rig_ctx *ctx, const char *file);
+RIG_API void rig_desc_free(struct rig_desc *d);
+/**
+ * Set a rig-level key: "name" and "device_type" (strings), "capabilities" (a list, added
+ * with rig_desc_add_cap()), "min_off_ms"... Unknown keys are reported by validation.
+ * @return 0, or RIG_E_NOMEM.
+ */
+RIG_API int rig_desc_set_str(struct rig_desc *d, int part, const char *key, const char *v,
+			     int line);
+RIG_API int rig_desc_set_int(struct rig_desc *d, int part, const char *key, long long v,
+			     int line);
+RIG_API int rig_desc_set_bool(struct rig_desc *d, int part, const char *key, bool v, int line);
+/** Record a key whose value has a type no parameter accepts (number, list, table). */
+RIG_API int rig_desc_set_other(struct rig_desc *d, int part, const char *key,
+			       enum rig_vtype type, int line);
+/** Add a capability ("sd", "usbboot", "flasher", "serial", ...). */
+RIG_API int rig_desc_add_cap(struct rig_desc *d, const char *cap, int line);
+/**
+ * Add a part: @p role is "power", "sdmux", "button", "console", "usbboot" or "storage";
+ * @p instance names a button ("boot") and is NULL for the other roles; @p backend is the
+ * back-end name ("sim", "rigfw", ...).
+ * @return the part index (>= 0) for the @p part argument of the setters, or RIG_E_NOMEM.
+ * Setters take part -1 for rig-level keys.
+ */
+RIG_API int rig_desc_add_part(struct rig_desc *d, const char *role, const char *instance,
+			      const char *backend, int line);
+/** Record a mistake found while reading the file (reported with the others). */
+RIG_API void rig_desc_problem(struct rig_desc *d, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/**
+ * Check everything against the back-end registry: unknown roles and back-ends, missing,
+ * unknown and mistyped parameters, duplicate roles, missing name.
+ * @return the number of problems (0 = valid). rig_desc_problems() lists them.
+ */
+RIG_API int rig_desc_validate(struct rig_desc *d);
+/** All problems, one per line, "file:line: message"; owned by @p d. "" when none. */
+RIG_API const char *rig_desc_problems(const struct rig_desc *d);
+/** The rig name, or NULL if not set. Owned by @p d. */
+RIG_API const char *rig_desc_name(const struct rig_desc *d);
+RIG_API const char *rig_desc_file(const struct rig_desc *d);
+RIG_API const char *rig_desc_device_type(const struct rig_desc *d);
+
+/* ----------------------------------------------------------------------------------- */
+/** @name The back-end registry */
+
+/** Roles, append-only. */
+enum rig_role {
+	RIG_ROLE_POWER,
+	RIG_ROLE_SDMUX,
+	RIG_ROLE_BUTTON,
+	RIG_ROLE_CONSOLE,
+	RIG_ROLE_USBBOOT,
+	RIG_ROLE_STORAGE,
+	RIG_ROLE_COUNT
+};
+
+/** Name of a role ("power"); NULL for an out-of-range value. */
+RIG_API const char *rig_role_name(enum rig_role role);
+/** Role from its name; RIG_E_INVAL if unknown. */
+RIG_API int rig_role_from_name(const char *name);
+/**
+ * Walk the registry: fills role, name and description of back-end @p i.
+ * @retval 0 filled
+ * @retval RIG_E_NOENT past the end
+ */
+RIG_API int rig_backend_info(size_t i, enum rig_role *role, const char **name,
+			     const char **help);
+
+/* ----------------------------------------------------------------------------------- */
+/** @name Locking
+ *
+ * Every command that touches a rig holds its lock: an flock() on
+ * <state dir>/<rig>.lock, so the kernel drops it when the process dies and no lock goes
+ * stale. The file also records who holds it.
+ */
+
+struct rig_lock;
+
+/**
+ * Take the exclusive lock of rig @p name. @p who describes the holder (command line).
+ * @param timeout_ms how long to wait for a busy rig (-1 forever, 0 try once)
+ * @retval 0 locked; free with rig_lock_release()
+ * @retval RIG_E_BUSY held by another process; rig_ctx_errmsg() says who (pid, command, since)
+ * @retval RIG_E_INTR cancelled while waiting
+ * @retval RIG_E_IO the lock file could not be created
+ */
+RIG_API int rig_lock_acquire(struct rig_ctx *ctx, const char *name, const char *who,
+			     int timeout_ms, struct rig_lock **out);
+/** Release and free. NULL is a no-op. */
+RIG_API void rig_lock_release(struct rig_lock *lock);
+/**
+ * Describe who holds rig @p name into @p buf ("pid 42 (rigor run x.lua) since ...").
+ * @retval 1 held, buf filled
+ * @retval 0 free
+ */
+RIG_API int rig_lock_holder(struct rig_ctx *ctx, const char *name, char *buf, size_t len);
+
+/* ----------------------------------------------------------------------------------- */
+/** @name Rigs */
+
+struct rig;
+
+/**
+ * Open the rig a valid description describes: opens every back-end. The description
+ * must outlive nothing: what the rig needs is copied.
+ * @retval 0 opened; close with rig_close()
+ * @retval RIG_E_INVAL the description is not valid (see rig_desc_problems())
+ * @retval other a back-end failed to open; rig_ctx_errmsg() says which and why
+ */
+RIG_API int rig_open(struct rig_ctx *ctx, struct rig_desc *d, struct rig **out);
+/** Close every back-end and free. Does not change outputs. NULL is a no-op. */
+RIG_API void rig_close(struct rig *rig);
+RIG_API const char *rig_name(const struct rig *rig);
+RIG_API const char *rig_device_type(const struct rig *rig);
+RIG_API struct rig_ctx *rig_ctx(const struct rig *rig);
+/** Whether the rig declares capability @p cap. */
+RIG_API bool rig_has_cap(const struct rig *rig, const char *cap);
+/** Capability @p i, or NULL past the end. */
+RIG_API const char *rig_cap(const struct rig *rig, size_t i);
+/** Whether the rig has a part serving @p role (for buttons: any button). */
+RIG_API bool rig_has_role(const struct rig *rig, enum rig_role role);
+/** Back-end name serving @p role, or NULL. */
+RIG_API const char *rig_backend_name(const struct rig *rig, enum rig_role role);
+/** Detail of the first error on this rig since rig_clear_error(); "" when none. */
+RIG_API const char *rig_errmsg(const struct rig *rig);
+RIG_API void rig_clear_error(struct rig *rig);
+
+/**
+ * Put the rig in its safe state: DUT power off (and buttons released). Tries every step
+ * even when one fails, and returns the first failure.
+ */
+RIG_API int rig_safe(struct rig *rig);
+
+/**
+ * Event sink: every state change ("power on", "sdmux host", "button boot press 200 ms")
+ * and, verbatim, every console byte read are appended to @p path (created, appended)
+ * with a timestamp per event line. NULL closes the sink. Used for per-case logs.
+ */
+RIG_API int rig_log_to(struct rig *rig, const char *path);
+/** Callback for each event line (no newline), in addition to the log file. */
+typedef void (*rig_event_cb)(void *user, const char *event);
+RIG_API void rig_set_event_cb(struct rig *rig, rig_event_cb cb, void *user);
+
+/**
+ * Inject a fault into the back-end serving @p role (test back-channel; sim back-ends):
+ * "fail" (calls fail with RIG_E_IO), "hang" (calls block until their timeout),
+ * "gone" (the device disappears: RIG_E_NODEV), "ok" (clear).
+ * @retval RIG_E_NOTSUP the back-end has no fault injection
+ */
+RIG_API int rig_inject(struct rig *rig, enum rig_role role, const char *button,
+		       const char *fault);
+
+/* ---- power ---- */
+
+/** One measurement of the DUT supply. */
+struct rig_power_reading {
+	int mv;      /**< bus voltage, millivolts */
+	int ma;      /**< current, milliamps */
+};
+
+/**
+ * Switch DUT power. The front end applies `inverted` (normally-closed relays) and, when
+ * switching on, waits out what remains of `min_off_ms` since the last switch-off.
+ * @retval 0 done
+ * @retval RIG_E_NOENT the rig has no power role
+ * @retval RIG_E_TIMEOUT, RIG_E_IO, RIG_E_NODEV from the back-end
+ */
+RIG_API int rig_power_set(struct rig *rig, bool on);
+/** Power off, wait @p off_ms (-1: the rig's min_off_ms), power on. */
+RIG_API int rig_power_cycle(struct rig *rig, int off_ms);
+/**
+ * Current power state: from the back-end when it can read it back, else the state last
+ * set through rigor (persisted in the state directory).
+ * @retval 1 on, 0 off
+ * @retval RIG_E_NOENT never set and the back-end cannot tell
+ */
+RIG_API int rig_power_get(struct rig *rig);
+/** Measure voltage and current. @retval RIG_E_NOTSUP the back-end cannot measure */
+RIG_API int rig_power_measure(struct rig *rig, struct rig_power_reading *r);
+
+/* ---- SD mux ---- */
+
+enum rig_mux { RIG_MUX_OFF, RIG_MUX_HOST, RIG_MUX_DUT };
+RIG_API const char *rig_mux_name(enum rig_mux m);
+/** @return the ::rig_mux for "off", "host", "dut", or RIG_E_INVAL. */
+RIG_API int rig_mux_from_name(const char *s);
+/**
+ * Switch the SD mux. Interlock: switching to the host while the DUT is powered (or its
+ * state is unknown) is refused with RIG_E_PERM; right after power-off the call waits
+ * out the rest of `min_off_ms` so the card is idle. Waits `settle_ms` after switching.
+ */
+RIG_API int rig_sdmux_set(struct rig *rig, enum rig_mux m);
+/** @return the ::rig_mux side, or a negative error (RIG_E_NOENT: unknown). */
+RIG_API int rig_sdmux_get(struct rig *rig);
+
+/* ---- buttons ---- */
+
+/** Number of buttons; rig_button_name() names them in rig-file order. */
+RIG_API size_t rig_button_count(const struct rig *rig);
+RIG_API const char *rig_button_name(const struct rig *rig, size_t i);
+/** Press button @p name for @p ms milliseconds (-1: its press_ms), then release. */
+RIG_API int rig_button_press(struct rig *rig, const char *name, int ms);
+/** Hold (true) or release (false) a button or boot strap. */
+RIG_API int rig_button_set(struct rig *rig, const char *name, bool pressed);
+
+/* ---- console ---- */
+
+/**
+ * Read what the console has, into the rig's console buffer, waiting up to @p timeout_ms
+ * for at least one byte. Every byte is also written to the event sink and console log.
+ * @return bytes added (> 0)
+ * @retval RIG_E_TIMEOUT nothing arrived
+ * @retval RIG_E_INTR cancelled
+ */
+RIG_API int rig_console_fill(struct rig *rig, int timeout_ms);
+/** What is buffered and not yet consumed; valid until the next console call. */
+RIG_API size_t rig_console_peek(struct rig *rig, const char **data);
+/** Drop the first @p n buffered bytes (after a match). */
+RIG_API void rig_console_consume(struct rig *rig, size_t n);
+/** Write all of @p len bytes to the console. */
+RIG_API int rig_console_write(struct rig *rig, const void *buf, size_t len, int timeout_ms);
+/** A file descriptor that polls readable when console input is pending, or negative. */
+RIG_API int rig_console_fd(struct rig *rig);
+
+/* ---- USB boot ---- */
+
+/**
+ * Boot the DUT over USB, serving files from @p dir.
+ * @retval RIG_E_NODEV no device in USB boot mode appeared within the timeout
+ * @retval RIG_E_NOENT @p dir or a file the device asked for is missing
+ */
+RIG_API int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms);
+
+/* ---- storage ---- */
+
+/**
+ * Resolve the flash target (block device or file) the storage role names, writing its
+ * path into @p buf and, into @p why, how it was found.
+ */
+RIG_API int rig_storage_resolve(struct rig *rig, char *buf, size_t len, char *why,
+				size_t whylen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RIGOR_HOST_RIG_H */
