@@ -417,6 +417,15 @@ int rig_desc_validate(struct rig_desc *d)
 	if (d->problems)
 		d->problems[d->plen] = 0;
 	d->validating = true;
+	/* File order, so buttons list as written (Lua tables do not keep order). Stable. */
+	for (size_t i = 1; i < d->nparts; i++) {
+		struct dpart t = d->parts[i];
+		size_t j = i;
+
+		for (; j > 0 && d->parts[j - 1].line > t.line; j--)
+			d->parts[j] = d->parts[j - 1];
+		d->parts[j] = t;
+	}
 
 	for (size_t i = 0; i < d->rig.n; i++) {
 		const struct entry *e = &d->rig.e[i];

@@ -162,7 +162,8 @@ RIG_API int rig_desc_add_part(struct rig_desc *d, const char *role, const char *
 RIG_API void rig_desc_problem(struct rig_desc *d, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /**
- * Check everything against the back-end registry: unknown roles and back-ends, missing,
+ * Sorts the parts by source line (so part indices from rig_desc_add_part() are not valid
+ * afterwards) and checks everything against the back-end registry: unknown roles and back-ends, missing,
  * unknown and mistyped parameters, duplicate roles, missing name.
  * @return the number of problems (0 = valid). rig_desc_problems() lists them.
  */

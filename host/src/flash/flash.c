@@ -1,0 +1,806 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The flash pipeline: a decoder thread fills 4 MiB chunks; the calling thread checks bmap
+ * digests, compares each mapped block with the target (delta), writes the blocks that differ
+ * and keeps a 64-bit digest of every mapped block; after the flush the target is dropped from
+ * the page cache and read back against those digests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "flash_internal.h"
+
+#define CHUNK (4u << 20)
+#define NSLOT 4
+#define VBLK 4096u
+
+struct slot {
+	unsigned char *buf;
+	size_t len;
+	uint64_t off;
+	bool eof;
+	int err;
+};
+
+struct job {
+	const struct rig_flash_opts *o;
+	struct fl_err *e;
+	struct rig_flash_stats *st;
+	struct fl_src *src;
+	struct fl_bmap bm;
+	bool have_bm;
+	struct fl_target t;
+	const char *target;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct slot slots[NSLOT];
+	unsigned int head, tail, count;
+	bool stop;
+	struct fl_err perr;
+	char perrbuf[512];
+
+	uint64_t gran;        /* digest granularity */
+	uint64_t *hash;
+	size_t nhash;
+	unsigned char *rbuf;  /* aligned buffer for delta reads and verification */
+	uint64_t file_size;   /* regular file targets: current size */
+
+	size_t ri;            /* current bmap range */
+	EVP_MD_CTX *md;
+	bool md_open;
+
+	double deadline;
+	double phase_t0, last_report;
+	enum rig_flash_phase phase;
+	uint64_t phase_total;
+};
+
+void rig_flash_opts_init(struct rig_flash_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->verify = true;
+	o->timeout_ms = -1;
+	o->fault.write_offset = -1;
+	o->fault.corrupt_offset = -1;
+}
+
+const char *rig_flash_phase_name(enum rig_flash_phase phase)
+{
+	switch (phase) {
+	case RIG_FLASH_PHASE_PREPARE: return "prepare";
+	case RIG_FLASH_PHASE_WRITE: return "write";
+	case RIG_FLASH_PHASE_SYNC: return "sync";
+	case RIG_FLASH_PHASE_VERIFY: return "verify";
+	case RIG_FLASH_PHASE_INJECT: return "inject";
+	case RIG_FLASH_PHASE_DONE: return "done";
+	}
+	return "unknown";
+}
+
+int rig_flash_progress_format(const struct rig_flash_progress *p, char *buf, size_t len)
+{
+	const double MiB = 1048576.0;
+	char pct[16] = "", eta[32] = "";
+
+	if (p->total) {
+		snprintf(pct, sizeof(pct), " %3d%%", (int)(100.0 * (double)p->done / (double)p->total));
+		if (p->rate > 0 && p->done < p->total)
+			snprintf(eta, sizeof(eta), "  eta %.0fs",
+				 (double)(p->total - p->done) / p->rate);
+	}
+	return snprintf(buf, len, "%-7s %.1f/%.1f MiB%s  %.1f MB/s%s  (written %.1f MiB, "
+			"skipped %.1f MiB)", rig_flash_phase_name(p->phase),
+			(double)p->done / MiB, (double)p->total / MiB, pct, p->rate / 1e6, eta,
+			(double)p->written / MiB, (double)p->skipped / MiB);
+}
+
+static void report(struct job *j, uint64_t done, bool force)
+{
+	struct rig_flash_progress p;
+	double now;
+
+	if (!j->o->progress)
+		return;
+	now = fl_now();
+	if (!force && now - j->last_report < 0.1)
+		return;
+	j->last_report = now;
+	memset(&p, 0, sizeof(p));
+	p.phase = j->phase;
+	p.done = done;
+	p.total = j->phase_total;
+	p.elapsed = now - j->phase_t0;
+	p.rate = p.elapsed > 0 ? (double)done / p.elapsed : 0;
+	p.written = j->st->bytes_written;
+	p.skipped = j->st->bytes_skipped;
+	j->o->progress(&p, j->o->progress_user);
+}
+
+static void phase_begin(struct job *j, enum rig_flash_phase ph, uint64_t total)
+{
+	j->phase = ph;
+	j->phase_total = total;
+	j->phase_t0 = fl_now();
+	report(j, 0, true);
+}
+
+/* Cancel and deadline, checked between chunks. */
+static int interrupted(struct job *j, uint64_t off)
+{
+	if (j->o->cancel && *j->o->cancel) {
+		j->st->fail_offset = off;
+		return fl_err_set(j->e, -EINTR, "cancelled at offset %" PRIu64 " (%" PRIu64
+				  " bytes written, %" PRIu64 " skipped)", off,
+				  j->st->bytes_written, j->st->bytes_skipped);
+	}
+	if (j->deadline > 0 && fl_now() > j->deadline) {
+		j->st->fail_offset = off;
+		return fl_err_set(j->e, -ETIMEDOUT, "timed out after %d ms at offset %" PRIu64,
+				  j->o->timeout_ms, off);
+	}
+	return 0;
+}
+
+/* --- decoder thread ---------------------------------------------------------------------- */
+
+static void *producer(void *arg)
+{
+	struct job *j = arg;
+	uint64_t off = 0;
+
+	for (;;) {
+		struct slot *s;
+		size_t got = 0;
+		long n = 0;
+
+		pthread_mutex_lock(&j->mu);
+		while (j->count == NSLOT && !j->stop)
+			pthread_cond_wait(&j->cv, &j->mu);
+		if (j->stop) {
+			pthread_mutex_unlock(&j->mu);
+			return NULL;
+		}
+		s = &j->slots[j->head];
+		pthread_mutex_unlock(&j->mu);
+
+		while (got < CHUNK) {
+			n = fl_src_read(j->src, s->buf + got, CHUNK - got, &j->perr);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		s->len = got;
+		s->off = off;
+		s->err = n < 0 ? (int)n : 0;
+		s->eof = n <= 0;
+		off += got;
+
+		pthread_mutex_lock(&j->mu);
+		j->head = (j->head + 1) % NSLOT;
+		j->count++;
+		pthread_cond_broadcast(&j->cv);
+		pthread_mutex_unlock(&j->mu);
+		if (s->eof)
+			return NULL;
+	}
+}
+
+/* --- writing ----------------------------------------------------------------------------- */
+
+static int io_error(struct job *j, const char *what, uint64_t off, int err)
+{
+	j->st->fail_offset = off;
+	if (err == ENODEV || err == ENXIO || err == ENOMEDIUM)
+		return fl_err_set(j->e, -ENODEV, "target '%s' vanished: %s failed at offset %"
+				  PRIu64 ": %s", j->target, what, off, strerror(err));
+	if (err == ENOSPC || err == EFBIG)
+		return fl_err_set(j->e, -ENOSPC, "target '%s' is full: %s failed at offset %"
+				  PRIu64, j->target, what, off);
+	if (err == EROFS || err == EPERM || err == EACCES)
+		return fl_err_set(j->e, -EROFS, "target '%s' is read-only: %s failed at offset %"
+				  PRIu64, j->target, what, off);
+	return fl_err_set(j->e, -err, "%s failed at offset %" PRIu64 " of '%s': %s", what,
+			  off, j->target, strerror(err));
+}
+
+static int write_run(struct job *j, const unsigned char *p, uint64_t off, size_t len)
+{
+	const struct rig_flash_opts *o = j->o;
+	bool aligned = j->t.direct && off % j->t.lbs == 0 && len % j->t.lbs == 0 &&
+		       (uintptr_t)p % j->t.lbs == 0;
+	int fd = aligned ? j->t.fd : j->t.fd_buf;
+	size_t done = 0;
+
+	if (o->fault.write_offset >= 0 && (uint64_t)o->fault.write_offset >= off &&
+	    (uint64_t)o->fault.write_offset < off + len) {
+		j->st->bytes_written += (uint64_t)o->fault.write_offset - off;
+		return io_error(j, "write", (uint64_t)o->fault.write_offset,
+				o->fault.write_errno ? o->fault.write_errno : EIO);
+	}
+	while (done < len) {
+		ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && fd != j->t.fd_buf) {
+			fd = j->t.fd_buf; /* O_DIRECT refused this request: buffered instead */
+			continue;
+		}
+		if (n < 0)
+			return io_error(j, "write", off + done, errno);
+		if (n == 0)
+			return io_error(j, "write", off + done, ENOSPC);
+		done += (size_t)n;
+		j->st->bytes_written += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Reads what the target holds at [off, off+len) into j->rbuf; returns bytes available. */
+static long read_target(struct job *j, int fd, uint64_t off, size_t len)
+{
+	size_t done = 0;
+	uint64_t lim = j->t.blockdev ? j->t.size : j->file_size;
+	size_t want;
+
+	if (off >= lim)
+		return 0;
+	want = (size_t)(lim - off < len ? lim - off : len);
+	if (fd == j->t.fd && j->t.direct) {
+		/* O_DIRECT needs lbs-aligned lengths; read a little more if needed. */
+		size_t r = (want + j->t.lbs - 1) / j->t.lbs * j->t.lbs;
+
+		if (off % j->t.lbs || off + r > j->t.size)
+			fd = j->t.fd_buf;
+		else
+			want = r;
+	}
+	while (done < want) {
+		ssize_t n = pread(fd, j->rbuf + done, want - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && fd != j->t.fd_buf) {
+			fd = j->t.fd_buf;
+			continue;
+		}
+		if (n < 0)
+			return io_error(j, "read", off + done, errno);
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (long)(done < len ? done : len);
+}
+
+/* Writes the mapped piece [a, b) of the image whose data starts at p. */
+static int put_range(struct job *j, const unsigned char *p, uint64_t a, uint64_t b)
+{
+	uint64_t len = b - a, g = j->gran, x;
+	long have = 0;
+	int rc;
+
+	if (j->t.blockdev && b > j->t.size) {
+		j->st->fail_offset = a;
+		return fl_err_set(j->e, -ENOSPC, "target '%s' is too small: the image continues "
+				  "at offset %" PRIu64 " but the device has %" PRIu64 " bytes",
+				  j->target, b > j->t.size && a < j->t.size ? j->t.size : a,
+				  j->t.size);
+	}
+	if (!j->t.blockdev && b > j->file_size) {
+		/* Grow first so untouched parts read back as zeros (holes) and compare equal. */
+		if (ftruncate(j->t.fd_buf, (off_t)b) < 0)
+			return io_error(j, "extend", a, errno);
+		j->file_size = b;
+	}
+	/* Digests for the read-back. */
+	for (x = a; x < b; x += g) {
+		uint64_t idx = x / g, n = b - x < g ? b - x : g;
+
+		if (idx >= j->nhash) {
+			size_t nn = j->nhash ? j->nhash : 1024;
+			uint64_t *h;
+
+			while (nn <= idx)
+				nn *= 2;
+			h = realloc(j->hash, nn * sizeof(*h));
+			if (!h)
+				return fl_err_set(j->e, -ENOMEM, "out of memory");
+			memset(h + j->nhash, 0, (nn - j->nhash) * sizeof(*h));
+			j->hash = h;
+			j->nhash = nn;
+		}
+		j->hash[idx] = fl_hash64(p + (x - a), (size_t)n);
+	}
+	if (j->o->full)
+		return write_run(j, p, a, (size_t)len);
+
+	have = read_target(j, j->t.fd, a, (size_t)len);
+	if (have < 0)
+		return (int)have;
+	/* Coalesce differing blocks into as few writes as possible. */
+	{
+		uint64_t run = UINT64_MAX;
+
+		for (x = a; x < b; x += g) {
+			uint64_t n = b - x < g ? b - x : g;
+			bool same = x + n <= a + (uint64_t)have &&
+				    !memcmp(p + (x - a), j->rbuf + (x - a), (size_t)n);
+
+			if (same) {
+				j->st->bytes_skipped += n;
+				if (run != UINT64_MAX) {
+					rc = write_run(j, p + (run - a), run, (size_t)(x - run));
+					if (rc)
+						return rc;
+					run = UINT64_MAX;
+				}
+			} else if (run == UINT64_MAX) {
+				run = x;
+			}
+		}
+		if (run != UINT64_MAX)
+			return write_run(j, p + (run - a), run, (size_t)(b - run));
+	}
+	return 0;
+}
+
+static int range_digest_check(struct job *j, const struct fl_range *r)
+{
+	unsigned char got[EVP_MAX_MD_SIZE];
+	unsigned int gl = 0;
+
+	j->md_open = false;
+	if (!r->has_digest)
+		return 0;
+	EVP_DigestFinal_ex(j->md, got, &gl);
+	if (memcmp(got, r->digest, fl_csum_len(j->bm.csum))) {
+		j->st->fail_offset = r->first * j->bm.block_size;
+		return fl_err_set(j->e, -EBADMSG, "bmap checksum mismatch for blocks %" PRIu64
+				  "-%" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 "): image and bmap "
+				  "do not match or the image is corrupt", r->first, r->last,
+				  r->first * j->bm.block_size,
+				  (r->last + 1) * j->bm.block_size - 1);
+	}
+	return 0;
+}
+
+static int consume(struct job *j, const struct slot *s)
+{
+	uint64_t off = s->off, end = s->off + s->len;
+	int rc;
+
+	if (!j->have_bm)
+		return put_range(j, s->buf, off, end);
+	if (end > j->bm.image_size) {
+		j->st->fail_offset = j->bm.image_size;
+		return fl_err_set(j->e, -EINVAL, "image is larger than the bmap's ImageSize %"
+				  PRIu64 ": wrong bmap for this image?", j->bm.image_size);
+	}
+	while (j->ri < j->bm.n) {
+		const struct fl_range *r = &j->bm.r[j->ri];
+		uint64_t rs = r->first * j->bm.block_size;
+		uint64_t re = (r->last + 1) * j->bm.block_size, a, b;
+
+		if (re > j->bm.image_size)
+			re = j->bm.image_size;
+		if (rs >= end)
+			break;
+		a = rs > off ? rs : off;
+		b = re < end ? re : end;
+		if (r->has_digest && !j->md_open) {
+			EVP_DigestInit_ex(j->md, j->bm.csum == FL_CSUM_SHA1 ? EVP_sha1() :
+				    EVP_sha256(), NULL);
+			j->md_open = true;
+		}
+		if (a < b) {
+			if (r->has_digest)
+				EVP_DigestUpdate(j->md, s->buf + (a - off), (size_t)(b - a));
+			rc = put_range(j, s->buf + (a - off), a, b);
+			if (rc)
+				return rc;
+		}
+		if (re > end)
+			break;
+		rc = range_digest_check(j, r);
+		if (rc)
+			return rc;
+		j->ri++;
+	}
+	return 0;
+}
+
+static int write_phase(struct job *j)
+{
+	pthread_t th;
+	int rc = 0;
+	bool eof = false;
+
+	if (pthread_create(&th, NULL, producer, j))
+		return fl_err_set(j->e, -EAGAIN, "cannot start the decoder thread");
+	while (!eof) {
+		struct slot *s;
+
+		pthread_mutex_lock(&j->mu);
+		while (j->count == 0)
+			pthread_cond_wait(&j->cv, &j->mu);
+		s = &j->slots[j->tail];
+		pthread_mutex_unlock(&j->mu);
+
+		if (j->o->fault.chunk_delay_ms > 0)
+			usleep((useconds_t)j->o->fault.chunk_delay_ms * 1000);
+		rc = interrupted(j, s->off);
+		if (!rc && s->len) {
+			j->st->bytes_decompressed += s->len;
+			rc = consume(j, s);
+		}
+		if (!rc && s->err) {
+			j->st->fail_offset = s->off + s->len;
+			rc = fl_err_set(j->e, s->err, "%s", j->perrbuf);
+		}
+		eof = s->eof;
+		pthread_mutex_lock(&j->mu);
+		j->tail = (j->tail + 1) % NSLOT;
+		j->count--;
+		if (rc)
+			j->stop = true;
+		pthread_cond_broadcast(&j->cv);
+		pthread_mutex_unlock(&j->mu);
+		if (rc)
+			break;
+		report(j, s->off + s->len, false);
+	}
+	pthread_join(th, NULL);
+	j->st->bytes_read = fl_src_bytes_in(j->src);
+	j->st->image_size = j->st->bytes_decompressed;
+	if (rc)
+		return rc;
+	if (j->have_bm) {
+		if (j->st->bytes_decompressed < j->bm.image_size) {
+			j->st->fail_offset = j->st->bytes_decompressed;
+			return fl_err_set(j->e, -EBADMSG, "image ends at %" PRIu64 " bytes but its "
+					  "bmap says %" PRIu64 ": truncated image or wrong bmap",
+					  j->st->bytes_decompressed, j->bm.image_size);
+		}
+		j->st->bytes_mapped = j->bm.mapped_blocks * j->bm.block_size;
+		if (j->bm.n && (j->bm.r[j->bm.n - 1].last + 1) * j->bm.block_size >
+			       j->bm.image_size)
+			j->st->bytes_mapped -= (j->bm.r[j->bm.n - 1].last + 1) * j->bm.block_size -
+					       j->bm.image_size;
+	} else {
+		j->st->bytes_mapped = j->st->bytes_decompressed;
+		if (!j->t.blockdev && j->file_size < j->st->image_size &&
+		    ftruncate(j->t.fd_buf, (off_t)j->st->image_size) < 0)
+			return io_error(j, "extend", j->file_size, errno);
+	}
+	report(j, j->st->bytes_decompressed, true);
+	return 0;
+}
+
+/* --- verification ------------------------------------------------------------------------ */
+
+static int verify_span(struct job *j, int fd, uint64_t a, uint64_t b, uint64_t *done)
+{
+	uint64_t g = j->gran;
+
+	while (a < b) {
+		size_t len = (size_t)(b - a < CHUNK ? b - a : CHUNK);
+		uint64_t x;
+		long have;
+		int rc;
+
+		rc = interrupted(j, a);
+		if (rc)
+			return rc;
+		have = read_target(j, fd, a, len);
+		if (have < 0)
+			return (int)have;
+		for (x = 0; x < len; x += g) {
+			uint64_t n = len - x < g ? len - x : g;
+
+			if (x + n > (uint64_t)have) {
+				j->st->fail_offset = a + (uint64_t)have;
+				return fl_err_set(j->e, -EIO, "verify failed: target '%s' ends at "
+						  "%" PRIu64 " bytes, before the image does",
+						  j->target, a + (uint64_t)have);
+			}
+			if (fl_hash64(j->rbuf + x, (size_t)n) != j->hash[(a + x) / g]) {
+				j->st->fail_offset = a + x;
+				return fl_err_set(j->e, -EIO, "verify failed: target '%s' differs "
+						  "from the image in the %" PRIu64 "-byte block at "
+						  "offset %" PRIu64, j->target, n, a + x);
+			}
+		}
+		a += len;
+		*done += len;
+		j->st->bytes_verified += len;
+		report(j, *done, false);
+	}
+	return 0;
+}
+
+static int corrupt_for_test(struct job *j)
+{
+	unsigned char c;
+	off_t at = (off_t)j->o->fault.corrupt_offset;
+
+	if (pread(j->t.fd_buf, &c, 1, at) != 1)
+		return io_error(j, "test corruption read", (uint64_t)at, errno ? errno : EIO);
+	c ^= 0xff;
+	if (pwrite(j->t.fd_buf, &c, 1, at) != 1 || fdatasync(j->t.fd_buf) < 0)
+		return io_error(j, "test corruption write", (uint64_t)at, errno ? errno : EIO);
+	return 0;
+}
+
+static int verify_phase(struct job *j)
+{
+	uint64_t done = 0;
+	int fd = j->t.fd, extra = -1, rc = 0;
+	size_t i;
+
+	if (j->o->fault.corrupt_offset >= 0) {
+		rc = corrupt_for_test(j);
+		if (rc)
+			return rc;
+	}
+	/* The page cache would answer from memory; make the device answer. */
+	(void)posix_fadvise(j->t.fd_buf, 0, 0, POSIX_FADV_DONTNEED);
+	if (!j->t.direct && !j->o->no_direct) {
+		/* Regular files: read back with O_DIRECT where the file system allows it. */
+		extra = open(j->target, O_RDONLY | O_DIRECT | O_CLOEXEC);
+		if (extra >= 0) {
+			j->t.fd = fd = extra;
+			j->t.direct = true;
+			j->t.lbs = 4096;
+			j->t.size = j->file_size;
+		}
+	}
+	phase_begin(j, RIG_FLASH_PHASE_VERIFY, j->st->bytes_mapped);
+	if (j->have_bm) {
+		for (i = 0; i < j->bm.n && !rc; i++) {
+			uint64_t a = j->bm.r[i].first * j->bm.block_size;
+			uint64_t b = (j->bm.r[i].last + 1) * j->bm.block_size;
+
+			if (b > j->bm.image_size)
+				b = j->bm.image_size;
+			rc = verify_span(j, fd, a, b, &done);
+		}
+	} else {
+		rc = verify_span(j, fd, 0, j->st->image_size, &done);
+	}
+	report(j, done, true);
+	return rc;
+}
+
+/* --- injection --------------------------------------------------------------------------- */
+
+static int slurp(const char *path, char **data, size_t *len, struct fl_err *e)
+{
+	FILE *f = fopen(path, "rbe");
+	char *buf = NULL;
+	size_t cap = 0, n = 0, r;
+
+	if (!f)
+		return fl_err_set(e, -errno, "cannot open '%s': %s", path, strerror(errno));
+	for (;;) {
+		if (n == cap) {
+			char *p = realloc(buf, cap ? 2 * cap : 65536);
+
+			if (!p) {
+				free(buf);
+				fclose(f);
+				return fl_err_set(e, -ENOMEM, "out of memory");
+			}
+			buf = p;
+			cap = cap ? 2 * cap : 65536;
+		}
+		r = fread(buf + n, 1, cap - n, f);
+		if (r == 0)
+			break;
+		n += r;
+	}
+	fclose(f);
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+static int inject_phase(struct job *j)
+{
+	char msg[512];
+	size_t i;
+	int rc = 0;
+	int tmo = -1;
+
+	phase_begin(j, RIG_FLASH_PHASE_INJECT, j->o->n_inject);
+	for (i = 0; i < j->o->n_inject && !rc; i++) {
+		const struct rig_flash_inject *in = &j->o->inject[i];
+		char *data = NULL, *back = NULL;
+		size_t len = 0, blen = 0;
+
+		if (j->deadline > 0) {
+			tmo = (int)((j->deadline - fl_now()) * 1000);
+			if (tmo <= 0)
+				return fl_err_set(j->e, -ETIMEDOUT, "timed out before injecting '%s'",
+						  in->dest);
+		}
+		rc = slurp(in->src, &data, &len, j->e);
+		if (rc)
+			break;
+		rc = rig_part_file_write(j->target, in->part, in->dest, data, len, in->append,
+					 tmo, msg, sizeof(msg));
+		if (!rc)
+			rc = rig_part_file_read(j->target, in->part, in->dest, &back, &blen, tmo,
+						msg, sizeof(msg));
+		if (rc) {
+			fl_err_set(j->e, rc, "injecting '%s' into partition '%s': %s", in->dest,
+				   in->part, msg);
+		} else if (blen < len || memcmp(back + (blen - len), data, len) ||
+			   (!in->append && blen != len)) {
+			rc = fl_err_set(j->e, -EIO, "injected '%s' reads back different", in->dest);
+		}
+		free(data);
+		free(back);
+		report(j, i + 1, true);
+	}
+	return rc;
+}
+
+/* --- entry point ------------------------------------------------------------------------- */
+
+int rig_flash_image(const char *image, const char *target, const struct rig_flash_opts *opts,
+		    struct rig_flash_stats *st_out, char *err, size_t errlen)
+{
+	struct rig_flash_opts defaults;
+	struct rig_flash_stats st_local;
+	struct fl_err e;
+	struct job j;
+	char *bmap_path = NULL;
+	double t0 = fl_now(), t;
+	int rc;
+	size_t i;
+
+	if (!opts) {
+		rig_flash_opts_init(&defaults);
+		opts = &defaults;
+	}
+	fl_err_init(&e, err, errlen);
+	memset(&j, 0, sizeof(j));
+	j.o = opts;
+	j.e = &e;
+	j.st = st_out ? st_out : &st_local;
+	memset(j.st, 0, sizeof(*j.st));
+	j.target = target;
+	j.t.fd = j.t.fd_buf = -1;
+	j.gran = VBLK;
+	fl_err_init(&j.perr, j.perrbuf, sizeof(j.perrbuf));
+	pthread_mutex_init(&j.mu, NULL);
+	pthread_cond_init(&j.cv, NULL);
+	if (opts->timeout_ms >= 0)
+		j.deadline = t0 + opts->timeout_ms / 1000.0 + (opts->timeout_ms == 0 ? 1e-9 : 0);
+	phase_begin(&j, RIG_FLASH_PHASE_PREPARE, 0);
+
+	rc = fl_src_open(image, opts->threads, &j.src, &e);
+	if (rc)
+		goto out;
+	j.st->format = fl_src_format(j.src);
+	if (!opts->no_bmap) {
+		if (opts->bmap)
+			bmap_path = strdup(opts->bmap);
+		else
+			bmap_path = rig_flash_bmap_find(image);
+		if (bmap_path) {
+			rc = fl_bmap_load(bmap_path, &j.bm, &e);
+			if (rc)
+				goto out;
+			j.have_bm = true;
+			j.st->bmap_used = true;
+			if (j.bm.block_size < j.gran)
+				j.gran = j.bm.block_size;
+		}
+	}
+	rc = fl_target_open(target, opts, &j.t, &e);
+	if (rc)
+		goto out;
+	j.st->direct_io = j.t.direct;
+	j.st->target_is_blockdev = j.t.blockdev;
+	j.file_size = j.t.size;
+	{
+		uint64_t need = j.have_bm ? j.bm.image_size : fl_src_size_hint(j.src);
+
+		if (j.have_bm && j.bm.n)
+			need = (j.bm.r[j.bm.n - 1].last + 1) * j.bm.block_size;
+		if (j.have_bm && need > j.bm.image_size)
+			need = j.bm.image_size;
+		if (j.t.blockdev && need > j.t.size) {
+			rc = fl_err_set(&e, -ENOSPC, "target '%s' is too small: it has %" PRIu64
+					" bytes, the image needs %" PRIu64, target, j.t.size, need);
+			goto out;
+		}
+		j.phase_total = need;
+		/* Files become exactly as long as the image (never shorter than they were). */
+		if (!j.t.blockdev && j.have_bm && j.file_size < j.bm.image_size) {
+			if (ftruncate(j.t.fd_buf, (off_t)j.bm.image_size) < 0) {
+				rc = io_error(&j, "extend", j.file_size, errno);
+				goto out;
+			}
+			j.file_size = j.bm.image_size;
+		}
+	}
+	for (i = 0; i < NSLOT; i++) {
+		if (posix_memalign((void **)&j.slots[i].buf, 4096, CHUNK)) {
+			rc = fl_err_set(&e, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (posix_memalign((void **)&j.rbuf, 4096, CHUNK + 65536) ||
+	    !(j.md = EVP_MD_CTX_new())) {
+		rc = fl_err_set(&e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = interrupted(&j, 0);
+	if (rc)
+		goto out;
+	t = fl_now();
+	j.st->t_prepare = t - t0;
+
+	phase_begin(&j, RIG_FLASH_PHASE_WRITE, j.have_bm ? j.bm.image_size :
+		    fl_src_size_hint(j.src));
+	rc = write_phase(&j);
+	j.st->t_write = fl_now() - t;
+	if (rc)
+		goto out;
+
+	t = fl_now();
+	phase_begin(&j, RIG_FLASH_PHASE_SYNC, 0);
+	if (fdatasync(j.t.fd_buf) < 0) {
+		rc = io_error(&j, "flush", 0, errno);
+		goto out;
+	}
+	j.st->t_sync = fl_now() - t;
+
+	if (opts->verify) {
+		t = fl_now();
+		rc = verify_phase(&j);
+		j.st->t_verify = fl_now() - t;
+		if (rc)
+			goto out;
+	}
+	fl_target_close(&j.t);
+
+	if (opts->n_inject) {
+		t = fl_now();
+		rc = inject_phase(&j);
+		j.st->t_inject = fl_now() - t;
+		if (rc)
+			goto out;
+	}
+	phase_begin(&j, RIG_FLASH_PHASE_DONE, 0);
+out:
+	if (j.src && !j.st->bytes_read)
+		j.st->bytes_read = fl_src_bytes_in(j.src);
+	fl_target_close(&j.t);
+	fl_src_close(j.src);
+	fl_bmap_release(&j.bm);
+	for (i = 0; i < NSLOT; i++)
+		free(j.slots[i].buf);
+	free(j.rbuf);
+	free(j.hash);
+	free(bmap_path);
+	EVP_MD_CTX_free(j.md);
+	pthread_mutex_destroy(&j.mu);
+	pthread_cond_destroy(&j.cv);
+	j.st->t_total = fl_now() - t0;
+	if (j.st->t_total > 0)
+		j.st->mbps = (double)j.st->bytes_mapped / j.st->t_total / 1e6;
+	return rc;
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals shared by the flash engine's files. Not installed. */
+#ifndef RIG_FLASH_FLASH_INTERNAL_H
+#define RIG_FLASH_FLASH_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../rig_flash.h"
+
+#define FL_PRIV __attribute__((visibility("hidden")))
+#define FL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* Sticky first-error message buffer. */
+struct fl_err {
+	char *buf;
+	size_t len;
+	int code;
+};
+
+FL_PRIV void fl_err_init(struct fl_err *e, char *buf, size_t len);
+/* Records (code, message) unless an error is already recorded; returns the recorded code. */
+FL_PRIV int fl_err_set(struct fl_err *e, int code, const char *fmt, ...) FL_PRINTF(3, 4);
+
+FL_PRIV double fl_now(void);
+
+/* --- input streams (source.c) --- */
+struct fl_src;
+FL_PRIV int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_err *e);
+/* Reads up to len decompressed bytes; returns count, 0 at end, or -errno (message in e). */
+FL_PRIV long fl_src_read(struct fl_src *s, void *buf, size_t len, struct fl_err *e);
+FL_PRIV enum rig_flash_format fl_src_format(const struct fl_src *s);
+/* Decompressed size if known in advance, else 0. */
+FL_PRIV uint64_t fl_src_size_hint(const struct fl_src *s);
+FL_PRIV uint64_t fl_src_bytes_in(const struct fl_src *s);
+FL_PRIV void fl_src_close(struct fl_src *s);
+FL_PRIV int fl_detect_magic(const unsigned char *b, size_t n, enum rig_flash_format *fmt);
+
+/* --- bmap (bmap.c) --- */
+enum fl_csum { FL_CSUM_NONE = 0, FL_CSUM_SHA1, FL_CSUM_SHA256 };
+struct fl_range {
+	uint64_t first, last;          /* block numbers, inclusive */
+	unsigned char digest[32];
+	bool has_digest;
+};
+struct fl_bmap {
+	uint64_t image_size;
+	uint64_t block_size;
+	uint64_t blocks;
+	uint64_t mapped_blocks;
+	enum fl_csum csum;
+	size_t n;
+	struct fl_range *r;
+	int major, minor;
+};
+FL_PRIV int fl_bmap_load(const char *path, struct fl_bmap *bm, struct fl_err *e);
+FL_PRIV int fl_bmap_parse(const char *text, size_t len, const char *name, struct fl_bmap *bm,
+			  struct fl_err *e);
+FL_PRIV void fl_bmap_release(struct fl_bmap *bm);
+FL_PRIV size_t fl_csum_len(enum fl_csum c);
+
+/* --- target (target.c) --- */
+struct fl_target {
+	int fd;          /* O_DIRECT if direct, else buffered */
+	int fd_buf;      /* buffered descriptor for unaligned tails and cache control */
+	bool direct;
+	bool blockdev;
+	uint64_t size;   /* device size, or current file size */
+	unsigned int lbs;/* logical block size for O_DIRECT alignment */
+};
+FL_PRIV int fl_target_open(const char *path, const struct rig_flash_opts *o,
+			   struct fl_target *t, struct fl_err *e);
+FL_PRIV void fl_target_close(struct fl_target *t);
+/* Safety check of a block device (mounted, root, holders, removable). */
+FL_PRIV int fl_blockdev_check(const char *path, unsigned int maj, unsigned int min, bool force,
+			      struct fl_err *e);
+
+/* --- child processes (fsfile.c) --- */
+FL_PRIV int fl_run(char *const argv[], const char *in_file, char **out, size_t *outlen,
+		   int timeout_ms, struct fl_err *e);
+
+/* --- 64-bit block digest for read-back verification --- */
+FL_PRIV uint64_t fl_hash64(const void *p, size_t n);
+
+#endif

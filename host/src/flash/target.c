@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/* Opening the flash target and the safety rules for block devices. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "flash_internal.h"
+
+#define MAX_DEVS 256
+
+static int read_small(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return 0;
+}
+
+static bool dir_nonempty(const char *path, char *first, size_t len)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool any = false;
+
+	if (!d)
+		return false;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(first, len, "%s", de->d_name);
+		any = true;
+		break;
+	}
+	closedir(d);
+	return any;
+}
+
+/*
+ * Collects the whole disk and all its partitions, because flashing a disk destroys every
+ * partition on it: a mounted /dev/sdb2 forbids writing /dev/sdb.
+ */
+int fl_blockdev_check(const char *path, unsigned int maj, unsigned int min, bool force,
+		      struct fl_err *e)
+{
+	char sys[PATH_MAX], disk[PATH_MAX], p[PATH_MAX + 512], buf[256], name[256];
+	dev_t devs[MAX_DEVS];
+	size_t n = 0, i;
+	DIR *d;
+	struct dirent *de;
+	FILE *mi;
+	char *line = NULL;
+	size_t cap = 0;
+	bool removable = false;
+
+	snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", maj, min);
+	if (!realpath(p, sys))
+		return fl_err_set(e, -ENODEV, "'%s' (%u:%u) has no sysfs entry", path, maj, min);
+	snprintf(p, sizeof(p), "%s/partition", sys);
+	if (access(p, F_OK) == 0) {
+		snprintf(p, sizeof(p), "%s/..", sys);
+		if (!realpath(p, disk))
+			return fl_err_set(e, -ENODEV, "cannot find the disk of '%s'", path);
+	} else {
+		snprintf(disk, sizeof(disk), "%s", sys);
+	}
+	snprintf(p, sizeof(p), "%s/dev", disk);
+	if (read_small(p, buf, sizeof(buf)) == 0) {
+		unsigned int a, b;
+
+		if (sscanf(buf, "%u:%u", &a, &b) == 2)
+			devs[n++] = makedev(a, b);
+	}
+	d = opendir(disk);
+	while (d && (de = readdir(d)) && n < MAX_DEVS) {
+		unsigned int a, b;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/partition", disk, de->d_name);
+		if (access(p, F_OK))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/dev", disk, de->d_name);
+		if (read_small(p, buf, sizeof(buf)) == 0 && sscanf(buf, "%u:%u", &a, &b) == 2)
+			devs[n++] = makedev(a, b);
+		snprintf(p, sizeof(p), "%s/%s/holders", disk, de->d_name);
+		if (dir_nonempty(p, name, sizeof(name))) {
+			closedir(d);
+			return fl_err_set(e, -EBUSY, "refusing '%s': partition %s is in use by "
+					  "'%s' (device mapper, LVM or RAID)", path, de->d_name,
+					  name);
+		}
+	}
+	if (d)
+		closedir(d);
+	snprintf(p, sizeof(p), "%s/holders", disk);
+	if (dir_nonempty(p, name, sizeof(name)))
+		return fl_err_set(e, -EBUSY, "refusing '%s': the disk is in use by '%s' (device "
+				  "mapper, LVM or RAID)", path, name);
+
+	mi = fopen("/proc/self/mountinfo", "re");
+	while (mi && getline(&line, &cap, mi) > 0) {
+		unsigned int a, b;
+		char mnt[1024];
+
+		/* id parent maj:min root mountpoint ... */
+		if (sscanf(line, "%*u %*u %u:%u %*s %1023s", &a, &b, mnt) != 3)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (devs[i] != makedev(a, b))
+				continue;
+			fclose(mi);
+			free(line);
+			if (!strcmp(mnt, "/") || !strcmp(mnt, "/boot") || !strncmp(mnt, "/boot/", 6) ||
+			    !strcmp(mnt, "/usr"))
+				return fl_err_set(e, -EPERM, "refusing '%s': it holds the system "
+						  "file system mounted on '%s'", path, mnt);
+			return fl_err_set(e, -EBUSY, "refusing '%s': device %u:%u is mounted on "
+					  "'%s'", path, a, b, mnt);
+		}
+	}
+	if (mi)
+		fclose(mi);
+	free(line);
+
+	snprintf(p, sizeof(p), "%s/removable", disk);
+	if (read_small(p, buf, sizeof(buf)) == 0 && !strcmp(buf, "1"))
+		removable = true;
+	/* Card readers and SD muxes on USB often report removable=0; mmc is an SD slot. */
+	if (strstr(disk, "/usb") || strstr(disk, "/mmc_host/") || strstr(disk, "/mmcblk"))
+		removable = true;
+	if (!removable && !force)
+		return fl_err_set(e, -EPERM, "refusing '%s': not a removable or USB/SD disk "
+				  "(set force to allow)", path);
+	return 0;
+}
+
+static int open_err(const char *path, int err, struct fl_err *e)
+{
+	if (err == EROFS || err == EACCES || err == EPERM)
+		return fl_err_set(e, -EROFS, "target '%s' is read-only: %s", path, strerror(err));
+	if (err == EBUSY)
+		return fl_err_set(e, -EBUSY, "target '%s' is in use (exclusive open refused)",
+				  path);
+	return fl_err_set(e, -err, "cannot open target '%s': %s", path, strerror(err));
+}
+
+int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_target *t,
+		   struct fl_err *e)
+{
+	struct stat st;
+	int flags = O_RDWR | O_CLOEXEC, rc;
+
+	memset(t, 0, sizeof(*t));
+	t->fd = t->fd_buf = -1;
+	t->lbs = 512;
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return fl_err_set(e, -errno, "cannot stat target '%s': %s", path,
+					  strerror(errno));
+		t->fd_buf = open(path, flags | O_CREAT, 0644);
+		if (t->fd_buf < 0)
+			return open_err(path, errno, e);
+		t->fd = t->fd_buf;
+		return 0;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		int ro = 0;
+		uint64_t sz = 0;
+		int ssz = 512;
+
+		t->blockdev = true;
+		rc = fl_blockdev_check(path, major(st.st_rdev), minor(st.st_rdev), o->force, e);
+		if (rc)
+			return rc;
+		t->fd_buf = open(path, flags | O_EXCL);
+		if (t->fd_buf < 0)
+			return open_err(path, errno, e);
+		if (ioctl(t->fd_buf, BLKROGET, &ro) == 0 && ro) {
+			fl_target_close(t);
+			return fl_err_set(e, -EROFS, "target '%s' is read-only (write-protect switch "
+					  "or read-only device)", path);
+		}
+		if (ioctl(t->fd_buf, BLKGETSIZE64, &sz) < 0) {
+			rc = fl_err_set(e, -errno, "cannot get the size of '%s': %s", path,
+					strerror(errno));
+			fl_target_close(t);
+			return rc;
+		}
+		if (ioctl(t->fd_buf, BLKSSZGET, &ssz) == 0 && ssz >= 512)
+			t->lbs = (unsigned int)ssz;
+		t->size = sz;
+		t->fd = t->fd_buf;
+		if (!o->no_direct) {
+			/* A second descriptor for aligned direct I/O; the first stays for tails. */
+			int fd = open(path, flags | O_DIRECT);
+
+			if (fd >= 0) {
+				t->fd = fd;
+				t->direct = true;
+			}
+		}
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		return fl_err_set(e, -EINVAL, "target '%s' is neither a block device nor a "
+				  "regular file", path);
+	t->fd_buf = open(path, flags);
+	if (t->fd_buf < 0)
+		return open_err(path, errno, e);
+	t->size = (uint64_t)st.st_size;
+	t->fd = t->fd_buf;
+	return 0;
+}
+
+void fl_target_close(struct fl_target *t)
+{
+	if (t->fd >= 0 && t->fd != t->fd_buf)
+		close(t->fd);
+	if (t->fd_buf >= 0)
+		close(t->fd_buf);
+	t->fd = t->fd_buf = -1;
+}

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rigor-flash-tool: a thin test driver over rig_flash.h until `rigor flash` exists.
+ *   rigor-flash-tool flash IMAGE TARGET [--bmap F] [--no-bmap] [--no-verify] [--full]
+ *                    [--force] [--json] [--progress] [--threads N] [--timeout MS]
+ *                    [--inject PART:SRC:DEST] [--append PART:SRC:DEST]
+ *                    [--fault-write OFF:ERRNO] [--fault-corrupt OFF]
+ *   rigor-flash-tool detect IMAGE
+ *   rigor-flash-tool part list IMAGE [--json]
+ *   rigor-flash-tool put IMAGE PART FILE DEST [--append]
+ *   rigor-flash-tool cat IMAGE PART PATH
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../rig_flash.h"
+
+static volatile int cancelled;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	cancelled = 1;
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: rigor-flash-tool flash IMAGE TARGET [--bmap F] [--no-bmap] [--no-verify]\n"
+		"                        [--full] [--force] [--json] [--progress] [--threads N]\n"
+		"                        [--timeout MS] [--inject PART:SRC:DEST] [--append PART:SRC:DEST]\n"
+		"                        [--fault-write OFF:ERRNO] [--fault-corrupt OFF]\n"
+		"       rigor-flash-tool detect IMAGE\n"
+		"       rigor-flash-tool part list IMAGE [--json]\n"
+		"       rigor-flash-tool put IMAGE PART FILE DEST [--append]\n"
+		"       rigor-flash-tool cat IMAGE PART PATH\n");
+	return 2;
+}
+
+static void show_progress(const struct rig_flash_progress *p, void *user)
+{
+	char line[256];
+
+	(void)user;
+	rig_flash_progress_format(p, line, sizeof(line));
+	fprintf(stderr, "\r%-100s", line);
+	if (p->phase == RIG_FLASH_PHASE_DONE)
+		fputc('\n', stderr);
+}
+
+static int parse_inject(char *spec, bool append, struct rig_flash_inject *in)
+{
+	char *a = strchr(spec, ':'), *b;
+
+	if (!a)
+		return -1;
+	b = strchr(a + 1, ':');
+	if (!b)
+		return -1;
+	*a = *b = 0;
+	in->part = spec;
+	in->src = a + 1;
+	in->dest = b + 1;
+	in->append = append;
+	return 0;
+}
+
+static int cmd_flash(int argc, char **argv)
+{
+	struct rig_flash_opts o;
+	struct rig_flash_stats st;
+	struct rig_flash_inject inj[16];
+	struct sigaction sa;
+	char err[512];
+	bool json = false;
+	const char *pos[2];
+	int npos = 0, i, rc;
+
+	rig_flash_opts_init(&o);
+	o.inject = inj;
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--bmap") && i + 1 < argc)
+			o.bmap = argv[++i];
+		else if (!strcmp(a, "--no-bmap"))
+			o.no_bmap = true;
+		else if (!strcmp(a, "--no-verify"))
+			o.verify = false;
+		else if (!strcmp(a, "--full"))
+			o.full = true;
+		else if (!strcmp(a, "--force"))
+			o.force = true;
+		else if (!strcmp(a, "--no-direct"))
+			o.no_direct = true;
+		else if (!strcmp(a, "--json"))
+			json = true;
+		else if (!strcmp(a, "--progress"))
+			o.progress = show_progress;
+		else if (!strcmp(a, "--threads") && i + 1 < argc)
+			o.threads = atoi(argv[++i]);
+		else if (!strcmp(a, "--timeout") && i + 1 < argc)
+			o.timeout_ms = atoi(argv[++i]);
+		else if ((!strcmp(a, "--inject") || !strcmp(a, "--append")) && i + 1 < argc &&
+			 o.n_inject < 16) {
+			if (parse_inject(argv[i + 1], a[2] == 'a', &inj[o.n_inject]))
+				return usage();
+			o.n_inject++;
+			i++;
+		} else if (!strcmp(a, "--fault-write") && i + 1 < argc) {
+			char *c;
+
+			o.fault.write_offset = strtoll(argv[++i], &c, 0);
+			o.fault.write_errno = *c == ':' ? atoi(c + 1) : EIO;
+		} else if (!strcmp(a, "--fault-delay") && i + 1 < argc) {
+			o.fault.chunk_delay_ms = atoi(argv[++i]);
+		} else if (!strcmp(a, "--fault-corrupt") && i + 1 < argc) {
+			o.fault.corrupt_offset = strtoll(argv[++i], NULL, 0);
+		} else if (a[0] == '-' && a[1]) {
+			return usage();
+		} else if (npos < 2) {
+			pos[npos++] = a;
+		} else {
+			return usage();
+		}
+	}
+	if (npos != 2)
+		return usage();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	o.cancel = &cancelled;
+
+	rc = rig_flash_image(pos[0], pos[1], &o, &st, err, sizeof(err));
+	if (json) {
+		printf("{\"ok\":%s,\"code\":%d,\"error\":\"", rc ? "false" : "true", rc);
+		for (i = 0; err[i] && rc; i++)
+			printf(err[i] == '"' || err[i] == '\\' ? "\\%c" : "%c", err[i]);
+		printf("\",\"format\":\"%s\",\"bmap\":%s,\"direct\":%s,\"image_size\":%" PRIu64
+		       ",\"read\":%" PRIu64 ",\"decompressed\":%" PRIu64 ",\"mapped\":%" PRIu64
+		       ",\"written\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"verified\":%" PRIu64
+		       ",\"fail_offset\":%" PRIu64 ",\"t_prepare\":%.3f,\"t_write\":%.3f,"
+		       "\"t_sync\":%.3f,\"t_verify\":%.3f,\"t_inject\":%.3f,\"t_total\":%.3f,"
+		       "\"mbps\":%.1f}\n",
+		       rig_flash_format_name(st.format), st.bmap_used ? "true" : "false",
+		       st.direct_io ? "true" : "false", st.image_size, st.bytes_read,
+		       st.bytes_decompressed, st.bytes_mapped, st.bytes_written, st.bytes_skipped,
+		       st.bytes_verified, st.fail_offset, st.t_prepare, st.t_write, st.t_sync,
+		       st.t_verify, st.t_inject, st.t_total, st.mbps);
+	} else if (!rc) {
+		printf("flashed '%s' (%s%s) to '%s': %.1f MiB mapped, %.1f MiB written, %.1f MiB "
+		       "skipped, %.1f MiB verified in %.2f s (%.1f MB/s)\n", pos[0],
+		       rig_flash_format_name(st.format), st.bmap_used ? "+bmap" : "", pos[1],
+		       st.bytes_mapped / 1048576.0, st.bytes_written / 1048576.0,
+		       st.bytes_skipped / 1048576.0, st.bytes_verified / 1048576.0, st.t_total,
+		       st.mbps);
+	}
+	if (rc)
+		fprintf(stderr, "rigor-flash-tool: %s\n", err);
+	return rc == -EINTR ? 130 : rc ? 1 : 0;
+}
+
+static int cmd_part_list(int argc, char **argv)
+{
+	struct rig_part_table *t;
+	struct rig_part_info in;
+	char err[512];
+	bool json = argc > 1 && !strcmp(argv[1], "--json");
+	size_t i;
+	int rc;
+
+	if (argc < 1)
+		return usage();
+	rc = rig_part_table_read(argv[0], &t, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "rigor-flash-tool: %s\n", err);
+		return 1;
+	}
+	if (json)
+		printf("{\"scheme\":\"%s\",\"partitions\":[",
+		       rig_part_table_scheme(t) == RIG_PART_GPT ? "gpt" : "mbr");
+	else
+		printf("scheme %s\n", rig_part_table_scheme(t) == RIG_PART_GPT ? "gpt" : "mbr");
+	for (i = 0; rig_part_table_get(t, i, &in) == 0; i++) {
+		const char *fs = in.fs == RIG_PART_FS_FAT ? "fat" : in.fs == RIG_PART_FS_EXT ?
+				 "ext" : "-";
+		char type[48];
+
+		if (in.type_guid[0])
+			snprintf(type, sizeof(type), "%s", in.type_guid);
+		else
+			snprintf(type, sizeof(type), "0x%02x", in.mbr_type);
+
+		if (json)
+			printf("%s{\"index\":%u,\"start\":%" PRIu64 ",\"size\":%" PRIu64
+			       ",\"type\":\"%s\",\"name\":\"%s\",\"label\":\"%s\",\"fs\":\"%s\","
+			       "\"bootable\":%s}", i ? "," : "", in.index, in.start, in.size,
+			       type, in.name, in.fs_label, fs, in.bootable ? "true" : "false");
+		else
+			printf("%u start=%" PRIu64 " size=%" PRIu64 " type=%s fs=%s label=%s "
+			       "name=%s%s\n", in.index, in.start, in.size, type, fs, in.fs_label[0] ? in.fs_label : "-", in.name[0] ? in.name : "-",
+			       in.bootable ? " boot" : "");
+	}
+	if (json)
+		printf("]}\n");
+	rig_part_table_free(t);
+	return 0;
+}
+
+static int cmd_put(int argc, char **argv)
+{
+	FILE *f;
+	char *data = NULL, err[512];
+	size_t len = 0, cap = 0, n;
+	int rc;
+
+	if (argc < 4)
+		return usage();
+	f = fopen(argv[2], "rb");
+	if (!f) {
+		fprintf(stderr, "rigor-flash-tool: cannot open '%s': %s\n", argv[2], strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? 2 * cap : 65536;
+			data = realloc(data, cap);
+			if (!data) {
+				fclose(f);
+				return 1;
+			}
+		}
+		n = fread(data + len, 1, cap - len, f);
+		if (!n)
+			break;
+		len += n;
+	}
+	fclose(f);
+	rc = rig_part_file_write(argv[0], argv[1], argv[3], data, len,
+				 argc > 4 && !strcmp(argv[4], "--append"), 30000, err, sizeof(err));
+	free(data);
+	if (rc) {
+		fprintf(stderr, "rigor-flash-tool: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_cat(int argc, char **argv)
+{
+	char *data, err[512];
+	size_t len;
+	int rc;
+
+	if (argc < 3)
+		return usage();
+	rc = rig_part_file_read(argv[0], argv[1], argv[2], &data, &len, 30000, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "rigor-flash-tool: %s\n", err);
+		return rc == -ENOENT ? 3 : 1;
+	}
+	fwrite(data, 1, len, stdout);
+	free(data);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	if (!strcmp(argv[1], "flash"))
+		return cmd_flash(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "detect") && argc == 3) {
+		enum rig_flash_format f;
+		char err[512];
+
+		if (rig_flash_format_detect(argv[2], &f, err, sizeof(err))) {
+			fprintf(stderr, "rigor-flash-tool: %s\n", err);
+			return 1;
+		}
+		printf("%s\n", rig_flash_format_name(f));
+		return 0;
+	}
+	if (!strcmp(argv[1], "part") && argc >= 4 && !strcmp(argv[2], "list"))
+		return cmd_part_list(argc - 3, argv + 3);
+	if (!strcmp(argv[1], "put"))
+		return cmd_put(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "cat"))
+		return cmd_cat(argc - 2, argv + 2);
+	return usage();
+}

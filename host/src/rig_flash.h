@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file rig_flash.h
+ * @brief rigor flash engine: write a disk image to an SD card, USB disk or file, fast and
+ *        verified, and read/write files inside the image's boot partition.
+ *
+ * # Overview
+ * rig_flash_image() takes an image in any supported container (raw, gzip, xz single- or
+ * multi-block, zstd, bzip2, or a zip holding exactly one image), optionally a bmap file
+ * (bmaptool 1.x or 2.x format, SHA-1 or SHA-256), and writes it to a target, which is either a
+ * block device or a regular file. It
+ *  - detects the input format by its magic bytes, never by its file name;
+ *  - finds "IMAGE.bmap" or "IMAGE-without-compression-suffix.bmap" next to the image unless a
+ *    bmap is given or rig_flash_opts::no_bmap is set; only mapped ranges are written and every
+ *    range's checksum is checked while the data streams past;
+ *  - runs decompression in its own thread (xz multi-block streams are decoded by several
+ *    threads) so that decoding overlaps with writing;
+ *  - compares each mapped block with what the target already holds and writes only the blocks
+ *    that differ ("delta", the default; rig_flash_opts::full writes everything);
+ *  - flushes the target, drops it from the page cache and reads every mapped range back,
+ *    comparing it with a per-4-KiB-block digest of what was written (rig_flash_opts::verify,
+ *    the default);
+ *  - optionally copies files into a FAT partition of the freshly written target
+ *    (rig_flash_opts::inject) and reads them back.
+ *
+ * The rig_part_* calls parse MBR/GPT partition tables of an image or a device, find a
+ * partition by number or label (GPT name, FAT or ext4 volume label) and copy files in and out
+ * of FAT (with mtools) or out of ext4 (with debugfs).
+ *
+ * # Return codes
+ * Every int-returning call returns 0 on success and a negative errno value on failure. The
+ * same value always means the same class of failure:
+ *  - -EINVAL    bad argument or malformed input that is not a compressed stream (bmap file,
+ *               partition table, zip without exactly one image);
+ *  - -EBADMSG   corrupt or truncated compressed input, or a bmap checksum mismatch;
+ *  - -EIO       read-back verification found different data, or the target reported EIO;
+ *  - -ENODEV    the target disappeared;
+ *  - -ENOSPC    the target is smaller than the image;
+ *  - -EROFS     the target is read-only;
+ *  - -EBUSY     the target is in use (mounted, held, or O_EXCL refused);
+ *  - -EPERM     a safety rule refused the target (system disk, not removable);
+ *  - -EINTR     cancelled through rig_flash_opts::cancel;
+ *  - -ETIMEDOUT the operation exceeded its timeout_ms;
+ *  - -ENOENT    a file, partition or entry was not found;
+ *  - -ENOTSUP   the operation is not supported for this file system;
+ *  - -ENOMEM    out of memory;
+ *  - any other  -errno passed through from the OS, with the call named in the message.
+ * Calls taking `char *err, size_t errlen` store a human-readable, lowercase detail message
+ * there on failure (err may be NULL). The first failure wins: the message names the root
+ * cause (for example the offset where a write failed), not the failures it caused later.
+ *
+ * # Timeouts
+ * Every call that can block takes `int timeout_ms` (in its arguments or its options): -1 waits
+ * forever, 0 fails immediately with -ETIMEDOUT if any waiting would be needed, and a positive
+ * value is an overall deadline for the whole call.
+ *
+ * # Thread safety
+ * There is no global state. Different calls may run in parallel on different targets. The
+ * progress callback is called from the thread that called rig_flash_image(). The library
+ * never prints and never exits; child processes (mtools, debugfs) have their output captured.
+ *
+ * # Debugging
+ * rig_flash_stats records what was done per phase. rig_flash_opts::fault lets tests inject a
+ * write error or corrupt the target between writing and reading back.
+ */
+#ifndef RIG_FLASH_H
+#define RIG_FLASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef RIG_API
+#define RIG_API __attribute__((visibility("default")))
+#endif
+
+/** Input container, detected from magic bytes. Append-only. */
+enum rig_flash_format {
+	RIG_FLASH_FMT_RAW = 0,
+	RIG_FLASH_FMT_GZIP,
+	RIG_FLASH_FMT_XZ,
+	RIG_FLASH_FMT_ZSTD,
+	RIG_FLASH_FMT_BZIP2,
+	RIG_FLASH_FMT_ZIP,
+};
+
+/** Phase reported to the progress callback. Append-only. */
+enum rig_flash_phase {
+	RIG_FLASH_PHASE_PREPARE = 0, /**< opening, parsing bmap, safety checks */
+	RIG_FLASH_PHASE_WRITE,       /**< decompress + compare + write (done = image offset) */
+	RIG_FLASH_PHASE_SYNC,        /**< flushing the target */
+	RIG_FLASH_PHASE_VERIFY,      /**< reading back (done = bytes verified) */
+	RIG_FLASH_PHASE_INJECT,      /**< copying files into partitions */
+	RIG_FLASH_PHASE_DONE,
+};
+
+/** Snapshot passed to the progress callback. Valid only during the callback. */
+struct rig_flash_progress {
+	enum rig_flash_phase phase;
+	uint64_t done;      /**< bytes of this phase done */
+	uint64_t total;     /**< bytes of this phase expected, 0 if unknown */
+	double rate;        /**< bytes per second over this phase so far */
+	double elapsed;     /**< seconds since the phase started */
+	uint64_t written;   /**< bytes written to the target so far */
+	uint64_t skipped;   /**< mapped bytes skipped because the target already held them */
+};
+
+/**
+ * Progress callback. Called at most about ten times a second per phase, plus once at the
+ * start and once at the end of each phase. Must not call back into the same flash job.
+ */
+typedef void (*rig_flash_progress_fn)(const struct rig_flash_progress *p, void *user);
+
+/** One file to copy into a partition of the target after flashing. */
+struct rig_flash_inject {
+	const char *part;  /**< partition: "1".."N" or a label such as "resin-boot" */
+	const char *src;   /**< local file to copy */
+	const char *dest;  /**< path inside the partition, e.g. "/config.json" */
+	bool append;       /**< true: append src to dest (created if missing), e.g. config.txt */
+};
+
+/**
+ * Options for rig_flash_image(). The caller owns it and its strings; embed it and call
+ * rig_flash_opts_init() first, then set the fields you need. New fields are only ever added
+ * with a default that keeps the old behaviour.
+ */
+struct rig_flash_opts {
+	const char *bmap;      /**< bmap file; NULL: look next to the image */
+	bool no_bmap;          /**< true: ignore any bmap, write the whole image */
+	bool verify;           /**< read back and compare (default true) */
+	bool full;             /**< true: write every mapped block; false (default): delta */
+	bool force;            /**< allow a block device that is not removable */
+	bool no_direct;        /**< never use O_DIRECT (default false: use it for devices) */
+	int threads;           /**< decoder threads, 0 = number of CPUs */
+	int timeout_ms;        /**< overall deadline, -1 (default) = none */
+	rig_flash_progress_fn progress; /**< may be NULL */
+	void *progress_user;   /**< passed to progress */
+	volatile const int *cancel; /**< if non-NULL and *cancel != 0, stop with -EINTR */
+	const struct rig_flash_inject *inject; /**< files to copy in after flashing, or NULL */
+	size_t n_inject;
+	/** Fault injection for tests. Leave at the values rig_flash_opts_init() sets. */
+	struct {
+		int64_t write_offset;  /**< fail the write covering this target offset, -1 = off */
+		int write_errno;       /**< errno to fail it with (EIO, ENODEV, ...) */
+		int64_t corrupt_offset;/**< flip this byte after flushing, before read-back; -1 */
+		int chunk_delay_ms;    /**< sleep this long per 4 MiB chunk (slow device), 0 */
+	} fault;
+};
+
+/** Results of rig_flash_image(), filled also on failure as far as the job got. */
+struct rig_flash_stats {
+	enum rig_flash_format format;
+	bool bmap_used;           /**< a bmap restricted and checked the written ranges */
+	bool direct_io;           /**< target was written with O_DIRECT */
+	bool target_is_blockdev;
+	uint64_t image_size;      /**< decompressed image size (known at the end) */
+	uint64_t bytes_read;      /**< compressed input consumed */
+	uint64_t bytes_decompressed;
+	uint64_t bytes_mapped;    /**< bytes in mapped ranges (== image_size without bmap) */
+	uint64_t bytes_written;   /**< bytes written to the target */
+	uint64_t bytes_skipped;   /**< mapped bytes not written because they already matched */
+	uint64_t bytes_verified;  /**< bytes read back and found equal */
+	uint64_t fail_offset;     /**< on failure: target offset reached or found bad */
+	double t_prepare, t_write, t_sync, t_verify, t_inject, t_total; /**< seconds */
+	double mbps;              /**< bytes_mapped / t_total in MB/s (10^6) */
+};
+
+/** Sets every field of @p o to its default. Does not allocate; nothing to release. */
+RIG_API void rig_flash_opts_init(struct rig_flash_opts *o);
+
+/**
+ * Writes @p image to @p target.
+ *
+ * Blocks until done, failed, cancelled or timed out. The target is a block device (opened
+ * with O_EXCL, refused if it or one of its partitions is mounted, holds / or /boot, is held
+ * by another device such as LVM, or is not removable unless o->force) or a regular file
+ * (created if missing; grown to the image size; never truncated, so delta works).
+ *
+ * @param image  path of the image (any supported format)
+ * @param target path of the block device or file to write
+ * @param o      options, or NULL for the defaults
+ * @param st     statistics out, or NULL; filled even on failure
+ * @param err    buffer for the detail message, or NULL
+ * @param errlen size of @p err
+ * @retval 0 the image is on the target, flushed and (unless disabled) verified
+ * @retval -EBADMSG corrupt/truncated input or bmap checksum mismatch (message names range)
+ * @retval -EIO     read-back mismatch (message names the first bad offset) or device error
+ * @retval -ENODEV  target vanished (message names the offset)
+ * @retval -ENOSPC  target smaller than the image / mapped size
+ * @retval -EROFS   target read-only
+ * @retval -EBUSY   target in use or mounted
+ * @retval -EPERM   target is a system disk, or not removable without o->force
+ * @retval -EINTR   cancelled; st->fail_offset tells how far it got
+ * @retval -ETIMEDOUT o->timeout_ms exceeded
+ * @retval -EINVAL  malformed bmap, bad zip content
+ * @retval other    -errno from the OS
+ * Thread safety: safe to call concurrently for different targets.
+ */
+RIG_API int rig_flash_image(const char *image, const char *target,
+			    const struct rig_flash_opts *o, struct rig_flash_stats *st,
+			    char *err, size_t errlen);
+
+/**
+ * Detects the container format of @p path from its first bytes.
+ * @retval 0 and *fmt set; -errno if the file cannot be read (message in err).
+ */
+RIG_API int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt,
+				    char *err, size_t errlen);
+
+/** Static lowercase name of @p fmt ("raw", "gzip", "xz", "zstd", "bzip2", "zip"). */
+RIG_API const char *rig_flash_format_name(enum rig_flash_format fmt);
+
+/** Static lowercase name of @p phase ("prepare", "write", "sync", "verify", "inject", "done"). */
+RIG_API const char *rig_flash_phase_name(enum rig_flash_phase phase);
+
+/**
+ * Formats one plain progress line without newline, e.g.
+ * "write   412.0/1024.0 MiB  40%  85.3 MB/s  eta 7s  (written 300.0 MiB, skipped 112.0 MiB)".
+ * @return the length snprintf() would return (the line is truncated to @p len).
+ */
+RIG_API int rig_flash_progress_format(const struct rig_flash_progress *p, char *buf,
+				      size_t len);
+
+/**
+ * Finds the bmap that rig_flash_image() would use for @p image when none is given:
+ * IMAGE.bmap, then IMAGE without its last suffix (".gz", ".xz", ".zst", ".bz2", ".zip") +
+ * ".bmap", then that without ".img"/".raw" + ".bmap".
+ * @return a malloc'd path the caller frees with free(), or NULL if none exists.
+ */
+RIG_API char *rig_flash_bmap_find(const char *image);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Partitions and files inside them                                                           */
+
+/** Parsed partition table of an image or device. Opaque; free with rig_part_table_free(). */
+struct rig_part_table;
+
+/** Partition table kind. Append-only. */
+enum rig_part_scheme { RIG_PART_MBR = 1, RIG_PART_GPT = 2 };
+
+/** File system found at the start of a partition. Append-only. */
+enum rig_part_fs { RIG_PART_FS_UNKNOWN = 0, RIG_PART_FS_FAT, RIG_PART_FS_EXT };
+
+/** Description of one partition; strings point into the table and live as long as it. */
+struct rig_part_info {
+	unsigned int index;   /**< 1-based, as Linux numbers them (MBR logical from 5) */
+	uint64_t start;       /**< byte offset in the image/device */
+	uint64_t size;        /**< bytes */
+	unsigned int mbr_type;/**< MBR type byte, 0 for GPT */
+	const char *type_guid;/**< GPT type GUID text, "" for MBR */
+	const char *name;     /**< GPT partition name, "" for MBR */
+	const char *fs_label; /**< FAT or ext volume label, "" if none */
+	enum rig_part_fs fs;
+	bool bootable;        /**< MBR active flag / GPT legacy-BIOS-bootable attribute */
+};
+
+/**
+ * Reads and parses the partition table of @p path (image file or block device).
+ * Reads the GPT if the MBR is protective (type 0xEE), otherwise the MBR and its extended
+ * chain. Also reads each partition's file-system label. Blocks on disk reads only.
+ * @param out  set to a new table the caller frees with rig_part_table_free()
+ * @retval 0 success
+ * @retval -EINVAL no valid table (no 0x55AA signature, bad GPT header/CRC, entries outside
+ *                 the disk, overlapping partitions, extended-partition loop)
+ * @retval -errno  cannot read @p path
+ */
+RIG_API int rig_part_table_read(const char *path, struct rig_part_table **out, char *err,
+				size_t errlen);
+
+/** Frees @p t. NULL is a no-op. */
+RIG_API void rig_part_table_free(struct rig_part_table *t);
+
+/** Partition scheme of @p t. */
+RIG_API enum rig_part_scheme rig_part_table_scheme(const struct rig_part_table *t);
+
+/** Number of partitions in @p t (positions 0..count-1 for rig_part_table_get()). */
+RIG_API size_t rig_part_table_count(const struct rig_part_table *t);
+
+/**
+ * Fills @p info with the partition at position @p pos (0-based, in table order).
+ * @retval 0 success; -ENOENT if pos >= count.
+ */
+RIG_API int rig_part_table_get(const struct rig_part_table *t, size_t pos,
+			       struct rig_part_info *info);
+
+/**
+ * Finds a partition by @p sel: a decimal number is a partition index ("1"), anything else is
+ * matched against the GPT name, then against the file-system label (case-insensitive, so
+ * "resin-boot" matches the FAT label "RESIN-BOOT").
+ * @retval 0 found; -ENOENT not found (message lists what exists).
+ */
+RIG_API int rig_part_table_find(const struct rig_part_table *t, const char *sel,
+				struct rig_part_info *info, char *err, size_t errlen);
+
+/**
+ * Reads file @p path from partition @p part of @p image (image file or device) into a new
+ * buffer. FAT uses mtools (mcopy), ext2/3/4 uses debugfs; both run as child processes with an
+ * argv (no shell).
+ * @param data    set to a malloc'd buffer (NUL-terminated for convenience, NUL not counted);
+ *                the caller frees it with free()
+ * @param len     set to the file length
+ * @param timeout_ms deadline for the child process, -1 = none
+ * @retval 0 success
+ * @retval -ENOENT partition or file not found
+ * @retval -ENOTSUP unknown file system
+ * @retval -ETIMEDOUT child did not finish in time (it is killed)
+ * @retval -errno other failures (message has the tool's stderr)
+ */
+RIG_API int rig_part_file_read(const char *image, const char *part, const char *path,
+			       char **data, size_t *len, int timeout_ms, char *err,
+			       size_t errlen);
+
+/**
+ * Writes @p len bytes at @p data as file @p path in the FAT partition @p part of @p image,
+ * replacing an existing file and creating missing parent directories.
+ * @param append true: append to the existing file (created if missing) instead
+ * @retval 0 success
+ * @retval -ENOTSUP the partition is not FAT
+ * @retval -ENOENT partition not found
+ * @retval -ETIMEDOUT, -errno as rig_part_file_read()
+ */
+RIG_API int rig_part_file_write(const char *image, const char *part, const char *path,
+				const void *data, size_t len, bool append, int timeout_ms,
+				char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RIG_FLASH_H */

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of librig: descriptions, the front-end invariants, sim faults, locks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+struct fx {
+	char dir[64];
+	struct rig_ctx *ctx;
+	struct rig_desc *d;
+	struct rig *rig;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/rigor-test-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->ctx = rig_ctx_new();
+	assert_non_null(f->ctx);
+	assert_int_equal(rig_ctx_set_state_dir(f->ctx, f->dir), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	rig_close(f->rig);
+	rig_desc_free(f->d);
+	rig_ctx_free(f->ctx);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* A full sim rig; @power_extra lets a test add a power parameter. */
+static struct rig_desc *sim_desc(struct fx *f, bool inverted, int min_off)
+{
+	struct rig_desc *d = rig_desc_new(f->ctx, "test.lua");
+	int p;
+
+	rig_desc_set_str(d, -1, "name", "t", 1);
+	rig_desc_set_str(d, -1, "device_type", "raspberrypi4-64", 2);
+	rig_desc_add_cap(d, "sd", 3);
+	p = rig_desc_add_part(d, "power", NULL, "sim", 4);
+	rig_desc_set_bool(d, p, "inverted", inverted, 4);
+	rig_desc_set_int(d, p, "min_off_ms", min_off, 4);
+	rig_desc_set_int(d, p, "timeout_ms", 300, 4);
+	rig_desc_add_part(d, "sdmux", NULL, "sim", 5);
+	p = rig_desc_add_part(d, "button", "boot", "sim", 6);
+	rig_desc_set_int(d, p, "press_ms", 30, 6);
+	p = rig_desc_add_part(d, "button", "reset", "sim", 7);
+	rig_desc_set_bool(d, p, "active_low", true, 7);
+	p = rig_desc_add_part(d, "console", NULL, "sim", 8);
+	rig_desc_set_int(d, p, "line_ms", 5, 8);
+	rig_desc_add_part(d, "usbboot", NULL, "sim", 9);
+	rig_desc_add_part(d, "storage", NULL, "sim", 10);
+	return d;
+}
+
+static void open_sim(struct fx *f, bool inverted, int min_off)
+{
+	f->d = sim_desc(f, inverted, min_off);
+	assert_int_equal(rig_open(f->ctx, f->d, &f->rig), 0);
+}
+
+static long long sim_state(struct fx *f, const char *key)
+{
+	char path[128];
+	struct rig_kv *kv;
+	long long v;
+
+	snprintf(path, sizeof(path), "%s/t.sim", f->dir);
+	kv = rig_kv_load(path);
+	v = rig_kv_get_int(kv, key, -1);
+	rig_kv_free(kv);
+	return v;
+}
+
+/* ---- errors ---- */
+
+static void test_errors(void **state)
+{
+	(void)state;
+	assert_string_equal(rig_err_name(RIG_E_PERM), "RIG_E_PERM");
+	assert_string_equal(rig_err_name(RIG_E_TIMEOUT), "RIG_E_TIMEOUT");
+	assert_string_equal(rig_strerror(RIG_E_PERM), "refused by interlock");
+	assert_int_equal(RIG_E_NODEV, -ENODEV);
+	assert_string_equal(rig_err_name(-12345), "RIG_E_OTHER");
+}
+
+/* ---- descriptions ---- */
+
+static void test_desc_valid(void **state)
+{
+	struct fx *f = *state;
+
+	f->d = sim_desc(f, false, 100);
+	assert_int_equal(rig_desc_validate(f->d), 0);
+	assert_string_equal(rig_desc_problems(f->d), "");
+	assert_string_equal(rig_desc_name(f->d), "t");
+	/* validating twice does not duplicate or invent problems */
+	assert_int_equal(rig_desc_validate(f->d), 0);
+}
+
+static void test_desc_every_mistake(void **state)
+{
+	struct fx *f = *state;
+	struct rig_desc *d = rig_desc_new(f->ctx, "bad.lua");
+	const char *p;
+	int i;
+
+	f->d = d;
+	rig_desc_set_int(d, -1, "device_type", 3, 2);                 /* wrong type */
+	rig_desc_set_str(d, -1, "colour", "red", 3);                  /* unknown rig key */
+	rig_desc_add_part(d, "powr", NULL, "sim", 4);                 /* unknown role */
+	rig_desc_add_part(d, "sdmux", NULL, "nosuch", 5);             /* unknown back-end */
+	rig_desc_add_part(d, "storage", NULL, "file", 6);             /* missing 'path' */
+	i = rig_desc_add_part(d, "power", NULL, "sim", 7);
+	rig_desc_set_str(d, i, "min_off_ms", "soon", 8);              /* wrong type */
+	rig_desc_set_int(d, i, "voltage", 5, 9);                      /* unknown param */
+	rig_desc_add_part(d, "power", NULL, "sim", 10);               /* duplicate role */
+	rig_desc_add_part(d, "button", NULL, "sim", 11);              /* button without name */
+	rig_desc_problem(d, 12, "loader saw something");              /* kept by validate */
+	assert_int_equal(rig_desc_validate(d), 11);
+	p = rig_desc_problems(d);
+	assert_non_null(strstr(p, "bad.lua:12: loader saw something"));
+	assert_non_null(strstr(p, "bad.lua:2: rig key 'device_type' must be a string, not an integer"));
+	assert_non_null(strstr(p, "bad.lua:3: unknown rig key 'colour'"));
+	assert_non_null(strstr(p, "bad.lua: the rig has no name"));
+	assert_non_null(strstr(p, "bad.lua:4: unknown role 'powr'"));
+	assert_non_null(strstr(p, "bad.lua:5: unknown back-end 'nosuch' for role sdmux (available: sim)"));
+	assert_non_null(strstr(p, "bad.lua:6: storage (file): missing parameter 'path'"));
+	assert_non_null(strstr(p, "bad.lua:8: power (sim): parameter 'min_off_ms' must be an integer, not a string"));
+	assert_non_null(strstr(p, "bad.lua:9: power (sim): unknown parameter 'voltage' (known: timeout_ms, inverted, min_off_ms, mv, ma)"));
+	assert_non_null(strstr(p, "bad.lua:10: role 'power' given twice (first at line 7)"));
+	assert_non_null(strstr(p, "bad.lua:11: a button needs a name"));
+	/* an invalid description never opens */
+	assert_int_equal(rig_open(f->ctx, d, &f->rig), RIG_E_INVAL);
+	assert_null(f->rig);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "unknown role 'powr'"));
+}
+
+static void test_registry(void **state)
+{
+	enum rig_role role;
+	const char *name, *help;
+	size_t n = 0;
+	bool seen[RIG_ROLE_COUNT] = { false };
+
+	(void)state;
+	while (rig_backend_info(n, &role, &name, &help) == 0) {
+		assert_non_null(rig_role_name(role));
+		assert_true(strlen(help) > 10);
+		if (!strcmp(name, "sim"))
+			seen[role] = true;
+		n++;
+	}
+	for (int r = 0; r < RIG_ROLE_COUNT; r++)
+		assert_true(seen[r]);   /* a sim back-end for every role */
+	assert_int_equal(rig_role_from_name("button"), RIG_ROLE_BUTTON);
+	assert_int_equal(rig_role_from_name("nope"), RIG_E_INVAL);
+}
+
+/* ---- power, interlock, inversion ---- */
+
+static void test_power_and_interlock(void **state)
+{
+	struct fx *f = *state;
+
+	open_sim(f, false, 0);
+	assert_true(rig_has_cap(f->rig, "sd"));
+	assert_false(rig_has_cap(f->rig, "usbboot"));
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+	assert_int_equal(rig_power_get(f->rig), 1);
+	/* mux to the host while powered: refused, and the mux does not move */
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_DUT), 0);
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_HOST), RIG_E_PERM);
+	assert_non_null(strstr(rig_errmsg(f->rig), "interlock"));
+	assert_int_equal(rig_sdmux_get(f->rig), RIG_MUX_DUT);
+	rig_clear_error(f->rig);
+	/* off: allowed */
+	assert_int_equal(rig_power_set(f->rig, false), 0);
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_HOST), 0);
+	assert_int_equal(rig_sdmux_get(f->rig), RIG_MUX_HOST);
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_OFF), 0);
+	assert_int_equal(rig_sdmux_get(f->rig), RIG_MUX_OFF);
+}
+
+static void test_power_inverted(void **state)
+{
+	struct fx *f = *state;
+
+	open_sim(f, true, 0);
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+	assert_int_equal(sim_state(f, "power"), 0);     /* NC relay: the raw line is off */
+	assert_int_equal(rig_power_get(f->rig), 1);     /* but the DUT is on */
+	assert_int_equal(rig_power_set(f->rig, false), 0);
+	assert_int_equal(sim_state(f, "power"), 1);
+	assert_int_equal(rig_power_get(f->rig), 0);
+}
+
+static void test_min_off_time(void **state)
+{
+	struct fx *f = *state;
+	int64_t t0;
+
+	open_sim(f, false, 300);
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+	assert_int_equal(rig_power_set(f->rig, false), 0);
+	t0 = rig_now_ms();
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_HOST), 0);   /* waits out min_off */
+	assert_true(rig_now_ms() - t0 >= 250);
+	t0 = rig_now_ms();
+	assert_int_equal(rig_power_cycle(f->rig, -1), 0);
+	assert_true(rig_now_ms() - t0 >= 250);
+	assert_int_equal(rig_power_get(f->rig), 1);
+}
+
+static void test_measure(void **state)
+{
+	struct fx *f = *state;
+	struct rig_power_reading r;
+
+	open_sim(f, false, 0);
+	assert_int_equal(rig_power_measure(f->rig, &r), 0);
+	assert_int_equal(r.ma, 0);
+	rig_power_set(f->rig, true);
+	assert_int_equal(rig_power_measure(f->rig, &r), 0);
+	assert_true(r.mv > 4000 && r.ma > 0);
+}
+
+/* ---- buttons ---- */
+
+static void test_buttons(void **state)
+{
+	struct fx *f = *state;
+
+	open_sim(f, false, 0);
+	assert_int_equal(rig_button_count(f->rig), 2);
+	assert_string_equal(rig_button_name(f->rig, 0), "boot");
+	assert_int_equal(rig_button_press(f->rig, "boot", -1), 0);
+	assert_int_equal(sim_state(f, "button.boot.presses"), 1);
+	assert_int_equal(sim_state(f, "button.boot.level"), 0);       /* released after */
+	/* active-low: held means the raw line is low */
+	assert_int_equal(rig_button_set(f->rig, "reset", true), 0);
+	assert_int_equal(sim_state(f, "button.reset.level"), 0);
+	assert_int_equal(rig_button_set(f->rig, "reset", false), 0);
+	assert_int_equal(sim_state(f, "button.reset.level"), 1);
+	assert_int_equal(rig_button_press(f->rig, "nope", 10), RIG_E_NOENT);
+	assert_non_null(strstr(rig_errmsg(f->rig), "buttons: boot, reset"));
+}
+
+/* ---- faults ---- */
+
+static void test_faults(void **state)
+{
+	struct fx *f = *state;
+	int64_t t0;
+
+	open_sim(f, false, 0);
+	assert_int_equal(rig_inject(f->rig, RIG_ROLE_POWER, NULL, "fail"), 0);
+	assert_int_equal(rig_power_set(f->rig, true), RIG_E_IO);
+	assert_non_null(strstr(rig_errmsg(f->rig), "power: sim: injected failure"));
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_inject(f->rig, RIG_ROLE_POWER, NULL, "hang"), 0);
+	t0 = rig_now_ms();
+	assert_int_equal(rig_power_set(f->rig, true), RIG_E_TIMEOUT);   /* timeout_ms = 300 */
+	assert_true(rig_now_ms() - t0 >= 280 && rig_now_ms() - t0 < 3000);
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_inject(f->rig, RIG_ROLE_SDMUX, NULL, "gone"), 0);
+	assert_int_equal(rig_sdmux_get(f->rig), RIG_E_NODEV);
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_inject(f->rig, RIG_ROLE_POWER, NULL, "bogus"), RIG_E_INVAL);
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_inject(f->rig, RIG_ROLE_POWER, NULL, "ok"), 0);
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+}
+
+static void test_first_error_wins(void **state)
+{
+	struct fx *f = *state;
+
+	open_sim(f, false, 0);
+	rig_inject(f->rig, RIG_ROLE_POWER, NULL, "gone");
+	assert_int_equal(rig_power_set(f->rig, true), RIG_E_NODEV);
+	assert_int_equal(rig_button_press(f->rig, "nope", 1), RIG_E_NOENT);
+	assert_non_null(strstr(rig_errmsg(f->rig), "device disappeared"));
+}
+
+static void test_safe_state(void **state)
+{
+	struct fx *f = *state;
+
+	open_sim(f, false, 0);
+	rig_power_set(f->rig, true);
+	rig_button_set(f->rig, "boot", true);
+	/* a failing button does not stop the power from going off */
+	rig_inject(f->rig, RIG_ROLE_BUTTON, "boot", "fail");
+	assert_int_equal(rig_safe(f->rig), RIG_E_IO);
+	assert_int_equal(sim_state(f, "power"), 0);
+	rig_inject(f->rig, RIG_ROLE_BUTTON, "boot", "ok");
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_safe(f->rig), 0);
+}
+
+static void test_cancel(void **state)
+{
+	struct fx *f = *state;
+	volatile sig_atomic_t flag = 1;
+	int64_t t0 = rig_now_ms();
+
+	rig_ctx_set_cancel(f->ctx, &flag);
+	assert_int_equal(rig_ctx_sleep(f->ctx, 5000), RIG_E_INTR);
+	assert_true(rig_now_ms() - t0 < 1000);
+	rig_ctx_set_cancel(f->ctx, NULL);
+	assert_int_equal(rig_ctx_sleep(f->ctx, 1), 0);
+}
+
+/* ---- console and event log ---- */
+
+static bool wait_for(struct rig *rig, const char *s, int ms)
+{
+	int64_t end = rig_now_ms() + ms;
+	const char *data;
+
+	while (rig_now_ms() < end) {
+		rig_console_fill(rig, 50);
+		rig_console_peek(rig, &data);
+		if (strstr(data, s))
+			return true;
+	}
+	return false;
+}
+
+static void test_console_boot_and_log(void **state)
+{
+	struct fx *f = *state;
+	char log[128], buf[8192];
+	const char *data;
+	FILE *lf;
+	size_t n;
+
+	open_sim(f, false, 0);
+	snprintf(log, sizeof(log), "%s/case.log", f->dir);
+	assert_int_equal(rig_log_to(f->rig, log), 0);
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_DUT), 0);
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+	assert_true(wait_for(f->rig, "login: ", 3000));
+	rig_console_consume(f->rig, rig_console_peek(f->rig, &data));
+	assert_int_equal(rig_console_write(f->rig, "echo hello\n", 11, 1000), 11);
+	assert_true(wait_for(f->rig, "hello\r\n# ", 2000));
+	assert_int_equal(rig_console_fill(f->rig, 0), RIG_E_TIMEOUT);
+	assert_int_equal(rig_log_to(f->rig, NULL), 0);
+	lf = fopen(log, "r");
+	assert_non_null(lf);
+	n = fread(buf, 1, sizeof(buf) - 1, lf);
+	buf[n] = 0;
+	fclose(lf);
+	assert_non_null(strstr(buf, "rig: sdmux dut"));
+	assert_non_null(strstr(buf, "rig: power on"));
+	assert_non_null(strstr(buf, "console: boot: reading boot partition"));
+}
+
+static void test_console_no_card(void **state)
+{
+	struct fx *f = *state;
+
+	open_sim(f, false, 0);
+	rig_sdmux_set(f->rig, RIG_MUX_HOST);
+	rig_power_set(f->rig, true);
+	assert_true(wait_for(f->rig, "no bootable media", 3000));
+}
+
+static void test_usbboot_and_storage(void **state)
+{
+	struct fx *f = *state;
+	char path[256], why[256];
+
+	open_sim(f, false, 0);
+	assert_int_equal(rig_usbboot(f->rig, "/nonexistent", 100), RIG_E_NOENT);
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_usbboot(f->rig, f->dir, 100), RIG_E_NODEV);   /* DUT off */
+	rig_clear_error(f->rig);
+	rig_power_set(f->rig, true);
+	assert_int_equal(rig_usbboot(f->rig, f->dir, 100), 0);
+	assert_int_equal(rig_storage_resolve(f->rig, path, sizeof(path), why, sizeof(why)), 0);
+	assert_non_null(strstr(path, "/t.card"));
+	assert_int_equal(access(path, F_OK), 0);
+}
+
+/* ---- locks ---- */
+
+static void test_lock(void **state)
+{
+	struct fx *f = *state;
+	struct rig_lock *a = NULL, *b = NULL;
+	char who[256];
+	int64_t t0;
+
+	assert_int_equal(rig_lock_holder(f->ctx, "t", who, sizeof(who)), 0);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", "rigor test", 0, &a), 0);
+	assert_int_equal(rig_lock_holder(f->ctx, "t", who, sizeof(who)), 1);
+	assert_non_null(strstr(who, "(rigor test)"));
+	t0 = rig_now_ms();
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", "second", 300, &b), RIG_E_BUSY);
+	assert_true(rig_now_ms() - t0 >= 250);
+	assert_null(b);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "rig 't' is busy: held by pid"));
+	rig_lock_release(a);
+	rig_ctx_clear_error(f->ctx);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", "second", 0, &b), 0);
+	rig_lock_release(b);
+	assert_int_equal(rig_lock_acquire(f->ctx, "../x", "bad", 0, &b), RIG_E_INVAL);
+}
+
+static void test_kv(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	struct rig_kv *kv;
+
+	snprintf(path, sizeof(path), "%s/kv", f->dir);
+	kv = rig_kv_load(path);
+	assert_null(rig_kv_get(kv, "a"));
+	rig_kv_set(kv, "a", "1");
+	rig_kv_set_int(kv, "b", -42);
+	rig_kv_set(kv, "a", "2");
+	assert_int_equal(rig_kv_save(kv, path), 0);
+	rig_kv_free(kv);
+	kv = rig_kv_load(path);
+	assert_string_equal(rig_kv_get(kv, "a"), "2");
+	assert_int_equal(rig_kv_get_int(kv, "b", 0), -42);
+	assert_int_equal(rig_kv_get_int(kv, "c", 7), 7);
+	rig_kv_free(kv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_registry),
+		cmocka_unit_test_setup_teardown(test_desc_valid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_desc_every_mistake, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_power_and_interlock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_power_inverted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_min_off_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_measure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_buttons, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_error_wins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_safe_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_boot_and_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_no_card, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_usbboot_and_storage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
