@@ -56,6 +56,21 @@ test: $(BINS) $(TEST_DEPS)
 
 check: test
 
+# The main job on the embedded default rig: build, run the sample suites, report.
+DEMO := $(BUILD)/demo
+demo: $(BUILD)/rigor
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
+	@start=$$(date +%s.%N); \
+	RIGOR_STATE_DIR=$(abspath $(DEMO))/state $(BUILD)/rigor --rig $(DEMO_RIG) run \
+		--junit $(DEMO)/junit.xml --tap $(DEMO)/results.tap --json $(DEMO)/results.json \
+		--artifacts $(DEMO)/artifacts $(DEMO_SUITES); rc=$$?; \
+	end=$$(date +%s.%N); \
+	printf '\ndemo: verdict %s in %.1f s; reports in %s/ (junit.xml, results.tap, results.json, artifacts/)\n' \
+		"$$( [ $$rc = 0 ] && echo PASS || echo "FAIL (exit $$rc)")" "$$(awk "BEGIN{print $$end - $$start}")" "$(DEMO)"; \
+	exit $$rc
+DEMO_RIG ?= sim
+DEMO_SUITES ?= testcases/sim.lua
+
 clean:
 	rm -rf build
 

@@ -42,7 +42,7 @@ static int add_path(lua_State *L, const char *p)
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		lua_pushstring(L, p);
-		lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -1) + 1);
+		lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 		return 0;
 	}
 	d = opendir(p);
@@ -60,7 +60,7 @@ static int add_path(lua_State *L, const char *p)
 	qsort(names, n, sizeof(names[0]), sort_strings);
 	for (size_t i = 0; i < n; i++) {
 		lua_pushfstring(L, "%s/%s", p, names[i]);
-		lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -1) + 1);
+		lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 		free(names[i]);
 	}
 	return 0;
@@ -127,7 +127,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			lua_pushstring(L, argv[++i]);
-			lua_setfield(L, -5, reports[r].field);
+			lua_setfield(L, -4, reports[r].field);   /* args.reporters */
 			matched = true;
 		}
 		if (matched)
@@ -136,7 +136,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 			case_pat = argv[++i];
 		} else if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
 			lua_pushstring(L, argv[++i]);
-			lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -1) + 1);
+			lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 		} else if (!strcmp(argv[i], "--artifacts") && i + 1 < argc) {
 			artifacts = argv[++i];
 		} else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {

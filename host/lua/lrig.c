@@ -251,6 +251,7 @@ static int console_expect(lua_State *L)
 	int64_t start = rig_now_ms();
 	int64_t end = timeout < 0 ? INT64_MAX : start + timeout;
 
+	lua_settop(L, 4);   /* results of string.find start at index 6 */
 	for (;;) {
 		const char *data;
 		size_t n = rig_console_peek(rig, &data);

@@ -1,0 +1,237 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# End-to-end tests of the flash engine through rigor-flash-tool. Prints TAP.
+# Needs: mtools e2fsprogs dosfstools fdisk xz-utils zstd bzip2 gzip zip bmap-tools python3.
+set -u
+BUILD=${BUILD:-build}
+TOOL=${FLASH_TOOL:-$BUILD/rigor-flash-tool}
+case $TOOL in /*) ;; *) TOOL=$PWD/$TOOL ;; esac
+HERE=$(cd "$(dirname "$0")" && pwd)
+MKIMAGE=$HERE/../../../scripts/bench-flash-mkimage
+W=$PWD/$BUILD/tmp/flash-test.$$
+export PATH="$PATH:/sbin:/usr/sbin"
+export MTOOLS_SKIP_CHECK=1
+mkdir -p "$W"
+trap 'chattr -i "$W/ro.out" 2>/dev/null; rm -rf "$W"' EXIT
+cd "$W" || exit 1
+
+n=0
+fails=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+nok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; [ -f err ] && sed 's/^/# /' err | head -5; }
+skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+check() { if eval "$2"; then ok "$1"; else nok "$1"; fi; }
+# expect_fail NAME PATTERN -- cmd...: command must fail and stderr must match PATTERN
+expect_fail() {
+	name=$1 pat=$2
+	shift 3
+	if "$@" >out.txt 2>err; then
+		nok "$name (unexpectedly succeeded)"
+	elif grep -q -- "$pat" err; then
+		ok "$name"
+	else
+		nok "$name (message lacks '$pat')"
+	fi
+}
+json() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
+
+# --- fixtures ----------------------------------------------------------------------------
+mkdir src && cp "$HERE"/*.c src/ 2>/dev/null
+"$MKIMAGE" 12 img.img "$W/src" >mk.log 2>&1 || { echo "1..1"; echo "not ok 1 - mkimage"; cat mk.log; exit 1; }
+SIZE=$(stat -c %s img.img)
+bmaptool create img.img >img.img.bmap 2>/dev/null
+gzip -k -n img.img
+xz -k -T1 img.img
+xz -T2 --block-size=1MiB -c img.img >multi.img.xz
+zstd -q -k img.img
+bzip2 -k img.img
+zip -q -X img.zip img.img
+for f in img.img.gz img.img.xz multi.img.xz img.img.zst img.img.bz2 img.zip; do
+	cp "$f" "trunc.$f"
+	truncate -s $(( $(stat -c %s "$f") / 2 )) "trunc.$f"
+	cp "$f" "bad.$f"
+	# Flip one byte in the middle of the compressed data.
+	python3 -c "
+import sys
+p=sys.argv[1]; b=bytearray(open(p,'rb').read()); i=len(b)//2; b[i]^=0x55; open(p,'wb').write(b)" "bad.$f"
+done
+
+# --- formats -----------------------------------------------------------------------------
+for f in img.img img.img.gz img.img.xz multi.img.xz img.img.zst img.img.bz2 img.zip; do
+	rm -f t.out
+	if "$TOOL" flash "$f" t.out --no-bmap --json >j 2>err && cmp -s t.out img.img; then
+		ok "flash $f without bmap is bit-identical"
+	else
+		nok "flash $f without bmap is bit-identical"
+	fi
+	rm -f t.out
+	if "$TOOL" flash "$f" t.out --bmap img.img.bmap --json >j 2>err && cmp -s t.out img.img &&
+	   [ "$(json bmap j)" = true ]; then
+		ok "flash $f with bmap is bit-identical"
+	else
+		nok "flash $f with bmap is bit-identical"
+	fi
+done
+for p in "img.img raw" "img.img.gz gzip" "img.img.xz xz" "img.img.zst zstd" "img.img.bz2 bzip2" "img.zip zip"; do
+	set -- $p
+	cp "$1" noext
+	check "detect $2 by magic, not name" "[ \"\$(\"$TOOL\" detect noext)\" = $2 ]"
+done
+cp img.img.xz image.bin
+rm -f t.out
+check "flash xz named .bin (magic detection)" "\"$TOOL\" flash image.bin t.out --no-bmap >/dev/null 2>err && cmp -s t.out img.img"
+rm -f t.out
+"$TOOL" flash img.img.xz t.out --json >j 2>err
+check "bmap found next to compressed image" "[ \"\$(json bmap j)\" = true ]"
+
+for f in img.img.gz img.img.xz multi.img.xz img.img.zst img.img.bz2 img.zip; do
+	rm -f t.out
+	expect_fail "truncated $f is refused" "truncated" -- "$TOOL" flash "trunc.$f" t.out --no-bmap
+	rm -f t.out
+	expect_fail "corrupted $f is refused" "corrupt" -- "$TOOL" flash "bad.$f" t.out --no-bmap
+done
+head -c $((SIZE / 2)) img.img >half.img
+expect_fail "truncated raw image with bmap" "truncated image" -- "$TOOL" flash half.img t.out --bmap img.img.bmap
+
+# --- zip content rules ---------------------------------------------------------------------
+echo readme >README.txt
+zip -q -X none.zip README.txt
+expect_fail "zip without image" "holds no image" -- "$TOOL" flash none.zip t.out
+cp img.img other.img
+zip -q -X two.zip img.img other.img
+expect_fail "zip with two images" "candidate images" -- "$TOOL" flash two.zip t.out
+zip -q -X side.zip img.img README.txt img.img.bmap
+rm -f t.out
+check "zip with image and sidecars" "\"$TOOL\" flash side.zip t.out --no-bmap >/dev/null 2>err && cmp -s t.out img.img"
+
+# --- bmap ----------------------------------------------------------------------------------
+echo "not xml" >broken.bmap
+expect_fail "malformed bmap" "bmap" -- "$TOOL" flash img.img t.out --bmap broken.bmap
+cp img.img flipped.img
+off=$(sed -n 's/.*<Range[^>]*> *\([0-9]*\).*/\1/p' img.img.bmap | sed -n 3p)
+printf 'X' | dd of=flipped.img bs=1 seek=$((off * 4096 + 7)) conv=notrunc status=none
+expect_fail "image not matching bmap checksum" "checksum mismatch for blocks" -- "$TOOL" flash flipped.img t.out --bmap img.img.bmap
+sed 's/chksum="\(.\)/chksum="0\1/' img.img.bmap | sed 's/chksum="0\(.\)\(.\)/chksum="\2\1/' >tampered.bmap
+expect_fail "tampered bmap fails its own checksum" "bmap" -- "$TOOL" flash img.img t.out --bmap tampered.bmap
+# bmaptool 1.4 format (SHA-1), converted from the 2.0 file.
+python3 - img.img img.img.bmap v14.bmap <<'EOF'
+import hashlib, re, sys
+img, src, dst = sys.argv[1:4]
+data = open(img, 'rb').read()
+t = open(src).read()
+bs = int(re.search(r'<BlockSize>\s*(\d+)', t).group(1))
+def rng(m):
+    a, _, b = m.group(2).strip().partition('-'); b = b or a
+    h = hashlib.sha1(data[int(a) * bs:(int(b) + 1) * bs]).hexdigest()
+    return '<Range sha1="%s"> %s </Range>' % (h, m.group(2).strip())
+t = re.sub(r'<Range chksum="([0-9a-f]+)">([^<]*)</Range>', rng, t)
+t = re.sub(r'<ChecksumType>[^<]*</ChecksumType>\s*', '', t)
+t = t.replace('version="2.0"', 'version="1.4"')
+t = re.sub(r'<BmapFileChecksum>[^<]*</BmapFileChecksum>', '<BmapFileSHA1> ' + '0' * 40 + ' </BmapFileSHA1>', t)
+h = hashlib.sha1(t.encode()).hexdigest()
+open(dst, 'w').write(t.replace('0' * 40, h))
+EOF
+rm -f t.out
+check "bmap 1.4 (SHA-1) flashes" "\"$TOOL\" flash img.img t.out --bmap v14.bmap --json >j 2>err && cmp -s t.out img.img && [ \"\$(json bmap j)\" = true ]"
+
+# --- delta and verify --------------------------------------------------------------------
+head -c "$SIZE" /dev/urandom >t.out
+"$TOOL" flash img.img.zst t.out --no-bmap --json >j 2>err
+check "delta: garbage target ends bit-identical" "cmp -s t.out img.img"
+"$TOOL" flash img.img.zst t.out --no-bmap --json >j 2>err
+check "delta: re-flash writes nothing" "[ \"\$(json written j)\" = 0 ] && [ \"\$(json skipped j)\" = $SIZE ]"
+cp img.img variant.img
+printf 'CHANGED!' | dd of=variant.img bs=1 seek=$((5 * 1048576 + 10)) conv=notrunc status=none
+printf 'CHANGED!' | dd of=variant.img bs=1 seek=$((9 * 1048576 + 4000)) conv=notrunc status=none
+"$TOOL" flash variant.img t.out --no-bmap --json >j 2>err
+check "delta: two changed blocks -> 8192 bytes written" "[ \"\$(json written j)\" = 8192 ] && cmp -s t.out variant.img"
+"$TOOL" flash img.img t.out --no-bmap --full --json >j 2>err
+check "full: every block written" "[ \"\$(json written j)\" = $SIZE ] && cmp -s t.out img.img"
+expect_fail "verify catches corruption between write and read-back" "differs from the image in the 4096-byte block at offset 1048576" -- "$TOOL" flash img.img t.out --no-bmap --full --fault-corrupt 1048677
+"$TOOL" flash img.img t.out --no-bmap --no-verify --json >j 2>err
+check "no-verify skips read-back" "[ \"\$(json verified j)\" = 0 ]"
+
+# --- failures while writing -----------------------------------------------------------------
+rm -f t.out
+expect_fail "target vanishing (ENODEV) names the offset" "vanished: write failed at offset 2097152" -- "$TOOL" flash img.img t.out --no-bmap --full --fault-write 2097152:19
+rm -f t.out
+expect_fail "EIO while writing names the offset" "write failed at offset 3145728" -- "$TOOL" flash img.img t.out --no-bmap --full --fault-write 3145728:5
+rm -f t.out
+"$TOOL" flash img.img t.out --no-bmap --full --fault-delay 400 >out.txt 2>err &
+pid=$!
+sleep 0.6
+kill -INT $pid
+wait $pid
+rc=$?
+check "SIGINT stops the flash with status 130" "[ $rc = 130 ] && grep -q 'cancelled at offset' err"
+rm -f t.out
+expect_fail "timeout" "timed out" -- "$TOOL" flash img.img t.out --no-bmap --fault-delay 100 --timeout 150
+
+# --- refusals ------------------------------------------------------------------------------
+mkdir adir
+expect_fail "directory target" "neither a block device" -- "$TOOL" flash img.img adir
+cp img.img ro.out && chmod 444 ro.out
+if [ "$(id -u)" != 0 ]; then
+	expect_fail "read-only target" "read-only" -- "$TOOL" flash img.img ro.out
+elif chattr +i ro.out 2>/dev/null; then
+	expect_fail "read-only (immutable) target" "read-only" -- "$TOOL" flash img.img ro.out
+	chattr -i ro.out
+else
+	expect_fail "read-only target (sysfs)" "read-only" -- "$TOOL" flash img.img /sys/kernel/notes
+fi
+rootdev=$(findmnt -n -o SOURCE / 2>/dev/null)
+if [ -b "$rootdev" ]; then
+	expect_fail "disk holding / is refused" "refusing" -- "$TOOL" flash img.img "$rootdev" --force
+else
+	skip "disk holding / is refused" "root is not on a block device"
+fi
+spare=
+if command -v lsblk >/dev/null; then
+	# An unmounted, non-removable, zero-sized disk (e.g. an unconfigured zram) is safe to try.
+	spare=$(lsblk -dbnro NAME,SIZE,RM,MOUNTPOINT 2>/dev/null | awk '$2 == 0 && $3 == 0 && $4 == "" {print "/dev/" $1; exit}')
+fi
+if [ -n "$spare" ] && [ -b "$spare" ]; then
+	expect_fail "non-removable disk is refused" "not a removable" -- "$TOOL" flash img.img "$spare"
+	expect_fail "target smaller than image is refused" "too small" -- "$TOOL" flash img.img "$spare" --force
+else
+	skip "non-removable disk is refused" "no zero-sized spare disk"
+	skip "target smaller than image is refused" "no zero-sized spare disk"
+fi
+
+# --- partitions and files ------------------------------------------------------------------
+"$TOOL" part list img.img >pl 2>err
+check "part list: MBR with three labelled partitions" "grep -q '^1 .*fs=fat label=RESIN-BOOT' pl && grep -q '^2 .*label=resin-rootA' pl && grep -q '^3 .*label=resin-state' pl"
+truncate -s 4M gpt.img
+printf 'label: gpt\nstart=1MiB, size=1MiB, name="resin-boot"\nsize=1MiB, name=resin-rootA\n' | sfdisk -q gpt.img >/dev/null 2>&1
+"$TOOL" part list gpt.img >pl 2>err
+check "part list: GPT names" "grep -q '^1 .*name=resin-boot' pl && grep -q '^2 .*name=resin-rootA' pl && grep -q '^scheme gpt' pl"
+head -c 1M /dev/zero >nopt.img
+expect_fail "no partition table" "no partition table" -- "$TOOL" part list nopt.img
+cp gpt.img badgpt.img
+printf 'XX' | dd of=badgpt.img bs=1 seek=$((512 + 40)) conv=notrunc status=none
+expect_fail "corrupt GPT header" "GPT header checksum" -- "$TOOL" part list badgpt.img
+"$TOOL" cat img.img resin-boot /config.json >c 2>err
+check "cat config.json from FAT by label" "grep -q applicationId c"
+"$TOOL" cat img.img resin-rootA /etc/os-release >c 2>err
+check "cat os-release from ext4 by label" "grep -q balenaOS c"
+"$TOOL" cat img.img 2 /etc/os-release >c 2>err
+check "cat from partition by index" "grep -q balenaOS c"
+expect_fail "cat missing file" "not found" -- "$TOOL" cat img.img resin-boot /nope.txt
+expect_fail "cat from missing partition" "no partition" -- "$TOOL" cat img.img resin-nope /x
+echo '{"applicationId":42}' >new.json
+"$TOOL" put img.img resin-boot new.json /config.json 2>err && "$TOOL" cat img.img resin-boot /config.json >c 2>>err
+check "put replaces config.json" "cmp -s c new.json"
+echo 'dtoverlay=rig' >line.txt
+"$TOOL" put img.img resin-boot line.txt /config.txt --append 2>err && "$TOOL" cat img.img resin-boot /config.txt >c 2>>err
+check "put --append adds to config.txt" "grep -q enable_uart c && tail -n1 c | grep -q dtoverlay=rig"
+"$TOOL" put img.img resin-boot line.txt /sub/dir/x.txt 2>err && "$TOOL" cat img.img 1 /sub/dir/x.txt >c 2>>err
+check "put creates parent directories" "cmp -s c line.txt"
+expect_fail "put into ext4 is refused" "not FAT" -- "$TOOL" put img.img resin-rootA line.txt /x
+rm -f t.out
+echo '{"applicationId":7}' >inj.json
+"$TOOL" flash img.img.xz t.out --inject resin-boot:inj.json:/config.json --append 1:line.txt:/config.txt >out.txt 2>err &&
+	"$TOOL" cat t.out resin-boot /config.json >c 2>>err && "$TOOL" cat t.out 1 /config.txt >c2 2>>err
+check "flash with inject + append" "cmp -s c inj.json && tail -n1 c2 | grep -q dtoverlay=rig"
+
+echo "1..$n"
+[ "$fails" = 0 ]
