@@ -47,7 +47,7 @@ $(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(HOST_PKG_LIBS) $(CMOCKA_LIBS) -lm -lpthread
 
 DEPFILES += $(HOST_TESTS:=.d)
-TESTS += $(HOST_TESTS) host/tests/cli.sh
+TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh
 TEST_DEPS += $(HOST_TESTS)
 
 install: $(BUILD)/rigor

@@ -20,6 +20,7 @@ enum {
 struct cli {
 	struct rig_ctx *ctx;
 	const char *rig_arg;    /* --rig or RIGOR_RIG */
+	bool rig_explicit;      /* chosen by --rig or RIGOR_RIG, not the default */
 	int wait_s;             /* --wait */
 	bool json;
 	int verbose;

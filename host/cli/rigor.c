@@ -233,7 +233,7 @@ int main(int argc, char **argv)
 	/* Global options come before the command; "+" stops at the first non-option. */
 	while ((opt = getopt_long(argc, argv, "+r:w:jvhV", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'r': c.rig_arg = optarg; break;
+		case 'r': c.rig_arg = optarg; c.rig_explicit = true; break;
 		case 'w': c.wait_s = atoi(optarg); break;
 		case 'j': c.json = true; break;
 		case 'v': c.verbose++; break;
@@ -246,8 +246,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (!c.rig_arg && getenv("RIGOR_RIG") && *getenv("RIGOR_RIG")) {
+		c.rig_arg = getenv("RIGOR_RIG");
+		c.rig_explicit = true;
+	}
 	if (!c.rig_arg)
-		c.rig_arg = getenv("RIGOR_RIG") && *getenv("RIGOR_RIG") ? getenv("RIGOR_RIG") : "sim";
+		c.rig_arg = "sim";
 	for (int i = 0; i < argc && o < sizeof(c.cmdline) - 2; i++)
 		o += (size_t)snprintf(c.cmdline + o, sizeof(c.cmdline) - o, "%s%s", i ? " " : "",
 				      i ? argv[i] : "rigor");

@@ -59,7 +59,10 @@ static int add_path(lua_State *L, const char *p)
 	closedir(d);
 	qsort(names, n, sizeof(names[0]), sort_strings);
 	for (size_t i = 0; i < n; i++) {
-		lua_pushfstring(L, "%s/%s", p, names[i]);
+		size_t pl = strlen(p);
+
+		/* "testcases/" + "sim.lua" must not become "testcases//sim.lua" in messages */
+		lua_pushfstring(L, "%s%s%s", p, pl && p[pl - 1] == '/' ? "" : "/", names[i]);
 		lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 		free(names[i]);
 	}
@@ -232,18 +235,16 @@ int cmd_lua(struct cli *c, int argc, char **argv)
 		lua_rawseti(L, -2, i - 1);
 	}
 	lua_setglobal(L, "arg");
-	if (getenv("RIGOR_RIG") || c->rig_arg != NULL) {
+	if (c->rig_explicit) {
 		/* Only a rig asked for explicitly is opened (and locked). */
-		if (strcmp(c->rig_arg, "sim") || getenv("RIGOR_LUA_RIG")) {
-			rc = cli_open_rig(c);
-			if (rc) {
-				lua_close(L);
-				return rc;
-			}
-			rig_ctx_set_cancel(c->ctx, NULL);
-			rigl_push_rig(L, c->rig);
-			lua_setglobal(L, "rig");
+		rc = cli_open_rig(c);
+		if (rc) {
+			lua_close(L);
+			return rc;
 		}
+		rig_ctx_set_cancel(c->ctx, NULL);
+		rigl_push_rig(L, c->rig);
+		lua_setglobal(L, "rig");
 	}
 	lua_pushcfunction(L, msgh);
 	if (luaL_loadfile(L, argv[1]) != LUA_OK) {

@@ -94,6 +94,15 @@ static int c_now_ms(lua_State *L)
 	return 1;
 }
 
+static int c_wall_ms(lua_State *L)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	return 1;
+}
+
 static int c_sleep(lua_State *L)
 {
 	struct rigl_rt *rt = rigl_rt(L);
@@ -220,8 +229,11 @@ static json_t *to_json(lua_State *L, int idx, int depth)
 	case LUA_TSTRING: {
 		size_t n;
 		const char *s = lua_tolstring(L, idx, &n);
+		json_t *j = json_stringn(s, n);
 
-		return json_stringn_nocheck(s, n);
+		if (!j)
+			luaL_error(L, "json: string is not valid UTF-8");
+		return j;
 	}
 	case LUA_TLIGHTUSERDATA:
 		if (!lua_touserdata(L, idx))
@@ -347,7 +359,7 @@ static int c_json_decode(lua_State *L)
 	json_error_t e;
 	struct jbox *b = push_jbox(L);
 
-	b->j = json_loadb(s, n, JSON_DECODE_ANY, &e);
+	b->j = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
 	if (!b->j) {
 		lua_pushnil(L);
 		lua_pushfstring(L, "json: %s at line %d column %d", e.text, e.line, e.column);
@@ -365,6 +377,7 @@ static int err_tostring(lua_State *L)
 
 static const luaL_Reg corelib[] = {
 	{ "now_ms", c_now_ms },
+	{ "wall_ms", c_wall_ms },
 	{ "sleep", c_sleep },
 	{ "arm", c_arm },
 	{ "disarm", c_disarm },

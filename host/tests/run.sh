@@ -1,0 +1,70 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# rigor run: exit codes, reports, safe state and signals; and the Lua binding tests.
+# Prints TAP.
+BUILD=${BUILD:-build}
+RIGOR=${RIGOR:-$BUILD/rigor}
+T=$(mktemp -d /tmp/rigor-run-XXXXXX)
+export RIGOR_STATE_DIR=$T/state
+S=host/tests/suites
+n=0
+fail=0
+trap 'kill $bg 2>/dev/null; rm -rf "$T"' EXIT
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+nok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; sed 's/^/# /' "$T/out" "$T/err" 2>/dev/null | tail -20; }
+run() {
+	want=$1 desc=$2
+	shift 2
+	"$@" >"$T/out" 2>"$T/err" </dev/null
+	rc=$?
+	if [ "$rc" = "$want" ]; then ok "$desc (exit $rc)"; else echo "# got exit $rc, want $want"; nok "$desc"; fi
+}
+has() { if grep -Eq -- "$2" "$1"; then ok "$3"; else echo "# no /$2/ in $1"; nok "$3"; fi; }
+power_off() {
+	$RIGOR power status >"$T/ps" 2>&1
+	has "$T/ps" "^power: off" "$1"
+}
+
+# the binding, from Lua
+$RIGOR --rig sim lua host/tests/lua_api.lua >"$T/lua.tap" 2>&1
+rc=$?
+sed -n 's/^\(not \)\{0,1\}ok [0-9]* - /&lua: /p' "$T/lua.tap" | while read -r line; do :; done
+if [ $rc = 0 ] && ! grep -q '^not ok' "$T/lua.tap"; then ok "Lua binding tests ($(grep -c '^ok' "$T/lua.tap") checks)"; else cp "$T/lua.tap" "$T/out"; nok "Lua binding tests"; fi
+
+run 0 "passing suite" $RIGOR run testcases/sim.lua --artifacts $T/a0
+run 1 "a failing case exits 1" $RIGOR run $S/mixed.lua --junit $T/j1.xml --tap $T/t1.tap --json $T/r1.json --artifacts $T/a1
+has "$T/out" "FAIL +fails" "human report names the failing case"
+has "$T/j1.xml" '<failure' "junit has the failure"
+has "$T/t1.tap" '^not ok' "tap has the failure"
+if xmllint --noout --schema lua/schema/junit.xsd "$T/j1.xml" 2>"$T/err"; then ok "junit validates against the schema"; else nok "junit validates"; fi
+power_off "DUT off after a failing run"
+run 3 "an infrastructure failure exits 3" $RIGOR run $S/infra.lua --artifacts $T/a3
+run 2 "a broken suite file exits 2" $RIGOR run $S/broken.lua --artifacts $T/a2
+has "$T/err" "broken.lua:3" "the load error names file:line"
+run 2 "no suites given" $RIGOR run
+run 2 "unknown option" $RIGOR run --frobnicate x.lua
+run 0 "--case selects one case" $RIGOR run testcases/sim.lua --case interlock --json $T/sel.json --artifacts $T/a4
+has "$T/sel.json" '"name": "interlock keeps the card' "selected case ran"
+if grep -q '"name": "power switches' "$T/sel.json"; then nok "other cases not run"; else ok "other cases not run"; fi
+
+# signals: abort the case, clean up, leave the DUT off, write reports, free the lock
+for sig in INT TERM; do
+	want=130
+	[ $sig = TERM ] && want=143
+	$RIGOR run $S/slow.lua --junit $T/js.xml --json $T/rs.json --artifacts $T/as >"$T/out" 2>"$T/err" </dev/null &
+	bg=$!
+	i=0
+	while ! grep -q slow-case-started "$T/err" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -$sig $bg
+	wait $bg
+	rc=$?
+	if [ $rc = $want ]; then ok "SIG$sig mid-case exits $want"; else echo "# got $rc"; nok "SIG$sig exits $want"; fi
+	has "$T/js.xml" "interrupted|SIG$sig" "SIG$sig: junit marks the interrupted case"
+	has "$T/rs.json" "SIG$sig|interrupted" "SIG$sig: json records the interruption"
+	power_off "SIG$sig: DUT left powered off"
+	$RIGOR who >"$T/who" 2>&1
+	has "$T/who" "is free" "SIG$sig: lock released"
+done
+
+echo "1..$n"
+exit $fail

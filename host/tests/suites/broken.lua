@@ -1,0 +1,3 @@
+local t = require "rigor.test"
+local s = t.suite("broken"
+return s

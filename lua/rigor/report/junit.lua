@@ -1,0 +1,139 @@
+-- SPDX-License-Identifier: MIT
+-- rigor.report.junit: JUnit XML (the dialect GitLab and Jenkins read), written at the end of
+-- the run. Schema: lua/schema/junit.xsd. Each testcase's <system-out> holds its log file
+-- (rig events, console bytes, runner lines), made XML-safe by rigor.util.xml_cdata.
+
+local util = require "rigor.util"
+
+local M = {}
+M.__index = M
+
+M.MAX_LOG = 1024 * 1024 -- bytes of each case log copied into <system-out>
+
+function M.new(path, run)
+	if type(path) ~= "string" then
+		return nil, "reporters.junit must be a file path"
+	end
+	local core = require "rigor.core"
+	core.mkdir_p(util.dirname(path))
+	local f, err = io.open(path, "w")
+	if not f then
+		return nil, string.format("cannot write JUnit report: %s", err)
+	end
+	run.reports.junit = path
+	return setmetatable({ f = f, path = path }, M)
+end
+
+function M:abandon()
+	self.f:close()
+	os.remove(self.path)
+end
+
+local e = util.xml_escape
+
+local function secs(ms)
+	return string.format("%.3f", (ms or 0) / 1000)
+end
+
+local function counts(cases)
+	local c = { tests = 0, failures = 0, errors = 0, skipped = 0 }
+	for _, r in ipairs(cases) do
+		c.tests = c.tests + 1
+		if r.status == "fail" then
+			c.failures = c.failures + 1
+		elseif r.status == "error" then
+			c.errors = c.errors + 1
+		elseif r.status == "skip" then
+			c.skipped = c.skipped + 1
+		end
+	end
+	return c
+end
+
+local function problem_text(r)
+	local parts = {}
+	if r.where then
+		parts[#parts + 1] = r.where .. ": " .. (r.message or "")
+	else
+		parts[#parts + 1] = r.message or ""
+	end
+	for _, n in ipairs(r.notes or {}) do
+		parts[#parts + 1] = "also: " .. n
+	end
+	if r.traceback then
+		parts[#parts + 1] = r.traceback
+	end
+	return table.concat(parts, "\n")
+end
+
+function M.render(run)
+	local out = {}
+	local function w(s)
+		out[#out + 1] = s
+	end
+	local total = counts({})
+	for _, s in ipairs(run.suites) do
+		local c = counts(s.cases)
+		for k, v in pairs(c) do
+			total[k] = total[k] + v
+		end
+	end
+	w('<?xml version="1.0" encoding="UTF-8"?>\n')
+	w(string.format('<testsuites name="%s" tests="%d" failures="%d" errors="%d" skipped="%d"'
+		.. ' time="%s" timestamp="%s">\n', e("rigor " .. run.rig_info.name), total.tests,
+		total.failures, total.errors, total.skipped, secs(run.duration_ms), run.timestamp))
+	for i, s in ipairs(run.suites) do
+		local c = counts(s.cases)
+		w(string.format('  <testsuite name="%s" tests="%d" failures="%d" errors="%d" skipped="%d"'
+			.. ' time="%s" timestamp="%s" hostname="%s" id="%d"%s>\n', e(s.name), c.tests,
+			c.failures, c.errors, c.skipped, secs(s.duration_ms), s.timestamp, e(run.hostname),
+			i - 1, s.file and (' file="' .. e(s.file) .. '"') or ""))
+		w("    <properties>\n")
+		w(string.format('      <property name="rig" value="%s"/>\n', e(run.rig_info.name)))
+		if run.rig_info.device_type then
+			w(string.format('      <property name="device_type" value="%s"/>\n',
+				e(run.rig_info.device_type)))
+		end
+		w("    </properties>\n")
+		for _, r in ipairs(s.cases) do
+			local attrs = string.format('classname="%s" name="%s" time="%s"', e(s.name), e(r.name),
+				secs(r.duration_ms))
+			if r.file then
+				attrs = attrs .. ' file="' .. e(r.file) .. '"'
+			end
+			if math.type(r.line) == "integer" and r.line > 0 then
+				attrs = attrs .. ' line="' .. r.line .. '"'
+			end
+			w("    <testcase " .. attrs .. ">\n")
+			if r.status == "fail" then
+				w(string.format('      <failure message="%s" type="assertion">%s</failure>\n',
+					e(r.message or ""), util.xml_text(problem_text(r))))
+			elseif r.status == "error" then
+				local typ = r.abort == "timeout" and "timeout" or r.abort and "interrupted"
+					or r.infra and "infrastructure" or "error"
+				w(string.format('      <error message="%s" type="%s">%s</error>\n',
+					e(r.message or ""), typ, util.xml_text(problem_text(r))))
+			elseif r.status == "skip" then
+				w(string.format('      <skipped message="%s"/>\n', e(r.message or "")))
+			end
+			local log = r.log and util.read_tail(r.log, M.MAX_LOG)
+			if log and log ~= "" then
+				w("      <system-out>" .. util.xml_cdata(log) .. "</system-out>\n")
+			end
+			w("    </testcase>\n")
+		end
+		w("  </testsuite>\n")
+	end
+	w("</testsuites>\n")
+	return table.concat(out)
+end
+
+function M:finish(run)
+	local ok, err = self.f:write(M.render(run))
+	local cok, cerr = self.f:close()
+	if not ok or not cok then
+		error("cannot write '" .. self.path .. "': " .. tostring(err or cerr))
+	end
+end
+
+return M

@@ -1,0 +1,212 @@
+-- SPDX-License-Identifier: MIT
+-- rigor.util: small helpers shared by the runner and the reporters.
+
+local M = {}
+
+--- File-name-safe form of a name: lowercase ASCII letters, digits and '-', at most 64 chars.
+function M.slug(name)
+	local s = tostring(name):lower():gsub("[^%w]+", "-"):gsub("^%-+", ""):gsub("%-+$", "")
+	if #s > 64 then
+		s = s:sub(1, 64):gsub("%-+$", "")
+	end
+	if s == "" then
+		s = "unnamed"
+	end
+	return s
+end
+
+--- Returns a slug of `name` not yet in `used` (a set), and records it.
+function M.unique_slug(name, used)
+	local base = M.slug(name)
+	local s, n = base, 1
+	while used[s] do
+		n = n + 1
+		s = base .. "-" .. n
+	end
+	used[s] = true
+	return s
+end
+
+function M.dirname(path)
+	local d = path:match("^(.*)/[^/]*$")
+	if d == nil then
+		return "."
+	elseif d == "" then
+		return "/"
+	end
+	return d
+end
+
+function M.hostname()
+	local f = io.open("/proc/sys/kernel/hostname", "r") or io.open("/etc/hostname", "r")
+	if f then
+		local h = f:read("l")
+		f:close()
+		if h and h ~= "" then
+			return h
+		end
+	end
+	return os.getenv("HOSTNAME") or "localhost"
+end
+
+--- ISO 8601 UTC timestamp without fraction, e.g. 2026-11-25T05:39:56Z.
+function M.iso_time(t)
+	return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
+end
+
+--- Reads at most `max` bytes from the end of a file; nil when it cannot be read.
+function M.read_tail(path, max)
+	local f = io.open(path, "rb")
+	if not f then
+		return nil
+	end
+	local size = f:seek("end")
+	local cut = false
+	if size > max then
+		f:seek("set", size - max)
+		cut = true
+	else
+		f:seek("set", 0)
+	end
+	local data = f:read("a") or ""
+	f:close()
+	if cut then
+		data = "[... " .. (size - max) .. " bytes cut ...]\n" .. data
+	end
+	return data
+end
+
+--- Writes `data` to `path` (replacing it). Returns true or nil, message.
+function M.write_file(path, data)
+	local f, err = io.open(path, "wb")
+	if not f then
+		return nil, err
+	end
+	local ok, werr = f:write(data)
+	local cok, cerr = f:close()
+	if not ok then
+		return nil, werr
+	end
+	if not cok then
+		return nil, cerr
+	end
+	return true
+end
+
+-- Decodes one UTF-8 sequence at byte i of s; returns the code point and its length, or nil.
+local function utf8_at(s, i)
+	local c = s:byte(i)
+	local n, cp, min
+	if c < 0x80 then
+		return c, 1
+	elseif c >= 0xC2 and c <= 0xDF then
+		n, cp, min = 2, c & 0x1F, 0x80
+	elseif c >= 0xE0 and c <= 0xEF then
+		n, cp, min = 3, c & 0x0F, 0x800
+	elseif c >= 0xF0 and c <= 0xF4 then
+		n, cp, min = 4, c & 0x07, 0x10000
+	else
+		return nil
+	end
+	for k = 1, n - 1 do
+		local b = s:byte(i + k)
+		if not b or b & 0xC0 ~= 0x80 then
+			return nil
+		end
+		cp = (cp << 6) | (b & 0x3F)
+	end
+	if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then
+		return nil
+	end
+	return cp, n
+end
+
+local function xml_char_ok(cp)
+	return cp == 0x9 or cp == 0xA or cp == 0xD or (cp >= 0x20 and cp <= 0xD7FF)
+		or (cp >= 0xE000 and cp <= 0xFFFD) or (cp >= 0x10000 and cp <= 0x10FFFF)
+end
+
+--- Makes arbitrary bytes (console output) valid UTF-8 that XML 1.0 accepts: invalid UTF-8
+--- bytes and characters XML forbids (most control characters, e.g. ESC) become the text
+--- "\xNN" (one per byte).
+function M.xml_clean(s)
+	if not s:find("[%z\1-\8\11\12\14-\31\128-\255]") then
+		return s
+	end
+	local out, i, n = {}, 1, #s
+	while i <= n do
+		local cp, len = utf8_at(s, i)
+		if cp and xml_char_ok(cp) then
+			out[#out + 1] = s:sub(i, i + len - 1)
+			i = i + len
+		else
+			out[#out + 1] = string.format("\\x%02X", s:byte(i))
+			i = i + 1
+		end
+	end
+	return table.concat(out)
+end
+
+--- Replaces each byte that is not part of valid UTF-8 with the text "\xNN" (for JSON, which
+--- must be UTF-8). Control characters are kept (JSON escapes them).
+function M.utf8_clean(s)
+	if not s:find("[\128-\255]") or utf8.len(s) then
+		return s
+	end
+	local out, i, n = {}, 1, #s
+	while i <= n do
+		local cp, len = utf8_at(s, i)
+		if cp then
+			out[#out + 1] = s:sub(i, i + len - 1)
+			i = i + len
+		else
+			out[#out + 1] = string.format("\\x%02X", s:byte(i))
+			i = i + 1
+		end
+	end
+	return table.concat(out)
+end
+
+local xml_ent = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
+	["\n"] = "&#10;", ["\r"] = "&#13;", ["\t"] = "&#9;" }
+
+--- Escapes text for an XML attribute value (double-quoted) or element content.
+function M.xml_escape(s)
+	return (M.xml_clean(tostring(s)):gsub('[&<>"\n\r\t]', xml_ent))
+end
+
+function M.xml_text(s)
+	return (M.xml_clean(tostring(s)):gsub("[&<>]", xml_ent))
+end
+
+--- Wraps text in CDATA, splitting any "]]>" so the section cannot end early.
+function M.xml_cdata(s)
+	s = M.xml_clean(tostring(s)):gsub("%]%]>", "]]]]><![CDATA[>")
+	return "<![CDATA[" .. s .. "]]>"
+end
+
+--- Describes any error value as text.
+function M.describe_error(e)
+	if type(e) == "string" then
+		return e
+	end
+	if type(e) == "table" then
+		local mt = getmetatable(e)
+		if mt and mt.__tostring then
+			return tostring(e)
+		end
+		if type(rawget(e, "message")) == "string" then
+			return rawget(e, "message")
+		end
+	end
+	return tostring(e)
+end
+
+function M.fmt_duration(ms)
+	if ms < 1000 then
+		return string.format("%d ms", ms)
+	end
+	return string.format("%.2f s", ms / 1000)
+end
+
+return M
