@@ -6,8 +6,9 @@ HOST_PKGS := lua5.4 jansson
 HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
 HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
 
-LIB_SRCS := $(wildcard host/src/*.c) $(wildcard host/src/drivers/*.c) $(EXTRA_LIB_SRCS)
-LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB_SRCS := $(wildcard host/src/*.c) $(wildcard host/src/drivers/*.c)
+# The host<->firmware codec is one source compiled into both sides.
+LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/host/proto/rigproto.o
 LUA_SRCS := $(wildcard host/lua/*.c)
 LUA_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LUA_SRCS))
 CLI_SRCS := $(wildcard host/cli/*.c)
@@ -26,6 +27,10 @@ HOST_CFLAGS := $(CFLAGS_COMMON) -fvisibility=hidden -Ihost/src -Ihost/lua -Ifirm
 $(BUILD)/host/%.o: host/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $(FLASH_CFLAGS) -c $< -o $@
+
+$(BUILD)/host/proto/rigproto.o: firmware/proto/rigproto.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -c $< -o $@
 
 $(LIBRIG): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -47,7 +52,7 @@ $(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(HOST_PKG_LIBS) $(CMOCKA_LIBS) -lm -lpthread
 
 DEPFILES += $(HOST_TESTS:=.d)
-TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh
+TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh host/tests/rigfw.sh
 TEST_DEPS += $(HOST_TESTS)
 
 install: $(BUILD)/rigor

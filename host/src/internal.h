@@ -164,8 +164,18 @@ const char *rig_part_device_type(const struct rig_part *p);
 int rig_part_fail(struct rig_part *p, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Resources several parts of one rig share (one serial link to a rig board serves its
+ * power, mux and buttons). Returns the object stored under @key, creating it with
+ * @create on first use; @destroy runs when the rig closes. Returns NULL and the error in
+ * *rc when @create fails.
+ */
+void *rig_part_shared(struct rig_part *p, const char *key, void *(*create)(struct rig_part *p,
+	int *rc), void (*destroy)(void *obj), int *rc);
+
 /* Register back-ends here (defined in their driver files). */
 extern const struct rig_backend rig_power_sim, rig_sdmux_sim, rig_button_sim,
-	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file;
+	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file,
+	rig_power_rigfw, rig_sdmux_rigfw, rig_button_rigfw;
 
 #endif /* RIGOR_HOST_INTERNAL_H */

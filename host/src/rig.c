@@ -30,6 +30,11 @@ struct rig {
 	void *event_user;
 	char *cbuf;                            /* console bytes not yet consumed */
 	size_t clen, ccap;
+	struct shared {
+		char *key;
+		void *obj;
+		void (*destroy)(void *obj);
+	} shared[8];
 	char err[RIG_ERRMSG_MAX];
 	int errcode;
 };
@@ -88,6 +93,33 @@ const char *rig_part_device_type(const struct rig_part *p) { return p->rig->devi
 const char *rig_name(const struct rig *rig) { return rig->name; }
 const char *rig_device_type(const struct rig *rig) { return rig->device_type ? rig->device_type : ""; }
 struct rig_ctx *rig_ctx(const struct rig *rig) { return rig->ctx; }
+
+void *rig_part_shared(struct rig_part *p, const char *key, void *(*create)(struct rig_part *p,
+		      int *rc), void (*destroy)(void *obj), int *rc)
+{
+	struct rig *rig = p->rig;
+	size_t i;
+
+	for (i = 0; i < RIG_ARRAY_SIZE(rig->shared) && rig->shared[i].key; i++)
+		if (!strcmp(rig->shared[i].key, key))
+			return rig->shared[i].obj;
+	if (i == RIG_ARRAY_SIZE(rig->shared)) {
+		*rc = rig_part_fail(p, RIG_E_NOMEM, "too many shared links in one rig");
+		return NULL;
+	}
+	rig->shared[i].obj = create(p, rc);
+	if (!rig->shared[i].obj)
+		return NULL;
+	rig->shared[i].key = strdup(key);
+	rig->shared[i].destroy = destroy;
+	if (!rig->shared[i].key) {
+		destroy(rig->shared[i].obj);
+		rig->shared[i].obj = NULL;
+		*rc = RIG_E_NOMEM;
+		return NULL;
+	}
+	return rig->shared[i].obj;
+}
 
 /* ---- events ---- */
 
@@ -293,6 +325,10 @@ void rig_close(struct rig *rig)
 		part_free(rig->role[r]);
 	for (size_t i = 0; i < rig->nbuttons; i++)
 		part_free(rig->buttons[i]);
+	for (size_t i = 0; i < RIG_ARRAY_SIZE(rig->shared) && rig->shared[i].key; i++) {
+		rig->shared[i].destroy(rig->shared[i].obj);
+		free(rig->shared[i].key);
+	}
 	for (size_t i = 0; rig->caps && i < rig->ncaps; i++)
 		free(rig->caps[i]);
 	free(rig->caps);

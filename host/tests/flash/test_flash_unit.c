@@ -1,0 +1,606 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the flash engine: bmap and partition parsers, library-level cancel/faults. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include "../../src/flash/flash_internal.h"
+
+static char tmpdir[512];
+
+static void path_in_tmp(char *out, size_t len, const char *name)
+{
+	snprintf(out, len, "%s/%s", tmpdir, name);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+/* ---- format detection ---- */
+
+static void test_magic(void **state)
+{
+	static const struct {
+		const char *b;
+		size_t n;
+		enum rig_flash_format f;
+	} cases[] = {
+		{ "\x1f\x8b\x08", 3, RIG_FLASH_FMT_GZIP },
+		{ "\xfd" "7zXZ\0", 6, RIG_FLASH_FMT_XZ },
+		{ "\x28\xb5\x2f\xfd", 4, RIG_FLASH_FMT_ZSTD },
+		{ "BZh9", 4, RIG_FLASH_FMT_BZIP2 },
+		{ "BZh0", 4, RIG_FLASH_FMT_RAW },
+		{ "PK\x03\x04", 4, RIG_FLASH_FMT_ZIP },
+		{ "PK\x05\x06", 4, RIG_FLASH_FMT_ZIP },
+		{ "\xfd" "7zX", 4, RIG_FLASH_FMT_RAW },
+		{ "", 0, RIG_FLASH_FMT_RAW },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum rig_flash_format f;
+
+		fl_detect_magic((const unsigned char *)cases[i].b, cases[i].n, &f);
+		assert_int_equal(f, cases[i].f);
+	}
+	assert_string_equal(rig_flash_format_name(RIG_FLASH_FMT_ZSTD), "zstd");
+}
+
+static void test_opts_defaults(void **state)
+{
+	struct rig_flash_opts o;
+
+	(void)state;
+	memset(&o, 0x5a, sizeof(o));
+	rig_flash_opts_init(&o);
+	assert_true(o.verify);
+	assert_false(o.full);
+	assert_false(o.force);
+	assert_null(o.bmap);
+	assert_int_equal(o.timeout_ms, -1);
+	assert_int_equal(o.fault.write_offset, -1);
+	assert_int_equal(o.fault.corrupt_offset, -1);
+}
+
+/* ---- bmap ---- */
+
+#define BMAP2_HEAD "<?xml version=\"1.0\" ?>\n<bmap version=\"2.0\">\n" \
+	"<ImageSize> 40960 </ImageSize>\n<BlockSize> 4096 </BlockSize>\n" \
+	"<BlocksCount> 10 </BlocksCount>\n"
+#define ZERO64 "0000000000000000000000000000000000000000000000000000000000000000"
+
+static int parse(const char *text, struct fl_bmap *bm, char *msg, size_t len)
+{
+	struct fl_err e;
+
+	fl_err_init(&e, msg, len);
+	return fl_bmap_parse(text, strlen(text), "t.bmap", bm, &e);
+}
+
+static void test_bmap_v2(void **state)
+{
+	const char *t = BMAP2_HEAD "<MappedBlocksCount> 4 </MappedBlocksCount>\n"
+			"<ChecksumType> sha256 </ChecksumType>\n<BlockMap>\n"
+			"<Range chksum=\"" ZERO64 "\"> 0-1 </Range>\n"
+			"<Range chksum=\"" ZERO64 "\"> 5 </Range>\n"
+			"<Range chksum=\"" ZERO64 "\"> 9 </Range>\n"
+			"</BlockMap>\n</bmap>\n";
+	struct fl_bmap bm;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse(t, &bm, msg, sizeof(msg)), 0);
+	assert_int_equal(bm.major, 2);
+	assert_int_equal(bm.n, 3);
+	assert_int_equal(bm.csum, FL_CSUM_SHA256);
+	assert_int_equal(bm.r[0].first, 0);
+	assert_int_equal(bm.r[0].last, 1);
+	assert_int_equal(bm.r[1].first, 5);
+	assert_int_equal(bm.r[2].last, 9);
+	assert_true(bm.r[2].has_digest);
+	assert_int_equal(bm.mapped_blocks, 4);
+	fl_bmap_release(&bm);
+}
+
+/* A 1.4 bmap with a correct BmapFileSHA1 over the text with the value zeroed. */
+static void test_bmap_v14_file_checksum(void **state)
+{
+	char text[2048], hex[41];
+	unsigned char d[20];
+	unsigned int dl;
+	struct fl_bmap bm;
+	char msg[256], *p;
+	int i;
+
+	(void)state;
+	snprintf(text, sizeof(text),
+		 "<?xml version=\"1.0\" ?>\n<bmap version=\"1.4\">\n"
+		 "<ImageSize> 8192 </ImageSize>\n<BlockSize> 4096 </BlockSize>\n"
+		 "<BlocksCount> 2 </BlocksCount>\n<MappedBlocksCount> 1 </MappedBlocksCount>\n"
+		 "<BmapFileSHA1> %s </BmapFileSHA1>\n<BlockMap>\n"
+		 "<Range sha1=\"1111111111111111111111111111111111111111\"> 1 </Range>\n"
+		 "</BlockMap>\n</bmap>\n", "0000000000000000000000000000000000000000");
+	EVP_Digest(text, strlen(text), d, &dl, EVP_sha1(), NULL);
+	for (i = 0; i < 20; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	p = strstr(text, "0000000000000000000000000000000000000000");
+	memcpy(p, hex, 40);
+	assert_int_equal(parse(text, &bm, msg, sizeof(msg)), 0);
+	assert_int_equal(bm.csum, FL_CSUM_SHA1);
+	assert_int_equal(bm.r[0].digest[0], 0x11);
+	fl_bmap_release(&bm);
+	/* One changed character anywhere breaks the file checksum. */
+	p = strstr(text, "sha1=\"1111");
+	p[7] = '2';
+	assert_int_equal(parse(text, &bm, msg, sizeof(msg)), -EBADMSG);
+	assert_non_null(strstr(msg, "checksum"));
+}
+
+static void test_bmap_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"not xml at all",
+		"<foo version=\"2.0\"/>",
+		"<bmap version=\"3.0\"><ImageSize>1</ImageSize></bmap>",
+		"<bmap version=\"2.0\"><BlockSize>4096</BlockSize><BlocksCount>1</BlocksCount>"
+		"<ChecksumType>sha256</ChecksumType><BlockMap/></bmap>",
+		BMAP2_HEAD "<ChecksumType>md5</ChecksumType><BlockMap/></bmap>",
+		BMAP2_HEAD "<BlockMap/></bmap>",
+		BMAP2_HEAD "<ChecksumType>sha256</ChecksumType></bmap>",
+		BMAP2_HEAD "<ChecksumType>sha256</ChecksumType><BlockMap>"
+		"<Range> 5-3 </Range></BlockMap></bmap>",
+		BMAP2_HEAD "<ChecksumType>sha256</ChecksumType><BlockMap>"
+		"<Range> 0-4 </Range><Range> 3 </Range></BlockMap></bmap>",
+		BMAP2_HEAD "<ChecksumType>sha256</ChecksumType><BlockMap>"
+		"<Range> 10 </Range></BlockMap></bmap>",
+		BMAP2_HEAD "<ChecksumType>sha256</ChecksumType><BlockMap>"
+		"<Range> x </Range></BlockMap></bmap>",
+		BMAP2_HEAD "<ChecksumType>sha256</ChecksumType><BlockMap>"
+		"<Range chksum=\"abc\"> 1 </Range></BlockMap></bmap>",
+		BMAP2_HEAD "<MappedBlocksCount> 3 </MappedBlocksCount>"
+		"<ChecksumType>sha256</ChecksumType><BlockMap>"
+		"<Range> 1 </Range></BlockMap></bmap>",
+		"<bmap version=\"2.0\"><ImageSize>100</ImageSize><BlockSize>4096</BlockSize>"
+		"<BlocksCount>7</BlocksCount><ChecksumType>sha256</ChecksumType><BlockMap/></bmap>",
+		"<bmap version=\"2.0\"><ImageSize>4096</ImageSize><BlockSize>1000</BlockSize>"
+		"<BlocksCount>5</BlocksCount><ChecksumType>sha256</ChecksumType><BlockMap/></bmap>",
+		BMAP2_HEAD "<ChecksumType>sha256</ChecksumType><BlockMap><Other/></BlockMap></bmap>",
+	};
+	struct fl_bmap bm;
+	char msg[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = parse(bad[i], &bm, msg, sizeof(msg));
+
+		if (rc != -EINVAL)
+			fail_msg("case %zu: rc %d (%s)", i, rc, msg);
+		assert_non_null(strstr(msg, "bmap"));
+	}
+}
+
+static void test_bmap_find(void **state)
+{
+	char img[600], bmap[600], *p;
+
+	(void)state;
+	path_in_tmp(img, sizeof(img), "find.img.xz");
+	path_in_tmp(bmap, sizeof(bmap), "find.bmap");
+	write_file(img, "x", 1);
+	assert_null(rig_flash_bmap_find(img));
+	write_file(bmap, "x", 1);
+	p = rig_flash_bmap_find(img);
+	assert_non_null(p);
+	assert_string_equal(p, bmap);
+	free(p);
+	path_in_tmp(bmap, sizeof(bmap), "find.img.bmap");
+	write_file(bmap, "x", 1);
+	p = rig_flash_bmap_find(img);
+	assert_string_equal(p, bmap);
+	free(p);
+}
+
+/* ---- partitions ---- */
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static void mbr_entry(unsigned char *disk, unsigned char *sect, int i, int boot, int type,
+		      uint32_t start, uint32_t n)
+{
+	unsigned char *e = sect + 446 + 16 * i;
+
+	(void)disk;
+	e[0] = (unsigned char)boot;
+	e[4] = (unsigned char)type;
+	put32(e + 8, start);
+	put32(e + 12, n);
+	sect[510] = 0x55;
+	sect[511] = 0xAA;
+}
+
+#define DISK_SECTORS 4096 /* 2 MiB */
+
+static unsigned char *mbr_disk(void)
+{
+	unsigned char *d = calloc(DISK_SECTORS, 512), *fat;
+
+	assert_non_null(d);
+	mbr_entry(d, d, 0, 0x80, 0x0c, 64, 512);
+	mbr_entry(d, d, 1, 0, 0x83, 576, 512);
+	mbr_entry(d, d, 2, 0, 0x05, 1088, 2048);
+	/* EBR 1 at 1088: logical at +32, next EBR at ext+1024. */
+	mbr_entry(d, d + 1088 * 512, 0, 0, 0x83, 32, 256);
+	mbr_entry(d, d + 1088 * 512, 1, 0, 0x05, 1024, 1024);
+	mbr_entry(d, d + (1088 + 1024) * 512, 0, 0, 0x83, 32, 512);
+	/* A FAT16 boot sector with a label in partition 1. */
+	fat = d + 64 * 512;
+	memcpy(fat + 0x2B, "RESIN-BOOT ", 11);
+	memcpy(fat + 0x36, "FAT16   ", 8);
+	fat[510] = 0x55;
+	fat[511] = 0xAA;
+	return d;
+}
+
+static int read_table(unsigned char *d, size_t len, struct rig_part_table **t, char *msg,
+		      size_t mlen)
+{
+	char path[600];
+
+	path_in_tmp(path, sizeof(path), "disk.img");
+	write_file(path, d, len);
+	return rig_part_table_read(path, t, msg, mlen);
+}
+
+static void test_part_mbr(void **state)
+{
+	unsigned char *d = mbr_disk();
+	struct rig_part_table *t;
+	struct rig_part_info in;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), 0);
+	assert_int_equal(rig_part_table_scheme(t), RIG_PART_MBR);
+	assert_int_equal(rig_part_table_count(t), 5);
+	assert_int_equal(rig_part_table_get(t, 3, &in), 0);
+	assert_int_equal(in.index, 5);
+	assert_int_equal(in.start, (1088 + 32) * 512);
+	assert_int_equal(rig_part_table_get(t, 4, &in), 0);
+	assert_int_equal(in.index, 6);
+	assert_int_equal(in.start, (1088 + 1024 + 32) * 512);
+	assert_int_equal(rig_part_table_get(t, 5, &in), -ENOENT);
+	assert_int_equal(rig_part_table_find(t, "resin-boot", &in, msg, sizeof(msg)), 0);
+	assert_int_equal(in.index, 1);
+	assert_int_equal(in.fs, RIG_PART_FS_FAT);
+	assert_true(in.bootable);
+	assert_int_equal(rig_part_table_find(t, "6", &in, msg, sizeof(msg)), 0);
+	assert_int_equal(in.size, 512 * 512);
+	assert_int_equal(rig_part_table_find(t, "resin-data", &in, msg, sizeof(msg)), -ENOENT);
+	assert_non_null(strstr(msg, "resin-data"));
+	rig_part_table_free(t);
+	rig_part_table_free(NULL);
+	free(d);
+}
+
+static void test_part_mbr_bad(void **state)
+{
+	struct rig_part_table *t;
+	char msg[256];
+	unsigned char *d;
+
+	(void)state;
+	d = mbr_disk();
+	d[510] = 0;
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "no partition table"));
+	free(d);
+
+	d = mbr_disk();
+	d[446 + 16] = 0x12; /* bad boot flag */
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), -EINVAL);
+	free(d);
+
+	d = mbr_disk();
+	put32(d + 446 + 16 + 8, 100); /* p2 overlaps p1 */
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "overlap"));
+	free(d);
+
+	d = mbr_disk();
+	put32(d + 446 + 16 + 12, 100000); /* beyond the end */
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "beyond"));
+	free(d);
+
+	d = mbr_disk();
+	put32(d + (1088 + 1024) * 512 + 446 + 16 + 8, 0); /* second EBR links back to first */
+	d[(1088 + 1024) * 512 + 446 + 16 + 4] = 0x05;
+	put32(d + (1088 + 1024) * 512 + 446 + 16 + 12, 10);
+	put32(d + (1088 + 1024) * 512 + 446 + 16 + 8, 1);
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "loops"));
+	free(d);
+
+	d = mbr_disk();
+	assert_int_equal(read_table(d, 100, &t, msg, sizeof(msg)), -EINVAL);
+	free(d);
+}
+
+static unsigned char *gpt_disk(void)
+{
+	unsigned char *d = calloc(DISK_SECTORS, 512), *h = NULL, *e;
+	static const char *const names[] = { "resin-boot", "resin-rootA" };
+	int i, k;
+
+	assert_non_null(d);
+	mbr_entry(d, d, 0, 0, 0xEE, 1, DISK_SECTORS - 1);
+	e = d + 2 * 512;
+	for (i = 0; i < 2; i++) {
+		unsigned char *en = e + 128 * i;
+
+		memset(en, 0x11 + i, 16);               /* type */
+		memset(en + 16, 0x21 + i, 16);          /* unique */
+		put64(en + 32, 64 + 512 * (uint64_t)i);
+		put64(en + 40, 64 + 512 * (uint64_t)i + 511);
+		for (k = 0; names[i][k]; k++)
+			en[56 + 2 * k] = (unsigned char)names[i][k];
+	}
+	h = d + 512;
+	memcpy(h, "EFI PART", 8);
+	put32(h + 8, 0x00010000);
+	put32(h + 12, 92);
+	put64(h + 24, 1);
+	put64(h + 32, DISK_SECTORS - 1);
+	put64(h + 40, 34);
+	put64(h + 48, DISK_SECTORS - 34);
+	put64(h + 72, 2);
+	put32(h + 80, 128);
+	put32(h + 84, 128);
+	put32(h + 88, (uint32_t)crc32(0, e, 128 * 128));
+	put32(h + 16, (uint32_t)crc32(0, h, 92));
+	return d;
+}
+
+static void test_part_gpt(void **state)
+{
+	unsigned char *d = gpt_disk();
+	struct rig_part_table *t;
+	struct rig_part_info in;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), 0);
+	assert_int_equal(rig_part_table_scheme(t), RIG_PART_GPT);
+	assert_int_equal(rig_part_table_count(t), 2);
+	assert_int_equal(rig_part_table_find(t, "resin-rootA", &in, msg, sizeof(msg)), 0);
+	assert_int_equal(in.index, 2);
+	assert_int_equal(in.start, 576 * 512);
+	assert_string_equal(in.type_guid, "12121212-1212-1212-1212-121212121212");
+	rig_part_table_free(t);
+
+	d[2 * 512 + 60] ^= 1; /* entry array CRC */
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "entry array checksum"));
+	free(d);
+
+	d = gpt_disk();
+	d[512 + 30] ^= 1; /* header CRC */
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "header checksum"));
+	free(d);
+
+	d = gpt_disk();
+	memset(d + 512, 0, 8); /* protective MBR without GPT */
+	assert_int_equal(read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)), -EINVAL);
+	free(d);
+}
+
+/* ---- library-level flashing ---- */
+
+#define IMG_SIZE (16u << 20)
+
+static void make_image(char *path, size_t len)
+{
+	unsigned char *b = malloc(IMG_SIZE);
+	uint32_t x = 12345;
+	size_t i;
+
+	assert_non_null(b);
+	for (i = 0; i < IMG_SIZE; i++) {
+		x = x * 1103515245u + 12345u;
+		b[i] = (unsigned char)(x >> 16);
+	}
+	path_in_tmp(path, len, "lib.img");
+	write_file(path, b, IMG_SIZE);
+	free(b);
+}
+
+struct cancel_ctx {
+	volatile int flag;
+	int calls;
+};
+
+static void cancel_after_4m(const struct rig_flash_progress *p, void *user)
+{
+	struct cancel_ctx *c = user;
+	char line[200];
+
+	c->calls++;
+	assert_true(rig_flash_progress_format(p, line, sizeof(line)) > 0);
+	if (p->phase == RIG_FLASH_PHASE_WRITE && p->done >= (4u << 20))
+		c->flag = 1;
+}
+
+static void test_flash_cancel(void **state)
+{
+	struct rig_flash_opts o;
+	struct rig_flash_stats st;
+	struct cancel_ctx c = { 0, 0 };
+	char img[600], out[600], msg[512];
+
+	(void)state;
+	make_image(img, sizeof(img));
+	path_in_tmp(out, sizeof(out), "lib.out");
+	unlink(out);
+	rig_flash_opts_init(&o);
+	o.progress = cancel_after_4m;
+	o.progress_user = &c;
+	o.cancel = &c.flag;
+	o.fault.chunk_delay_ms = 120; /* lets each chunk's progress through the throttle */
+	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -EINTR);
+	assert_int_equal(st.fail_offset, 4u << 20);
+	assert_true(st.bytes_written <= (4u << 20));
+	assert_non_null(strstr(msg, "cancelled at offset 4194304"));
+	assert_true(c.calls >= 2);
+}
+
+static void test_flash_faults(void **state)
+{
+	struct rig_flash_opts o;
+	struct rig_flash_stats st;
+	char img[600], out[600], msg[512];
+
+	(void)state;
+	make_image(img, sizeof(img));
+	path_in_tmp(out, sizeof(out), "lib.out");
+	unlink(out);
+	rig_flash_opts_init(&o);
+	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), 0);
+	assert_int_equal(st.bytes_written, IMG_SIZE);
+	assert_int_equal(st.bytes_verified, IMG_SIZE);
+	assert_int_equal(st.format, RIG_FLASH_FMT_RAW);
+
+	o.full = true;
+	o.fault.corrupt_offset = 5 * 4096 + 17;
+	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -EIO);
+	assert_int_equal(st.fail_offset, 5 * 4096);
+	assert_non_null(strstr(msg, "offset 20480"));
+
+	rig_flash_opts_init(&o);
+	o.full = true;
+	o.fault.write_offset = 6 << 20;
+	o.fault.write_errno = ENODEV;
+	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -ENODEV);
+	assert_int_equal(st.fail_offset, 6 << 20);
+	assert_non_null(strstr(msg, "vanished"));
+
+	rig_flash_opts_init(&o);
+	o.timeout_ms = 0;
+	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -ETIMEDOUT);
+
+	assert_int_equal(rig_flash_image("/nonexistent/x.img", out, NULL, NULL, msg,
+					 sizeof(msg)), -ENOENT);
+	assert_non_null(strstr(msg, "/nonexistent/x.img"));
+	/* NULL err buffer is allowed. */
+	assert_int_equal(rig_flash_image("/nonexistent/x.img", out, NULL, NULL, NULL, 0),
+			 -ENOENT);
+}
+
+static void test_first_error_wins(void **state)
+{
+	struct fl_err e;
+	char msg[64];
+
+	(void)state;
+	fl_err_init(&e, msg, sizeof(msg));
+	assert_int_equal(fl_err_set(&e, -EIO, "root cause %d", 1), -EIO);
+	assert_int_equal(fl_err_set(&e, -EINVAL, "consequence"), -EIO);
+	assert_string_equal(msg, "root cause 1");
+}
+
+static void test_hash(void **state)
+{
+	unsigned char a[4096] = { 0 }, b[4096] = { 0 };
+
+	(void)state;
+	assert_true(fl_hash64(a, sizeof(a)) == fl_hash64(b, sizeof(b)));
+	b[4095] = 1;
+	assert_true(fl_hash64(a, sizeof(a)) != fl_hash64(b, sizeof(b)));
+	b[4095] = 0;
+	b[0] = 0x80;
+	assert_true(fl_hash64(a, sizeof(a)) != fl_hash64(b, sizeof(b)));
+	assert_true(fl_hash64(a, 100) != fl_hash64(a, 101));
+}
+
+static int setup(void **state)
+{
+	const char *b = getenv("BUILD");
+
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp/flash-unit.%d", b ? b : "build", (int)getpid());
+	mkdir(b ? b : "build", 0755);
+	{
+		char t[600];
+
+		snprintf(t, sizeof(t), "%s/tmp", b ? b : "build");
+		mkdir(t, 0755);
+	}
+	return mkdir(tmpdir, 0755);
+}
+
+static int teardown(void **state)
+{
+	static const char *const names[] = { "find.img.xz", "find.bmap", "find.img.bmap",
+					     "disk.img", "lib.img", "lib.out" };
+	char p[600];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		path_in_tmp(p, sizeof(p), names[i]);
+		unlink(p);
+	}
+	return rmdir(tmpdir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_magic),
+		cmocka_unit_test(test_opts_defaults),
+		cmocka_unit_test(test_bmap_v2),
+		cmocka_unit_test(test_bmap_v14_file_checksum),
+		cmocka_unit_test(test_bmap_malformed),
+		cmocka_unit_test(test_bmap_find),
+		cmocka_unit_test(test_part_mbr),
+		cmocka_unit_test(test_part_mbr_bad),
+		cmocka_unit_test(test_part_gpt),
+		cmocka_unit_test(test_flash_cancel),
+		cmocka_unit_test(test_flash_faults),
+		cmocka_unit_test(test_first_error_wins),
+		cmocka_unit_test(test_hash),
+	};
+
+	return cmocka_run_group_tests_name("flash", tests, setup, teardown);
+}
