@@ -2,87 +2,75 @@
 # SPDX-License-Identifier: MIT
 # CLI behaviour: exit codes, help, rig-file errors with file:line, locking, the interlock.
 # Prints TAP.
-BUILD=${BUILD:-build}
-RIGOR=${RIGOR:-$BUILD/rigor}
 T=$(mktemp -d /tmp/rigor-cli-XXXXXX)
+. host/tests/tap.sh
 export RIGOR_STATE_DIR=$T/state
 R=host/tests/rigs
-n=0
-fail=0
 trap 'kill $bg 2>/dev/null; rm -rf "$T"' EXIT
 
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; sed 's/^/# /' "$T/out" "$T/err" 2>/dev/null | head -20; }
-# run EXPECTED_RC DESCRIPTION CMD...: check the exit code; output in $T/out, $T/err
-run() {
-	want=$1 desc=$2
-	shift 2
-	"$@" >"$T/out" 2>"$T/err" </dev/null
-	rc=$?
-	if [ "$rc" = "$want" ]; then ok "$desc (exit $rc)"; else echo "# got exit $rc, want $want"; nok "$desc"; fi
-}
-# has FILE REGEX DESCRIPTION
-has() { if grep -Eq -- "$2" "$T/$1"; then ok "$3"; else echo "# no /$2/ in $1"; nok "$3"; fi; }
 
 run 0 "--help" $RIGOR --help
-has out "exit status: 0 passed, 1 test failures, 2 usage" "--help lists exit codes"
+has "$T/out" "exit status: 0 passed, 1 test failures, 2 usage" "--help lists exit codes"
 for c in run list drivers check power sdmux button console usbboot storage who lua sim; do
 	run 0 "$c --help" $RIGOR $c --help
-	has out "^usage: rigor .*$c" "$c --help prints its usage"
+	has "$T/out" "^usage: rigor .*$c" "$c --help prints its usage"
 done
 run 2 "unknown command" $RIGOR frobnicate
-has err "'frobnicate' is not a rigor command" "unknown command is named"
+has "$T/err" "'frobnicate' is not a rigor command" "unknown command is named"
 run 2 "no command" $RIGOR
 
 run 0 "drivers" $RIGOR drivers
 for role in power sdmux button console usbboot storage; do
-	has out "^$role +sim " "drivers lists the $role sim back-end"
+	has "$T/out" "^$role +sim " "drivers lists the $role sim back-end"
 done
 
 # rig files: every mistake reported with file:line, exit 2
 run 2 "unknown role" $RIGOR --rig $R/bad-role.lua power status
-has err "bad-role.lua:3: unknown role 'powr'" "unknown role has file:line"
+has "$T/err" "bad-role.lua:3: unknown role 'powr'" "unknown role has file:line"
 run 2 "unknown back-end" $RIGOR --rig $R/bad-backend.lua power status
-has err "bad-backend.lua:3: unknown back-end 'relay9000' for role power \(available: rigfw, sim\)" "unknown back-end lists alternatives"
+has "$T/err" "bad-backend.lua:3: unknown back-end 'relay9000' for role power \(available: rigfw, sim\)" "unknown back-end lists alternatives"
 run 2 "bad parameters" $RIGOR --rig $R/bad-param.lua check $R/bad-param.lua
-has err "bad-param.lua:3: power \(sim\): parameter 'min_off_ms' must be an integer, not a string" "wrong type reported"
-has err "bad-param.lua:6: storage \(file\): missing parameter 'path'" "missing parameter reported"
-has err "bad-param.lua:7: console \(sim\): unknown parameter 'baud'" "unknown parameter reported"
-has err "has 3 problems" "all three problems counted"
+has "$T/err" "bad-param.lua:3: power \(sim\): parameter 'min_off_ms' must be an integer, not a string" "wrong type reported"
+has "$T/err" "bad-param.lua:6: storage \(file\): missing parameter 'path'" "missing parameter reported"
+has "$T/err" "bad-param.lua:7: console \(sim\): unknown parameter 'baud'" "unknown parameter reported"
+has "$T/err" "has 3 problems" "all three problems counted"
 run 2 "syntax error" $RIGOR --rig $R/bad-syntax.lua power status
-has err "bad-syntax.lua:3: '}' expected \(to close '\{' at line 1\) near 'power'" "syntax error has file:line"
+has "$T/err" "bad-syntax.lua:3: '}' expected \(to close '\{' at line 1\) near 'power'" "syntax error has file:line"
 run 2 "no rig table" $RIGOR --rig $R/no-rig.lua power status
-has err "no rig \{ \.\.\. \} in the file" "file without rig{} reported"
+has "$T/err" "no rig \{ \.\.\. \} in the file" "file without rig{} reported"
 run 2 "button without name" $RIGOR --rig $R/bad-button.lua power status
-has err "bad-button.lua:3: a button needs a name" "unnamed button reported"
+has "$T/err" "bad-button.lua:3: a button needs a name" "unnamed button reported"
 run 2 "missing rig" $RIGOR --rig nosuchrig power status
-has err "no rig 'nosuchrig'" "missing rig is named"
+has "$T/err" "no rig 'nosuchrig'" "missing rig is named"
 run 0 "check rigs/sim.lua" $RIGOR check rigs/sim.lua
+for f in rigs/*.lua rigs/examples/*.lua; do
+	run 0 "shipped rig file $f validates" $RIGOR check "$f"
+done
 run 0 "RIGOR_RIG selects a rig" env RIGOR_RIG=rigs/sim.lua $RIGOR power status
 
 # manual control on the sim rig
 run 0 "power off" $RIGOR power off
 run 0 "power on" $RIGOR power on
-has out "^power: on \(5100 mV, 450 mA\)" "power on shows mV/mA"
+has "$T/out" "^power: on \(5100 mV, 450 mA\)" "power on shows mV/mA"
 run 0 "power status --json" $RIGOR power status --json
-has out '^\{"rig":"sim","power":"on","mv":5100,"ma":450\}$' "power status JSON"
+has "$T/out" '^\{"rig":"sim","power":"on","mv":5100,"ma":450\}$' "power status JSON"
 run 2 "interlock refuses mux to host while powered" $RIGOR sdmux host
-has err "interlock: refusing to switch the SD card to the host while the DUT is powered" "interlock explains itself"
+has "$T/err" "interlock: refusing to switch the SD card to the host while the DUT is powered" "interlock explains itself"
 run 0 "sdmux status" $RIGOR sdmux status
-has out "^sdmux: off" "mux did not move"
+has "$T/out" "^sdmux: off" "mux did not move"
 run 0 "power cycle" $RIGOR power cycle
 run 0 "power off again" $RIGOR power off
 run 0 "mux to host after power off" $RIGOR --json sdmux host
-has out '"sdmux":"host"' "sdmux JSON"
+has "$T/out" '"sdmux":"host"' "sdmux JSON"
 run 2 "unknown mux side" $RIGOR sdmux sideways
 run 2 "unknown power action" $RIGOR power sideways
 run 0 "button press" $RIGOR button boot --hold 10
 run 0 "button hold" $RIGOR button boot --down
 run 0 "button release" $RIGOR button boot --up
 run 2 "unknown button" $RIGOR button nope
-has err "has no button 'nope' \(buttons: boot, reset\)" "unknown button lists buttons"
+has "$T/err" "has no button 'nope' \(buttons: boot, reset\)" "unknown button lists buttons"
 run 0 "storage status" $RIGOR storage status
-has out "^target: .*/sim.card" "storage resolves the virtual card"
+has "$T/out" "^target: .*/sim.card" "storage resolves the virtual card"
 run 2 "usbboot without --dir" $RIGOR usbboot
 run 2 "list unknown kind" $RIGOR list widgets
 
@@ -91,13 +79,13 @@ $RIGOR power off >/dev/null 2>&1
 $RIGOR sdmux dut >/dev/null 2>&1
 $RIGOR power on >/dev/null 2>&1
 run 0 "console shows the boot" $RIGOR console --timeout 1 --log $T/console.log
-has out "login: " "console reached the login prompt"
+has "$T/out" "login: " "console reached the login prompt"
 if grep -q "console: boot: reading boot partition" $T/console.log; then ok "console log written"; else nok "console log written"; fi
 
 # infrastructure errors: exit 3
 run 0 "inject a vanished power switch" $RIGOR sim inject power gone
 run 3 "device gone is an infrastructure error" $RIGOR power on
-has err "power: sim: device disappeared" "device-gone message"
+has "$T/err" "power: sim: device disappeared" "device-gone message"
 run 0 "clear the fault" $RIGOR sim inject power ok
 
 # locking: a second command finds the rig busy, with who holds it; --wait waits
@@ -105,13 +93,13 @@ $RIGOR console --timeout 2 >/dev/null 2>&1 </dev/null &
 bg=$!
 sleep 0.5
 run 3 "busy rig" $RIGOR power status
-has err "rig 'sim' is busy: held by pid $bg \(rigor console --timeout 2\) since" "busy rig names the holder"
+has "$T/err" "rig 'sim' is busy: held by pid $bg \(rigor console --timeout 2\) since" "busy rig names the holder"
 run 0 "who names the holder" $RIGOR who
-has out "held by pid $bg" "who output"
+has "$T/out" "held by pid $bg" "who output"
 run 0 "--wait waits for the lock" $RIGOR --wait 10 power off
 wait $bg 2>/dev/null
 run 0 "who after release" $RIGOR who
-has out "is free" "lock released when the holder exits"
+has "$T/out" "is free" "lock released when the holder exits"
 # a killed holder never leaves a stale lock
 $RIGOR console --timeout 30 >/dev/null 2>&1 </dev/null &
 bg=$!
@@ -120,5 +108,4 @@ kill -9 $bg
 wait $bg 2>/dev/null
 run 0 "lock of a killed process is free" $RIGOR power off
 
-echo "1..$n"
-exit $fail
+tap_done

@@ -2,34 +2,20 @@
 # SPDX-License-Identifier: MIT
 # The rigfw back-end against the firmware: rigfw-sim (the core on a simulated HAL) and
 # the real STM32F1 image under qemu-system-arm. Prints TAP.
-BUILD=${BUILD:-build}
-RIGOR=${RIGOR:-$BUILD/rigor}
-SIM=$BUILD/firmware/host/rigfw-sim
-ELF=${FW_ELF:-build/firmware/stm32f1/rigfw.elf}
 T=$(mktemp -d /tmp/rigor-rigfw-XXXXXX)
+. host/tests/tap.sh
+SIM=$BUILD/firmware/host/rigfw-sim
+ELF=${FW_ELF:-$BUILD/firmware/stm32f1/rigfw.elf}
 export RIGOR_STATE_DIR=$T/state
-n=0
-fail=0
 simpid=
 qpid=
 trap 'kill $simpid $qpid 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; sed 's/^/# /' "$T/out" "$T/err" 2>/dev/null | tail -15; }
-run() {
-	want=$1 desc=$2
-	shift 2
-	"$@" >"$T/out" 2>"$T/err" </dev/null
-	rc=$?
-	if [ "$rc" = "$want" ]; then ok "$desc (exit $rc)"; else echo "# got exit $rc, want $want"; nok "$desc"; fi
-}
-has() { if grep -Eq -- "$2" "$1"; then ok "$3"; else echo "# no /$2/ in $1:"; sed 's/^/#   /' "$1" | head -5; nok "$3"; fi; }
 # ctl COMMAND: one line to rigfw-sim's control socket, its answer on stdout
 ctl() {
 	perl -MIO::Socket::UNIX -e '
 		my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!\n";
 		print $s "$ARGV[1]\n"; my $l = <$s>; print $l;' "$T/ctl" "$1"
 }
-wait_for() { i=0; while [ ! -e "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; }
 rigfile() {
 	cat >"$T/$1.lua" <<EOR
 rig {
@@ -124,5 +110,4 @@ else
 	n=$((n + 1)); echo "ok $n - # SKIP no firmware image or qemu-system-arm"
 fi
 
-echo "1..$n"
-exit $fail
+tap_done

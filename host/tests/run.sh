@@ -2,24 +2,11 @@
 # SPDX-License-Identifier: MIT
 # rigor run: exit codes, reports, safe state and signals; and the Lua binding tests.
 # Prints TAP.
-BUILD=${BUILD:-build}
-RIGOR=${RIGOR:-$BUILD/rigor}
 T=$(mktemp -d /tmp/rigor-run-XXXXXX)
+. host/tests/tap.sh
 export RIGOR_STATE_DIR=$T/state
 S=host/tests/suites
-n=0
-fail=0
 trap 'kill $bg 2>/dev/null; rm -rf "$T"' EXIT
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; sed 's/^/# /' "$T/out" "$T/err" 2>/dev/null | tail -20; }
-run() {
-	want=$1 desc=$2
-	shift 2
-	"$@" >"$T/out" 2>"$T/err" </dev/null
-	rc=$?
-	if [ "$rc" = "$want" ]; then ok "$desc (exit $rc)"; else echo "# got exit $rc, want $want"; nok "$desc"; fi
-}
-has() { if grep -Eq -- "$2" "$1"; then ok "$3"; else echo "# no /$2/ in $1"; nok "$3"; fi; }
 power_off() {
 	$RIGOR power status >"$T/ps" 2>&1
 	has "$T/ps" "^power: off" "$1"
@@ -66,5 +53,4 @@ for sig in INT TERM; do
 	has "$T/who" "is free" "SIG$sig: lock released"
 done
 
-echo "1..$n"
-exit $fail
+tap_done

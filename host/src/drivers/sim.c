@@ -344,6 +344,21 @@ static int console_read(struct rig_part *p, void *buf, size_t len, int timeout_m
 	}
 }
 
+/* The simulated shell knows two commands: "echo TEXT" and "hostname". */
+static void shell_reply(const struct rig_part *p, struct console_priv *s)
+{
+	const struct console_conf *c = p->conf;
+	const char *h = c->hostname ? c->hostname : "rigor-sim";
+
+	if (s->inlen >= 5 && !memcmp(s->in, "echo ", 5)) {
+		out_add(s, s->in + 5, s->inlen - 5);
+		out_add(s, "\r\n", 2);
+	} else if (s->inlen == 8 && !memcmp(s->in, "hostname", 8)) {
+		out_add(s, h, strlen(h));
+		out_add(s, "\r\n", 2);
+	}
+}
+
 static int console_write(struct rig_part *p, const void *buf, size_t len, int timeout_ms)
 {
 	struct console_priv *s = p->priv;
@@ -360,16 +375,7 @@ static int console_write(struct rig_part *p, const void *buf, size_t len, int ti
 	for (size_t i = 0; shell && i < len; i++) {
 		if (b[i] == '\r' || b[i] == '\n') {
 			out_add(s, "\r\n", 2);
-			if (s->inlen >= 4 && !memcmp(s->in, "echo", 4))
-				out_add(s, s->in + (s->inlen > 4 ? 5 : 4),
-					s->inlen > 4 ? s->inlen - 5 : 0), out_add(s, "\r\n", 2);
-			else if (s->inlen == 8 && !memcmp(s->in, "hostname", 8)) {
-				const struct console_conf *c = p->conf;
-				const char *h = c->hostname ? c->hostname : "rigor-sim";
-
-				out_add(s, h, strlen(h));
-				out_add(s, "\r\n", 2);
-			}
+			shell_reply(p, s);
 			out_add(s, "# ", 2);
 			s->inlen = 0;
 		} else {
