@@ -2,7 +2,7 @@
 # The host library (librig), its Lua binding and the rigor CLI.
 
 RIGOR_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
-HOST_PKGS := lua5.4 jansson
+HOST_PKGS := lua5.4 jansson libserialport libgpiod
 HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
 HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
 
@@ -54,6 +54,36 @@ $(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG)
 DEPFILES += $(HOST_TESTS:=.d)
 TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh host/tests/rigfw.sh
 TEST_DEPS += $(HOST_TESTS)
+
+# The serial back-end over a pty: a preload shim that lets libserialport 0.1.1 open ptys
+# (built without sanitizers: it is preloaded ahead of them) and a pty "device".
+$(BUILD)/host/tests/libptyshim.so: host/tests/fixtures/ptyshim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 $(WARNFLAGS) -shared -fPIC $< -o $@ -ldl
+$(BUILD)/host/tests/ptydev: host/tests/fixtures/ptydev.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 $(WARNFLAGS) $< -o $@ -lutil
+TESTS += host/tests/serial.sh
+TEST_DEPS += $(BUILD)/host/tests/libptyshim.so $(BUILD)/host/tests/ptydev
+
+# The gpio back-end over umockdev: a gpiochip emulation (host/tests/fixtures/gpiochip.c,
+# linked into test_gpio and the gpiochip-emu server of gpio.sh) and a preload shim that
+# hands GPIO_GET_LINEHANDLE's new fd to the calling process (no sanitizers: preloaded).
+UMOCKDEV_CFLAGS := $(shell $(PKG_CONFIG) --cflags umockdev-1.0)
+UMOCKDEV_LIBS := $(shell $(PKG_CONFIG) --libs umockdev-1.0) -lpthread
+GPIOEMU_OBJ := $(BUILD)/host/tests/fixtures/gpiochip.o
+$(GPIOEMU_OBJ) $(BUILD)/host/tests/fixtures/gpiochip_emu.o $(BUILD)/host/tests/test_gpio.o: \
+	HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/host/tests/test_gpio: $(GPIOEMU_OBJ)
+$(BUILD)/host/tests/test_gpio: HOST_PKG_LIBS += $(GPIOEMU_OBJ) $(UMOCKDEV_LIBS)
+$(BUILD)/host/tests/gpiochip-emu: $(BUILD)/host/tests/fixtures/gpiochip_emu.o $(GPIOEMU_OBJ)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(UMOCKDEV_LIBS)
+$(BUILD)/host/tests/libgpiochipshim.so: host/tests/fixtures/gpiochip_shim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 $(WARNFLAGS) -shared -fPIC $< -o $@ -ldl
+TESTS += host/tests/gpio.sh
+TEST_DEPS += $(BUILD)/host/tests/gpiochip-emu $(BUILD)/host/tests/libgpiochipshim.so
+DEPFILES += $(GPIOEMU_OBJ:.o=.d) $(BUILD)/host/tests/fixtures/gpiochip_emu.d
 
 install: $(BUILD)/rigor
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(RIGOR_INSTALL_LUA)/rigor \

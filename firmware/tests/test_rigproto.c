@@ -157,7 +157,7 @@ static void test_roundtrip_all(void **state)
 	    m.u.status.mux = RIGPROTO_MUX_DUT, m.u.status.sd_power = true, m.u.status.buttons = 9,
 	    m.u.status.led = true, m.u.status.faults = 5, m.u.status.uptime_ms = 123456789,
 	    m.u.status.reset_reason = RIGPROTO_RESET_WATCHDOG, m.u.status.fw_major = 1,
-	    m.u.status.rx_errors = 65535, strcpy(m.u.status.build_id, "0123456789abcdef")));
+	    m.u.status.rx_errors = 65535, memcpy(m.u.status.build_id, "0123456789abcdef", 17)));
 	RT((m.type = RIGPROTO_STATUS | RIGPROTO_REPLY, m.seq = 8));
 	RT((m.type = RIGPROTO_CONFIG_SET, m.seq = 9, m.u.config.oc_limit_ma = 1,
 	    m.u.config.host_wdt_ms = 3600000, m.u.config.mux_settle_ms = 10000));

@@ -249,9 +249,13 @@ int main(void)
 
 	/* telemetry injection */
 	tap_ok(ok_reply("set mv=12000 ma=800"), "inject 12 V / 800 mA");
-	usleep(50000);
-	m = (struct rigproto_msg){ .type = RIGPROTO_TELEMETRY };
-	rc = req(&m, &r);
+	for (int i = 0; i < 200; i++) { /* until a sample taken after the injection shows up */
+		usleep(10000);
+		m = (struct rigproto_msg){ .type = RIGPROTO_TELEMETRY };
+		rc = req(&m, &r);
+		if (rc == RIGPROTO_ST_OK && r.u.telemetry.mv == 12000 && r.u.telemetry.samples > 0)
+			break;
+	}
 	tap_ok(rc == RIGPROTO_ST_OK && r.u.telemetry.mv == 12000 &&
 		       r.u.telemetry.ma == 800 && r.u.telemetry.samples > 0,
 	       "telemetry reads back the injected values (%u mV, %d mA, %u samples)",
@@ -269,17 +273,21 @@ int main(void)
 	       "fault clear, power on");
 
 	/* sensor fault */
-	tap_ok(ok_reply("sensor fail") && (usleep(50000), 1) &&
-		       rigclient_simple(&c, RIGPROTO_TELEMETRY, T) == RIGPROTO_ST_IO,
-	       "sensor failure: telemetry i/o error");
+	rc = ok_reply("sensor fail") ? -1 : -2;
+	for (int i = 0; rc == -1 && i < 200; i++) {
+		usleep(10000);
+		if (rigclient_simple(&c, RIGPROTO_TELEMETRY, T) == RIGPROTO_ST_IO)
+			rc = 0;
+	}
+	tap_ok(rc == 0, "sensor failure: telemetry i/o error");
 	ok_reply("sensor ok");
 
 	/* buttons */
 	m = (struct rigproto_msg){ .type = RIGPROTO_BUTTON };
-	m.u.button = (struct rigproto_button){ .index = 1, .action = RIGPROTO_BTN_PRESS, .ms = 200 };
+	m.u.button = (struct rigproto_button){ .index = 1, .action = RIGPROTO_BTN_PRESS, .ms = 1000 };
 	tap_ok(req(&m, &r) == RIGPROTO_ST_OK && field_is("buttons", "0100") &&
-		       wait_field("buttons", "0000", 2000),
-	       "button 1 press 200 ms seen and released");
+		       wait_field("buttons", "0000", 4000),
+	       "button 1 press 1000 ms seen and released");
 
 	/* host watchdog */
 	m = (struct rigproto_msg){ .type = RIGPROTO_CONFIG_SET };

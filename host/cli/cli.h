@@ -36,7 +36,8 @@ struct cmd {
 	const char *name;
 	int (*fn)(struct cli *c, int argc, char **argv);
 	const char *usage;
-	const char *help;
+	const char *help;       /* one line, for the command list */
+	const char *details;    /* options and behaviour, for COMMAND --help */
 };
 
 extern volatile sig_atomic_t cli_signal;

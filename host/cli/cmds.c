@@ -51,8 +51,15 @@ int cmd_check(struct cli *c, int argc, char **argv)
 {
 	int worst = 0;
 
-	if (argc < 2)
-		return cli_load_desc(c) ? EXIT_USAGE : (printf("%s: ok\n", c->rig_arg), 0);
+	if (argc < 2) {
+		char path[4096];
+
+		if (cli_load_desc(c))
+			return EXIT_USAGE;
+		cli_rig_path(c->rig_arg, path, sizeof(path));
+		printf("%s: ok (rig '%s')\n", path, rig_desc_name(c->desc));
+		return 0;
+	}
 	for (int i = 1; i < argc; i++) {
 		struct cli one = *c;
 
@@ -348,5 +355,6 @@ int cmd_sim(struct cli *c, int argc, char **argv)
 	rc = rig_inject(c->rig, (enum rig_role)role, argc > 4 ? argv[4] : NULL, argv[3]);
 	if (rc < 0)
 		return cli_fail(c, rc, "sim inject");
+	printf("%s%s%s: %s\n", argv[2], argc > 4 ? "." : "", argc > 4 ? argv[4] : "", argv[3]);
 	return 0;
 }

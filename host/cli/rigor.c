@@ -17,21 +17,51 @@
 volatile sig_atomic_t cli_signal;
 
 static const struct cmd commands[] = {
-	{ "run", cmd_run, "run [--case PATTERN] [--tag TAG] [--junit F] [--tap F] [--json F] [--artifacts DIR] [-q] FILE|DIR...",
-	  "run test suites on the rig and write reports" },
-	{ "list", cmd_list, "list [rigs|suites|cases] [FILE|DIR...]", "list rigs, suites and test cases" },
-	{ "drivers", cmd_drivers, "drivers", "list every back-end: <role> <name> <description>" },
-	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake" },
-	{ "power", cmd_power, "power on|off|cycle|status [--off-ms MS] [--json]", "switch or show DUT power" },
-	{ "sdmux", cmd_sdmux, "sdmux host|dut|off|status [--json]", "switch or show the SD card mux" },
-	{ "button", cmd_button, "button NAME [--hold MS | --down | --up]", "press, hold or release a button" },
+	{ "run", cmd_run,
+	  "run [--case PATTERN] [--tag TAG] [--junit F] [--tap F] [--json F] [--artifacts DIR] [-q] FILE|DIR...",
+	  "run test suites on the rig and write reports",
+	  "  FILE|DIR          suite files, or directories of *.lua suites (sorted)\n"
+	  "  --case PATTERN    run only cases whose 'suite/case' name matches (Lua pattern or substring)\n"
+	  "  --tag TAG         run only cases with TAG; '!TAG' excludes; may repeat\n"
+	  "  --junit F         write JUnit XML;  --tap F  TAP 14;  --json F  JSON\n"
+	  "  --artifacts DIR   one log per case (rig events + console); default ./rigor-artifacts\n"
+	  "  -q, --quiet       no live human report on stdout\n"
+	  "After every case and at the end the rig is put in its safe state (DUT off).\n"
+	  "SIGINT/SIGTERM abort the current case, clean up and exit 130/143." },
+	{ "list", cmd_list, "list [rigs|suites|cases] [FILE|DIR...]", "list rigs, suites and test cases",
+	  "Without a kind: rigs, then the cases of the given suites (default: testcases/)." },
+	{ "drivers", cmd_drivers, "drivers", "list every back-end: <role> <name> <description>", NULL },
+	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
+	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
+	{ "power", cmd_power, "power on|off|cycle|status [--off-ms MS] [--json]", "switch or show DUT power",
+	  "  cycle             off, wait max(--off-ms, the rig's min_off_ms), on\n"
+	  "  status            on/off, with mV and mA when the back-end measures\n"
+	  "  --json            one JSON object on stdout" },
+	{ "sdmux", cmd_sdmux, "sdmux host|dut|off|status [--json]", "switch or show the SD card mux",
+	  "Switching to the host is refused while the DUT is powered (interlock, exit 2);\n"
+	  "right after power-off it waits out the rest of the rig's min_off_ms." },
+	{ "button", cmd_button, "button NAME [--hold MS | --down | --up]", "press, hold or release a button",
+	  "  --hold MS         press for MS milliseconds (default: the button's press_ms)\n"
+	  "  --down / --up     hold the button (or boot strap) / release it" },
 	{ "console", cmd_console, "console [--log FILE] [--timeout SECONDS]",
-	  "attach to the DUT console (Ctrl-] quits)" },
-	{ "usbboot", cmd_usbboot, "usbboot --dir DIR [--timeout SECONDS]", "boot the DUT over USB" },
-	{ "storage", cmd_storage, "storage status [--json]", "show the flash target the rig resolves" },
-	{ "who", cmd_who, "who", "show who holds the rig's lock" },
-	{ "lua", cmd_lua, "lua FILE [ARGS...]", "run a Lua script with rigor's modules (the rig as 'rig' with --rig)" },
-	{ "sim", cmd_sim, "sim inject ROLE FAULT [BUTTON]", "test back-channel of sim back-ends (fail, hang, gone, ok)" },
+	  "attach to the DUT console (Ctrl-] quits)",
+	  "On a terminal: interactive, raw mode, Ctrl-] quits. Otherwise stdin is sent to the\n"
+	  "DUT and the command ends --timeout seconds (default 1) after stdin closes.\n"
+	  "  --log FILE        append everything (timestamped) to FILE;\n"
+	  "                    default <state dir>/<rig>-console.log" },
+	{ "usbboot", cmd_usbboot, "usbboot --dir DIR [--timeout SECONDS]", "boot the DUT over USB",
+	  "  --dir DIR         boot files to serve;  --timeout SECONDS  default 30" },
+	{ "storage", cmd_storage, "storage status [--json]", "show the flash target the rig resolves",
+	  "Prints the block device or file the storage role resolves to, and why." },
+	{ "who", cmd_who, "who", "show who holds the rig's lock", NULL },
+	{ "lua", cmd_lua, "lua FILE [ARGS...]",
+	  "run a Lua script with rigor's modules (the rig as 'rig' with --rig)",
+	  "Options after FILE go to the script (as arg[1..]). With --rig or RIGOR_RIG the rig is\n"
+	  "opened and locked and given to the script as the global 'rig'." },
+	{ "sim", cmd_sim, "sim inject ROLE FAULT [BUTTON]",
+	  "test back-channel of sim back-ends (fail, hang, gone, ok)",
+	  "  FAULT             fail: calls fail (I/O error); hang: calls time out;\n"
+	  "                    gone: the device disappears; ok: clear" },
 };
 
 void cli_error(const char *fmt, ...)
@@ -48,6 +78,8 @@ void cli_error(const char *fmt, ...)
 void cli_usage(FILE *f, const struct cmd *cmd)
 {
 	fprintf(f, "usage: rigor [--rig NAME|FILE] [--wait SECONDS] %s\n\n%s\n", cmd->usage, cmd->help);
+	if (cmd->details)
+		fprintf(f, "\n%s\n", cmd->details);
 }
 
 bool cli_wants_help(int argc, char **argv)
@@ -87,7 +119,7 @@ int cli_fail(struct cli *c, int rc, const char *what)
 
 const char *const *cli_rig_dirs(void)
 {
-	static const char *dirs[8];
+	static const char *dirs[12];
 	static char envcopy[4096];
 	size_t n = 0;
 	const char *env = getenv("RIGOR_RIG_PATH");
@@ -98,7 +130,7 @@ const char *const *cli_rig_dirs(void)
 		char *s = envcopy;
 
 		snprintf(envcopy, sizeof(envcopy), "%s", env);
-		while (s && n < 4) {
+		while (s && n < 8) {
 			char *colon = strchr(s, ':');
 
 			if (colon)
@@ -138,9 +170,9 @@ int cli_load_desc(struct cli *c)
 	int rc;
 
 	if (cli_rig_path(c->rig_arg, path, sizeof(path)) < 0) {
-		cli_error("no rig '%s': not a readable file and not found as <dir>/%s.lua in rigs/, "
-			  "RIGOR_RIG_PATH or %s (see 'rigor list rigs')",
-			  c->rig_arg, c->rig_arg, RIGOR_INSTALL_RIGS);
+		cli_error("no rig '%s': not a readable file, and no %s.lua in $RIGOR_RIG_PATH, ./rigs, "
+			  "%s or %s (see 'rigor list rigs')",
+			  c->rig_arg, c->rig_arg, RIGOR_SRC_RIGS, RIGOR_INSTALL_RIGS);
 		return EXIT_USAGE;
 	}
 	rc = rigl_load_rigfile(c->ctx, path, &c->desc);
@@ -234,7 +266,17 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+r:w:jvhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r': c.rig_arg = optarg; c.rig_explicit = true; break;
-		case 'w': c.wait_s = atoi(optarg); break;
+		case 'w': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || v < -1 || v > 86400) {
+				cli_error("--wait takes seconds (0..86400, -1 forever), not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			c.wait_s = (int)v;
+			break;
+		}
 		case 'j': c.json = true; break;
 		case 'v': c.verbose++; break;
 		case 'h': usage(stdout); return 0;
@@ -276,14 +318,18 @@ int main(int argc, char **argv)
 				rig_ctx_free(c.ctx);
 				return 0;
 			}
-		usage(stdout);
+		if (argc > 1)
+			cli_error("help: '%s' is not a rigor command; see 'rigor --help'", argv[1]);
+		else
+			usage(stdout);
 		rig_ctx_free(c.ctx);
 		return argc > 1 ? EXIT_USAGE : 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[0], commands[i].name))
 			continue;
-		if (cli_wants_help(argc, argv)) {
+		/* after `lua FILE` the options are the script's own */
+		if (cli_wants_help(strcmp(argv[0], "lua") || argc < 2 ? argc : 2, argv)) {
 			cli_usage(stdout, &commands[i]);
 			rc = 0;
 		} else {

@@ -217,6 +217,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	return code;
 }
 
+/* argv of `rigor lua`: everything after FILE belongs to the script, --help included. */
 int cmd_lua(struct cli *c, int argc, char **argv)
 {
 	lua_State *L;

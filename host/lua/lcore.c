@@ -47,6 +47,13 @@ int rigl_abort(lua_State *L, const char *kind, const char *msg)
 	return lua_error(L);
 }
 
+bool rigl_abort_due(lua_State *L)
+{
+	struct rigl_rt *rt = rigl_rt(L);
+
+	return rt->armed && ((rt->sig && *rt->sig) || (rt->deadline && rig_now_ms() >= rt->deadline));
+}
+
 void rigl_check_abort(lua_State *L)
 {
 	struct rigl_rt *rt = rigl_rt(L);
@@ -121,6 +128,7 @@ static int c_arm(lua_State *L)
 	rt->armed_at = rig_now_ms();
 	rt->armed = true;
 	rig_ctx_set_cancel(rt->ctx, rt->sig);
+	rig_ctx_set_deadline(rt->ctx, rt->deadline);
 	lua_sethook(L, hook, LUA_MASKCOUNT, 1000);
 	return 0;
 }
@@ -132,6 +140,7 @@ static int c_disarm(lua_State *L)
 	rt->armed = false;
 	rt->deadline = 0;
 	rig_ctx_set_cancel(rt->ctx, NULL);
+	rig_ctx_set_deadline(rt->ctx, 0);
 	lua_sethook(L, NULL, 0, 0);
 	return 0;
 }

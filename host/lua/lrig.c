@@ -72,6 +72,11 @@ static int result(lua_State *L, struct rig *rig, int rc)
 		return 1;
 	}
 	msg = *rig_errmsg(rig) ? rig_errmsg(rig) : rig_strerror(rc);
+	if ((rc == RIG_E_TIMEOUT || rc == RIG_E_INTR) && rigl_abort_due(L)) {
+		/* cut short by the case deadline or a signal: that is the case's outcome */
+		rig_clear_error(rig);
+		rigl_check_abort(L);
+	}
 	if (rc == RIG_E_INTR) {
 		rigl_check_abort(L);
 		rigl_abort(L, "SIGINT", "interrupted");
@@ -199,8 +204,8 @@ static int button_press(lua_State *L)
 	int ms = (int)luaL_optinteger(L, 2, -1);
 
 	if (ms < -1)
-		return luaL_argerror(L, 2, "press length must be >= 0 ms");
-	rigl_clamp(L, ms);
+		return luaL_argerror(L, 2, "press length must be >= 0 ms (or -1 for the rig's press_ms)");
+	rigl_check_abort(L);
 	return result(L, rig, rig_button_press(rig, button_name(L), ms));
 }
 

@@ -19,6 +19,8 @@ struct rigl_rt {
 struct rigl_rt *rigl_rt(lua_State *L);
 /* Raise a deadline or signal abort if one is due (only while armed). */
 void rigl_check_abort(lua_State *L);
+/* Whether rigl_check_abort() would raise now. */
+bool rigl_abort_due(lua_State *L);
 /* Clamp a timeout to the armed case deadline; raises if it already passed. */
 int rigl_clamp(lua_State *L, int timeout_ms);
 int rigl_abort(lua_State *L, const char *kind, const char *msg);

@@ -126,18 +126,50 @@ static int add_part(lua_State *L, struct rig_desc *d, const char *role, const ch
 	return rc;
 }
 
+/* Push a sorted list of the string keys of the table at the top (Lua keeps no order). */
+static void push_sorted_keys(lua_State *L)
+{
+	int t = lua_gettop(L);
+	lua_Integer n = 0;
+
+	lua_newtable(L);
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			lua_pushvalue(L, -1);
+			lua_rawseti(L, t + 1, ++n);
+		}
+	}
+	luaL_requiref(L, "table", luaopen_table, 0);
+	lua_getfield(L, -1, "sort");
+	lua_pushvalue(L, t + 1);
+	lua_call(L, 1, 0);
+	lua_pop(L, 1);
+}
+
 static int convert(lua_State *L, struct rig_desc *d, int line)
 {
-	int rc = 0;
+	int rc = 0, t = lua_gettop(L);
+	lua_Integer nkeys;
 
 	lua_pushnil(L);
-	while (rc == 0 && lua_next(L, -2)) {
-		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+	while (lua_next(L, t)) {
+		if (lua_type(L, -2) != LUA_TSTRING)
+			rig_desc_problem(d, line, "rig keys must be names, not %s", luaL_typename(L, -2));
+		lua_pop(L, 1);
+	}
+	push_sorted_keys(L);
+	nkeys = (lua_Integer)lua_rawlen(L, -1);
+	for (lua_Integer ki = 1; rc == 0 && ki <= nkeys; ki++) {
+		const char *k;
 
-		if (!k) {
-			rig_desc_problem(d, line, "rig keys must be names, not %s",
-					 luaL_typename(L, -2));
-		} else if (!strcmp(k, "capabilities")) {
+		lua_rawgeti(L, t + 1, ki);
+		lua_pushvalue(L, -1);
+		lua_gettable(L, t);          /* stack: ..., keys, key, value */
+		k = lua_tostring(L, -2);
+
+		if (!strcmp(k, "capabilities")) {
 			if (!lua_istable(L, -1)) {
 				rig_desc_problem(d, line, "capabilities must be a list of strings");
 			} else {
@@ -168,8 +200,9 @@ static int convert(lua_State *L, struct rig_desc *d, int line)
 		} else {
 			rc = put_value(L, d, -1, k, line);
 		}
-		lua_pop(L, 1);
+		lua_pop(L, 2);
 	}
+	lua_pop(L, 1);
 	return rc;
 }
 
@@ -183,7 +216,7 @@ static int load_protected(lua_State *L)
 	luaL_newmetatable(L, BACKEND_MT);
 	lua_pop(L, 1);
 	if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-		rig_desc_problem(d, 0, "%s", lua_tostring(L, -1));
+		rig_desc_problem(d, -1, "%s", lua_tostring(L, -1));
 		return 0;
 	}
 	/* _ENV: rig(), string, os.getenv, and back-end constructors for any other name. */
@@ -204,7 +237,10 @@ static int load_protected(lua_State *L)
 	lua_setmetatable(L, -2);
 	lua_setupvalue(L, -2, 1);                       /* chunk's _ENV */
 	if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-		rig_desc_problem(d, 0, "%s", lua_tostring(L, -1));
+		const char *m = lua_tostring(L, -1);
+
+		/* Lua's message starts with "file:line:" when it knows where */
+		rig_desc_problem(d, m && strstr(m, path) == m ? -1 : 0, "%s", m ? m : "error");
 		return 0;
 	}
 	lua_getfield(L, LUA_REGISTRYINDEX, "rigor.rigfile.result");

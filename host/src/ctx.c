@@ -129,6 +129,23 @@ void rig_ctx_set_cancel(struct rig_ctx *ctx, volatile sig_atomic_t *flag)
 	ctx->cancel = flag;
 }
 
+void rig_ctx_set_deadline(struct rig_ctx *ctx, int64_t deadline)
+{
+	ctx->deadline = deadline;
+}
+
+int rig_ctx_clamp(const struct rig_ctx *ctx, int timeout_ms)
+{
+	int64_t left;
+
+	if (!ctx->deadline)
+		return timeout_ms;
+	left = ctx->deadline - rig_now_ms();
+	if (left < 0)
+		left = 0;
+	return timeout_ms < 0 || left < timeout_ms ? (int)left : timeout_ms;
+}
+
 bool rig_ctx_cancelled(const struct rig_ctx *ctx)
 {
 	return ctx->cancel && *ctx->cancel;
@@ -218,7 +235,7 @@ void rig_log(struct rig_ctx *ctx, enum rig_log_level lvl, const char *module, co
 
 int rig_ctx_sleep(struct rig_ctx *ctx, int ms)
 {
-	int64_t end = rig_now_ms() + ms;
+	int64_t end = rig_now_ms() + rig_ctx_clamp(ctx, ms);
 
 	for (;;) {
 		int64_t left = end - rig_now_ms();
@@ -227,7 +244,7 @@ int rig_ctx_sleep(struct rig_ctx *ctx, int ms)
 		if (rig_ctx_cancelled(ctx))
 			return RIG_E_INTR;
 		if (left <= 0)
-			return 0;
+			return ctx->deadline && rig_now_ms() >= ctx->deadline && ms > 0 ? RIG_E_TIMEOUT : 0;
 		if (left > SLICE_MS)
 			left = SLICE_MS;
 		ts.tv_sec = 0;

@@ -97,6 +97,8 @@ void rig_desc_problem(struct rig_desc *d, int line, const char *fmt, ...)
 	va_end(ap);
 	if (line > 0)
 		n = snprintf(full, sizeof(full), "%s:%d: %s\n", d->file, line, msg);
+	else if (line < 0)   /* the message names its own location (a Lua error) */
+		n = snprintf(full, sizeof(full), "%s\n", msg);
 	else
 		n = snprintf(full, sizeof(full), "%s: %s\n", d->file, msg);
 	if (n >= (int)sizeof(full))
@@ -441,7 +443,7 @@ int rig_desc_validate(struct rig_desc *d)
 			rig_desc_problem(d, e->line, "rig key '%s' must be a string, not %s", e->key,
 					 vtype_name(e->type));
 	}
-	if (!rig_entry(d, "name"))
+	if (!rig_entry(d, "name") && d->base_n == 0)   /* a file that did not load has no keys */
 		rig_desc_problem(d, 0, "the rig has no name (add name = \"...\")");
 	for (size_t i = 0; i < d->nparts; i++) {
 		struct dpart *dp = &d->parts[i];

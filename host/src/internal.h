@@ -20,6 +20,7 @@ struct rig_ctx {
 	void *log_user;
 	enum rig_log_level level;
 	volatile sig_atomic_t *cancel;
+	int64_t deadline;          /* rig_now_ms() bound for every back-end call, 0 = none */
 	char *state_dir;
 	char err[RIG_ERRMSG_MAX];
 	int errcode;
@@ -36,6 +37,8 @@ void rig_log(struct rig_ctx *ctx, enum rig_log_level lvl, const char *module, co
 int rig_ctx_fail(struct rig_ctx *ctx, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool rig_ctx_cancelled(const struct rig_ctx *ctx);
+/* @timeout_ms bounded by the context's deadline (rig_ctx_set_deadline()). */
+int rig_ctx_clamp(const struct rig_ctx *ctx, int timeout_ms);
 /* Create the state directory if needed; returns 0 or a negative error. */
 int rig_ctx_ensure_state_dir(struct rig_ctx *ctx);
 /* poll() one fd for @events, in slices so the cancel flag is honoured.
@@ -173,9 +176,84 @@ int rig_part_fail(struct rig_part *p, int code, const char *fmt, ...)
 void *rig_part_shared(struct rig_part *p, const char *key, void *(*create)(struct rig_part *p,
 	int *rc), void (*destroy)(void *obj), int *rc);
 
+/* ---- USB identity in sysfs (sysfs.c): shared by back-ends and the flash engine ---- */
+
+/* Which class of device node to look for. */
+enum rig_devclass {
+	RIG_DEV_TTY,    /* /sys/class/tty: serial ports */
+	RIG_DEV_BLOCK,  /* /sys/class/block: whole disks (partitions are skipped) */
+	RIG_DEV_SG,     /* /sys/class/scsi_generic: sg nodes */
+};
+
+/* What to match; unset fields match anything. Set up with rig_usb_match_init(). */
+struct rig_usb_match {
+	const char *serial;     /* USB serial number string (iSerial), NULL = any */
+	int vid, pid;           /* idVendor/idProduct, -1 = any (see rig_usb_parse_vid_pid()) */
+	const char *port;       /* USB port path, the usb_device's kernel name "1-1.4", NULL = any */
+	int interface;          /* bInterfaceNumber, -1 = any */
+};
+
+/* The USB identity of one device node. */
+struct rig_usb_id {
+	char node[64];          /* class entry: "ttyUSB0", "sdb", "sg2" */
+	char dev[96];           /* device node: "/dev/ttyUSB0" (from uevent DEVNAME) */
+	char port[64];          /* USB port path "1-1.4" */
+	char serial[128];       /* "" when the device has none */
+	char product[128];      /* "" when the device has none */
+	int vid, pid;
+	int interface;          /* -1 when not under an interface */
+};
+
+/*
+ * The sysfs root prefix: @root itself when not NULL ("" = the real /sys), else the
+ * environment variable RIGOR_SYSFS_ROOT, else "". "/tmp/x" means /tmp/x/sys/class/... is
+ * read. Never NULL; the string is @root's or the environment's.
+ */
+const char *rig_sysfs_root(const char *root);
+void rig_usb_match_init(struct rig_usb_match *m);
+/* Parse "0403:6015" (hex) into @vid and @pid. Returns 0 or RIG_E_INVAL. */
+int rig_usb_parse_vid_pid(const char *s, int *vid, int *pid);
+/* "usb_serial=A1 interface=0" into @buf. Returns 0, or RIG_E_INVAL when @m matches anything. */
+int rig_usb_match_describe(const struct rig_usb_match *m, char *buf, size_t len);
+/* "/dev/ttyUSB0 (USB 0403:6015 serial A1 at 1-1.4 interface 0, FT230X Basic UART)". */
+int rig_usb_id_describe(const struct rig_usb_id *id, char *buf, size_t len);
+/*
+ * USB identity of class entry @node ("ttyUSB0") under sysfs root @root (see
+ * rig_sysfs_root(); NULL = environment). Does not block on devices; reads sysfs only.
+ * @retval 0 filled
+ * @retval RIG_E_NODEV no such entry, or it is not on USB
+ */
+int rig_sysfs_usb_id(const char *root, enum rig_devclass cls, const char *node,
+		     struct rig_usb_id *id);
+/*
+ * Find the one node of class @cls whose USB identity matches @m, and fill @out (may be
+ * NULL). @why (may be 0 bytes) gets one line: on success what matched, on failure the
+ * error message (what was searched and what was seen), ready for rig_part_fail("%s").
+ * @retval 0 exactly one match
+ * @retval RIG_E_NODEV nothing matched
+ * @retval RIG_E_INVAL several matched (the candidates are listed), or @m is empty
+ */
+int rig_sysfs_find(const char *root, enum rig_devclass cls, const struct rig_usb_match *m,
+		   struct rig_usb_id *out, char *why, size_t whylen);
+
+/* ---- serial ports through libserialport (drivers/serial.c), for links of other back-ends ---- */
+
+struct sp_port;
+/*
+ * Open a serial link for @p at 115200 8N1, no flow control, from @spec: a device path
+ * ("/dev/ttyUSB0", "/dev/serial/by-id/...") or "usb_serial=X", "vid_pid=0403:6015",
+ * "usb_path=1-1.4" (comma-separated, with optional ",interface=N"). Records the error
+ * on the part.
+ * @return the port's fd (valid until rig_serial_link_close(*port)), or a negative error
+ */
+int rig_serial_link_open(struct rig_part *p, const char *spec, struct sp_port **port);
+/* Close and free a port from rig_serial_link_open(). NULL is a no-op. */
+void rig_serial_link_close(struct sp_port *port);
+
 /* Register back-ends here (defined in their driver files). */
 extern const struct rig_backend rig_power_sim, rig_sdmux_sim, rig_button_sim,
 	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file,
-	rig_power_rigfw, rig_sdmux_rigfw, rig_button_rigfw;
+	rig_power_gpio, rig_sdmux_gpio, rig_button_gpio,
+	rig_power_rigfw, rig_sdmux_rigfw, rig_button_rigfw, rig_console_serial;
 
 #endif /* RIGOR_HOST_INTERNAL_H */

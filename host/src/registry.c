@@ -9,15 +9,19 @@
  */
 static const struct rig_backend *const backends[] = {
 	/* power */
+	&rig_power_gpio,
 	&rig_power_rigfw,
 	&rig_power_sim,
 	/* sdmux */
+	&rig_sdmux_gpio,
 	&rig_sdmux_rigfw,
 	&rig_sdmux_sim,
 	/* button */
+	&rig_button_gpio,
 	&rig_button_rigfw,
 	&rig_button_sim,
 	/* console */
+	&rig_console_serial,
 	&rig_console_sim,
 	/* usbboot */
 	&rig_usbboot_sim,

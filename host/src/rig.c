@@ -79,6 +79,12 @@ void rig_clear_error(struct rig *rig)
 	rig->errcode = 0;
 }
 
+/* The timeout for one back-end call: the part's, cut to the context deadline. */
+static int tmo(const struct rig_part *p)
+{
+	return rig_ctx_clamp(p->rig->ctx, p->common.timeout_ms);
+}
+
 /* A back-end returned @rc without saying why: say it for it. */
 static int fail_generic(struct rig_part *p, int rc, const char *what)
 {
@@ -386,14 +392,20 @@ static struct rig_part *find_button(struct rig *rig, const char *name)
 	return NULL;
 }
 
+static struct rig_part *need_button(struct rig *rig, const char *name);
+
 int rig_inject(struct rig *rig, enum rig_role role, const char *button, const char *fault)
 {
-	struct rig_part *p = role == RIG_ROLE_BUTTON ? find_button(rig, button ? button : "")
-						     : rig->role[role];
+	struct rig_part *p;
 
-	if (!p)
-		return rig_fail(rig, RIG_E_NOENT, "rig '%s' has no %s", rig->name,
-				rig_role_name(role));
+	if (role == RIG_ROLE_BUTTON) {
+		if (!button)
+			return rig_fail(rig, RIG_E_INVAL, "which button? name it");
+		if (!(p = need_button(rig, button)))
+			return RIG_E_NOENT;
+	} else if (!(p = need(rig, role))) {
+		return RIG_E_NOENT;
+	}
 	if (!p->be->inject)
 		return rig_part_fail(p, RIG_E_NOTSUP, "back-end '%s' cannot inject faults",
 				     p->be->name);
@@ -405,7 +417,7 @@ int rig_inject(struct rig *rig, enum rig_role role, const char *button, const ch
 
 static int power_raw_set(struct rig_part *p, bool on)
 {
-	int rc = p->be->ops.power->set(p, p->common.inverted ? !on : on, p->common.timeout_ms);
+	int rc = p->be->ops.power->set(p, p->common.inverted ? !on : on, tmo(p));
 
 	if (rc < 0 && !p->rig->errcode)
 		fail_generic(p, rc, on ? "power on" : "power off");
@@ -472,7 +484,7 @@ int rig_power_get(struct rig *rig)
 		return RIG_E_NOENT;
 	if (p->be->ops.power->get) {
 		bool on;
-		int rc = p->be->ops.power->get(p, &on, p->common.timeout_ms);
+		int rc = p->be->ops.power->get(p, &on, tmo(p));
 
 		if (rc < 0)
 			return rig->errcode ? rc : fail_generic(p, rc, "reading power state");
@@ -495,7 +507,7 @@ int rig_power_measure(struct rig *rig, struct rig_power_reading *r)
 	if (!p->be->ops.power->measure)
 		return rig_part_fail(p, RIG_E_NOTSUP, "back-end '%s' cannot measure voltage or current",
 				     p->be->name);
-	rc = p->be->ops.power->measure(p, r, p->common.timeout_ms);
+	rc = p->be->ops.power->measure(p, r, tmo(p));
 	return rc < 0 && !rig->errcode ? fail_generic(p, rc, "measuring") : rc;
 }
 
@@ -549,7 +561,7 @@ int rig_sdmux_set(struct rig *rig, enum rig_mux m)
 				return rig_fail(rig, rc, "interrupted while waiting for the minimum off time");
 		}
 	}
-	rc = p->be->ops.sdmux->set(p, mux_swap(p, m), p->common.timeout_ms);
+	rc = p->be->ops.sdmux->set(p, mux_swap(p, m), tmo(p));
 	if (rc < 0)
 		return rig->errcode ? rc : fail_generic(p, rc, "switching");
 	state_save(rig, "mux", m);
@@ -571,7 +583,7 @@ int rig_sdmux_get(struct rig *rig)
 		return RIG_E_NOENT;
 	if (p->be->ops.sdmux->get) {
 		enum rig_mux m;
-		int rc = p->be->ops.sdmux->get(p, &m, p->common.timeout_ms);
+		int rc = p->be->ops.sdmux->get(p, &m, tmo(p));
 
 		if (rc < 0)
 			return rig->errcode ? rc : fail_generic(p, rc, "reading the mux side");
@@ -611,8 +623,7 @@ static struct rig_part *need_button(struct rig *rig, const char *name)
 
 static int button_raw(struct rig_part *p, bool pressed)
 {
-	int rc = p->be->ops.button->set(p, p->common.inverted ? !pressed : pressed,
-					p->common.timeout_ms);
+	int rc = p->be->ops.button->set(p, p->common.inverted ? !pressed : pressed, tmo(p));
 
 	if (rc < 0 && !p->rig->errcode)
 		fail_generic(p, rc, pressed ? "press" : "release");
@@ -727,7 +738,7 @@ int rig_console_fill(struct rig *rig, int timeout_ms)
 	if (rig_ctx_cancelled(rig->ctx))
 		return RIG_E_INTR;
 	rc = p->be->ops.console->read(p, rig->cbuf + rig->clen, rig->ccap - rig->clen - 1,
-				      timeout_ms);
+				      rig_ctx_clamp(rig->ctx, timeout_ms));
 	if (rc == RIG_E_TIMEOUT || rc == RIG_E_INTR)
 		return rc;
 	if (rc < 0)
@@ -760,7 +771,7 @@ int rig_console_write(struct rig *rig, const void *buf, size_t len, int timeout_
 
 	if (!p)
 		return RIG_E_NOENT;
-	rc = p->be->ops.console->write(p, buf, len, timeout_ms);
+	rc = p->be->ops.console->write(p, buf, len, rig_ctx_clamp(rig->ctx, timeout_ms));
 	return rc < 0 && !rig->errcode ? fail_generic(p, rc, "writing") : rc;
 }
 
@@ -783,7 +794,7 @@ int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms)
 	if (!p)
 		return RIG_E_NOENT;
 	event(rig, "usbboot from '%s'", dir);
-	rc = p->be->ops.usbboot->boot(p, dir, timeout_ms < 0 ? p->common.timeout_ms : timeout_ms);
+	rc = p->be->ops.usbboot->boot(p, dir, rig_ctx_clamp(rig->ctx, timeout_ms < 0 ? p->common.timeout_ms : timeout_ms));
 	if (rc < 0)
 		return rig->errcode ? rc : fail_generic(p, rc, "usbboot");
 	event(rig, "usbboot done");

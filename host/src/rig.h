@@ -98,6 +98,12 @@ RIG_API void rig_ctx_set_log_level(struct rig_ctx *ctx, enum rig_log_level level
  * a signal handler). NULL removes it; cleanup code does that so it runs to the end.
  */
 RIG_API void rig_ctx_set_cancel(struct rig_ctx *ctx, volatile sig_atomic_t *flag);
+/**
+ * Bound every back-end call and wait made through this context by an absolute
+ * rig_now_ms() @p deadline (0 removes it): a call's timeout_ms is cut to what is left, so
+ * a test case's deadline also ends a hung power switch. Set by the Lua runtime per case.
+ */
+RIG_API void rig_ctx_set_deadline(struct rig_ctx *ctx, int64_t deadline);
 /** Override the state directory (created on first use). The string is copied. */
 RIG_API int rig_ctx_set_state_dir(struct rig_ctx *ctx, const char *dir);
 /** The state directory in use; owned by the context. */
@@ -135,8 +141,8 @@ enum rig_vtype { RIG_V_STR, RIG_V_INT, RIG_V_BOOL, RIG_V_NUM, RIG_V_LIST, RIG_V_
 RIG_API struct rig_desc *rig_desc_new(struct rig_ctx *ctx, const char *file);
 RIG_API void rig_desc_free(struct rig_desc *d);
 /**
- * Set a rig-level key: "name" and "device_type" (strings), "capabilities" (a list, added
- * with rig_desc_add_cap()), "min_off_ms"... Unknown keys are reported by validation.
+ * Set a key of the rig (@p part -1: "name", "device_type", "description") or of a part
+ * (a back-end parameter). Unknown keys are reported by validation.
  * @return 0, or RIG_E_NOMEM.
  */
 RIG_API int rig_desc_set_str(struct rig_desc *d, int part, const char *key, const char *v,
@@ -158,7 +164,10 @@ RIG_API int rig_desc_add_cap(struct rig_desc *d, const char *cap, int line);
  */
 RIG_API int rig_desc_add_part(struct rig_desc *d, const char *role, const char *instance,
 			      const char *backend, int line);
-/** Record a mistake found while reading the file (reported with the others). */
+/**
+ * Record a mistake found while reading the file (reported with the others). @p line 0:
+ * the file as a whole; -1: the message already says where ("file:3: ...").
+ */
 RIG_API void rig_desc_problem(struct rig_desc *d, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /**
@@ -301,7 +310,7 @@ struct rig_power_reading {
  * @retval RIG_E_TIMEOUT, RIG_E_IO, RIG_E_NODEV from the back-end
  */
 RIG_API int rig_power_set(struct rig *rig, bool on);
-/** Power off, wait @p off_ms (-1: the rig's min_off_ms), power on. */
+/** Power off, wait max(@p off_ms, the rig's min_off_ms) (-1: min_off_ms), power on. */
 RIG_API int rig_power_cycle(struct rig *rig, int off_ms);
 /**
  * Current power state: from the back-end when it can read it back, else the state last

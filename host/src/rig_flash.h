@@ -17,9 +17,10 @@
  *    threads) so that decoding overlaps with writing;
  *  - compares each mapped block with what the target already holds and writes only the blocks
  *    that differ ("delta", the default; rig_flash_opts::full writes everything);
- *  - flushes the target, drops it from the page cache and reads every mapped range back,
- *    comparing it with a per-4-KiB-block digest of what was written (rig_flash_opts::verify,
- *    the default);
+ *  - in a third thread, pushes each written range to the device, drops it from the page cache
+ *    and reads it back (O_DIRECT), comparing it with a per-4-KiB-block digest of what was
+ *    written (rig_flash_opts::verify, the default), so verification overlaps with writing;
+ *  - flushes the target (fdatasync) before returning success;
  *  - optionally copies files into a FAT partition of the freshly written target
  *    (rig_flash_opts::inject) and reads them back.
  *

@@ -15,6 +15,12 @@ for c in run list drivers check power sdmux button console usbboot storage who l
 	run 0 "$c --help" $RIGOR $c --help
 	has "$T/out" "^usage: rigor .*$c" "$c --help prints its usage"
 done
+printf 'print("script got " .. arg[1])\n' >"$T/args.lua"
+run 0 "lua FILE --help goes to the script" $RIGOR lua "$T/args.lua" --help
+has "$T/out" "^script got --help" "script saw --help"
+run 2 "help for an unknown command" $RIGOR help nosuch
+has "$T/err" "'nosuch' is not a rigor command" "help names the unknown command"
+run 2 "--wait needs a number" $RIGOR --wait soon who
 run 2 "unknown command" $RIGOR frobnicate
 has "$T/err" "'frobnicate' is not a rigor command" "unknown command is named"
 run 2 "no command" $RIGOR
@@ -28,7 +34,7 @@ done
 run 2 "unknown role" $RIGOR --rig $R/bad-role.lua power status
 has "$T/err" "bad-role.lua:3: unknown role 'powr'" "unknown role has file:line"
 run 2 "unknown back-end" $RIGOR --rig $R/bad-backend.lua power status
-has "$T/err" "bad-backend.lua:3: unknown back-end 'relay9000' for role power \(available: rigfw, sim\)" "unknown back-end lists alternatives"
+has "$T/err" "bad-backend.lua:3: unknown back-end 'relay9000' for role power \(available: .*sim\)" "unknown back-end lists alternatives"
 run 2 "bad parameters" $RIGOR --rig $R/bad-param.lua check $R/bad-param.lua
 has "$T/err" "bad-param.lua:3: power \(sim\): parameter 'min_off_ms' must be an integer, not a string" "wrong type reported"
 has "$T/err" "bad-param.lua:6: storage \(file\): missing parameter 'path'" "missing parameter reported"

@@ -237,7 +237,7 @@ static int listen_unix(const char *path)
 		fprintf(stderr, "rigfw-sim: socket path too long '%s'\n", path);
 		return -1;
 	}
-	strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
@@ -296,9 +296,22 @@ static void ctl_reply(struct ctl_client *c, const char *fmt, ...)
 	}
 }
 
+/* next blank-separated word of *p (NUL-terminated in place), or NULL */
+static char *next_word(char **p)
+{
+	char *w = *p + strspn(*p, " \t\r");
+
+	if (!*w)
+		return NULL;
+	*p = w + strcspn(w, " \t\r");
+	if (**p)
+		*(*p)++ = '\0';
+	return w;
+}
+
 static void ctl_command(struct ctl_client *c, char *line)
 {
-	char *save = NULL, *cmd = strtok_r(line, " \t\r", &save), *arg;
+	char *save = line, *cmd = next_word(&save), *arg;
 
 	if (!cmd) {
 		ctl_reply(c, "err empty command");
@@ -311,7 +324,7 @@ static void ctl_command(struct ctl_client *c, char *line)
 		int32_t mv = sim.mv, ma = sim.ma;
 		bool bad = false;
 
-		while ((arg = strtok_r(NULL, " \t\r", &save))) {
+		while ((arg = next_word(&save))) {
 			char *end;
 			long v;
 
@@ -336,7 +349,7 @@ static void ctl_command(struct ctl_client *c, char *line)
 		sim.state_dirty = true;
 		ctl_reply(c, "ok");
 	} else if (!strcmp(cmd, "sensor")) {
-		arg = strtok_r(NULL, " \t\r", &save);
+		arg = next_word(&save);
 		if (!arg || (strcmp(arg, "ok") && strcmp(arg, "fail"))) {
 			ctl_reply(c, "err usage: sensor ok|fail");
 			return;
@@ -347,7 +360,7 @@ static void ctl_command(struct ctl_client *c, char *line)
 	} else if (!strcmp(cmd, "reset")) {
 		uint8_t r = RIGPROTO_RESET_PIN;
 
-		arg = strtok_r(NULL, " \t\r", &save);
+		arg = next_word(&save);
 		if (arg && !strcmp(arg, "power_on"))
 			r = RIGPROTO_RESET_POWER_ON;
 		else if (arg && !strcmp(arg, "software"))
@@ -362,7 +375,7 @@ static void ctl_command(struct ctl_client *c, char *line)
 		char *end;
 		long ms;
 
-		arg = strtok_r(NULL, " \t\r", &save);
+		arg = next_word(&save);
 		ms = arg ? strtol(arg, &end, 10) : -1;
 		if (!arg || *end || ms < 1 || ms > 600000) {
 			ctl_reply(c, "err usage: hang MS");

@@ -280,6 +280,11 @@ uint8_t hal_reset_reason(void)
 
 void hal_reset(void)
 {
+	uint32_t spin = 0;
+
+	/* let the last reply byte leave the shift register (bounded) */
+	while (!(USART1_SR & USART_SR_TC) && ++spin < UART_SPIN)
+		;
 	__asm volatile("dsb" ::: "memory");
 	SCB_AIRCR = 0x05FA0004u; /* VECTKEY | SYSRESETREQ */
 	__asm volatile("dsb" ::: "memory");

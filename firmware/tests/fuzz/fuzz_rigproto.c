@@ -35,11 +35,9 @@ static void check_cb(void *user, const struct rigproto_frame *f, int err)
 {
 	struct rigproto_msg a, b;
 	struct rigproto_out out;
-	struct rigproto_ctx ctx;
 	struct sink s = { .len = 0 };
 	int *frames = user;
 
-	(void)ctx;
 	if (err) {
 		if (f || (err != RIGPROTO_E_BADMSG && err != RIGPROTO_E_MSGSIZE))
 			abort();

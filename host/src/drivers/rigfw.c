@@ -7,7 +7,9 @@
  * dropped) is greeted again with hello before the request is retried once.
  *
  * Links: "unix:PATH" (rigfw-sim, or QEMU running the real firmware with a socket
- * chardev) and "tty:PATH" (a serial device or pty, raw 115200 8N1).
+ * chardev), "tty:PATH" (a serial device or pty, raw 115200 8N1) and "serial:PATH" or
+ * "serial:usb_serial=XYZ" (libserialport at 115200 8N1, the port found by USB identity;
+ * see rig_serial_link_open()).
  */
 #define LOG_PREFIX "rigfw"
 #include <fcntl.h>
@@ -34,6 +36,7 @@ struct rigfw_link {
 	struct rig_ctx *ctx;
 	char *spec;
 	int fd;             /* -1: not connected */
+	struct sp_port *sp; /* serial: links own their fd through this */
 	bool greeted;
 	uint8_t seq;
 	struct rigproto_ctx dec;
@@ -47,8 +50,11 @@ struct rigfw_link {
 
 static void link_close_fd(struct rigfw_link *l)
 {
-	if (l->fd >= 0)
+	if (l->sp)
+		rig_serial_link_close(l->sp);
+	else if (l->fd >= 0)
 		close(l->fd);
+	l->sp = NULL;
 	l->fd = -1;
 	l->greeted = false;
 }
@@ -142,8 +148,11 @@ static int link_connect(struct rig_part *p, struct rigfw_link *l)
 		fd = open_unix(p, l->spec + 5);
 	else if (!strncmp(l->spec, "tty:", 4))
 		fd = open_tty(p, l->spec + 4);
+	else if (!strncmp(l->spec, "serial:", 7))
+		fd = rig_serial_link_open(p, l->spec + 7, &l->sp);
 	else
-		return rig_part_fail(p, RIG_E_INVAL, "link '%s': expected unix:PATH or tty:PATH",
+		return rig_part_fail(p, RIG_E_INVAL,
+				     "link '%s': expected unix:PATH, tty:PATH or serial:PATH|usb_serial=X",
 				     l->spec);
 	if (fd < 0)
 		return fd;
@@ -250,7 +259,8 @@ static int status_error(struct rig_part *p, const struct rigproto_msg *rep)
 	case RIGPROTO_ST_INTERLOCK:
 		return rig_part_fail(p, RIG_E_PERM, "the rig board refused: interlock (%s)", name);
 	case RIGPROTO_ST_FAULT:
-		return rig_part_fail(p, RIG_E_PERM,
+		/* an overcurrent or host-watchdog trip is the rig's trouble, not the test's */
+		return rig_part_fail(p, RIG_E_IO,
 				     "the rig board has a latched fault (overcurrent or host watchdog); power the DUT off and clear it");
 	case RIGPROTO_ST_BUSY:
 		return rig_part_fail(p, RIG_E_BUSY, "the rig board is busy");
@@ -419,7 +429,7 @@ static int button_set(struct rig_part *p, bool asserted, int timeout_ms)
 }
 
 #define LINK_PARAM { "link", RIG_P_STR, offsetof(struct rigfw_conf, link), true, \
-		     "how to reach the board: unix:PATH or tty:PATH" }
+		     "how to reach the board: unix:PATH, tty:PATH or serial:PATH|usb_serial=X" }
 
 static const struct rig_param power_params[] = {
 	LINK_PARAM,

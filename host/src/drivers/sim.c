@@ -465,7 +465,8 @@ static int storage_resolve_file(struct rig_part *p, const char *path, int size_m
 	}
 	snprintf(buf, len, "%s", path);
 	if (whylen)
-		snprintf(why, whylen, "%s card image file given by the rig file", create ? "virtual" : "plain");
+		snprintf(why, whylen, "%s", create ? "virtual card image (sim back-end)"
+						   : "plain file named by the rig file");
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "flash_internal.h"
@@ -21,6 +22,13 @@
 #define CHUNK (4u << 20)
 #define NSLOT 4
 #define VBLK 4096u
+#define HPAGE_SHIFT 18
+#define HPAGE (1u << HPAGE_SHIFT)
+#define HPAGES (1u << 14) /* 2^32 digests: 16 TiB at 4 KiB */
+
+struct vitem {
+	uint64_t a, b;
+};
 
 struct slot {
 	unsigned char *buf;
@@ -37,6 +45,8 @@ struct job {
 	struct fl_src *src;
 	struct fl_bmap bm;
 	bool have_bm;
+	bool sparse;          /* raw image + bmap: only mapped ranges are read */
+	bool pushed;          /* put_range_raw() queued its own read-back work */
 	struct fl_target t;
 	const char *target;
 
@@ -49,9 +59,24 @@ struct job {
 	char perrbuf[512];
 
 	uint64_t gran;        /* digest granularity */
-	uint64_t *hash;
-	size_t nhash;
-	unsigned char *rbuf;  /* aligned buffer for delta reads and verification */
+	uint64_t **hpage;     /* digests, HPAGE per page; pages never move once allocated */
+	unsigned char *rbuf;  /* aligned buffer for delta reads */
+
+	/* Verifier thread: reads back ranges shortly after they were written. */
+	pthread_t vth;
+	bool vth_started, vdone, vstop, vexited;
+	pthread_mutex_t vmu;
+	pthread_cond_t vcv;
+	struct vitem *vq;
+	size_t vq_len, vq_cap, vq_head;
+	int vrc;
+	uint64_t vbytes, vfail;
+	struct fl_err verr;
+	char verrbuf[512];
+	int vfd;              /* descriptor for read-back: O_DIRECT if vdirect */
+	bool vdirect;
+	unsigned int vlbs;
+	unsigned char *vbuf;
 	uint64_t file_size;   /* regular file targets: current size */
 
 	size_t ri;            /* current bmap range */
@@ -63,6 +88,9 @@ struct job {
 	enum rig_flash_phase phase;
 	uint64_t phase_total;
 };
+
+static void *verifier(void *arg);
+static int verifier_finish(struct job *j, bool drain);
 
 void rig_flash_opts_init(struct rig_flash_opts *o)
 {
@@ -152,6 +180,75 @@ static int interrupted(struct job *j, uint64_t off)
 
 /* --- decoder thread ---------------------------------------------------------------------- */
 
+/* Waits for a free slot; NULL if the consumer asked to stop. */
+static struct slot *slot_get(struct job *j)
+{
+	struct slot *s = NULL;
+
+	pthread_mutex_lock(&j->mu);
+	while (j->count == NSLOT && !j->stop)
+		pthread_cond_wait(&j->cv, &j->mu);
+	if (!j->stop)
+		s = &j->slots[j->head];
+	pthread_mutex_unlock(&j->mu);
+	return s;
+}
+
+static void slot_put(struct job *j)
+{
+	pthread_mutex_lock(&j->mu);
+	j->head = (j->head + 1) % NSLOT;
+	j->count++;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* Raw image with a bmap: read only the mapped ranges, as bmaptool does. */
+static void *producer_sparse(void *arg)
+{
+	struct job *j = arg;
+	struct slot *s;
+	size_t i;
+
+	for (i = 0; i < j->bm.n; i++) {
+		uint64_t a = j->bm.r[i].first * j->bm.block_size;
+		uint64_t b = (j->bm.r[i].last + 1) * j->bm.block_size;
+
+		if (b > j->bm.image_size)
+			b = j->bm.image_size;
+		while (a < b) {
+			size_t want = (size_t)(b - a < CHUNK ? b - a : CHUNK);
+			long n;
+
+			s = slot_get(j);
+			if (!s)
+				return NULL;
+			n = fl_src_pread(j->src, s->buf, want, a, &j->perr);
+			s->off = a;
+			s->len = n > 0 ? (size_t)n : 0;
+			s->err = n < 0 ? (int)n : 0;
+			if (n >= 0 && (size_t)n < want)
+				s->err = fl_err_set(&j->perr, -EBADMSG, "truncated image: it ends at "
+						    "%" PRIu64 " bytes but its bmap maps data "
+						    "up to %" PRIu64, a + (uint64_t)n, b);
+			s->eof = s->err != 0;
+			slot_put(j);
+			if (s->eof)
+				return NULL;
+			a += want;
+		}
+	}
+	s = slot_get(j);
+	if (!s)
+		return NULL;
+	s->off = j->bm.image_size;
+	s->len = 0;
+	s->err = 0;
+	s->eof = true;
+	slot_put(j);
+	return NULL;
+}
+
 static void *producer(void *arg)
 {
 	struct job *j = arg;
@@ -162,15 +259,9 @@ static void *producer(void *arg)
 		size_t got = 0;
 		long n = 0;
 
-		pthread_mutex_lock(&j->mu);
-		while (j->count == NSLOT && !j->stop)
-			pthread_cond_wait(&j->cv, &j->mu);
-		if (j->stop) {
-			pthread_mutex_unlock(&j->mu);
+		s = slot_get(j);
+		if (!s)
 			return NULL;
-		}
-		s = &j->slots[j->head];
-		pthread_mutex_unlock(&j->mu);
 
 		while (got < CHUNK) {
 			n = fl_src_read(j->src, s->buf + got, CHUNK - got, &j->perr);
@@ -183,12 +274,7 @@ static void *producer(void *arg)
 		s->err = n < 0 ? (int)n : 0;
 		s->eof = n <= 0;
 		off += got;
-
-		pthread_mutex_lock(&j->mu);
-		j->head = (j->head + 1) % NSLOT;
-		j->count++;
-		pthread_cond_broadcast(&j->cv);
-		pthread_mutex_unlock(&j->mu);
+		slot_put(j);
 		if (s->eof)
 			return NULL;
 	}
@@ -246,7 +332,7 @@ static int write_run(struct job *j, const unsigned char *p, uint64_t off, size_t
 }
 
 /* Reads what the target holds at [off, off+len) into j->rbuf; returns bytes available. */
-static long read_target(struct job *j, int fd, uint64_t off, size_t len)
+static long read_target(struct job *j, int fd, uint64_t off, size_t len, bool *direct)
 {
 	size_t done = 0;
 	uint64_t lim = j->t.blockdev ? j->t.size : j->file_size;
@@ -279,15 +365,22 @@ static long read_target(struct job *j, int fd, uint64_t off, size_t len)
 			break;
 		done += (size_t)n;
 	}
+	*direct = fd == j->t.fd && j->t.direct;
 	return (long)(done < len ? done : len);
 }
 
+static int verify_push(struct job *j, uint64_t a, uint64_t b);
+static void verify_credit(struct job *j, uint64_t n);
+
 /* Writes the mapped piece [a, b) of the image whose data starts at p. */
-static int put_range(struct job *j, const unsigned char *p, uint64_t a, uint64_t b)
+static int put_range_raw(struct job *j, const unsigned char *p, uint64_t a, uint64_t b)
 {
 	uint64_t len = b - a, g = j->gran, x;
 	long have = 0;
+	bool dread = false;
 	int rc;
+
+	j->pushed = false;
 
 	if (j->t.blockdev && b > j->t.size) {
 		j->st->fail_offset = a;
@@ -305,28 +398,29 @@ static int put_range(struct job *j, const unsigned char *p, uint64_t a, uint64_t
 	/* Digests for the read-back. */
 	for (x = a; x < b; x += g) {
 		uint64_t idx = x / g, n = b - x < g ? b - x : g;
+		uint64_t page = idx >> HPAGE_SHIFT;
 
-		if (idx >= j->nhash) {
-			size_t nn = j->nhash ? j->nhash : 1024;
-			uint64_t *h;
-
-			while (nn <= idx)
-				nn *= 2;
-			h = realloc(j->hash, nn * sizeof(*h));
-			if (!h)
+		if (page >= HPAGES)
+			return fl_err_set(j->e, -EFBIG, "image too large to verify");
+		if (!j->hpage[page]) {
+			j->hpage[page] = malloc(HPAGE * sizeof(uint64_t));
+			if (!j->hpage[page])
 				return fl_err_set(j->e, -ENOMEM, "out of memory");
-			memset(h + j->nhash, 0, (nn - j->nhash) * sizeof(*h));
-			j->hash = h;
-			j->nhash = nn;
 		}
-		j->hash[idx] = fl_hash64(p + (x - a), (size_t)n);
+		j->hpage[page][idx & (HPAGE - 1)] = fl_hash64(p + (x - a), (size_t)n);
 	}
 	if (j->o->full)
 		return write_run(j, p, a, (size_t)len);
 
-	have = read_target(j, j->t.fd, a, (size_t)len);
+	have = read_target(j, j->t.fd, a, (size_t)len, &dread);
 	if (have < 0)
 		return (int)have;
+	/*
+	 * An O_DIRECT compare already proved what the device holds for the skipped blocks, so
+	 * only the written runs need reading back (a re-flash reads the card once, not twice).
+	 */
+	dread = dread && j->vth_started;
+	j->pushed = dread;
 	/* Coalesce differing blocks into as few writes as possible. */
 	{
 		uint64_t run = UINT64_MAX;
@@ -338,8 +432,12 @@ static int put_range(struct job *j, const unsigned char *p, uint64_t a, uint64_t
 
 			if (same) {
 				j->st->bytes_skipped += n;
+				if (dread)
+					verify_credit(j, n);
 				if (run != UINT64_MAX) {
 					rc = write_run(j, p + (run - a), run, (size_t)(x - run));
+					if (!rc && dread)
+						rc = verify_push(j, run, x);
 					if (rc)
 						return rc;
 					run = UINT64_MAX;
@@ -348,10 +446,67 @@ static int put_range(struct job *j, const unsigned char *p, uint64_t a, uint64_t
 				run = x;
 			}
 		}
-		if (run != UINT64_MAX)
-			return write_run(j, p + (run - a), run, (size_t)(b - run));
+		if (run != UINT64_MAX) {
+			rc = write_run(j, p + (run - a), run, (size_t)(b - run));
+			if (!rc && dread)
+				rc = verify_push(j, run, b);
+			return rc;
+		}
 	}
 	return 0;
+}
+
+/* Hands [a, b) to the verifier once it is written. */
+static int verify_push(struct job *j, uint64_t a, uint64_t b)
+{
+	uint64_t fail;
+	int rc = 0;
+
+	pthread_mutex_lock(&j->vmu);
+	if (j->vq_len > j->vq_head && j->vq[j->vq_len - 1].b == a) {
+		j->vq[j->vq_len - 1].b = b; /* extend the previous piece */
+	} else {
+		if (j->vq_len == j->vq_cap) {
+			size_t cap = j->vq_cap ? 2 * j->vq_cap : 256;
+			struct vitem *q = realloc(j->vq, cap * sizeof(*q));
+
+			if (!q) {
+				pthread_mutex_unlock(&j->vmu);
+				return fl_err_set(j->e, -ENOMEM, "out of memory");
+			}
+			j->vq = q;
+			j->vq_cap = cap;
+		}
+		j->vq[j->vq_len].a = a;
+		j->vq[j->vq_len].b = b;
+		j->vq_len++;
+	}
+	rc = j->vrc;
+	fail = j->vfail;
+	pthread_cond_broadcast(&j->vcv);
+	pthread_mutex_unlock(&j->vmu);
+	if (rc) {
+		/* The verifier failed earlier: its message is the root cause. */
+		j->st->fail_offset = fail;
+		return fl_err_set(j->e, rc, "%s", j->verrbuf);
+	}
+	return 0;
+}
+
+static void verify_credit(struct job *j, uint64_t n)
+{
+	pthread_mutex_lock(&j->vmu);
+	j->vbytes += n;
+	pthread_mutex_unlock(&j->vmu);
+}
+
+static int put_range(struct job *j, const unsigned char *p, uint64_t a, uint64_t b)
+{
+	int rc = put_range_raw(j, p, a, b);
+
+	if (rc || !j->vth_started || j->pushed)
+		return rc;
+	return verify_push(j, a, b);
 }
 
 static int range_digest_check(struct job *j, const struct fl_range *r)
@@ -425,8 +580,15 @@ static int write_phase(struct job *j)
 	int rc = 0;
 	bool eof = false;
 
-	if (pthread_create(&th, NULL, producer, j))
+	if (j->o->verify) {
+		if (pthread_create(&j->vth, NULL, verifier, j))
+			return fl_err_set(j->e, -EAGAIN, "cannot start the verifier thread");
+		j->vth_started = true;
+	}
+	if (pthread_create(&th, NULL, j->sparse ? producer_sparse : producer, j)) {
+		verifier_finish(j, false);
 		return fl_err_set(j->e, -EAGAIN, "cannot start the decoder thread");
+	}
 	while (!eof) {
 		struct slot *s;
 
@@ -460,12 +622,14 @@ static int write_phase(struct job *j)
 		report(j, s->off + s->len, false);
 	}
 	pthread_join(th, NULL);
+	if (rc)
+		verifier_finish(j, false);
 	j->st->bytes_read = fl_src_bytes_in(j->src);
-	j->st->image_size = j->st->bytes_decompressed;
+	j->st->image_size = j->sparse ? j->bm.image_size : j->st->bytes_decompressed;
 	if (rc)
 		return rc;
 	if (j->have_bm) {
-		if (j->st->bytes_decompressed < j->bm.image_size) {
+		if (j->st->image_size < j->bm.image_size) {
 			j->st->fail_offset = j->st->bytes_decompressed;
 			return fl_err_set(j->e, -EBADMSG, "image ends at %" PRIu64 " bytes but its "
 					  "bmap says %" PRIu64 ": truncated image or wrong bmap",
@@ -488,44 +652,51 @@ static int write_phase(struct job *j)
 
 /* --- verification ------------------------------------------------------------------------ */
 
-static int verify_span(struct job *j, int fd, uint64_t a, uint64_t b, uint64_t *done)
+static int vfail(struct job *j, int code, uint64_t off, const char *fmt, uint64_t a1, uint64_t a2)
 {
-	uint64_t g = j->gran;
+	char m[256];
 
-	while (a < b) {
-		size_t len = (size_t)(b - a < CHUNK ? b - a : CHUNK);
-		uint64_t x;
-		long have;
-		int rc;
+	snprintf(m, sizeof(m), fmt, a1, a2);
+	pthread_mutex_lock(&j->vmu);
+	j->vfail = off;
+	pthread_mutex_unlock(&j->vmu);
+	return fl_err_set(&j->verr, code, "%s", m);
+}
 
-		rc = interrupted(j, a);
-		if (rc)
-			return rc;
-		have = read_target(j, fd, a, len);
-		if (have < 0)
-			return (int)have;
-		for (x = 0; x < len; x += g) {
-			uint64_t n = len - x < g ? len - x : g;
+/* Reads [off, off+len) of the target into j->vbuf bypassing the page cache if possible. */
+static long vread(struct job *j, uint64_t off, size_t len)
+{
+	int fd = j->vfd;
+	size_t want = len, done = 0;
 
-			if (x + n > (uint64_t)have) {
-				j->st->fail_offset = a + (uint64_t)have;
-				return fl_err_set(j->e, -EIO, "verify failed: target '%s' ends at "
-						  "%" PRIu64 " bytes, before the image does",
-						  j->target, a + (uint64_t)have);
-			}
-			if (fl_hash64(j->rbuf + x, (size_t)n) != j->hash[(a + x) / g]) {
-				j->st->fail_offset = a + x;
-				return fl_err_set(j->e, -EIO, "verify failed: target '%s' differs "
-						  "from the image in the %" PRIu64 "-byte block at "
-						  "offset %" PRIu64, j->target, n, a + x);
-			}
-		}
-		a += len;
-		*done += len;
-		j->st->bytes_verified += len;
-		report(j, *done, false);
+	if (j->vdirect) {
+		if (off % j->vlbs)
+			fd = j->t.fd_buf;
+		else
+			want = (len + j->vlbs - 1) / j->vlbs * j->vlbs;
 	}
-	return 0;
+	while (done < want) {
+		ssize_t n = pread(fd, j->vbuf + done, want - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && fd != j->t.fd_buf) {
+			fd = j->t.fd_buf;
+			want = len;
+			continue;
+		}
+		if (n < 0) {
+			int err = errno;
+
+			return vfail(j, err == ENODEV || err == ENXIO ? -ENODEV : -err, off + done,
+				     "read-back failed at offset %" PRIu64 "%.0" PRIu64, off + done,
+				     0);
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (long)(done < len ? done : len);
 }
 
 static int corrupt_for_test(struct job *j)
@@ -534,51 +705,154 @@ static int corrupt_for_test(struct job *j)
 	off_t at = (off_t)j->o->fault.corrupt_offset;
 
 	if (pread(j->t.fd_buf, &c, 1, at) != 1)
-		return io_error(j, "test corruption read", (uint64_t)at, errno ? errno : EIO);
+		return vfail(j, -EIO, (uint64_t)at, "test corruption read at %" PRIu64 "%.0" PRIu64,
+			     (uint64_t)at, 0);
 	c ^= 0xff;
 	if (pwrite(j->t.fd_buf, &c, 1, at) != 1 || fdatasync(j->t.fd_buf) < 0)
-		return io_error(j, "test corruption write", (uint64_t)at, errno ? errno : EIO);
+		return vfail(j, -EIO, (uint64_t)at, "test corruption write at %" PRIu64 "%.0"
+			     PRIu64, (uint64_t)at, 0);
 	return 0;
 }
 
-static int verify_phase(struct job *j)
+static bool vstopped(struct job *j)
 {
-	uint64_t done = 0;
-	int fd = j->t.fd, extra = -1, rc = 0;
-	size_t i;
+	bool stop;
 
-	if (j->o->fault.corrupt_offset >= 0) {
+	pthread_mutex_lock(&j->vmu);
+	stop = j->vstop;
+	pthread_mutex_unlock(&j->vmu);
+	return stop;
+}
+
+static int verify_item(struct job *j, uint64_t a, uint64_t b)
+{
+	uint64_t g = j->gran;
+	int64_t co = j->o->fault.corrupt_offset;
+	int rc;
+
+	if (co >= 0 && (uint64_t)co >= a && (uint64_t)co < b) {
 		rc = corrupt_for_test(j);
 		if (rc)
 			return rc;
 	}
-	/* The page cache would answer from memory; make the device answer. */
-	(void)posix_fadvise(j->t.fd_buf, 0, 0, POSIX_FADV_DONTNEED);
-	if (!j->t.direct && !j->o->no_direct) {
-		/* Regular files: read back with O_DIRECT where the file system allows it. */
-		extra = open(j->target, O_RDONLY | O_DIRECT | O_CLOEXEC);
-		if (extra >= 0) {
-			j->t.fd = fd = extra;
-			j->t.direct = true;
-			j->t.lbs = 4096;
-			j->t.size = j->file_size;
-		}
-	}
-	phase_begin(j, RIG_FLASH_PHASE_VERIFY, j->st->bytes_mapped);
-	if (j->have_bm) {
-		for (i = 0; i < j->bm.n && !rc; i++) {
-			uint64_t a = j->bm.r[i].first * j->bm.block_size;
-			uint64_t b = (j->bm.r[i].last + 1) * j->bm.block_size;
+	/*
+	 * Push this range to the device and drop it from the page cache, so the read below is
+	 * answered by the device. For O_DIRECT writes there is nothing dirty and this is cheap.
+	 */
+	(void)sync_file_range(j->t.fd_buf, (off_t)a, (off_t)(b - a), SYNC_FILE_RANGE_WAIT_BEFORE |
+			      SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+	(void)posix_fadvise(j->t.fd_buf, (off_t)a, (off_t)(b - a), POSIX_FADV_DONTNEED);
+	while (a < b) {
+		size_t len = (size_t)(b - a < CHUNK ? b - a : CHUNK);
+		uint64_t x;
+		long have;
 
-			if (b > j->bm.image_size)
-				b = j->bm.image_size;
-			rc = verify_span(j, fd, a, b, &done);
+		if (vstopped(j))
+			return 0;
+		have = vread(j, a, len);
+		if (have < 0)
+			return (int)have;
+		for (x = 0; x < len; x += g) {
+			uint64_t n = len - x < g ? len - x : g, idx = (a + x) / g;
+
+			if (x + n > (uint64_t)have)
+				return vfail(j, -EIO, a + (uint64_t)have, "verify failed: the target "
+					     "ends at %" PRIu64 " bytes, before the image does%.0"
+					     PRIu64, a + (uint64_t)have, 0);
+			if (fl_hash64(j->vbuf + x, (size_t)n) !=
+			    j->hpage[idx >> HPAGE_SHIFT][idx & (HPAGE - 1)])
+				return vfail(j, -EIO, a + x, "verify failed: the target differs from "
+					     "the image in the %" PRIu64 "-byte block at offset %"
+					     PRIu64, n, a + x);
 		}
-	} else {
-		rc = verify_span(j, fd, 0, j->st->image_size, &done);
+		a += len;
+		pthread_mutex_lock(&j->vmu);
+		j->vbytes += len;
+		pthread_cond_broadcast(&j->vcv);
+		pthread_mutex_unlock(&j->vmu);
 	}
-	report(j, done, true);
-	return rc;
+	return 0;
+}
+
+static void *verifier(void *arg)
+{
+	struct job *j = arg;
+
+	for (;;) {
+		struct vitem it;
+		int rc;
+
+		pthread_mutex_lock(&j->vmu);
+		while (j->vq_head == j->vq_len && !j->vdone && !j->vstop)
+			pthread_cond_wait(&j->vcv, &j->vmu);
+		if (j->vstop || j->vq_head == j->vq_len) {
+			j->vexited = true;
+			pthread_cond_broadcast(&j->vcv);
+			pthread_mutex_unlock(&j->vmu);
+			return NULL;
+		}
+		it = j->vq[j->vq_head++];
+		pthread_mutex_unlock(&j->vmu);
+		rc = verify_item(j, it.a, it.b);
+		if (rc) {
+			pthread_mutex_lock(&j->vmu);
+			j->vrc = rc;
+			j->vexited = true;
+			pthread_cond_broadcast(&j->vcv);
+			pthread_mutex_unlock(&j->vmu);
+			return NULL;
+		}
+	}
+}
+
+/* Ends the verifier: waits for it to drain (report progress meanwhile) or stops it. */
+static int verifier_finish(struct job *j, bool drain)
+{
+	int rc;
+
+	if (!j->vth_started)
+		return 0;
+	pthread_mutex_lock(&j->vmu);
+	if (drain)
+		j->vdone = true;
+	else
+		j->vstop = true;
+	pthread_cond_broadcast(&j->vcv);
+	while (!j->vexited) {
+		struct timespec ts;
+		uint64_t done;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&j->vcv, &j->vmu, &ts);
+		done = j->vbytes;
+		pthread_mutex_unlock(&j->vmu);
+		if (drain) {
+			j->st->bytes_verified = done;
+			report(j, done, false);
+			if (interrupted(j, j->vfail) && !vstopped(j)) {
+				pthread_mutex_lock(&j->vmu);
+				j->vstop = true;
+				pthread_cond_broadcast(&j->vcv);
+				pthread_mutex_unlock(&j->vmu);
+			}
+		}
+		pthread_mutex_lock(&j->vmu);
+	}
+	pthread_mutex_unlock(&j->vmu);
+	pthread_join(j->vth, NULL);
+	j->vth_started = false;
+	j->st->bytes_verified = j->vbytes;
+	rc = j->vrc;
+	if (rc) {
+		j->st->fail_offset = j->vfail;
+		return fl_err_set(j->e, rc, "%s", j->verrbuf);
+	}
+	return j->e->code;
 }
 
 /* --- injection --------------------------------------------------------------------------- */
@@ -683,8 +957,12 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	j.t.fd = j.t.fd_buf = -1;
 	j.gran = VBLK;
 	fl_err_init(&j.perr, j.perrbuf, sizeof(j.perrbuf));
+	fl_err_init(&j.verr, j.verrbuf, sizeof(j.verrbuf));
+	j.vfd = -1;
 	pthread_mutex_init(&j.mu, NULL);
 	pthread_cond_init(&j.cv, NULL);
+	pthread_mutex_init(&j.vmu, NULL);
+	pthread_cond_init(&j.vcv, NULL);
 	if (opts->timeout_ms >= 0)
 		j.deadline = t0 + opts->timeout_ms / 1000.0 + (opts->timeout_ms == 0 ? 1e-9 : 0);
 	phase_begin(&j, RIG_FLASH_PHASE_PREPARE, 0);
@@ -704,6 +982,24 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 				goto out;
 			j.have_bm = true;
 			j.st->bmap_used = true;
+			if (j.st->format == RIG_FLASH_FMT_RAW) {
+				uint64_t fsz = fl_src_size_hint(j.src);
+
+				if (fsz < j.bm.image_size) {
+					rc = fl_err_set(&e, -EBADMSG, "image ends at %" PRIu64
+							" bytes but its bmap says %" PRIu64 ": "
+							"truncated image or wrong bmap", fsz,
+							j.bm.image_size);
+					goto out;
+				}
+				if (fsz > j.bm.image_size) {
+					rc = fl_err_set(&e, -EINVAL, "image is larger than the "
+							"bmap's ImageSize %" PRIu64 ": wrong bmap "
+							"for this image?", j.bm.image_size);
+					goto out;
+				}
+				j.sparse = true;
+			}
 			if (j.bm.block_size < j.gran)
 				j.gran = j.bm.block_size;
 		}
@@ -711,6 +1007,21 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	rc = fl_target_open(target, opts, &j.t, &e);
 	if (rc)
 		goto out;
+	j.vfd = j.t.fd_buf;
+	j.vlbs = j.t.lbs;
+	if (j.t.direct) {
+		j.vfd = j.t.fd;
+		j.vdirect = true;
+	} else if (!opts->no_direct) {
+		/* Regular files: read back with O_DIRECT where the file system allows it. */
+		int fd = open(target, O_RDONLY | O_DIRECT | O_CLOEXEC);
+
+		if (fd >= 0) {
+			j.vfd = fd;
+			j.vdirect = true;
+			j.vlbs = 4096;
+		}
+	}
 	j.st->direct_io = j.t.direct;
 	j.st->target_is_blockdev = j.t.blockdev;
 	j.file_size = j.t.size;
@@ -743,7 +1054,8 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 		}
 	}
 	if (posix_memalign((void **)&j.rbuf, 4096, CHUNK + 65536) ||
-	    !(j.md = EVP_MD_CTX_new())) {
+	    posix_memalign((void **)&j.vbuf, 4096, CHUNK + 65536) ||
+	    !(j.hpage = calloc(HPAGES, sizeof(*j.hpage))) || !(j.md = EVP_MD_CTX_new())) {
 		rc = fl_err_set(&e, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -760,6 +1072,16 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	if (rc)
 		goto out;
 
+	if (opts->verify) {
+		/* Most ranges were read back while later ones were written; finish the rest. */
+		t = fl_now();
+		phase_begin(&j, RIG_FLASH_PHASE_VERIFY, j.st->bytes_mapped);
+		rc = verifier_finish(&j, true);
+		report(&j, j.st->bytes_verified, true);
+		j.st->t_verify = fl_now() - t;
+		if (rc)
+			goto out;
+	}
 	t = fl_now();
 	phase_begin(&j, RIG_FLASH_PHASE_SYNC, 0);
 	if (fdatasync(j.t.fd_buf) < 0) {
@@ -767,14 +1089,6 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 		goto out;
 	}
 	j.st->t_sync = fl_now() - t;
-
-	if (opts->verify) {
-		t = fl_now();
-		rc = verify_phase(&j);
-		j.st->t_verify = fl_now() - t;
-		if (rc)
-			goto out;
-	}
 	fl_target_close(&j.t);
 
 	if (opts->n_inject) {
@@ -786,6 +1100,10 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	}
 	phase_begin(&j, RIG_FLASH_PHASE_DONE, 0);
 out:
+	verifier_finish(&j, false);
+	if (j.vfd >= 0 && j.vfd != j.t.fd && j.vfd != j.t.fd_buf)
+		close(j.vfd);
+	j.vfd = -1;
 	if (j.src && !j.st->bytes_read)
 		j.st->bytes_read = fl_src_bytes_in(j.src);
 	fl_target_close(&j.t);
@@ -794,7 +1112,14 @@ out:
 	for (i = 0; i < NSLOT; i++)
 		free(j.slots[i].buf);
 	free(j.rbuf);
-	free(j.hash);
+	free(j.vbuf);
+	if (j.hpage)
+		for (i = 0; i < HPAGES; i++)
+			free(j.hpage[i]);
+	free(j.hpage);
+	free(j.vq);
+	pthread_mutex_destroy(&j.vmu);
+	pthread_cond_destroy(&j.vcv);
 	free(bmap_path);
 	EVP_MD_CTX_free(j.md);
 	pthread_mutex_destroy(&j.mu);

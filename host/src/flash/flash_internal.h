@@ -31,6 +31,9 @@ struct fl_src;
 FL_PRIV int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_err *e);
 /* Reads up to len decompressed bytes; returns count, 0 at end, or -errno (message in e). */
 FL_PRIV long fl_src_read(struct fl_src *s, void *buf, size_t len, struct fl_err *e);
+/* Raw images only: reads at an offset (used to skip unmapped ranges). */
+FL_PRIV long fl_src_pread(struct fl_src *s, void *buf, size_t len, uint64_t off,
+			  struct fl_err *e);
 FL_PRIV enum rig_flash_format fl_src_format(const struct fl_src *s);
 /* Decompressed size if known in advance, else 0. */
 FL_PRIV uint64_t fl_src_size_hint(const struct fl_src *s);

@@ -495,6 +495,26 @@ long fl_src_read(struct fl_src *s, void *buf, size_t len, struct fl_err *e)
 	return fl_err_set(e, -EINVAL, "unknown format");
 }
 
+long fl_src_pread(struct fl_src *s, void *buf, size_t len, uint64_t off, struct fl_err *e)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(s->fd, (char *)buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fl_err_set(e, -errno, "cannot read '%s': %s", s->path,
+					  strerror(errno));
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		s->in_bytes += (uint64_t)n;
+	}
+	return (long)got;
+}
+
 enum rig_flash_format fl_src_format(const struct fl_src *s)
 {
 	return s->fmt;

@@ -12,7 +12,7 @@ W=$PWD/$BUILD/tmp/flash-test.$$
 export PATH="$PATH:/sbin:/usr/sbin"
 export MTOOLS_SKIP_CHECK=1
 mkdir -p "$W"
-trap 'chattr -i "$W/ro.out" 2>/dev/null; rm -rf "$W"' EXIT
+trap 'umount "$W/mnt" 2>/dev/null; loops_free; chattr -i "$W/ro.out" 2>/dev/null; rm -rf "$W"' EXIT
 cd "$W" || exit 1
 
 n=0
@@ -197,6 +197,57 @@ else
 	skip "non-removable disk is refused" "no zero-sized spare disk"
 	skip "target smaller than image is refused" "no zero-sized spare disk"
 fi
+
+# --- block devices (loop devices; root only) ---------------------------------------------
+loop_new() { # loop_new [losetup options] FILE: prints the device, remembers it for cleanup
+	d=$(losetup -f --show "$@" 2>/dev/null) || return 1
+	echo "$d" >>"$W/loops"
+	echo "$d"
+}
+loops_free() {
+	[ -f "$W/loops" ] && while read -r d; do losetup -d "$d" 2>/dev/null; done <"$W/loops"
+	rm -f "$W/loops"
+}
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && truncate -s 16M loop.img &&
+   L=$(loop_new loop.img); then
+	expect_fail "loop device (not removable) needs force" "not a removable" -- "$TOOL" flash img.img.xz "$L"
+	"$TOOL" flash img.img.xz "$L" --force --no-bmap --json >j 2>err
+	check "block device: O_DIRECT flash is bit-identical" "[ \"\$(json direct j)\" = true ] && cmp -s -n $SIZE \"$L\" img.img"
+	"$TOOL" flash img.img.gz "$L" --force --no-bmap --json >j 2>err
+	check "block device: re-flash writes nothing, verifies all" "[ \"\$(json written j)\" = 0 ] && [ \"\$(json verified j)\" = $SIZE ]"
+	"$TOOL" flash variant.img "$L" --force --no-bmap --json >j 2>err
+	check "block device: delta writes the two changed blocks" "[ \"\$(json written j)\" = 8192 ] && cmp -s -n $SIZE \"$L\" variant.img"
+	expect_fail "block device: verify catches corruption" "block at offset 2097152" -- "$TOOL" flash img.img "$L" --force --no-bmap --full --fault-corrupt 2097153
+	"$TOOL" cat "$L" resin-boot /config.json >c 2>err
+	check "block device: read config.json after flashing" "grep -q applicationId c"
+	truncate -s 4M small.img
+	if S=$(loop_new small.img); then
+		expect_fail "block device smaller than the image" "too small" -- "$TOOL" flash img.img.xz "$S" --force
+	else
+		skip "block device smaller than the image" "no loop device"
+	fi
+	if R=$(loop_new -r loop.img); then
+		expect_fail "read-only block device" "read-only" -- "$TOOL" flash img.img.xz "$R" --force
+	else
+		skip "read-only block device" "no read-only loop device"
+	fi
+	truncate -s 8M fat.img && mkfs.vfat fat.img >/dev/null 2>&1
+	mkdir -p mnt
+	if M=$(loop_new fat.img) && mount "$M" mnt 2>/dev/null; then
+		expect_fail "mounted block device" "is mounted on" -- "$TOOL" flash img.img.xz "$M" --force
+		umount mnt
+	else
+		skip "mounted block device" "cannot mount here"
+	fi
+else
+	for t in "loop device (not removable) needs force" "block device: O_DIRECT flash" \
+		 "block device: re-flash" "block device: delta" "block device: verify" \
+		 "block device: read config.json" "block device smaller than the image" \
+		 "read-only block device" "mounted block device"; do
+		skip "$t" "needs root and loop devices"
+	done
+fi
+loops_free
 
 # --- partitions and files ------------------------------------------------------------------
 "$TOOL" part list img.img >pl 2>err
