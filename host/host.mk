@@ -36,8 +36,8 @@ $(LIBRIG): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_ARCHIVE)
-	$(CC) $(LDFLAGS_COMMON) -o $@ $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_ARCHIVE) \
+$(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_LIB)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_LIB) \
 		$(HOST_PKG_LIBS) $(FLASH_LIBS) -lm -lpthread
 
 BINS += $(BUILD)/rigor
@@ -48,11 +48,11 @@ HOST_TEST_SRCS := $(wildcard host/tests/test_*.c)
 HOST_TESTS := $(patsubst host/tests/%.c,$(BUILD)/host/tests/%,$(HOST_TEST_SRCS))
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka)
 
-$(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG)
-	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(HOST_PKG_LIBS) $(CMOCKA_LIBS) -lm -lpthread
+$(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG) $(FLASH_LIB)
+	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(FLASH_LIB) $(HOST_PKG_LIBS) $(FLASH_LIBS) $(CMOCKA_LIBS) -lm -lpthread
 
 DEPFILES += $(HOST_TESTS:=.d)
-TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh host/tests/rigfw.sh
+TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh host/tests/rigfw.sh host/tests/flash_rig.sh
 TEST_DEPS += $(HOST_TESTS)
 
 # The serial back-end over a pty: a preload shim that lets libserialport 0.1.1 open ptys

@@ -33,6 +33,17 @@ static const struct cmd commands[] = {
 	{ "drivers", cmd_drivers, "drivers", "list every back-end: <role> <name> <description>", NULL },
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
+	{ "flash", cmd_flash,
+	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--json] [--target PATH --force]",
+	  "write an OS image to the rig's SD card, verified",
+	  "The DUT is switched off and the card muxed to the host first; afterwards the card\n"
+	  "stays on the host. Formats by content: raw, gzip, xz, zstd, bzip2, zip.\n"
+	  "  --bmap F          write only the ranges F maps (default: IMAGE.bmap if present)\n"
+	  "  --no-verify       skip reading back what was written (default: verify)\n"
+	  "  --full            write every mapped block (default: skip blocks already right)\n"
+	  "  --inject P:S:D    copy local file S to D in partition P (index or label) after flashing\n"
+	  "  --target PATH --force  flash PATH directly, without the rig or its interlock\n"
+	  "Progress on stderr (a bar on a terminal, plain lines otherwise); --json prints stats." },
 	{ "power", cmd_power, "power on|off|cycle|status [--off-ms MS] [--json]", "switch or show DUT power",
 	  "  cycle             off, wait max(--off-ms, the rig's min_off_ms), on\n"
 	  "  status            on/off, with mV and mA when the back-end measures\n"

@@ -28,7 +28,7 @@ static const char *const role_mts[RIG_ROLE_COUNT] = {
 	[RIG_ROLE_USBBOOT] = "rig.usbboot", [RIG_ROLE_STORAGE] = "rig.storage",
 };
 
-static struct rig *checkrig_at(lua_State *L, int idx)
+struct rig *rigl_checkrig(lua_State *L, int idx)
 {
 	struct rigbox *b = luaL_checkudata(L, idx, RIG_MT);
 
@@ -51,7 +51,7 @@ static struct rig *checkrole(lua_State *L, enum rig_role role)
 	if (!ok)
 		luaL_typeerror(L, 1, role_mts[role]);
 	lua_getfield(L, 1, "rig");
-	rig = checkrig_at(L, -1);
+	rig = rigl_checkrig(L, -1);
 	lua_pop(L, 1);
 	return rig;
 }
@@ -63,7 +63,7 @@ static bool infra_error(int rc)
 }
 
 /* Turn a librig result into Lua results: true, nil+msg+code, or a raise. */
-static int result(lua_State *L, struct rig *rig, int rc)
+int rigl_result(lua_State *L, struct rig *rig, int rc)
 {
 	const char *msg;
 
@@ -107,7 +107,7 @@ static int power_on(lua_State *L)
 	struct rig *rig = checkrole(L, RIG_ROLE_POWER);
 
 	rigl_check_abort(L);
-	return result(L, rig, rig_power_set(rig, true));
+	return rigl_result(L, rig, rig_power_set(rig, true));
 }
 
 static int power_off(lua_State *L)
@@ -115,7 +115,7 @@ static int power_off(lua_State *L)
 	struct rig *rig = checkrole(L, RIG_ROLE_POWER);
 
 	rigl_check_abort(L);
-	return result(L, rig, rig_power_set(rig, false));
+	return rigl_result(L, rig, rig_power_set(rig, false));
 }
 
 static int power_cycle(lua_State *L)
@@ -123,7 +123,7 @@ static int power_cycle(lua_State *L)
 	struct rig *rig = checkrole(L, RIG_ROLE_POWER);
 
 	rigl_check_abort(L);
-	return result(L, rig, rig_power_cycle(rig, (int)luaL_optinteger(L, 2, -1)));
+	return rigl_result(L, rig, rig_power_cycle(rig, (int)luaL_optinteger(L, 2, -1)));
 }
 
 static int power_state(lua_State *L)
@@ -132,7 +132,7 @@ static int power_state(lua_State *L)
 	int rc = rig_power_get(rig);
 
 	if (rc < 0)
-		return result(L, rig, rc);
+		return rigl_result(L, rig, rc);
 	lua_pushstring(L, rc ? "on" : "off");
 	return 1;
 }
@@ -144,7 +144,7 @@ static int power_measure(lua_State *L)
 	int rc = rig_power_measure(rig, &r);
 
 	if (rc < 0)
-		return result(L, rig, rc);
+		return rigl_result(L, rig, rc);
 	lua_createtable(L, 0, 2);
 	lua_pushinteger(L, r.mv);
 	lua_setfield(L, -2, "mv");
@@ -168,7 +168,7 @@ static int mux_set(lua_State *L)
 	int m = luaL_checkoption(L, 2, NULL, mux_opts);
 
 	rigl_check_abort(L);
-	return result(L, rig, rig_sdmux_set(rig, (enum rig_mux)m));
+	return rigl_result(L, rig, rig_sdmux_set(rig, (enum rig_mux)m));
 }
 
 static int mux_get(lua_State *L)
@@ -177,7 +177,7 @@ static int mux_get(lua_State *L)
 	int rc = rig_sdmux_get(rig);
 
 	if (rc < 0)
-		return result(L, rig, rc);
+		return rigl_result(L, rig, rc);
 	lua_pushstring(L, rig_mux_name((enum rig_mux)rc));
 	return 1;
 }
@@ -206,21 +206,21 @@ static int button_press(lua_State *L)
 	if (ms < -1)
 		return luaL_argerror(L, 2, "press length must be >= 0 ms (or -1 for the rig's press_ms)");
 	rigl_check_abort(L);
-	return result(L, rig, rig_button_press(rig, button_name(L), ms));
+	return rigl_result(L, rig, rig_button_press(rig, button_name(L), ms));
 }
 
 static int button_hold(lua_State *L)
 {
 	struct rig *rig = checkrole(L, RIG_ROLE_BUTTON);
 
-	return result(L, rig, rig_button_set(rig, button_name(L), true));
+	return rigl_result(L, rig, rig_button_set(rig, button_name(L), true));
 }
 
 static int button_release(lua_State *L)
 {
 	struct rig *rig = checkrole(L, RIG_ROLE_BUTTON);
 
-	return result(L, rig, rig_button_set(rig, button_name(L), false));
+	return rigl_result(L, rig, rig_button_set(rig, button_name(L), false));
 }
 
 static const luaL_Reg button_meth[] = {
@@ -304,7 +304,7 @@ static int console_expect(lua_State *L)
 			return 3;
 		}
 		if (rc < 0)
-			return result(L, rig, rc);
+			return rigl_result(L, rig, rc);
 	}
 }
 
@@ -315,7 +315,7 @@ static int console_send(lua_State *L)
 	const char *s = luaL_checklstring(L, 2, &n);
 
 	rigl_check_abort(L);
-	return result(L, rig, rig_console_write(rig, s, n, rigl_clamp(L, 5000)));
+	return rigl_result(L, rig, rig_console_write(rig, s, n, rigl_clamp(L, 5000)));
 }
 
 static int console_sendline(lua_State *L)
@@ -346,7 +346,7 @@ static int console_read(lua_State *L)
 			return 3;
 		}
 		if (rc < 0)
-			return result(L, rig, rc);
+			return rigl_result(L, rig, rc);
 		n = rig_console_peek(rig, &data);
 	}
 	lua_pushlstring(L, data, n);
@@ -378,7 +378,7 @@ static int usbboot_boot(lua_State *L)
 	const char *dir = luaL_checkstring(L, 2);
 	int timeout = (int)luaL_optinteger(L, 3, -1);
 
-	return result(L, rig, rig_usbboot(rig, dir, rigl_clamp(L, timeout)));
+	return rigl_result(L, rig, rig_usbboot(rig, dir, rigl_clamp(L, timeout)));
 }
 
 static const luaL_Reg usbboot_meth[] = { { "boot", usbboot_boot }, { NULL, NULL } };
@@ -390,7 +390,7 @@ static int storage_path(lua_State *L)
 	int rc = rig_storage_resolve(rig, path, sizeof(path), why, sizeof(why));
 
 	if (rc < 0)
-		return result(L, rig, rc);
+		return rigl_result(L, rig, rc);
 	lua_pushstring(L, path);
 	lua_pushstring(L, why);
 	return 2;
@@ -402,33 +402,33 @@ static const luaL_Reg storage_meth[] = { { "path", storage_path }, { NULL, NULL 
 
 static int rig_l_has(lua_State *L)
 {
-	lua_pushboolean(L, rig_has_cap(checkrig_at(L, 1), luaL_checkstring(L, 2)));
+	lua_pushboolean(L, rig_has_cap(rigl_checkrig(L, 1), luaL_checkstring(L, 2)));
 	return 1;
 }
 
 static int rig_l_safe(lua_State *L)
 {
-	struct rig *rig = checkrig_at(L, 1);
+	struct rig *rig = rigl_checkrig(L, 1);
 
-	return result(L, rig, rig_safe(rig));
+	return rigl_result(L, rig, rig_safe(rig));
 }
 
 static int rig_l_log_to(lua_State *L)
 {
-	struct rig *rig = checkrig_at(L, 1);
+	struct rig *rig = rigl_checkrig(L, 1);
 
-	return result(L, rig, rig_log_to(rig, luaL_optstring(L, 2, NULL)));
+	return rigl_result(L, rig, rig_log_to(rig, luaL_optstring(L, 2, NULL)));
 }
 
 static int rig_l_inject(lua_State *L)
 {
 	static const char *const roles[] = { "power", "sdmux", "button", "console", "usbboot",
 					     "storage", NULL };
-	struct rig *rig = checkrig_at(L, 1);
+	struct rig *rig = rigl_checkrig(L, 1);
 	int role = luaL_checkoption(L, 2, NULL, roles);
 	const char *fault = luaL_checkstring(L, 3);
 
-	return result(L, rig, rig_inject(rig, (enum rig_role)role, luaL_optstring(L, 4, NULL), fault));
+	return rigl_result(L, rig, rig_inject(rig, (enum rig_role)role, luaL_optstring(L, 4, NULL), fault));
 }
 
 static int rig_l_tostring(lua_State *L)
@@ -544,4 +544,5 @@ void rigl_register_rig(lua_State *L)
 		lua_setfield(L, -2, "__index");
 		lua_pop(L, 1);
 	}
+	rigl_register_flash(L);
 }

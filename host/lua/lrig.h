@@ -25,5 +25,10 @@ bool rigl_abort_due(lua_State *L);
 int rigl_clamp(lua_State *L, int timeout_ms);
 int rigl_abort(lua_State *L, const char *kind, const char *msg);
 void rigl_register_rig(lua_State *L);
+void rigl_register_flash(lua_State *L);
+/* The rig of the rig object at @idx; raises if it is not one or is closed. */
+struct rig *rigl_checkrig(lua_State *L, int idx);
+/* A librig result as Lua results (true / nil,msg,code) or a raise (infra, aborts). */
+int rigl_result(lua_State *L, struct rig *rig, int rc);
 
 #endif

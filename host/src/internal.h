@@ -250,6 +250,11 @@ int rig_serial_link_open(struct rig_part *p, const char *spec, struct sp_port **
 /* Close and free a port from rig_serial_link_open(). NULL is a no-op. */
 void rig_serial_link_close(struct sp_port *port);
 
+/* For library modules beside rig.c: record the first error on a rig, log an event. */
+int rig_rig_fail(struct rig *rig, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void rig_event(struct rig *rig, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Register back-ends here (defined in their driver files). */
 extern const struct rig_backend rig_power_sim, rig_sdmux_sim, rig_button_sim,
 	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file,

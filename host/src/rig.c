@@ -41,9 +41,8 @@ struct rig {
 
 /* ---- errors ---- */
 
-static int rig_fail(struct rig *rig, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int rig_fail(struct rig *rig, int code, const char *fmt, ...)
+#define rig_fail rig_rig_fail
+int rig_rig_fail(struct rig *rig, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -141,8 +140,8 @@ static void sink_stamp(struct rig *rig)
 	fprintf(rig->sink, "[%s.%03ld] ", ts, now.tv_nsec / 1000000);
 }
 
-static void event(struct rig *rig, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void event(struct rig *rig, const char *fmt, ...)
+#define event rig_event
+void rig_event(struct rig *rig, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;

@@ -384,6 +384,26 @@ RIG_API int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms);
 RIG_API int rig_storage_resolve(struct rig *rig, char *buf, size_t len, char *why,
 				size_t whylen);
 
+/* ---- flashing (the flash engine itself: rig_flash.h) ---- */
+
+struct rig_flash_opts;
+struct rig_flash_stats;
+
+/**
+ * Flash @p image onto the rig's storage target, through the interlock: the DUT is
+ * switched off and the SD mux to the host first (waiting out min_off_ms); afterwards the
+ * mux stays on the host and the DUT off. The target is what rig_storage_resolve() names.
+ * The context's cancel flag and case deadline stop the flash promptly (RIG_E_INTR /
+ * RIG_E_TIMEOUT), with how far it got in rig_errmsg().
+ * @param o options from rig_flash_opts_init() (cancel and timeout are filled in here)
+ * @param st filled with what was read, written, skipped and verified, even on failure
+ * @retval 0 written, flushed and (unless o->verify is false) read back and compared
+ * @retval RIG_E_PERM the power or mux refused; RIG_E_INVAL bad image or refused target
+ * @retval RIG_E_IO, RIG_E_NODEV the target failed or vanished
+ */
+RIG_API int rig_flash(struct rig *rig, const char *image, struct rig_flash_opts *o,
+		      struct rig_flash_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

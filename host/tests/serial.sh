@@ -50,8 +50,10 @@ print("pong:", c:expect("pong 42", 3000))
 local t0 = core.now_ms()
 local m, msg = c:expect("never%-sent", 300)
 print("expect-timeout:", m == nil and msg:find("no match") ~= nil, core.now_ms() - t0)
+c:clear()
 t0 = core.now_ms()
-print("poll:", c:read(0), core.now_ms() - t0)
+local d, dm = c:read(0)
+print("poll:", d, dm, core.now_ms() - t0)
 EOF2
 run 0 "Lua: sendline and expect over the serial console" $R lua "$T/t.lua"
 has "$T/out" "^pong:	pong 42" "expect sees the device's answer"
@@ -80,6 +82,7 @@ local c = rig.console
 assert(c:sendline("ping 1")); assert(c:expect("pong 1", 3000))
 os.execute("kill -USR1 " .. os.getenv("DEVPID"))
 core.sleep(150)
+c:clear()
 local t0 = core.now_ms()
 local d, msg = c:read(300)
 print("gone-read:", d, msg, core.now_ms() - t0)
@@ -114,10 +117,22 @@ rigfile amb 'vid_pid = "0403:6010", interface = 1, usb_path = "1-3"'
 RIGOR_SYSFS_ROOT=$T/sys run 3 "identity narrowed to nothing" $P $RIGOR --rig "$T/amb.lua" console --timeout 0
 has "$T/err" "no tty matches vid_pid=0403:6010 usb_path=1-3 interface=1" "every criterion is named"
 rigfile amb2 'vid_pid = "0403:60"'
-: >"$T/sys/sys/devices/usb1/1-1/idProduct"; printf '0060\n' >"$S/1-1/idProduct"
+printf '0060\n' >"$S/1-1/idProduct"
 printf '0060\n' >"$S/1-2/idProduct"
 RIGOR_SYSFS_ROOT=$T/sys run 2 "an ambiguous identity is a configuration error" $P $RIGOR --rig "$T/amb2.lua" console --timeout 0
-has "$T/err" "vid_pid=0403:0060 is ambiguous: 2 ttys match: /dev/ttyUSB0 .*, /dev/ttyUSB1 .*; add interface or usb_path" "lists the candidates (interface 0 by default on the dual port)"
+has "$T/err" "vid_pid=0403:0060 is ambiguous: 3 ttys match: /dev/ttyUSB0 .*serial A1.*, /dev/ttyUSB1 .*, /dev/ttyUSB2 .*; add interface or usb_path" "lists the candidates"
+# found by USB serial: the dual-port adapter's interface 0 (the default), whose node the
+# fake uevent points at our pty; replugged, the identity is resolved again
+printf 'DEVNAME=..%s/tty\n' "$T" >"$S/1-2/1-2:1.0/ttyUSB1/tty/ttyUSB1/uevent"
+rigfile byid 'usb_serial = "C3"'
+( printf 'ping 7\r'; sleep 0.3; kill -USR1 $devpid; sleep 0.2; printf 'ping 8\r' ) |
+	RIGOR_SYSFS_ROOT=$T/sys RIGOR_DEBUG=dbg $P $RIGOR --rig "$T/byid.lua" console --timeout 1 >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc = 0 ]; then ok "console found by USB serial (exit 0)"; else echo "# exit $rc"; nok "console found by USB serial"; fi
+has "$T/err" "\(USB 0403:0060 serial C3 at 1-2 interface 0\) matched usb_serial=C3 interface=0" "interface 0 chosen on a dual-port adapter, and said why"
+has "$T/out" "pong 7" "bytes through the port found by identity"
+has "$T/out" "reconnected after [0-9]+ ms.*" "identity resolved again after a replug"
+has "$T/out" "pong 8" "and bytes after it"
 rigfile bad 'device = "/dev/null", parity = "sometimes"'
 run 2 "a bad parity" $RIGOR --rig "$T/bad.lua" console --timeout 0
 has "$T/err" "parity 'sometimes': expected none, odd, even, mark or space" "bad setting named"

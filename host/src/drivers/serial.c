@@ -148,8 +148,13 @@ static int resolve(struct rig_part *p, const struct serial_conf *c, struct seria
 	}
 	if (rc < 0)
 		return quiet ? rc : rig_part_fail(p, rc, "%s", why);
-	rig_dbg(rig_part_ctx(p), "%s", why);
-	snprintf(dev, len, "%s", id.dev);
+	if (!quiet)
+		rig_dbg(rig_part_ctx(p), "%s", why);
+	/* libserialport wants the node itself, under /dev, not a link to it */
+	if (!realpath(id.dev, real))
+		return quiet ? RIG_E_NODEV :
+		       rig_part_fail(p, RIG_E_NODEV, "%s, but %s: %s", why, id.dev, strerror(errno));
+	snprintf(dev, len, "%s", real);
 	return 0;
 }
 
@@ -543,7 +548,11 @@ int rig_serial_link_open(struct rig_part *p, const char *spec, struct sp_port **
 			rig_part_fail(p, rc, "%s", why);
 	}
 	free(copy);
-	return rc < 0 ? rc : port_open(p, id.dev, &set, port, false);
+	if (rc < 0)
+		return rc;
+	if (!realpath(id.dev, dev))
+		return rig_part_fail(p, RIG_E_NODEV, "%s, but %s: %s", why, id.dev, strerror(errno));
+	return port_open(p, dev, &set, port, false);
 }
 
 void rig_serial_link_close(struct sp_port *port)

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* rigor flash: option parsing, progress rendering and one library call. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "rig_flash.h"
+
+struct bar {
+	bool tty;
+	double last_plain;
+};
+
+static void progress(const struct rig_flash_progress *p, void *user)
+{
+	struct bar *b = user;
+	char line[256];
+
+	rig_flash_progress_format(p, line, sizeof(line));
+	if (b->tty) {
+		int width = 30, fill = p->total ? (int)((double)p->done / (double)p->total * width) : 0;
+
+		if (fill > width)
+			fill = width;
+		fprintf(stderr, "\r[%.*s%*s] %s\033[K", fill, "##############################",
+			width - fill, "", line);
+		if (p->phase == RIG_FLASH_PHASE_DONE)
+			fputc('\n', stderr);
+	} else if (p->phase == RIG_FLASH_PHASE_DONE || p->elapsed - b->last_plain >= 5.0 ||
+		   p->elapsed < b->last_plain) {
+		/* not a terminal (CI logs): a plain line now and then, and one per phase */
+		fprintf(stderr, "rigor: flash: %s\n", line);
+		b->last_plain = p->elapsed;
+	}
+}
+
+static void print_stats(struct cli *c, const char *image, const char *target,
+			const struct rig_flash_stats *st)
+{
+	if (c->json) {
+		printf("{\"target\":\"%s\",\"format\":\"%s\",\"bmap\":%s,\"image_size\":%llu,"
+		       "\"bytes_read\":%llu,\"decompressed\":%llu,\"mapped\":%llu,\"written\":%llu,"
+		       "\"skipped\":%llu,\"verified\":%llu,\"seconds\":{\"prepare\":%.3f,\"write\":%.3f,"
+		       "\"sync\":%.3f,\"verify\":%.3f,\"inject\":%.3f,\"total\":%.3f},\"mbps\":%.1f}\n",
+		       target, rig_flash_format_name(st->format), st->bmap_used ? "true" : "false",
+		       (unsigned long long)st->image_size, (unsigned long long)st->bytes_read,
+		       (unsigned long long)st->bytes_decompressed, (unsigned long long)st->bytes_mapped,
+		       (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,
+		       (unsigned long long)st->bytes_verified, st->t_prepare, st->t_write, st->t_sync,
+		       st->t_verify, st->t_inject, st->t_total, st->mbps);
+		return;
+	}
+	printf("flashed %s (%s%s) to %s: %.1f MB mapped, %.1f MB written, %.1f MB skipped "
+	       "(already there), %.1f MB verified, %.1f s (%.1f MB/s)\n",
+	       image, rig_flash_format_name(st->format), st->bmap_used ? ", bmap" : "", target,
+	       st->bytes_mapped / 1e6, st->bytes_written / 1e6, st->bytes_skipped / 1e6,
+	       st->bytes_verified / 1e6, st->t_total, st->mbps);
+}
+
+int cmd_flash(struct cli *c, int argc, char **argv)
+{
+	struct rig_flash_opts o;
+	struct rig_flash_stats st;
+	struct rig_flash_inject inj[16];
+	char spec[16][512];
+	const char *image = NULL, *target = NULL;
+	struct bar bar = { .tty = isatty(2) != 0 };
+	bool force = false;
+	int rc;
+
+	rig_flash_opts_init(&o);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--bmap") && i + 1 < argc) {
+			o.bmap = argv[++i];
+		} else if (!strcmp(a, "--no-bmap")) {
+			o.no_bmap = true;
+		} else if (!strcmp(a, "--no-verify")) {
+			o.verify = false;
+		} else if (!strcmp(a, "--full")) {
+			o.full = true;
+		} else if (!strcmp(a, "--target") && i + 1 < argc) {
+			target = argv[++i];
+		} else if (!strcmp(a, "--force")) {
+			force = true;
+		} else if (!strcmp(a, "--json")) {
+			c->json = true;
+		} else if (!strcmp(a, "--inject") && i + 1 < argc) {
+			char *s = spec[o.n_inject], *c1, *c2;
+
+			if (o.n_inject >= 16) {
+				cli_error("flash: at most 16 --inject");
+				return EXIT_USAGE;
+			}
+			snprintf(spec[o.n_inject], sizeof(spec[0]), "%s", argv[++i]);
+			c1 = strchr(s, ':');
+			c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+			if (!c2) {
+				cli_error("flash: --inject takes PART:SRC:DEST (e.g. resin-boot:config.json:/config.json), not '%s'", argv[i]);
+				return EXIT_USAGE;
+			}
+			*c1 = *c2 = 0;
+			inj[o.n_inject] = (struct rig_flash_inject){ .part = s, .src = c1 + 1, .dest = c2 + 1 };
+			o.n_inject++;
+		} else if (a[0] == '-') {
+			cli_error("flash: unknown option '%s' (see 'rigor flash --help')", a);
+			return EXIT_USAGE;
+		} else if (!image) {
+			image = a;
+		} else {
+			cli_error("flash: one image at a time ('%s' and '%s')", image, a);
+			return EXIT_USAGE;
+		}
+	}
+	if (!image) {
+		cli_error("flash: which image? (rigor flash IMAGE)");
+		return EXIT_USAGE;
+	}
+	if (target && !force) {
+		cli_error("flash: --target bypasses the rig's storage role and its interlock; add --force if '%s' is really the card to overwrite", target);
+		return EXIT_USAGE;
+	}
+	o.inject = o.n_inject ? inj : NULL;
+	o.progress = progress;
+	o.progress_user = &bar;
+	if (target) {
+		char err[1024] = "";
+
+		o.force = true;
+		o.cancel = (volatile const int *)&cli_signal;
+		rc = rig_flash_image(image, target, &o, &st, err, sizeof(err));
+		if (rc < 0) {
+			cli_error("flash: %s", err[0] ? err : rig_strerror(rc));
+			return cli_signal ? (cli_signal == SIGTERM ? 143 : 130)
+					  : (rc == RIG_E_INVAL ? EXIT_USAGE : EXIT_INFRA);
+		}
+		print_stats(c, image, target, &st);
+		return 0;
+	}
+	rc = cli_open_rig(c);
+	if (rc)
+		return rc;
+	rc = rig_flash(c->rig, image, &o, &st);
+	if (rc < 0)
+		return cli_fail(c, rc, "flash");
+	{
+		char path[4096], why[256];
+
+		rig_storage_resolve(c->rig, path, sizeof(path), why, sizeof(why));
+		print_stats(c, image, path, &st);
+	}
+	return 0;
+}

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rig:flash(image [, opts]) and rig:read_file(part, path): the flash engine for scripts.
+ * opts.files = { ["config.json"] = text, ... } are written into the boot partition after
+ * the image, then read back and compared, so one call flashes, provisions and verifies.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "lrig.h"
+#include "rig_flash.h"
+
+static const char *const boot_labels[] = { "resin-boot", "balena-boot", "flash-boot", NULL };
+
+/* The partition to put files in: opts.partition, else the first boot label present. */
+static int find_boot(const char *target, const char *want, char *out, size_t len, char *err,
+		     size_t errlen)
+{
+	struct rig_part_table *t;
+	struct rig_part_info info;
+	int rc = rig_part_table_read(target, &t, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; !want && boot_labels[i]; i++)
+		if (rig_part_table_find(t, boot_labels[i], &info, NULL, 0) == 0)
+			want = boot_labels[i];
+	if (!want) {
+		rig_part_table_free(t);
+		snprintf(err, errlen, "no boot partition (labels resin-boot, balena-boot, flash-boot); give opts.partition");
+		return -ENOENT;
+	}
+	rc = rig_part_table_find(t, want, &info, err, errlen);
+	rig_part_table_free(t);
+	if (rc == 0)
+		snprintf(out, len, "%s", want);
+	return rc;
+}
+
+static void set_num(lua_State *L, const char *k, double v)
+{
+	lua_pushnumber(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, unsigned long long v)
+{
+	lua_pushinteger(L, (lua_Integer)v);
+	lua_setfield(L, -2, k);
+}
+
+static void push_stats(lua_State *L, const struct rig_flash_stats *st)
+{
+	lua_createtable(L, 0, 16);
+	lua_pushstring(L, rig_flash_format_name(st->format));
+	lua_setfield(L, -2, "format");
+	lua_pushboolean(L, st->bmap_used);
+	lua_setfield(L, -2, "bmap");
+	set_int(L, "image_size", st->image_size);
+	set_int(L, "bytes_read", st->bytes_read);
+	set_int(L, "decompressed", st->bytes_decompressed);
+	set_int(L, "mapped", st->bytes_mapped);
+	set_int(L, "written", st->bytes_written);
+	set_int(L, "skipped", st->bytes_skipped);
+	set_int(L, "verified", st->bytes_verified);
+	set_num(L, "mbps", st->mbps);
+	lua_createtable(L, 0, 6);
+	set_num(L, "prepare", st->t_prepare);
+	set_num(L, "write", st->t_write);
+	set_num(L, "sync", st->t_sync);
+	set_num(L, "verify", st->t_verify);
+	set_num(L, "inject", st->t_inject);
+	set_num(L, "total", st->t_total);
+	lua_setfield(L, -2, "seconds");
+}
+
+static int fail(lua_State *L, const char *msg, int rc)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, msg);
+	lua_pushstring(L, rig_err_name(rc));
+	return 3;
+}
+
+static int l_flash(lua_State *L)
+{
+	struct rig *rig = rigl_checkrig(L, 1);
+	const char *image = luaL_checkstring(L, 2);
+	struct rig_flash_opts o;
+	struct rig_flash_stats st;
+	char target[4096], why[256], part[64], err[1024];
+	int rc, nfiles = 0;
+
+	rig_flash_opts_init(&o);
+	if (!lua_isnoneornil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		lua_getfield(L, 3, "bmap");
+		o.bmap = lua_tostring(L, -1);
+		lua_getfield(L, 3, "verify");
+		o.verify = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
+		lua_getfield(L, 3, "full");
+		o.full = lua_toboolean(L, -1);
+		lua_pop(L, 2);   /* keep the bmap string on the stack while flashing */
+	}
+	rigl_check_abort(L);
+	rc = rig_flash(rig, image, &o, &st);
+	if (rc < 0) {
+		rigl_result(L, rig, rc);   /* raises for infrastructure errors and aborts */
+		return 3;
+	}
+	push_stats(L, &st);
+	if (lua_isnoneornil(L, 3))
+		return 1;
+	lua_getfield(L, 3, "files");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return 1;
+	}
+	luaL_checktype(L, -1, LUA_TTABLE);
+	rig_storage_resolve(rig, target, sizeof(target), why, sizeof(why));
+	lua_getfield(L, 3, "partition");
+	rc = find_boot(target, lua_tostring(L, -1), part, sizeof(part), err, sizeof(err));
+	lua_pop(L, 1);
+	if (rc < 0)
+		return fail(L, err, rc);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		size_t n, got_len = 0;
+		const char *name = lua_tostring(L, -2), *data = lua_tolstring(L, -1, &n);
+		char dest[512], *got = NULL;
+
+		if (!name || !data)
+			return luaL_error(L, "opts.files: names and contents must be strings");
+		snprintf(dest, sizeof(dest), "%s%s", name[0] == '/' ? "" : "/", name);
+		rc = rig_part_file_write(target, part, dest, data, n, false, 30000, err, sizeof(err));
+		if (rc == 0)
+			rc = rig_part_file_read(target, part, dest, &got, &got_len, 30000, err, sizeof(err));
+		if (rc == 0 && (got_len != n || memcmp(got, data, n))) {
+			snprintf(err, sizeof(err), "%s:%s reads back different from what was written", part, dest);
+			rc = -EIO;
+		}
+		free(got);
+		if (rc < 0)
+			return fail(L, err, rc);
+		nfiles++;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	lua_pushinteger(L, nfiles);
+	lua_setfield(L, -2, "files");
+	lua_pushstring(L, part);
+	lua_setfield(L, -2, "partition");
+	return 1;
+}
+
+/* rig:read_file(part, path) -> contents, from the storage target (FAT or ext). */
+static int l_read_file(lua_State *L)
+{
+	struct rig *rig = rigl_checkrig(L, 1);
+	const char *part = luaL_checkstring(L, 2), *path = luaL_checkstring(L, 3);
+	char target[4096], why[256], err[1024];
+	char *data = NULL;
+	size_t n = 0;
+	int rc = rig_storage_resolve(rig, target, sizeof(target), why, sizeof(why));
+
+	if (rc < 0)
+		return rigl_result(L, rig, rc);
+	rc = rig_part_file_read(target, part, path, &data, &n, rigl_clamp(L, 30000), err, sizeof(err));
+	if (rc < 0)
+		return fail(L, err, rc);
+	lua_pushlstring(L, data, n);
+	free(data);
+	return 1;
+}
+
+void rigl_register_flash(lua_State *L)
+{
+	static const luaL_Reg meth[] = {
+		{ "flash", l_flash }, { "read_file", l_read_file }, { NULL, NULL },
+	};
+
+	luaL_getmetatable(L, "rig.rig");
+	lua_getfield(L, -1, "methods");
+	luaL_setfuncs(L, meth, 0);
+	lua_pop(L, 2);
+}

@@ -1,0 +1,157 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The gpio back-end from the CLI on umockdev-emulated chips (gpiochip-emu): the holder
+# process that keeps lines driven after a one-shot command, and a cross-check with the
+# upstream libgpiod tools (gpioinfo, gpioget, gpioset) on the same emulation. Prints TAP.
+BUILD=${BUILD:-build}
+RIGOR=${RIGOR:-$BUILD/rigor}
+EMU=$BUILD/host/tests/gpiochip-emu
+SHIM=$(cd "$BUILD/host/tests" 2>/dev/null && pwd)/libgpiochipshim.so
+T=$(mktemp -d /tmp/rigor-gpio-XXXXXX)
+export RIGOR_STATE_DIR=$T/st
+n=0
+fail=0
+emupid=
+gspid=
+holder() { cat "$RIGOR_STATE_DIR/g1.gpio.pid" 2>/dev/null; }
+cleanup() {
+	h=$(holder)
+	[ -n "$h" ] && kill "$h" 2>/dev/null
+	kill $gspid $emupid 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+nok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; sed 's/^/# /' "$T/out" "$T/err" 2>/dev/null | tail -15; }
+# Run with the emulation's preload; umockdev's preload loads ahead of ASan in SAN builds.
+emu() {
+	LD_PRELOAD="$SHIM:libumockdev-preload.so.0" \
+	ASAN_OPTIONS="verify_asan_link_order=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" "$@"
+}
+run() {
+	want=$1 desc=$2
+	shift 2
+	emu "$@" >"$T/out" 2>"$T/err" </dev/null
+	rc=$?
+	if [ "$rc" = "$want" ]; then ok "$desc (exit $rc)"; else echo "# got exit $rc, want $want"; nok "$desc"; fi
+}
+has() { if grep -Eq -- "$2" "$1"; then ok "$3"; else echo "# no /$2/ in $1:"; sed 's/^/#   /' "$1" | head -12; nok "$3"; fi; }
+hasnt() { if grep -Eq -- "$2" "$1"; then echo "# /$2/ in $1"; nok "$3"; else ok "$3"; fi; }
+line() { grep "^gpiochip0 $1 " "$T/state"; }
+# wait_until CMD...: up to 3 s
+wait_until() { i=0; while ! "$@" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done; "$@" 2>/dev/null; }
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+gone() { ! alive "$1"; }
+
+if [ ! -x "$EMU" ] || ! command -v gpioset >/dev/null || ! command -v umockdev-wrapper >/dev/null; then
+	echo "ok 1 - # SKIP needs gpiochip-emu, gpiod and umockdev"
+	echo "1..1"
+	exit 0
+fi
+
+$EMU --env "$T/env" --state "$T/state" \
+	--chip pinctrl-rig:8:RELAY1,RELAY2,SD_SEL,SD_EN,BOOT,-,-,- >"$T/emu.log" 2>&1 &
+emupid=$!
+wait_until test -e "$T/env"
+. "$T/env"
+export UMOCKDEV_DIR
+
+cat >"$T/g1.lua" <<'EOR'
+rig {
+  name = "g1",
+  power = gpio { chip = "pinctrl-rig", line = "RELAY1", min_off_ms = 0, idle_ms = 200 },
+  sdmux = gpio { chip = "gpiochip0", line = "SD_SEL", enable_line = "SD_EN", host_level = 1 },
+  button = { boot = gpio { chip = "gpiochip0", line = "BOOT", active_low = true, open_drain = true } },
+}
+EOR
+R="$RIGOR --rig $T/g1.lua"
+
+run 0 "the rig file checks" $R check
+run 0 "the upstream tools see the emulated chip" gpiodetect
+has "$T/out" "gpiochip0 \[pinctrl-rig\] \(8 lines\)" "gpiodetect lists chip and label"
+
+# ---- a one-shot command leaves the line driven: the holder ----
+run 0 "power on (one shot)" $R power on
+has "$T/out" "^power: on" "power reads back on"
+has "$T/state" "^gpiochip0 RELAY1 offset=0 dir=out value=1 used=rigor" "RELAY1 still driven high after rigor exited"
+hp=$(holder)
+if alive "$hp"; then ok "a holder process ($hp) owns the line"; else nok "a holder process owns the line"; fi
+run 0 "gpioinfo under the same emulation" gpioinfo gpiochip0
+has "$T/out" '"RELAY1" +"rigor" +output +active-high \[used\]' "gpioinfo sees rigor's request"
+run 1 "gpioget cannot take a line the holder holds" gpioget gpiochip0 0
+has "$T/err" "busy" "the kernel-style answer is EBUSY"
+run 0 "the rig lock is not inherited by the holder" $R who
+has "$T/out" "is free" "rig lock free while the holder runs"
+run 0 "power status from a new process" $R power status
+has "$T/out" "^power: on" "status read back through the holder"
+
+run 2 "interlock: no card to the host while powered" $R sdmux host
+has "$T/err" "interlock" "interlock message"
+has "$T/state" "^gpiochip0 SD_SEL offset=2 dir=in" "the select line was not touched"
+run 0 "power off" $R power off
+has "$T/state" "^gpiochip0 RELAY1 offset=0 dir=out value=0 used=rigor" "RELAY1 low"
+run 0 "mux to host" $R sdmux host
+has "$T/out" "^sdmux: host" "mux reads back host"
+has "$T/state" "^gpiochip0 SD_SEL offset=2 dir=out value=1 used=rigor" "select at host_level 1"
+has "$T/state" "^gpiochip0 SD_EN offset=3 dir=out value=0 used=rigor" "enable at enable_level 0"
+run 0 "mux to dut" $R sdmux dut
+has "$T/state" "^gpiochip0 SD_SEL offset=2 dir=out value=0 used=rigor" "select at dut level"
+run 0 "hold the boot strap" $R button boot --down
+has "$T/state" "^gpiochip0 BOOT offset=4 dir=out value=0 used=rigor drive=open-drain" "active-low strap pulled low, open drain"
+run 0 "release it" $R button boot --up
+has "$T/state" "^gpiochip0 BOOT offset=4 dir=out value=1 used=rigor" "strap released (high)"
+
+# ---- a holder that dies is replaced; a stale socket and pid file are no obstacle ----
+hp=$(holder)
+kill -9 "$hp" 2>/dev/null
+wait_until gone "$hp"
+wait_until sh -c "grep -q '^gpiochip0 BOOT .*used=- ' '$T/state'"
+has "$T/state" "^gpiochip0 BOOT .*used=-" "a killed holder's lines are released"
+run 0 "power on after the holder was killed" $R power on
+hp2=$(holder)
+if alive "$hp2" && [ "$hp2" != "$hp" ]; then ok "a new holder ($hp2) was started"; else nok "a new holder was started"; fi
+has "$T/state" "^gpiochip0 RELAY1 offset=0 dir=out value=1 used=rigor" "RELAY1 driven by the new holder"
+
+# ---- busy: another program holds a line ----
+emu gpioset -m signal gpiochip0 4=1 >/dev/null 2>&1 &
+gspid=$!
+wait_until sh -c "grep -q '^gpiochip0 BOOT .*used=gpioset' '$T/state'"
+run 3 "a line held by gpioset is busy" $R button boot --hold 10
+has "$T/err" "busy: requested by 'gpioset'" "busy message names the consumer"
+kill $gspid
+wait $gspid 2>/dev/null
+gspid=
+
+# ---- the holder leaves once idle with every line at rest ----
+run 0 "power off" $R power off
+run 0 "mux off (enable line at rest)" $R sdmux off
+has "$T/state" "^gpiochip0 SD_EN offset=3 dir=out value=1 used=rigor" "enable line off"
+if wait_until gone "$hp2"; then ok "holder exited when idle at rest"; else nok "holder exited when idle at rest"; fi
+wait_until sh -c "! grep -q 'used=rigor' '$T/state'"
+hasnt "$T/state" "used=rigor" "every line released"
+has "$T/state" "^gpiochip0 RELAY1 offset=0 dir=out value=0" "released lines keep their level"
+if [ ! -e "$RIGOR_STATE_DIR/g1.gpio.sock" ]; then ok "holder removed its socket"; else nok "holder removed its socket"; fi
+
+# ---- upstream gpioset produces, rigor reads (as is, without starting a holder) ----
+run 0 "gpioset drives RELAY1 high and exits" gpioset gpiochip0 0=1
+run 0 "power status" $R power status
+has "$T/out" "^power: on" "rigor reads gpioset's level"
+if [ -z "$(holder)" ] || gone "$(holder)"; then ok "reading started no holder"; else nok "reading started no holder"; fi
+run 0 "gpioset drives SD_EN high (mux off)" gpioset gpiochip0 3=1
+run 0 "mux status" $R sdmux status
+has "$T/out" "^sdmux: off" "rigor reads the mux off"
+cat >"$T/m.lua" <<'EOL'
+assert(rig.power:off())
+assert(rig.sdmux:set("host"))
+assert(rig.button.boot:press(20))
+print("lua-ok " .. rig.sdmux:get())
+EOL
+run 0 "Lua: power, mux, press through the holder" $R lua "$T/m.lua"
+has "$T/out" "lua-ok host" "Lua drives the lines"
+run 0 "power off, mux off" $R sdmux off
+hp3=$(holder)
+if wait_until gone "$hp3"; then ok "no holder left behind"; else nok "no holder left behind"; fi
+
+echo "1..$n"
+exit $fail
