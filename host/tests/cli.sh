@@ -88,6 +88,14 @@ run 0 "console shows the boot" $RIGOR console --timeout 1 --log $T/console.log
 has "$T/out" "login: " "console reached the login prompt"
 if grep -q "console: boot: reading boot partition" $T/console.log; then ok "console log written"; else nok "console log written"; fi
 
+# interactive: a terminal (script(1) provides one), keystrokes reach the DUT, Ctrl-] quits
+(sleep 1; printf 'echo tty-ok\r'; sleep 0.5; printf '\035') |
+	timeout 20 script -qfec "$RIGOR console" /dev/null >"$T/tty.out" 2>&1
+rc=$?
+if [ $rc = 0 ]; then ok "interactive console quits on Ctrl-]"; else echo "# exit $rc"; nok "interactive console quits on Ctrl-]"; fi
+has "$T/tty.out" "^tty-ok" "interactive console: typed command answered"
+has "$T/tty.out" "console closed" "interactive console: closing message"
+
 # infrastructure errors: exit 3
 run 0 "inject a vanished power switch" $RIGOR sim inject power gone
 run 3 "device gone is an infrastructure error" $RIGOR power on
