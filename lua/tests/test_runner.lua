@@ -70,8 +70,8 @@ return s
 ]] } }
 	local took = core.now_ms() - t0
 	H.eq(code, 1, "timeouts: exit 1")
-	H.has(out, { "ERROR suite default (40 ms)", "timed out after 40 ms",
-		"ERROR own (20 ms)", "timed out after 20 ms",
+	H.has(out, { "ERROR suite default (", "timed out after 40 ms",
+		"ERROR own (", "timed out after 20 ms",  -- measured ms vary; the limit does not
 		"before_each: timed out after 20 ms" }, "suite and case timeouts, in before_each")
 	H.ok(took < 2000, "timeouts do not wait much longer than asked", took .. " ms")
 end)
