@@ -49,6 +49,7 @@ struct serial_priv {
 	struct rig_usb_match match;    /* identity, when not a device path */
 	bool if_default;               /* interface not given: prefer 0 among several */
 	struct serial_settings set;
+	bool opened;                   /* open ran: the fds below are ours */
 	struct sp_port *port;          /* NULL while gone */
 	int fd;                        /* the port's fd, -1 while gone */
 	int epfd, tfd;                 /* get_fd: stable across reconnects */
@@ -165,20 +166,20 @@ static int port_open(struct rig_part *p, const char *dev, const struct serial_se
 	struct sp_port *port = NULL;
 	enum sp_return r;
 	const char *what = "cannot open serial port";
+	bool is_open = false;
 	int fd;
 
 	r = sp_get_port_by_name(dev, &port);
 	if (r == SP_OK) {
 		r = sp_open(port, SP_MODE_READ_WRITE);
-		if (r == SP_OK) {
+		is_open = r == SP_OK;
+		if (is_open) {
 			what = "cannot configure serial port";
 			if ((r = sp_set_baudrate(port, set->baud)) == SP_OK &&
 			    (r = sp_set_bits(port, set->bits)) == SP_OK &&
 			    (r = sp_set_parity(port, set->parity)) == SP_OK &&
 			    (r = sp_set_stopbits(port, set->stopbits)) == SP_OK)
 				r = sp_set_flowcontrol(port, set->flow);
-			if (r != SP_OK)
-				sp_close(port);
 		}
 	}
 	if (r == SP_ERR_ARG && !port && !quiet) {
@@ -188,8 +189,11 @@ static int port_open(struct rig_part *p, const char *dev, const struct serial_se
 				     dev);
 	}
 	if (r != SP_OK) {
+		/* the message first: closing may overwrite the OS error */
 		int rc = quiet ? RIG_E_NODEV : sp_fail(p, r, what, dev);
 
+		if (is_open)
+			sp_close(port);
 		sp_free_port(port);
 		return rc;
 	}
@@ -284,8 +288,8 @@ static bool try_reconnect(struct rig_part *p, struct serial_priv *s)
 }
 
 /*
- * Wait for the port to come back, up to @timeout_ms (-1 forever). Returns 0 when it is
- * connected, RIG_E_TIMEOUT, or RIG_E_INTR.
+ * Wait for the port to come back, until @end (rig_now_ms() time; INT64_MAX: forever).
+ * Returns 0 when it is connected, RIG_E_TIMEOUT, or RIG_E_INTR.
  */
 static int wait_back(struct rig_part *p, struct serial_priv *s, int64_t end)
 {
@@ -293,6 +297,7 @@ static int wait_back(struct rig_part *p, struct serial_priv *s, int64_t end)
 		int64_t left;
 		int rc;
 
+		timer_drain(s);     /* get_fd turns readable again at the next attempt */
 		if (s->port || try_reconnect(p, s))
 			return 0;
 		left = end - rig_now_ms();
@@ -316,6 +321,7 @@ static int serial_open(struct rig_part *p)
 	int rc, fd;
 
 	s->fd = s->epfd = s->tfd = -1;
+	s->opened = true;
 	rig_usb_match_init(&s->match);
 	s->match.serial = c->usb_serial;
 	s->match.port = c->usb_path;
@@ -359,6 +365,8 @@ static void serial_close(struct rig_part *p)
 {
 	struct serial_priv *s = p->priv;
 
+	if (!s->opened)
+		return;
 	port_close(s->port);
 	s->port = NULL;
 	if (s->epfd >= 0)
