@@ -2,7 +2,7 @@
 # The host library (librig), its Lua binding and the rigor CLI.
 
 RIGOR_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
-HOST_PKGS := lua5.4 jansson libserialport libgpiod
+HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl
 HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
 HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
 
@@ -82,6 +82,7 @@ $(BUILD)/host/tests/libgpiochipshim.so: host/tests/fixtures/gpiochip_shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 $(WARNFLAGS) -shared -fPIC $< -o $@ -ldl
 TESTS += host/tests/gpio.sh
+TESTS += host/tests/http.sh
 TEST_DEPS += $(BUILD)/host/tests/gpiochip-emu $(BUILD)/host/tests/libgpiochipshim.so
 DEPFILES += $(GPIOEMU_OBJ:.o=.d) $(BUILD)/host/tests/fixtures/gpiochip_emu.d
 

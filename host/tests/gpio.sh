@@ -22,6 +22,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; sed 's/^/# /' "$T/out" "$T/err" 2>/dev/null | tail -15; }
 # Run with the emulation's preload; umockdev's preload loads ahead of ASan in SAN builds.
@@ -41,7 +42,8 @@ hasnt() { if grep -Eq -- "$2" "$1"; then echo "# /$2/ in $1"; nok "$3"; else ok 
 line() { grep "^gpiochip0 $1 " "$T/state"; }
 # wait_until CMD...: up to 3 s
 wait_until() { i=0; while ! "$@" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done; "$@" 2>/dev/null; }
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+# A holder is nobody's child: once it exits it may stay a zombie until init reaps it.
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
 gone() { ! alive "$1"; }
 
 if [ ! -x "$EMU" ] || ! command -v gpioset >/dev/null || ! command -v umockdev-wrapper >/dev/null; then
@@ -114,8 +116,8 @@ if alive "$hp2" && [ "$hp2" != "$hp" ]; then ok "a new holder ($hp2) was started
 has "$T/state" "^gpiochip0 RELAY1 offset=0 dir=out value=1 used=rigor" "RELAY1 driven by the new holder"
 
 # ---- busy: another program holds a line ----
-emu gpioset -m signal gpiochip0 4=1 >/dev/null 2>&1 &
-gspid=$!
+LD_PRELOAD="$SHIM:libumockdev-preload.so.0" gpioset -m signal gpiochip0 4=1 >/dev/null 2>&1 &
+gspid=$!    # gpioset itself, not a subshell: it must die with the test
 wait_until sh -c "grep -q '^gpiochip0 BOOT .*used=gpioset' '$T/state'"
 run 3 "a line held by gpioset is busy" $R button boot --hold 10
 has "$T/err" "busy: requested by 'gpioset'" "busy message names the consumer"
@@ -149,9 +151,14 @@ print("lua-ok " .. rig.sdmux:get())
 EOL
 run 0 "Lua: power, mux, press through the holder" $R lua "$T/m.lua"
 has "$T/out" "lua-ok host" "Lua drives the lines"
-run 0 "power off, mux off" $R sdmux off
+run 0 "power on once more" $R power on
 hp3=$(holder)
-if wait_until gone "$hp3"; then ok "no holder left behind"; else nok "no holder left behind"; fi
+kill -TERM "$hp3" 2>/dev/null
+if wait_until gone "$hp3"; then ok "SIGTERM stops the holder (the CLI's handler is not inherited)"; else nok "SIGTERM stops the holder"; fi
+run 0 "power off, mux off" $R power off
+run 0 "mux off" $R sdmux off
+hp4=$(holder)
+if wait_until gone "$hp4"; then ok "no holder left behind"; else nok "no holder left behind"; fi
 
 echo "1..$n"
 exit $fail

@@ -9,7 +9,7 @@
 T=$(mktemp -d /tmp/rigor-serial-XXXXXX)
 . host/tests/tap.sh
 export RIGOR_STATE_DIR=$T/state
-SHIM=$(pwd)/$BUILD/host/tests/libptyshim.so
+case $BUILD in /*) SHIM=$BUILD/host/tests/libptyshim.so ;; *) SHIM=$(pwd)/$BUILD/host/tests/libptyshim.so ;; esac
 PTYDEV=$BUILD/host/tests/ptydev
 FWSIM=$BUILD/firmware/host/rigfw-sim
 devpid=

@@ -388,6 +388,7 @@ static void holder_run(struct holder *h)
 
 	while (!h->quit) {
 		struct pollfd pfd[HOLDER_MAX_CLIENTS + 1];
+		size_t npolled = h->nclients;
 		int64_t now;
 		int rc;
 
@@ -397,7 +398,7 @@ static void holder_run(struct holder *h)
 			pfd[i + 1].fd = h->clients[i];
 			pfd[i + 1].events = POLLIN;
 		}
-		rc = poll(pfd, h->nclients + 1, 200);
+		rc = poll(pfd, npolled + 1, 200);
 		if (rc < 0 && errno != EINTR)
 			break;
 		if (rc > 0 && (pfd[0].revents & POLLIN)) {
@@ -408,7 +409,8 @@ static void holder_run(struct holder *h)
 			else if (c >= 0)
 				close(c);
 		}
-		for (size_t i = h->nclients; rc > 0 && i-- > 0;) {
+		/* Only the clients polled above; one accepted just now waits for the next round. */
+		for (size_t i = npolled; rc > 0 && i-- > 0;) {
 			char buf[MSG_MAX];
 			ssize_t len;
 
@@ -447,6 +449,7 @@ static void __attribute__((noreturn)) holder_main(int lfd, int pidfd, const char
 	struct stat st;
 	char pid[32];
 	long max = sysconf(_SC_OPEN_MAX);
+	sigset_t mask;
 	int null;
 
 	for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
@@ -460,6 +463,12 @@ static void __attribute__((noreturn)) holder_main(int lfd, int pidfd, const char
 			close(fd);
 	if (null > 2)
 		close(null);
+	/* The caller's handlers (the CLI's SIGTERM flag) must not outlive it: SIGTERM ends us. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigemptyset(&mask);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
@@ -680,6 +689,10 @@ static int via_holder(struct rig_part *p, struct gpio_rig *g, const struct gspec
 		if (rc < 0)
 			return rc;
 		rc = holder_call(p, g, req, value, msg, len, p->common.timeout_ms);
+		if (rc == RIG_E_TIMEOUT || rc == RIG_E_INTR) {
+			close(g->fd);   /* a late answer must not be taken for the next one */
+			g->fd = -1;
+		}
 		if (rc != RIG_E_NODEV || msg[0])
 			break;
 		close(g->fd);
