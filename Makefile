@@ -47,6 +47,7 @@ include host/host.mk
 -include host/flash.mk
 -include firmware/firmware.mk
 -include lua/lua.mk
+-include testcases/backend/backend.mk
 
 .PHONY: all test check demo bench install clean firmware
 all: $(BINS)

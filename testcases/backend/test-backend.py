@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Black-box tests of rigor-backend over HTTP. Prints TAP. Each server is started on a
+free port with a temporary state file and stopped (SIGTERM, then SIGKILL) afterwards."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BACKEND = os.path.join(HERE, "rigor-backend")
+USER_KEY = "rigorUserApiKey0000000000000000000"
+PROV_KEY = "rigorProvisioningKey00000000000000"
+
+N = 0
+FAILED = 0
+SERVERS = []
+
+
+def ok(cond, name, diag=None):
+    global N, FAILED
+    N += 1
+    if not cond:
+        FAILED += 1
+    print("%s %d - %s" % ("ok" if cond else "not ok", N, name), flush=True)
+    if not cond and diag is not None:
+        for line in str(diag).splitlines():
+            print("# " + line)
+    return cond
+
+
+class Server:
+    def __init__(self, tmp, *extra, state=None):
+        self.tmp = tmp
+        self.state = state or os.path.join(tmp, "state.json")
+        self.port_file = os.path.join(tmp, "port")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.log = open(os.path.join(tmp, "server.log"), "a")
+        self.proc = subprocess.Popen(
+            [BACKEND, "--port", "0", "--state", self.state, "--port-file", self.port_file]
+            + list(extra), stdout=subprocess.PIPE, stderr=self.log, text=True)
+        SERVERS.append(self)
+        self.banner = self.proc.stdout.readline().strip()
+        deadline = time.time() + 10
+        while not os.path.exists(self.port_file):
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("server did not start: %r" % self.banner)
+            time.sleep(0.02)
+        self.port = int(open(self.port_file).read())
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        if self in SERVERS:
+            SERVERS.remove(self)
+        return self.proc.returncode
+
+    def req(self, method, path, body=None, key=None, headers=None, form=False, raw=False):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = "Bearer " + key
+        data = None
+        if body is not None:
+            if form:
+                data = urllib.parse.urlencode(body)
+                h["Content-Type"] = "application/x-www-form-urlencoded"
+            else:
+                data = json.dumps(body)
+                h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        text = r.read()
+        c.close()
+        if raw:
+            return r.status, text, r
+        try:
+            val = json.loads(text)
+        except ValueError:
+            val = text.decode(errors="replace")
+        return r.status, val, r
+
+    def get(self, path, key=None, **kw):
+        return self.req("GET", path, key=key, **kw)
+
+
+def q(path, **opts):
+    return path + "?" + "&".join("%s=%s" % (k.replace("_", "$", 1) if k.startswith("_") else k,
+                                            urllib.parse.quote(v, safe="(),;=$/'"))
+                                 for k, v in opts.items())
+
+
+def new_uuid():
+    return os.urandom(16).hex()
+
+
+def test_basic(tmp):
+    h = subprocess.run([BACKEND, "--help"], capture_output=True, text=True)
+    ok(h.returncode == 0 and USER_KEY in h.stdout and "rigor/test" in h.stdout
+       and "--heartbeat-scale" in h.stdout, "--help documents the built-in seed and options")
+    s = Server(tmp)
+    ok(s.banner == "rigor-backend: listening on 127.0.0.1:%d" % s.port,
+       "prints the listening line and writes --port-file", s.banner)
+    hexport = "%04X" % s.port
+    listen = [ln.split()[1] for ln in open("/proc/net/tcp").read().splitlines()[1:]
+              if ln.split()[3] == "0A"]
+    ok("0100007F:" + hexport in listen and not any(a.endswith(":" + hexport) and
+                                                    a != "0100007F:" + hexport for a in listen),
+       "listens on 127.0.0.1 only")
+    st, body, _ = s.get("/ping")
+    ok(st == 200 and body == "OK", "GET /ping -> 200 OK", (st, body))
+    st, body, _ = s.get("/user/v1/whoami", USER_KEY)
+    ok(st == 200 and body.get("username") == "rigor" and body.get("id") == 1,
+       "GET /user/v1/whoami with the user API key", body)
+    st, body, _ = s.get("/actor/v1/whoami", USER_KEY)
+    ok(st == 200 and body.get("actorType") == "user" and body.get("actorTypeId") == 1,
+       "GET /actor/v1/whoami (what balena-sdk calls)", body)
+    st, _, _ = s.get("/user/v1/whoami")
+    ok(st == 401, "whoami without credentials -> 401", st)
+    st, _, _ = s.get("/user/v1/whoami", "wrong")
+    ok(st == 401, "whoami with an unknown key -> 401", st)
+    st, body, _ = s.get("/user/v1/whoami?apikey=" + USER_KEY)
+    ok(st == 200 and body.get("username") == "rigor", "apikey query parameter accepted", st)
+    st, _, _ = s.get("/user/v1/whoami", PROV_KEY)
+    ok(st == 401, "user/v1/whoami with a provisioning key -> 401", st)
+    st, body, _ = s.get("/actor/v1/whoami", PROV_KEY)
+    ok(st == 200 and body.get("actorType") == "application" and body.get("slug") == "rigor/test",
+       "actor/v1/whoami with the provisioning key is the fleet", body)
+    st, body, _ = s.req("POST", "/login_", {"username": "rigor", "password": "rigor"})
+    st2, who, _ = s.get("/user/v1/whoami", body if isinstance(body, str) else None)
+    ok(st == 200 and st2 == 200 and who.get("username") == "rigor",
+       "POST /login_ returns a session token usable as Bearer", (st, body, st2))
+    st, _, _ = s.req("POST", "/login_", {"username": "rigor", "password": "nope"})
+    ok(st == 401, "POST /login_ with a wrong password -> 401", st)
+    st, _, _ = s.get("/nope", USER_KEY)
+    ok(st == 404, "unknown path -> 404", st)
+    return s
+
+
+def test_odata(s):
+    st, body, _ = s.get(q("/v7/application", _filter="slug eq 'rigor/test'",
+                          _select="id,slug,app_name"), USER_KEY)
+    d = body.get("d") if isinstance(body, dict) else None
+    ok(st == 200 and d and d[0]["slug"] == "rigor/test" and set(d[0]) == {"id", "slug", "app_name"},
+       "GET /v7/application $filter eq + $select", body)
+    app_id = d[0]["id"]
+    st, body, _ = s.get(q("/v7/application(%d)" % app_id,
+                          _expand="is_for__device_type($select=slug;$expand=is_of__cpu_architecture($select=slug))",
+                          _select="id,is_for__device_type"), USER_KEY)
+    dt = body["d"][0]["is_for__device_type"] if st == 200 else None
+    ok(st == 200 and dt[0]["slug"] == "raspberrypi4-64" and
+       dt[0]["is_of__cpu_architecture"][0]["slug"] == "aarch64",
+       "GET /v7/application(id) with nested $expand", body)
+    st, body, _ = s.get(q("/v6/application", _filter="(slug eq 'rigor/test') or (uuid eq 'rigor/test')",
+                          _select="id"), USER_KEY)
+    ok(st == 200 and len(body["d"]) == 1, "GET /v6/application with or-filter (as the SDK emits)", body)
+    st, body, _ = s.get(q("/v7/application", _filter="slug eq 'rigor/none'"), USER_KEY)
+    ok(st == 200 and body == {"d": []}, "no match -> empty d", body)
+    st, body, _ = s.get("/v7/application/$count", USER_KEY)
+    ok(st == 200 and body == {"d": 2}, "GET /v7/application/$count", body)
+    st, _, _ = s.get("/v7/application")
+    ok(st == 401, "GET /v7/application without credentials -> 401", st)
+    st, body, _ = s.get(q("/v7/device_type", _filter="slug eq 'raspberrypi4-64'",
+                          _select="slug,name"))
+    ok(st == 200 and body["d"][0]["slug"] == "raspberrypi4-64", "device_type is public", body)
+    st, body, _ = s.get(q("/v7/device_type", _filter="device_type_alias/any(dta:dta/is_referenced_by__alias eq 'raspberrypi4-64')",
+                          _select="slug", _top="1", _orderby="name asc"))
+    ok(st == 200 and [x["slug"] for x in body["d"]] == ["raspberrypi4-64"],
+       "device_type alias lambda filter with $top/$orderby", body)
+    st, app, _ = s.req("POST", "/v7/application", {"app_name": "Scratch_1", "organization": 1,
+                                                    "is_for__device_type": 1}, USER_KEY)
+    ok(st == 201 and app.get("slug") == "rigor/scratch_1" and app.get("is_for__device_type") ==
+       {"__id": 1}, "POST /v7/application creates a fleet (slug org/lowercased name)", (st, app))
+    st2, _, _ = s.req("POST", "/v7/application", {"app_name": "Scratch_1", "organization": 1,
+                                                  "is_for__device_type": 1}, USER_KEY)
+    st3, _, _ = s.req("POST", "/v7/application", {"app_name": "ab", "organization": 1,
+                                                  "is_for__device_type": 1}, USER_KEY)
+    st4, _, _ = s.req("POST", "/v7/application", {"app_name": "Scratch_2", "organization": 1,
+                                                  "is_for__device_type": 1}, PROV_KEY)
+    ok((st2, st3, st4) == (409, 400, 401), "create: duplicate 409, bad name 400, non-user 401",
+       (st2, st3, st4))
+    st, _, _ = s.req("DELETE", "/v7/application(%d)" % app.get("id", 0), None, USER_KEY)
+    st2, body, _ = s.get(q("/v7/application", _filter="slug eq 'rigor/scratch_1'"), USER_KEY)
+    ok(st == 200 and body == {"d": []}, "DELETE /v7/application(id) removes it", (st, body))
+    st, _, _ = s.get(q("/v7/application", _filter="slug eq"), USER_KEY)
+    ok(st == 400, "malformed $filter -> 400", st)
+    st, _, _ = s.get("/v7/nonsense", USER_KEY)
+    ok(st == 404, "unknown resource -> 404", st)
+    return app_id
+
+
+def test_config_register(s, app_id):
+    st, cfg, _ = s.req("POST", "/download-config", {"appId": app_id, "version": "6.0.13",
+                                                    "network": "ethernet"}, USER_KEY)
+    want = {"applicationId", "deviceType", "userId", "apiEndpoint", "apiKey", "listenPort",
+            "vpnEndpoint", "registryEndpoint", "deltaEndpoint", "vpnPort",
+            "appUpdatePollInterval", "mixpanelToken"}
+    ok(st == 200 and want <= set(cfg) and cfg["applicationId"] == app_id and
+       cfg["deviceType"] == "raspberrypi4-64" and cfg["userId"] == 1 and
+       cfg["apiEndpoint"] == "http://127.0.0.1:%d" % s.port and cfg["listenPort"] == 48484
+       and cfg["apiKey"] != USER_KEY, "POST /download-config returns config.json fields", cfg)
+    st, cfg2, _ = s.get("/download-config?appId=%d&version=2.80.3.dev&network=wifi&wifiSsid=lab"
+                        "&wifiKey=secret" % app_id, USER_KEY)
+    ok(st == 200 and cfg2.get("developmentMode") is True and cfg2.get("wifiSsid") == "lab",
+       "GET /download-config with query, .dev version and wifi", cfg2)
+    st, _, _ = s.req("POST", "/download-config", {"appId": app_id}, USER_KEY)
+    ok(st == 400, "download-config without version -> 400", st)
+    st, _, _ = s.req("POST", "/download-config", {"appId": 999, "version": "6.0.13"}, USER_KEY)
+    ok(st == 404, "download-config for an unknown fleet -> 404", st)
+    st, _, _ = s.req("POST", "/download-config", {"appId": app_id, "version": "6.0.13"})
+    ok(st == 401, "download-config without credentials -> 401", st)
+    st, _, _ = s.req("POST", "/download-config", {"appId": app_id, "version": "6.0.13"}, PROV_KEY)
+    ok(st == 401, "download-config with a provisioning key -> 401", st)
+
+    uuid = new_uuid()
+    body = {"application": app_id, "uuid": uuid, "device_type": "raspberrypi4-64",
+            "user": 1, "os_version": "balenaOS 6.0.13", "os_variant": "prod",
+            "supervisor_version": "16.7.5"}
+    st, reg, _ = s.req("POST", "/device/register", body, cfg["apiKey"])
+    ok(st == 201 and reg.get("uuid") == uuid and isinstance(reg.get("id"), int) and
+       len(reg.get("api_key", "")) >= 16,
+       "POST /device/register with the downloaded provisioning key -> 201", (st, reg))
+    st, err, _ = s.req("POST", "/device/register", body, cfg["apiKey"])
+    ok(st == 409 and "unique" in str(err), "register of a duplicate uuid -> 409", (st, err))
+    st, _, _ = s.req("POST", "/device/register", dict(body, uuid=new_uuid()))
+    ok(st == 401, "register without credentials -> 401", st)
+    st, _, _ = s.req("POST", "/device/register", dict(body, uuid=new_uuid()), "bogus")
+    ok(st == 401, "register with an unknown key -> 401", st)
+    st, _, _ = s.req("POST", "/device/register", dict(body, uuid=new_uuid(), application=2),
+                     cfg["apiKey"])
+    ok(st == 403, "register into another fleet with this fleet's provisioning key -> 403", st)
+    st, _, _ = s.req("POST", "/device/register", dict(body, uuid="xyz"), cfg["apiKey"])
+    ok(st == 400, "register with a malformed uuid -> 400", st)
+    uuid2 = new_uuid()
+    dkey = os.urandom(16).hex()
+    st, reg2, _ = s.req("POST", "/device/register",
+                        {"application": str(app_id), "uuid": uuid2, "device_type": "raspberrypi4-64",
+                         "api_key": dkey}, PROV_KEY, form=True)
+    ok(st == 201 and reg2.get("api_key") == dkey,
+       "register form-urlencoded with a client-chosen api_key (OS script style)", (st, reg2))
+    st, body2, _ = s.get(q("/v7/device", _filter="uuid eq '%s'" % uuid2, _select="id"), PROV_KEY)
+    ok(st == 200 and body2["d"] == [{"id": reg2["id"]}],
+       "provisioning key can look up a device of its fleet by uuid", body2)
+    newkey = os.urandom(16).hex()
+    st, k, _ = s.req("POST", "/api-key/device/%d/device-key" % reg2["id"], {"apiKey": newkey},
+                     PROV_KEY)
+    st2, who, _ = s.get("/actor/v1/whoami", newkey)
+    ok(st == 200 and k == newkey and st2 == 200 and who.get("uuid") == uuid2,
+       "key exchange POST /api-key/device/:id/device-key", (st, k, st2, who))
+    return uuid, reg
+
+
+def test_device(s, app_id, uuid, reg):
+    dkey = reg["api_key"]
+    st, who, _ = s.get("/actor/v1/whoami", dkey)
+    ok(st == 200 and who.get("actorType") == "device" and who.get("uuid") == uuid,
+       "actor/v1/whoami with the device key", who)
+    st, body, _ = s.get("/v7/device?$select=uuid", dkey)
+    ok(st == 200 and body["d"] == [{"uuid": uuid}], "device key sees only its own device", body)
+    st, body, _ = s.get(q("/v7/application", _select="id", _expand="owns__device($select=uuid)"), dkey)
+    ok(st == 200 and len(body["d"]) == 1 and body["d"][0]["owns__device"] == [{"uuid": uuid}],
+       "device key: its fleet, and only itself through the owns__device expansion", body)
+    st, body, _ = s.get(q("/v7/application(%d)" % app_id, _select="id",
+                          _expand="owns__device/$count"), USER_KEY)
+    ok(st == 200 and body["d"][0]["owns__device"] >= 2, "user key: $expand with /$count", body)
+    st, body, _ = s.get(q("/v7/device", _filter="belongs_to__application/any(a:a/slug eq 'rigor/test') and is_online eq false",
+                          _select="uuid"), USER_KEY)
+    ok(st == 200 and uuid in [x["uuid"] for x in body["d"]],
+       "filter with any() lambda over belongs_to__application and 'and'", body)
+    st, body, _ = s.get(q("/v7/device", _filter="belongs_to__application/slug eq 'rigor/other'",
+                          _select="uuid"), USER_KEY)
+    ok(st == 200 and body["d"] == [], "navigation path filter excludes other fleets", body)
+    st, body, _ = s.get("/v7/device(uuid='%s')" % uuid, USER_KEY)
+    d = body["d"][0] if st == 200 and body["d"] else {}
+    need = {"is_online", "api_heartbeat_state", "os_version", "supervisor_version", "uuid",
+            "device_name", "belongs_to__application", "is_of__device_type", "id",
+            "last_connectivity_event", "is_connected_to_vpn"}
+    ok(need <= set(d) and d["api_heartbeat_state"] == "unknown" and d["is_online"] is False and
+       d["os_version"] == "balenaOS 6.0.13" and d["belongs_to__application"] == {"__id": app_id},
+       "GET /v7/device(uuid=...) has the fields the SDK reads; heartbeat unknown", d)
+    rep = {uuid: {"os_version": "balenaOS 6.1.0", "os_variant": "dev",
+                  "supervisor_version": "17.0.0", "status": "Idle", "ip_address": "10.0.0.5",
+                  "provisioning_progress": None}}
+    st, _, _ = s.req("PATCH", "/device/v3/state", rep, dkey)
+    st2, body, _ = s.get(q("/v7/device(uuid='%s')" % uuid,
+                           _select="os_version,supervisor_version,status,ip_address,api_heartbeat_state,is_online,last_connectivity_event"),
+                         USER_KEY)
+    d = body["d"][0]
+    ok(st == 200 and d["os_version"] == "balenaOS 6.1.0" and d["supervisor_version"] == "17.0.0"
+       and d["ip_address"] == "10.0.0.5" and d["api_heartbeat_state"] == "online" and
+       d["is_online"] is True and d["last_connectivity_event"],
+       "PATCH /device/v3/state records versions and makes the device online", (st, d))
+    other = new_uuid()
+    st, _, _ = s.req("PATCH", "/device/v3/state", {other: {"status": "x"}}, dkey)
+    ok(st == 401, "PATCH state for a uuid the key does not own -> 401", st)
+    st, _, _ = s.req("PATCH", "/device/v3/state", rep)
+    ok(st == 401, "PATCH state without credentials -> 401", st)
+    st, body, r = s.get("/device/v3/%s/state" % uuid, dkey)
+    etag = r.getheader("ETag")
+    ok(st == 200 and uuid in body and "apps" in body[uuid] and etag,
+       "GET /device/v3/:uuid/state returns the target state keyed by uuid", body)
+    st, _, _ = s.get("/device/v3/%s/state" % uuid, dkey, headers={"If-None-Match": etag})
+    ok(st == 304, "If-None-Match with the same ETag -> 304", st)
+    st, _, _ = s.get("/device/v3/%s/state" % uuid)
+    ok(st == 401, "target state without credentials -> 401", st)
+    st, body, _ = s.get("/device/v2/%s/state" % uuid, dkey)
+    ok(st == 200 and "local" in body, "GET /device/v2/:uuid/state (legacy)", body)
+    st, _, _ = s.req("PATCH", "/v6/device(uuid='%s')" % uuid, {"device_name": "dut-1"}, USER_KEY)
+    st2, body, _ = s.get("/v7/device(uuid='%s')?$select=device_name" % uuid, USER_KEY)
+    ok(st == 200 and body["d"][0]["device_name"] == "dut-1",
+       "PATCH /v6/device(uuid=...) renames the device", (st, body))
+    st, _, _ = s.req("PATCH", "/v7/device(uuid='%s')" % uuid, {"uuid": "x"}, USER_KEY)
+    ok(st == 400, "PATCH of a read-only field -> 400", st)
+
+
+def hb(s, uuid):
+    st, body, _ = s.get(q("/v7/device(uuid='%s')" % uuid,
+                          _select="api_heartbeat_state,is_online,changed_api_heartbeat_state_on__date"),
+                        USER_KEY)
+    return body["d"][0]
+
+
+def test_heartbeat(tmp):
+    # Scaled real time: poll 600 s x 1.5 x 0.002 = 1.8 s to 'timeout', +600 s x 0.002 = 1.2 s
+    # more to 'offline'. Samples are taken 2.0 s and 3.2 s after the heartbeat returned, so
+    # up to ~1 s of scheduling delay is tolerated.
+    s = Server(tmp, "--heartbeat-scale", "0.002", "--heartbeat-timeout", "600")
+    uuid = new_uuid()
+    st, reg, _ = s.req("POST", "/device/register", {"application": 1, "uuid": uuid,
+                                                    "device_type": "raspberrypi4-64"}, PROV_KEY)
+    s.get("/device/v3/%s/state" % uuid, reg["api_key"])
+    t1 = time.time()
+    a = hb(s, uuid)
+    time.sleep(max(0, t1 + 2.0 - time.time()))
+    b = hb(s, uuid)
+    time.sleep(max(0, t1 + 3.2 - time.time()))
+    c = hb(s, uuid)
+    ok(a["api_heartbeat_state"] == "online" and a["is_online"] and
+       b["api_heartbeat_state"] == "timeout" and not b["is_online"] and
+       c["api_heartbeat_state"] == "offline" and not c["is_online"],
+       "scaled clock: online -> timeout (poll x 1.5) -> offline (+heartbeat timeout)",
+       (a, b, c))
+    ok(a["changed_api_heartbeat_state_on__date"] < b["changed_api_heartbeat_state_on__date"]
+       < c["changed_api_heartbeat_state_on__date"], "changed_api_heartbeat_state_on__date advances")
+    s.get("/device/v3/%s/state" % uuid, USER_KEY)
+    ok(hb(s, uuid)["api_heartbeat_state"] == "offline",
+       "target-state fetch with a user key is not a heartbeat")
+    s.req("PATCH", "/device/v3/state", {uuid: {"status": "Idle"}}, reg["api_key"])
+    ok(hb(s, uuid)["api_heartbeat_state"] == "online", "a new state report brings it back online")
+    s.stop()
+
+    # Unscaled, driven by the control clock: boundaries at 900 s and 915 s.
+    s = Server(tmp)
+    uuid = new_uuid()
+    st, reg, _ = s.req("POST", "/device/register", {"application": 1, "uuid": uuid,
+                                                    "device_type": "raspberrypi4-64"}, PROV_KEY)
+    s.get("/device/v3/%s/state" % uuid, reg["api_key"])
+    seen = []
+    for adv in (898000, 4000, 14000):   # -> 898 s, 902 s, 916 s
+        s.req("POST", "/__rigor/clock", {"advance_ms": adv})
+        seen.append(hb(s, uuid)["api_heartbeat_state"])
+    ok(seen == ["online", "timeout", "offline"],
+       "control clock: 898 s online, 902 s timeout, 916 s offline (defaults 600 s x 1.5 + 15 s)",
+       seen)
+    st, _, _ = s.req("POST", "/__rigor/devices/%s/poll-interval" % uuid, {"seconds": 60})
+    s.get("/device/v3/%s/state" % uuid, reg["api_key"])
+    s.req("POST", "/__rigor/clock", {"advance_ms": 89000})
+    a = hb(s, uuid)["api_heartbeat_state"]
+    s.req("POST", "/__rigor/clock", {"advance_ms": 2000})
+    b = hb(s, uuid)["api_heartbeat_state"]
+    s.req("POST", "/__rigor/clock", {"advance_ms": 15000})
+    c = hb(s, uuid)["api_heartbeat_state"]
+    ok(st == 200 and (a, b, c) == ("online", "timeout", "offline"),
+       "per-device poll interval 60 s: timeout after 90 s, offline after 105 s", (st, a, b, c))
+    st, dev, _ = s.req("POST", "/__rigor/devices/%s/vpn" % uuid, {"connected": True})
+    d = hb(s, uuid)
+    ok(st == 200 and d["is_online"] is True and d["api_heartbeat_state"] == "offline",
+       "control: VPN override sets is_online independently of the heartbeat", d)
+    s.req("POST", "/__rigor/devices/%s/vpn" % uuid, {"connected": None})
+    ok(hb(s, uuid)["is_online"] is False, "clearing the override follows the heartbeat again")
+    s.stop()
+
+
+def test_persistence(tmp):
+    s = Server(tmp)
+    uuid = new_uuid()
+    st, reg, _ = s.req("POST", "/device/register", {"application": 1, "uuid": uuid,
+                                                    "device_type": "raspberrypi4-64"}, PROV_KEY)
+    s.req("PATCH", "/device/v3/state", {uuid: {"os_version": "balenaOS 6.0.13"}}, reg["api_key"])
+    rc = s.stop(signal.SIGTERM)
+    ok(rc == 0, "SIGTERM -> clean exit 0", rc)
+    leftovers = [f for f in os.listdir(tmp) if ".tmp" in f]
+    state = json.load(open(os.path.join(tmp, "state.json")))
+    ok(not leftovers and any(d["uuid"] == uuid for d in state["device"]),
+       "state file is valid JSON with the device; no temp files left", leftovers)
+    s = Server(tmp)
+    st, body, _ = s.get(q("/v7/device(uuid='%s')" % uuid,
+                          _select="uuid,os_version,api_heartbeat_state"), reg["api_key"])
+    ok(st == 200 and body["d"][0]["os_version"] == "balenaOS 6.0.13" and
+       body["d"][0]["api_heartbeat_state"] == "online",
+       "after restart: device, its key, reported state and heartbeat survive", body)
+    st, _, _ = s.req("POST", "/device/register", {"application": 1, "uuid": uuid,
+                                                  "device_type": "raspberrypi4-64"}, PROV_KEY)
+    ok(st == 409, "after restart: the uuid is still taken (409)", st)
+    rc = s.stop(signal.SIGINT)
+    ok(rc == 0, "SIGINT -> clean exit 0", rc)
+
+
+def test_seed(tmp):
+    seed = {
+        "users": [{"username": "alice", "email": "a@example.invalid", "api_keys": ["alicekey"]}],
+        "device_types": [{"slug": "intel-nuc", "name": "Intel NUC", "arch": "amd64"}],
+        "fleets": [{"slug": "alice/nuc", "device_type": "intel-nuc",
+                    "provisioning_keys": ["nucprov"]}],
+        "devices": [{"fleet": "alice/nuc", "uuid": "ab" * 16, "api_key": "nucdevkey"}],
+    }
+    p = os.path.join(tmp, "seed.json")
+    json.dump(seed, open(p, "w"))
+    s = Server(tmp, "--seed", p, state=os.path.join(tmp, "seeded.json"))
+    st, who, _ = s.get("/user/v1/whoami", "alicekey")
+    st2, body, _ = s.get(q("/v7/device", _select="uuid",
+                           _expand="is_of__device_type($select=slug)"), "nucdevkey")
+    ok(st == 200 and who["username"] == "alice" and st2 == 200 and
+       body["d"][0]["is_of__device_type"][0]["slug"] == "intel-nuc",
+       "--seed creates users, fleets, device types and devices", (who, body))
+    st, _, _ = s.get("/user/v1/whoami", USER_KEY)
+    ok(st == 401, "built-in defaults are not added when --seed is given", st)
+    s.stop()
+
+
+def test_faults(tmp):
+    s = Server(tmp)
+    st, f, _ = s.get("/__rigor/faults")
+    ok(st == 200 and f["drop"] == 0 and f["status_count"] == 0, "GET /__rigor/faults", f)
+    s.req("POST", "/__rigor/faults", {"latency_ms": 300, "latency_count": 1})
+    t = time.time()
+    st, _, _ = s.get("/ping")
+    dt1 = time.time() - t
+    t = time.time()
+    s.get("/ping")
+    dt2 = time.time() - t
+    ok(st == 200 and dt1 >= 0.3 and dt2 < 0.25, "latency_ms delays the next request only",
+       (dt1, dt2))
+    s.req("POST", "/__rigor/faults", {"status": 503, "status_count": 2})
+    codes = [s.get("/ping")[0] for _ in range(3)]
+    ok(codes == [503, 503, 200], "status 503 for the next 2 requests", codes)
+    s.req("POST", "/__rigor/faults", {"drop": 1})
+    err = None
+    try:
+        s.get("/ping")
+    except (http.client.HTTPException, ConnectionError, OSError) as e:
+        err = e
+    ok(err is not None and s.get("/ping")[0] == 200,
+       "drop closes the next connection without a response", repr(err))
+    s.req("POST", "/__rigor/faults", {"malformed_json": 1})
+    st, raw, _ = s.get("/user/v1/whoami", USER_KEY, raw=True)
+    bad = False
+    try:
+        json.loads(raw)
+    except ValueError:
+        bad = True
+    st2, good, _ = s.get("/user/v1/whoami", USER_KEY)
+    ok(st == 200 and bad and isinstance(good, dict), "malformed_json corrupts the next body",
+       raw)
+    s.req("POST", "/__rigor/faults", {"status": 500, "status_count": 5, "path_prefix": "/v7/"})
+    a = s.get("/ping")[0]
+    b = s.get("/v7/device", USER_KEY)[0]
+    s.req("DELETE", "/__rigor/faults")
+    c = s.get("/v7/device", USER_KEY)[0]
+    ok((a, b, c) == (200, 500, 200), "path_prefix limits faults; DELETE clears them", (a, b, c))
+    st, _, _ = s.req("POST", "/__rigor/faults", {"bogus": 1})
+    ok(st == 400, "unknown fault key -> 400", st)
+    s.stop()
+
+
+def main():
+    # Make SIGTERM/SIGHUP unwind through the finally below, so no server is left behind.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(1))
+    tmp = tempfile.mkdtemp(prefix="rigor-backend-test.")
+    try:
+        s = test_basic(tmp)
+        app_id = test_odata(s)
+        uuid, reg = test_config_register(s, app_id)
+        test_device(s, app_id, uuid, reg)
+        s.stop()
+        for fn in (test_heartbeat, test_persistence, test_seed, test_faults):
+            sub = os.path.join(tmp, fn.__name__)
+            os.mkdir(sub)
+            fn(sub)
+    except Exception:
+        ok(False, "test aborted", traceback.format_exc())
+    finally:
+        for srv in list(SERVERS):
+            srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("1..%d" % N)
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
