@@ -433,5 +433,7 @@ void rigl_setup(lua_State *L, struct rig_ctx *ctx, const char *luadir, volatile 
 	lua_getfield(L, -1, "preload");
 	lua_pushcfunction(L, luaopen_rigor_core);
 	lua_setfield(L, -2, "rigor.core");
+	lua_pushcfunction(L, luaopen_rigor_http);
+	lua_setfield(L, -2, "rigor.http");
 	lua_pop(L, 2);
 }

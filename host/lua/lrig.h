@@ -25,6 +25,8 @@ bool rigl_abort_due(lua_State *L);
 int rigl_clamp(lua_State *L, int timeout_ms);
 int rigl_abort(lua_State *L, const char *kind, const char *msg);
 void rigl_register_rig(lua_State *L);
+/* rigor.http (lhttp.c), for package.preload */
+int luaopen_rigor_http(lua_State *L);
 void rigl_register_flash(lua_State *L);
 /* The rig of the rig object at @idx; raises if it is not one or is closed. */
 struct rig *rigl_checkrig(lua_State *L, int idx);

@@ -30,8 +30,8 @@
  * Only idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) are retried, and only after
  * a connection-level failure (refused, reset, closed early, resolution failure) or a
  * 408, 429, 500, 502, 503 or 504 response. Attempt n (n >= 1) waits
- * backoff_ms * 2^(n-1) before it starts, or the response's Retry-After (in seconds) if
- * that is longer; the wait is cut short by the cancel flag and never outlasts the
+ * backoff_ms * 2^(n-1) (at most 5 minutes) before it starts, or the response's
+ * Retry-After (in seconds, at most 60) if that is longer; the wait is cut short by the cancel flag and never outlasts the
  * overall timeout. When the retries are used up, the last response (status 503, say) is
  * returned with 0, or the last transport error.
  *
@@ -76,6 +76,9 @@ struct rig_http_req {
 	 * ::RIG_E_TIMEOUT at once, > 0 milliseconds. Also cut by the context's deadline. */
 	int timeout_ms;
 	bool verify_tls;        /**< check the server certificate and host name (default true) */
+	/** PEM file of CA certificates to verify the server against instead of the system's
+	 * (an openBalena with its own CA); NULL = the system's. */
+	const char *ca_file;
 	int retries;            /**< extra attempts for idempotent methods (default 0) */
 	int backoff_ms;         /**< wait before the first retry, doubled each time (default 250) */
 	size_t max_len;         /**< largest accepted body; 0 = 64 MiB */

@@ -1,0 +1,57 @@
+-- SPDX-License-Identifier: MIT
+-- The balena client against the backend emulator (testcases/backend/rigor-backend with its
+-- built-in seed): build/rigor lua host/tests/http_backend.lua http://127.0.0.1:PORT
+-- Prints unnumbered TAP lines without a plan (host/tests/http.sh adds it).
+local core = require "rigor.core"
+local http = require "rigor.http"
+local balena = require "rigor.balena"
+
+local base = assert(arg[1], "usage: http_backend.lua BASE_URL")
+local USER_KEY = "rigorUserApiKey0000000000000000000"
+local failed = 0
+local function check(cond, name, detail)
+	if cond then print("ok - backend: " .. name)
+	else failed = failed + 1; print("not ok - backend: " .. name); print("# " .. tostring(detail):gsub("\n", "\n# ")) end
+end
+local function show(v) return type(v) == "table" and core.json_encode(v) or tostring(v) end
+
+local logs = {}
+local b = balena.new{ endpoint = base, api_key = USER_KEY, log = function(l) logs[#logs + 1] = l end }
+local me, msg = b:whoami()
+check(me and me.username == "rigor", "whoami", msg or show(me))
+local fleet
+fleet, msg = b:fleet("rigor/test")
+check(fleet and math.type(fleet.id) == "integer" and fleet.slug == "rigor/test", "fleet by slug", msg or show(fleet))
+local cfg
+cfg, msg = b:download_config{ fleet = "rigor/test", device_type = "raspberrypi4-64", version = "5.3.10" }
+check(cfg and cfg.applicationId == (fleet and fleet.id) and type(cfg.apiKey) == "string", "download_config", msg or show(cfg))
+local uuid = balena.uuid()
+local dev
+dev, msg = b:register{ fleet_id = cfg and cfg.applicationId or 1, device_type = "raspberrypi4-64", uuid = uuid,
+	provisioning_key = cfg and cfg.apiKey or "none" }
+check(dev and dev.uuid == uuid and type(dev.api_key) == "string", "register", msg or show(dev))
+local d
+d, msg = b:device(uuid)
+check(d and d.uuid == uuid and not balena.is_online(d), "device, not yet online", msg or show(d))
+local ok, code
+ok, msg, code = b:wait_online(uuid, 300, { interval = 50 })
+check(ok == nil and code == "RIG_E_TIMEOUT", "wait_online times out", msg)
+
+-- the "supervisor": fetch the target state and report versions with the device key
+local dk = dev and dev.api_key or "none"
+local r = http.request{ url = base .. "/device/v3/" .. uuid .. "/state", headers = { Authorization = "Bearer " .. dk } }
+check(r and r.status == 200, "device fetches its target state", r and r.status)
+r = http.json{ method = "PATCH", url = base .. "/device/v3/state", headers = { Authorization = "Bearer " .. dk },
+	body = { [uuid] = { os_version = "balenaOS 5.3.10", supervisor_version = "16.1.0", os_variant = "prod" } } }
+check(r and r.status >= 200 and r.status < 300, "device reports its state", r and (r.status .. " " .. r.body))
+d, msg = b:wait_online(uuid, 5000, { interval = 50 })
+check(d and balena.is_online(d), "wait_online sees it online", msg or show(d))
+check(b:os_version(uuid) == "balenaOS 5.3.10", "os_version", b:os_version(uuid))
+check(b:supervisor_version(uuid) == "16.1.0", "supervisor_version", b:supervisor_version(uuid))
+
+local leaked = {}
+for _, l in ipairs(logs) do
+	if l:find(USER_KEY, 1, true) or (cfg and l:find(cfg.apiKey, 1, true)) then leaked[#leaked + 1] = l end
+end
+check(#leaked == 0, "no keys in log lines", table.concat(leaked, "\n"))
+os.exit(failed == 0 and 0 or 1)

@@ -1,0 +1,337 @@
+-- SPDX-License-Identifier: MIT
+--- rigor.balena: a small client for the balena API (balenaCloud or openBalena), enough to
+-- provision a device under test and check that it came online.
+--
+--   local balena = require "rigor.balena"
+--   local b = balena.new{}      -- RIGOR_BALENA_API, RIGOR_BALENA_API_KEY from the environment
+--   local cfg = assert(b:download_config{ fleet = "myorg/myfleet", device_type = "raspberrypi4-64",
+--                                         version = "5.3.10" })
+--   local dev = assert(b:wait_online(cfg.uuid, 10 * 60 * 1000))
+--
+-- Endpoints (the same ones balena-sdk, balena-cli and balenaOS use; see
+-- docs/lua-api.md and /work/shared/research/protocols.md section 7):
+--   GET  /actor/v1/whoami (falls back to /user/v1/whoami on 404)  whoami()
+--   GET  /v7/application?$filter=slug eq '<slug>'&$select=...       fleet()
+--   POST /download-config {appId, deviceType, version, ...}          download_config()
+--   POST /device/register {application, device_type, uuid, api_key} register()
+--   GET  /v7/device?$filter=uuid eq '<uuid>'&$select=...             device(), wait_online()
+-- Authentication is "Authorization: Bearer <key>" (a user API key or session token; the
+-- fleet's provisioning key for /device/register).
+--
+-- Failures return nil, message, code: code is a librig name ("RIG_E_IO", "RIG_E_TIMEOUT")
+-- for transport failures, "HTTP_<status>" for an HTTP error status, "RIG_E_NOENT" when the
+-- fleet or device does not exist. Every message and log line passes through redact(), so
+-- API keys, tokens and provisioning keys never reach logs or reports.
+local http = require "rigor.http"
+local core = require "rigor.core"
+
+local M = {}
+local Client = {}
+Client.__index = Client
+
+M.DEFAULT_ENDPOINT = "https://api.balena-cloud.com"
+-- Fields of the v7 device resource that tests look at (balena-sdk src/types/v7.ts).
+M.DEVICE_FIELDS = "id,uuid,device_name,is_online,api_heartbeat_state,is_connected_to_vpn," ..
+	"os_version,os_variant,supervisor_version,status,provisioning_state,provisioning_progress," ..
+	"last_connectivity_event,ip_address"
+M.FLEET_FIELDS = "id,uuid,app_name,slug,is_for__device_type"
+
+-- ---- redaction ----
+
+local function escape_pattern(s)
+	return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+end
+
+local SECRET_WORDS = { "[Kk]ey", "KEY", "[Tt]oken", "TOKEN", "[Ss]ecret", "[Pp]assword" }
+
+--- Replace credentials in @s by "***": every string in @secrets (a list), bearer tokens,
+-- and the values of JSON members, query or form parameters and "name: value" pairs whose
+-- names contain key, token, secret or password (apiKey, api_key, deviceApiKey, apikey=...).
+-- Non-strings are converted with tostring().
+function M.redact(s, secrets)
+	s = tostring(s)
+	for _, secret in ipairs(secrets or {}) do
+		if type(secret) == "string" and #secret >= 4 then
+			s = s:gsub(escape_pattern(secret), "***")
+		end
+	end
+	s = s:gsub("([Bb]earer%s+)[^%s\"',;]+", "%1***")
+	for _, w in ipairs(SECRET_WORDS) do
+		-- "apiKey": "value"
+		s = s:gsub('("[%w_%-]*' .. w .. '[%w_%-]*"%s*:%s*")[^"]*"', '%1***"')
+		-- apikey=value (query strings, form bodies, key=value logs)
+		s = s:gsub("([%w_%-]*" .. w .. "[%w_%-]*=)[^&%s\"',;]+", "%1***")
+	end
+	return s
+end
+
+--- This client's redaction: M.redact with every secret the client has seen.
+function Client:redact(s)
+	return M.redact(s, self._secrets)
+end
+
+function Client:_secret(s)
+	if type(s) == "string" and s ~= "" then
+		table.insert(self._secrets, s)
+	end
+end
+
+function Client:log(fmt, ...)
+	if self._log then
+		self._log(self:redact(string.format(fmt, ...)))
+	end
+end
+
+-- ---- helpers ----
+
+local function urlencode(s)
+	return (tostring(s):gsub("[^%w%-_%.!~%*'%(%)]", function(c)
+		return string.format("%%%02X", c:byte())
+	end))
+end
+
+-- An OData string literal: quotes doubled inside single quotes.
+local function odata_string(s)
+	return "'" .. tostring(s):gsub("'", "''") .. "'"
+end
+
+local function query(params)
+	local out = {}
+	for _, kv in ipairs(params) do
+		out[#out + 1] = kv[1] .. "=" .. urlencode(kv[2])
+	end
+	return "?" .. table.concat(out, "&")
+end
+
+local function nonnull(v)
+	if v == core.null then return nil end
+	return v
+end
+
+--- 32 hex characters from /dev/urandom, as balenaOS and balena-register-device make them.
+function M.uuid()
+	local f = io.open("/dev/urandom", "rb")
+	local bytes = f and f:read(16)
+	if f then f:close() end
+	if not bytes or #bytes ~= 16 then
+		local t = {}
+		for i = 1, 16 do t[i] = string.char(math.random(0, 255)) end
+		bytes = table.concat(t)
+	end
+	return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- ---- the client ----
+
+--- Create a client. opts: endpoint (default $RIGOR_BALENA_API or balenaCloud), api_key
+-- (default $RIGOR_BALENA_API_KEY), timeout (ms per call, default 30000), retries (for GET,
+-- default 2), backoff (ms, default 500), verify (TLS, default true), ca_file (PEM CA bundle
+-- for an openBalena with its own CA; default the system's), log (function(line);
+-- default: stderr when RIGOR_DEBUG is set), http (the rigor.http module; tests may replace it).
+function M.new(opts)
+	opts = opts or {}
+	local self = setmetatable({}, Client)
+	self.endpoint = (opts.endpoint or os.getenv("RIGOR_BALENA_API") or M.DEFAULT_ENDPOINT):gsub("/+$", "")
+	self.api_key = opts.api_key or os.getenv("RIGOR_BALENA_API_KEY")
+	if self.api_key == "" then self.api_key = nil end
+	self.timeout = opts.timeout or 30000
+	self.retries = opts.retries or 2
+	self.backoff = opts.backoff or 500
+	self.verify = opts.verify ~= false
+	self.ca_file = opts.ca_file
+	self.http = opts.http or http
+	self._secrets = {}
+	self:_secret(self.api_key)
+	self._log = opts.log
+	if self._log == nil and (os.getenv("RIGOR_DEBUG") or "") ~= "" then
+		self._log = function(line) io.stderr:write("balena: ", line, "\n") end
+	end
+	return self
+end
+
+--- One API call. Returns the decoded JSON (or the raw body when it is not JSON) and the
+-- response, or nil, message, code.
+function Client:call(method, path, body, token)
+	local headers = {}
+	token = token or self.api_key
+	if token then headers.Authorization = "Bearer " .. token end
+	local t0 = core.now_ms()
+	local resp, msg, code = self.http.json{
+		method = method, url = self.endpoint .. path, headers = headers, body = body,
+		timeout = self.timeout, verify = self.verify, ca_file = self.ca_file, backoff = self.backoff,
+		retries = http.idempotent(method) and self.retries or 0,
+	}
+	if not resp then
+		msg = self:redact(msg)
+		self:log("%s %s failed: %s", method, path, msg)
+		return nil, "balena: " .. msg, code
+	end
+	self:log("%s %s -> %d (%d ms)", method, path, resp.status, core.now_ms() - t0)
+	if resp.status < 200 or resp.status > 299 then
+		local detail = resp.body:gsub("%s+", " "):sub(1, 300)
+		return nil, self:redact(string.format("balena: %s %s%s: HTTP %d %s", method,
+			self.endpoint, path, resp.status, detail)), "HTTP_" .. resp.status
+	end
+	if resp.json ~= nil then return resp.json, resp end
+	return resp.body, resp
+end
+
+--- Who the API key belongs to: { id, actorType, username, email, ... }.
+function Client:whoami()
+	local me, msg, code = self:call("GET", "/actor/v1/whoami")
+	if not me and code == "HTTP_404" then
+		return self:call("GET", "/user/v1/whoami")  -- older open-balena-api
+	end
+	return me, msg, code
+end
+
+--- The fleet (v7 application) with slug "org/name" (case-insensitive), uuid or numeric id:
+-- { id, uuid, app_name, slug, is_for__device_type }.
+function Client:fleet(slug)
+	local path
+	if math.type(slug) == "integer" then
+		path = "/v7/application(" .. slug .. ")" .. query{ { "$select", M.FLEET_FIELDS } }
+	else
+		-- as balena-sdk application.get(): lower case; a 32-hex-digit string is a uuid
+		local s = tostring(slug):lower()
+		local field = (#s == 32 and s:match("^%x+$")) and "uuid" or "slug"
+		path = "/v7/application" .. query{
+			{ "$filter", field .. " eq " .. odata_string(s) },
+			{ "$select", M.FLEET_FIELDS } }
+	end
+	local r, msg, code = self:call("GET", path)
+	if not r then return nil, msg, code end
+	local d = type(r) == "table" and r.d
+	if type(d) ~= "table" then
+		return nil, "balena: unexpected answer to GET " .. path, "RIG_E_PROTO"
+	end
+	if not d[1] then
+		return nil, "balena: no fleet " .. tostring(slug), "RIG_E_NOENT"
+	end
+	return d[1]
+end
+
+--- A config.json for a new device of the fleet, as a table, holding a fresh provisioning
+-- key in apiKey. opts: fleet (slug, id or fleet table), device_type (slug), version (OS
+-- version, required by the API), developmentMode, network ("ethernet"/"wifi"), options
+-- (extra /download-config parameters: wifiSsid, appUpdatePollInterval, ...).
+function Client:download_config(opts)
+	assert(type(opts) == "table" and opts.fleet and opts.device_type and opts.version,
+		"download_config{fleet=, device_type=, version=} expected")
+	local fleet_id = opts.fleet
+	if type(fleet_id) == "table" then
+		fleet_id = fleet_id.id
+	elseif math.type(fleet_id) ~= "integer" then
+		local f, msg, code = self:fleet(fleet_id)
+		if not f then return nil, msg, code end
+		fleet_id = f.id
+	end
+	local body = { appId = fleet_id, deviceType = opts.device_type, version = opts.version,
+		developmentMode = opts.developmentMode, network = opts.network }
+	for k, v in pairs(opts.options or {}) do body[k] = v end
+	local cfg, msg, code = self:call("POST", "/download-config", body)
+	if not cfg then return nil, msg, code end
+	if type(cfg) ~= "table" then
+		return nil, "balena: /download-config did not return JSON", "RIG_E_PROTO"
+	end
+	self:_secret(cfg.apiKey)
+	self:_secret(cfg.deviceApiKey)
+	return cfg
+end
+
+--- Register a device as balenaOS does on first boot. opts: fleet_id, device_type,
+-- provisioning_key (config.json apiKey), uuid (default: a new one), api_key (device key
+-- to create; default: the server makes one). Returns { id, uuid, api_key }.
+function Client:register(opts)
+	assert(type(opts) == "table" and opts.fleet_id and opts.device_type and opts.provisioning_key,
+		"register{fleet_id=, device_type=, provisioning_key=} expected")
+	self:_secret(opts.provisioning_key)
+	self:_secret(opts.api_key)
+	local dev, msg, code = self:call("POST", "/device/register", {
+		application = opts.fleet_id, device_type = opts.device_type,
+		uuid = opts.uuid or M.uuid(), api_key = opts.api_key,
+	}, opts.provisioning_key)
+	if not dev then return nil, msg, code end
+	if type(dev) ~= "table" then
+		return nil, "balena: /device/register did not return JSON", "RIG_E_PROTO"
+	end
+	self:_secret(dev.api_key)
+	return dev
+end
+
+--- The device with @uuid (fields M.DEVICE_FIELDS, or @select), JSON nulls as nil.
+function Client:device(uuid, select)
+	local path = "/v7/device" .. query{
+		{ "$filter", "uuid eq " .. odata_string(uuid) },
+		{ "$select", select or M.DEVICE_FIELDS } }
+	local r, msg, code = self:call("GET", path)
+	if not r then return nil, msg, code end
+	local d = type(r) == "table" and r.d
+	if type(d) ~= "table" then
+		return nil, "balena: unexpected answer to GET /v7/device", "RIG_E_PROTO"
+	end
+	if not d[1] then
+		return nil, "balena: no device " .. uuid, "RIG_E_NOENT"
+	end
+	local dev = {}
+	for k, v in pairs(d[1]) do dev[k] = nonnull(v) end
+	return dev
+end
+
+--- Whether a device table says the device is online: the API heartbeat (set when the
+-- supervisor polls with its device key) or the VPN (is_online).
+function M.is_online(dev)
+	return dev ~= nil and (dev.api_heartbeat_state == "online" or dev.is_online == true)
+end
+
+--- Poll device(@uuid) until it is online. Waits @interval (default 1000 ms) after the first
+-- poll, growing by half each time up to @max_interval (default 10000 ms). Absent devices
+-- and transport errors are retried. opts.sleep(ms) replaces core.sleep (provisioning
+-- follows the console meanwhile). Inside a case, waits end at the case deadline.
+-- Returns the device, or nil, message, "RIG_E_TIMEOUT".
+function Client:wait_online(uuid, timeout_ms, opts)
+	opts = opts or {}
+	timeout_ms = timeout_ms or 600000
+	local sleep = opts.sleep or core.sleep
+	local interval, max_interval = opts.interval or 1000, opts.max_interval or 10000
+	local t0 = core.now_ms()
+	local deadline = t0 + timeout_ms
+	local last = "never seen"
+	while true do
+		local dev, msg = self:device(uuid)
+		if M.is_online(dev) then
+			self:log("device %s online after %d ms", uuid, core.now_ms() - t0)
+			return dev
+		end
+		if dev then
+			last = string.format("api_heartbeat_state=%s is_online=%s status=%s",
+				tostring(dev.api_heartbeat_state), tostring(dev.is_online), tostring(dev.status))
+		else
+			last = msg
+		end
+		local left = deadline - core.now_ms()
+		if left <= 0 then
+			return nil, self:redact(string.format("balena: device %s not online after %d ms (last: %s)",
+				uuid, core.now_ms() - t0, last)), "RIG_E_TIMEOUT"
+		end
+		sleep(math.min(interval, left))
+		interval = math.min(math.floor(interval * 1.5), max_interval)
+	end
+end
+
+--- The OS version the device reports (os_version, "balenaOS 5.3.10"), or nil if none yet.
+function Client:os_version(uuid)
+	local dev, msg, code = self:device(uuid, "os_version")
+	if not dev then return nil, msg, code end
+	return dev.os_version
+end
+
+--- The supervisor version the device reports, or nil if none yet.
+function Client:supervisor_version(uuid)
+	local dev, msg, code = self:device(uuid, "supervisor_version")
+	if not dev then return nil, msg, code end
+	return dev.supervisor_version
+end
+
+M.Client = Client
+return M
