@@ -83,6 +83,21 @@ static lua_State *new_state(struct cli *c)
 
 static void set_writer(lua_State *L, const char *field, FILE *f);
 
+/*
+ * Lock and open the selected rig and push it. From then on signals are the Lua runtime's
+ * business (it arms and disarms cases), so the context's cancel flag is cleared.
+ */
+static int push_open_rig(struct cli *c, lua_State *L)
+{
+	int rc = cli_open_rig(c);
+
+	if (rc)
+		return rc;
+	rig_ctx_set_cancel(c->ctx, NULL);
+	rigl_push_rig(L, c->rig);
+	return 0;
+}
+
 static int write_out(lua_State *L)
 {
 	FILE *f = lua_touserdata(L, lua_upvalueindex(1));
@@ -180,14 +195,11 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	set_writer(L, "out", stdout);
 	set_writer(L, "err", stderr);
 
-	rc = cli_open_rig(c);
+	rc = push_open_rig(c, L);
 	if (rc) {
 		lua_close(L);
 		return rc;
 	}
-	/* From here signals are the runner's business: it arms and disarms cases. */
-	rig_ctx_set_cancel(c->ctx, NULL);
-	rigl_push_rig(L, c->rig);
 	lua_setfield(L, -2, "rig");
 
 	lua_pushcfunction(L, msgh);
@@ -238,13 +250,11 @@ int cmd_lua(struct cli *c, int argc, char **argv)
 	lua_setglobal(L, "arg");
 	if (c->rig_explicit) {
 		/* Only a rig asked for explicitly is opened (and locked). */
-		rc = cli_open_rig(c);
+		rc = push_open_rig(c, L);
 		if (rc) {
 			lua_close(L);
 			return rc;
 		}
-		rig_ctx_set_cancel(c->ctx, NULL);
-		rigl_push_rig(L, c->rig);
 		lua_setglobal(L, "rig");
 	}
 	lua_pushcfunction(L, msgh);

@@ -18,6 +18,7 @@
 
 #include "fixtures/gpiochip.h"
 #include "internal.h"
+#include "fixtures/rigfx.h"
 
 enum { RELAY1, RELAY2, SD_SEL, SD_EN, BOOT, RESET };
 
@@ -35,43 +36,22 @@ static int open_handles_settled(void)
 	return n;
 }
 
-struct fx {
-	char dir[64];
-	struct rig_ctx *ctx;
-	struct rig_desc *d;
-	struct rig *rig;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	snprintf(f->dir, sizeof(f->dir), "/tmp/rigor-gpio-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->ctx = rig_ctx_new();
-	assert_non_null(f->ctx);
-	assert_int_equal(rig_ctx_set_state_dir(f->ctx, f->dir), 0);
-	*state = f;
+	*state = rigfx_new("gpio");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char cmd[128];
-
-	rig_close(f->rig);
-	rig_desc_free(f->d);
-	rig_ctx_free(f->ctx);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	rigfx_release(*state);
 	for (int i = 0; i < 8; i++) {
 		gpiochip_emu_claim(emu, 0, (unsigned)i, NULL);
 		gpiochip_emu_fail_set(emu, 0, (unsigned)i, 0);
 	}
 	/* Every request was released with the rig. */
 	assert_int_equal(open_handles_settled(), 0);
-	free(f);
 	return 0;
 }
 

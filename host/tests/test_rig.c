@@ -11,38 +11,18 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "fixtures/rigfx.h"
 
-struct fx {
-	char dir[64];
-	struct rig_ctx *ctx;
-	struct rig_desc *d;
-	struct rig *rig;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	snprintf(f->dir, sizeof(f->dir), "/tmp/rigor-test-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->ctx = rig_ctx_new();
-	assert_non_null(f->ctx);
-	assert_int_equal(rig_ctx_set_state_dir(f->ctx, f->dir), 0);
-	*state = f;
+	*state = rigfx_new("test");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char cmd[128];
-
-	rig_close(f->rig);
-	rig_desc_free(f->d);
-	rig_ctx_free(f->ctx);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
-	free(f);
+	rigfx_release(*state);
 	return 0;
 }
 

@@ -209,4 +209,24 @@ function M.fmt_duration(ms)
 	return string.format("%.2f s", ms / 1000)
 end
 
+-- A file reporter's start: check the path, create its directory, open it for writing and
+-- record it in run.reports[kind]. Returns an object { f, path } with metatable mt (which
+-- gets an abandon() method), or nil, message.
+function M.open_report(kind, label, path, run, mt)
+	if type(path) ~= "string" then
+		return nil, "reporters." .. kind .. " must be a file path"
+	end
+	require("rigor.core").mkdir_p(M.dirname(path))
+	local f, err = io.open(path, "w")
+	if not f then
+		return nil, string.format("cannot write %s report: %s", label, err)
+	end
+	run.reports[kind] = path
+	mt.abandon = mt.abandon or function(self)
+		self.f:close()
+		os.remove(self.path)
+	end
+	return setmetatable({ f = f, path = path }, mt)
+end
+
 return M

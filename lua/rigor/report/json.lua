@@ -11,21 +11,7 @@ M.__index = M
 M.SCHEMA = "rigor.run/1"
 
 function M.new(path, run)
-	if type(path) ~= "string" then
-		return nil, "reporters.json must be a file path"
-	end
-	core.mkdir_p(util.dirname(path))
-	local f, err = io.open(path, "w")
-	if not f then
-		return nil, string.format("cannot write JSON report: %s", err)
-	end
-	run.reports.json = path
-	return setmetatable({ f = f, path = path }, M)
-end
-
-function M:abandon()
-	self.f:close()
-	os.remove(self.path)
+	return util.open_report("json", "JSON", path, run, M)
 end
 
 local function array(t)

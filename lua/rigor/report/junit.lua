@@ -11,22 +11,7 @@ M.__index = M
 M.MAX_LOG = 1024 * 1024 -- bytes of each case log copied into <system-out>
 
 function M.new(path, run)
-	if type(path) ~= "string" then
-		return nil, "reporters.junit must be a file path"
-	end
-	local core = require "rigor.core"
-	core.mkdir_p(util.dirname(path))
-	local f, err = io.open(path, "w")
-	if not f then
-		return nil, string.format("cannot write JUnit report: %s", err)
-	end
-	run.reports.junit = path
-	return setmetatable({ f = f, path = path }, M)
-end
-
-function M:abandon()
-	self.f:close()
-	os.remove(self.path)
+	return util.open_report("junit", "JUnit", path, run, M)
 end
 
 local e = util.xml_escape

@@ -23,27 +23,15 @@ local M = {}
 M.__index = M
 
 function M.new(path, run, spec)
-	if type(path) ~= "string" then
-		return nil, "reporters.tap must be a file path"
-	end
 	local version = spec and spec.tap_version or 14
 	if version ~= 13 and version ~= 14 then
 		return nil, "reporters.tap_version must be 13 or 14"
 	end
-	local dir = util.dirname(path)
-	local core = require "rigor.core"
-	core.mkdir_p(dir)
-	local f, err = io.open(path, "w")
-	if not f then
-		return nil, string.format("cannot write TAP report: %s", err)
+	local self, err = util.open_report("tap", "TAP", path, run, M)
+	if self then
+		self.version, self.n = version, 0
 	end
-	run.reports.tap = path
-	return setmetatable({ f = f, path = path, version = version, n = 0 }, M)
-end
-
-function M:abandon()
-	self.f:close()
-	os.remove(self.path)
+	return self, err
 end
 
 function M:w(s)
