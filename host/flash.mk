@@ -4,6 +4,11 @@
 # and compiles users of host/src/rig_flash.h with $(FLASH_CFLAGS).
 
 FLASH_PKGS   := zlib liblzma libzstd libarchive libxml-2.0 libcrypto
+# ISA-L (libisal-dev) makes gzip decoding ~3x faster; without it zlib is used.
+ifneq ($(shell $(PKG_CONFIG) --exists libisal && echo yes),)
+FLASH_PKGS   += libisal
+FLASH_DEFS   := -DHAVE_ISAL
+endif
 FLASH_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(FLASH_PKGS))
 FLASH_LIBS   := $(shell $(PKG_CONFIG) --libs $(FLASH_PKGS)) -lbz2 -lpthread
 FLASH_LIB    := $(BUILD)/librigflash.a
@@ -17,7 +22,7 @@ FLASH_UNIT_OBJ := $(BUILD)/host/tests/flash/test_flash_unit.o
 
 # -Wdeclaration-after-statement per CONVENTIONS hygiene; hidden by default, RIG_API exports.
 FLASH_CC_FLAGS := $(CFLAGS_COMMON) -Wdeclaration-after-statement -fvisibility=hidden \
-	-pthread -D_GNU_SOURCE $(FLASH_CFLAGS)
+	-pthread -D_GNU_SOURCE $(FLASH_DEFS) $(FLASH_CFLAGS)
 
 $(BUILD)/host/src/flash/%.o: host/src/flash/%.c
 	@mkdir -p $(@D)

@@ -94,9 +94,11 @@ enum rig_flash_phase {
 	RIG_FLASH_PHASE_PREPARE = 0, /**< opening, parsing bmap, safety checks */
 	RIG_FLASH_PHASE_WRITE,       /**< decompress + compare + write (done = image offset) */
 	RIG_FLASH_PHASE_SYNC,        /**< flushing the target */
-	RIG_FLASH_PHASE_VERIFY,      /**< reading back (done = bytes verified) */
-	RIG_FLASH_PHASE_INJECT,      /**< copying files into partitions */
-	RIG_FLASH_PHASE_DONE,
+	RIG_FLASH_PHASE_VERIFY,      /**< finishing the read-back that ran alongside the writes
+				      (done = bytes verified, rate since writing began) */
+	RIG_FLASH_PHASE_INJECT,      /**< copying files into partitions (done = files) */
+	RIG_FLASH_PHASE_DONE,        /**< once, at the end (done = mapped bytes, rate over the
+				      whole call) */
 };
 
 /** Snapshot passed to the progress callback. Valid only during the callback. */

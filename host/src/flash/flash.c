@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "flash_internal.h"
 
@@ -79,11 +80,18 @@ struct job {
 	unsigned char *vbuf;
 	uint64_t file_size;   /* regular file targets: current size */
 
+	bool gz_deferred;     /* gzip CRCs are checked here (zlib build) */
+	size_t gz_idx;        /* next gzip member to check */
+	uint32_t gz_crc;
+	uint64_t gz_start;
 	size_t ri;            /* current bmap range */
 	EVP_MD_CTX *md;
+	EVP_MD_CTX *pmd;      /* digest in the sparse producer */
+	char pmdmsg[256];
 	bool md_open;
 
 	double deadline;
+	double t_start;
 	double phase_t0, last_report;
 	enum rig_flash_phase phase;
 	uint64_t phase_total;
@@ -146,7 +154,8 @@ static void report(struct job *j, uint64_t done, bool force)
 	p.phase = j->phase;
 	p.done = done;
 	p.total = j->phase_total;
-	p.elapsed = now - j->phase_t0;
+	/* "done" reports the whole job: mapped bytes over the total time. */
+	p.elapsed = now - (j->phase == RIG_FLASH_PHASE_DONE ? j->t_start : j->phase_t0);
 	p.rate = p.elapsed > 0 ? (double)done / p.elapsed : 0;
 	p.written = j->st->bytes_written;
 	p.skipped = j->st->bytes_skipped;
@@ -158,7 +167,7 @@ static void phase_begin(struct job *j, enum rig_flash_phase ph, uint64_t total)
 	j->phase = ph;
 	j->phase_total = total;
 	j->phase_t0 = fl_now();
-	report(j, 0, true);
+	report(j, ph == RIG_FLASH_PHASE_DONE ? total : 0, true);
 }
 
 /* Cancel and deadline, checked between chunks. */
@@ -176,6 +185,24 @@ static int interrupted(struct job *j, uint64_t off)
 				  j->o->timeout_ms, off);
 	}
 	return 0;
+}
+
+static bool digest_ok(struct job *j, EVP_MD_CTX *md, const struct fl_range *r)
+{
+	unsigned char got[EVP_MAX_MD_SIZE];
+	unsigned int gl = 0;
+
+	EVP_DigestFinal_ex(md, got, &gl);
+	return !memcmp(got, r->digest, fl_csum_len(j->bm.csum));
+}
+
+static const char *digest_msg(struct job *j, const struct fl_range *r, char *m, size_t len)
+{
+	snprintf(m, len, "bmap checksum mismatch for blocks %" PRIu64 "-%" PRIu64 " (bytes %"
+		 PRIu64 "-%" PRIu64 "): image and bmap do not match or the image is corrupt",
+		 r->first, r->last, r->first * j->bm.block_size,
+		 (r->last + 1) * j->bm.block_size - 1);
+	return m;
 }
 
 /* --- decoder thread ---------------------------------------------------------------------- */
@@ -210,12 +237,17 @@ static void *producer_sparse(void *arg)
 	struct slot *s;
 	size_t i;
 
+	/* The range digests are computed here too: this thread is otherwise idle. */
 	for (i = 0; i < j->bm.n; i++) {
-		uint64_t a = j->bm.r[i].first * j->bm.block_size;
-		uint64_t b = (j->bm.r[i].last + 1) * j->bm.block_size;
+		const struct fl_range *r = &j->bm.r[i];
+		uint64_t a = r->first * j->bm.block_size;
+		uint64_t b = (r->last + 1) * j->bm.block_size;
 
 		if (b > j->bm.image_size)
 			b = j->bm.image_size;
+		if (r->has_digest)
+			EVP_DigestInit_ex(j->pmd, j->bm.csum == FL_CSUM_SHA1 ? EVP_sha1() :
+					  EVP_sha256(), NULL);
 		while (a < b) {
 			size_t want = (size_t)(b - a < CHUNK ? b - a : CHUNK);
 			long n;
@@ -231,6 +263,13 @@ static void *producer_sparse(void *arg)
 				s->err = fl_err_set(&j->perr, -EBADMSG, "truncated image: it ends at "
 						    "%" PRIu64 " bytes but its bmap maps data "
 						    "up to %" PRIu64, a + (uint64_t)n, b);
+			if (!s->err && r->has_digest) {
+				EVP_DigestUpdate(j->pmd, s->buf, s->len);
+				if (a + want == b && !digest_ok(j, j->pmd, r))
+					s->err = fl_err_set(&j->perr, -EBADMSG, "%s",
+							    digest_msg(j, r, j->pmdmsg,
+								       sizeof(j->pmdmsg)));
+			}
 			s->eof = s->err != 0;
 			slot_put(j);
 			if (s->eof)
@@ -337,18 +376,30 @@ static long read_target(struct job *j, int fd, uint64_t off, size_t len, bool *d
 	size_t done = 0;
 	uint64_t lim = j->t.blockdev ? j->t.size : j->file_size;
 	size_t want;
+	int dfd = -1;
+	unsigned int lbs = 512;
 
 	if (off >= lim)
 		return 0;
 	want = (size_t)(lim - off < len ? lim - off : len);
-	if (fd == j->t.fd && j->t.direct) {
+	/* Bypass the page cache when we can: what the device holds is what counts. */
+	if (j->t.direct) {
+		dfd = j->t.fd;
+		lbs = j->t.lbs;
+	} else if (j->vdirect) {
+		dfd = j->vfd;
+		lbs = j->vlbs;
+	}
+	if (fd == j->t.fd && dfd >= 0) {
 		/* O_DIRECT needs lbs-aligned lengths; read a little more if needed. */
-		size_t r = (want + j->t.lbs - 1) / j->t.lbs * j->t.lbs;
+		size_t r = (want + lbs - 1) / lbs * lbs;
 
-		if (off % j->t.lbs || off + r > j->t.size)
+		if (off % lbs || (j->t.blockdev && off + r > j->t.size)) {
 			fd = j->t.fd_buf;
-		else
+		} else {
+			fd = dfd;
 			want = r;
+		}
 	}
 	while (done < want) {
 		ssize_t n = pread(fd, j->rbuf + done, want - done, (off_t)(off + done));
@@ -365,19 +416,37 @@ static long read_target(struct job *j, int fd, uint64_t off, size_t len, bool *d
 			break;
 		done += (size_t)n;
 	}
-	*direct = fd == j->t.fd && j->t.direct;
+	*direct = fd == dfd;
 	return (long)(done < len ? done : len);
 }
 
 static int verify_push(struct job *j, uint64_t a, uint64_t b);
 static void verify_credit(struct job *j, uint64_t n);
 
+static bool is_zero(const unsigned char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
+/* True if [a, b) of a regular-file target is one hole (reads as zeros). */
+static bool is_hole(struct job *j, uint64_t a, uint64_t b)
+{
+	off_t d;
+
+	if (b > j->file_size)
+		return false;
+	d = lseek(j->t.fd_buf, (off_t)a, SEEK_DATA);
+	if (d < 0)
+		return errno == ENXIO; /* no data after a */
+	return (uint64_t)d >= b;
+}
+
 /* Writes the mapped piece [a, b) of the image whose data starts at p. */
 static int put_range_raw(struct job *j, const unsigned char *p, uint64_t a, uint64_t b)
 {
 	uint64_t len = b - a, g = j->gran, x;
 	long have = 0;
-	bool dread = false;
+	bool dread = false, hole = false;
 	int rc;
 
 	j->pushed = false;
@@ -412,7 +481,13 @@ static int put_range_raw(struct job *j, const unsigned char *p, uint64_t a, uint
 	if (j->o->full)
 		return write_run(j, p, a, (size_t)len);
 
-	have = read_target(j, j->t.fd, a, (size_t)len, &dread);
+	if (!j->t.blockdev && is_hole(j, a, b)) {
+		/* A hole reads as zeros: compare with zeros instead of reading. */
+		hole = true;
+		have = (long)len;
+	} else {
+		have = read_target(j, j->t.fd, a, (size_t)len, &dread);
+	}
 	if (have < 0)
 		return (int)have;
 	/*
@@ -427,7 +502,8 @@ static int put_range_raw(struct job *j, const unsigned char *p, uint64_t a, uint
 
 		for (x = a; x < b; x += g) {
 			uint64_t n = b - x < g ? b - x : g;
-			bool same = x + n <= a + (uint64_t)have &&
+			bool same = hole ? is_zero(p + (x - a), (size_t)n) :
+				    x + n <= a + (uint64_t)have &&
 				    !memcmp(p + (x - a), j->rbuf + (x - a), (size_t)n);
 
 			if (same) {
@@ -511,22 +587,46 @@ static int put_range(struct job *j, const unsigned char *p, uint64_t a, uint64_t
 
 static int range_digest_check(struct job *j, const struct fl_range *r)
 {
-	unsigned char got[EVP_MAX_MD_SIZE];
-	unsigned int gl = 0;
+	char m[256];
 
 	j->md_open = false;
-	if (!r->has_digest)
+	if (!r->has_digest || digest_ok(j, j->md, r))
 		return 0;
-	EVP_DigestFinal_ex(j->md, got, &gl);
-	if (memcmp(got, r->digest, fl_csum_len(j->bm.csum))) {
-		j->st->fail_offset = r->first * j->bm.block_size;
-		return fl_err_set(j->e, -EBADMSG, "bmap checksum mismatch for blocks %" PRIu64
-				  "-%" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 "): image and bmap "
-				  "do not match or the image is corrupt", r->first, r->last,
-				  r->first * j->bm.block_size,
-				  (r->last + 1) * j->bm.block_size - 1);
+	j->st->fail_offset = r->first * j->bm.block_size;
+	return fl_err_set(j->e, -EBADMSG, "%s", digest_msg(j, r, m, sizeof(m)));
+}
+
+/* gzip CRC-32 and ISIZE of every member, computed here rather than in the decoder. */
+static int gz_check(struct job *j, const struct slot *s)
+{
+	const unsigned char *p = s->buf;
+	uint64_t pos = s->off, left = s->len;
+	struct fl_gz_member m;
+
+	for (;;) {
+		if (fl_src_gz_member(j->src, j->gz_idx, &m) && m.end <= pos + left) {
+			uint64_t n = m.end - pos;
+
+			j->gz_crc = (uint32_t)crc32(j->gz_crc, p, (uInt)n);
+			if (j->gz_crc != m.crc ||
+			    (uint32_t)(m.end - j->gz_start) != m.isize) {
+				j->st->fail_offset = j->gz_start;
+				return fl_err_set(j->e, -EBADMSG, "corrupt gzip stream: %s mismatch "
+						  "in the member at decompressed offset %" PRIu64,
+						  j->gz_crc != m.crc ? "CRC-32" : "length",
+						  j->gz_start);
+			}
+			p += n;
+			pos += n;
+			left -= n;
+			j->gz_crc = (uint32_t)crc32(0, NULL, 0);
+			j->gz_start = m.end;
+			j->gz_idx++;
+			continue;
+		}
+		j->gz_crc = (uint32_t)crc32(j->gz_crc, p, (uInt)left);
+		return 0;
 	}
-	return 0;
 }
 
 static int consume(struct job *j, const struct slot *s)
@@ -552,13 +652,13 @@ static int consume(struct job *j, const struct slot *s)
 			break;
 		a = rs > off ? rs : off;
 		b = re < end ? re : end;
-		if (r->has_digest && !j->md_open) {
+		if (r->has_digest && !j->md_open && !j->sparse) {
 			EVP_DigestInit_ex(j->md, j->bm.csum == FL_CSUM_SHA1 ? EVP_sha1() :
 				    EVP_sha256(), NULL);
 			j->md_open = true;
 		}
 		if (a < b) {
-			if (r->has_digest)
+			if (r->has_digest && !j->sparse)
 				EVP_DigestUpdate(j->md, s->buf + (a - off), (size_t)(b - a));
 			rc = put_range(j, s->buf + (a - off), a, b);
 			if (rc)
@@ -566,9 +666,11 @@ static int consume(struct job *j, const struct slot *s)
 		}
 		if (re > end)
 			break;
-		rc = range_digest_check(j, r);
-		if (rc)
-			return rc;
+		if (!j->sparse) {
+			rc = range_digest_check(j, r);
+			if (rc)
+				return rc;
+		}
 		j->ri++;
 	}
 	return 0;
@@ -577,6 +679,7 @@ static int consume(struct job *j, const struct slot *s)
 static int write_phase(struct job *j)
 {
 	pthread_t th;
+	uint64_t pos;
 	int rc = 0;
 	bool eof = false;
 
@@ -601,6 +704,8 @@ static int write_phase(struct job *j)
 		if (j->o->fault.chunk_delay_ms > 0)
 			usleep((useconds_t)j->o->fault.chunk_delay_ms * 1000);
 		rc = interrupted(j, s->off);
+		if (!rc && j->gz_deferred && !s->err)
+			rc = gz_check(j, s);
 		if (!rc && s->len) {
 			j->st->bytes_decompressed += s->len;
 			rc = consume(j, s);
@@ -610,6 +715,7 @@ static int write_phase(struct job *j)
 			rc = fl_err_set(j->e, s->err, "%s", j->perrbuf);
 		}
 		eof = s->eof;
+		pos = s->off + s->len; /* the slot is the decoder's again after this */
 		pthread_mutex_lock(&j->mu);
 		j->tail = (j->tail + 1) % NSLOT;
 		j->count--;
@@ -619,7 +725,7 @@ static int write_phase(struct job *j)
 		pthread_mutex_unlock(&j->mu);
 		if (rc)
 			break;
-		report(j, s->off + s->len, false);
+		report(j, pos, false);
 	}
 	pthread_join(th, NULL);
 	if (rc)
@@ -939,7 +1045,7 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	struct fl_err e;
 	struct job j;
 	char *bmap_path = NULL;
-	double t0 = fl_now(), t;
+	double t0 = fl_now(), t, t_write0 = 0;
 	int rc;
 	size_t i;
 
@@ -956,6 +1062,7 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	j.target = target;
 	j.t.fd = j.t.fd_buf = -1;
 	j.gran = VBLK;
+	j.t_start = t0;
 	fl_err_init(&j.perr, j.perrbuf, sizeof(j.perrbuf));
 	fl_err_init(&j.verr, j.verrbuf, sizeof(j.verrbuf));
 	j.vfd = -1;
@@ -971,6 +1078,7 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	if (rc)
 		goto out;
 	j.st->format = fl_src_format(j.src);
+	j.gz_deferred = fl_src_crc_deferred(j.src);
 	if (!opts->no_bmap) {
 		if (opts->bmap)
 			bmap_path = strdup(opts->bmap);
@@ -1055,7 +1163,8 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	}
 	if (posix_memalign((void **)&j.rbuf, 4096, CHUNK + 65536) ||
 	    posix_memalign((void **)&j.vbuf, 4096, CHUNK + 65536) ||
-	    !(j.hpage = calloc(HPAGES, sizeof(*j.hpage))) || !(j.md = EVP_MD_CTX_new())) {
+	    !(j.hpage = calloc(HPAGES, sizeof(*j.hpage))) || !(j.md = EVP_MD_CTX_new()) ||
+	    !(j.pmd = EVP_MD_CTX_new())) {
 		rc = fl_err_set(&e, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -1067,6 +1176,7 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 
 	phase_begin(&j, RIG_FLASH_PHASE_WRITE, j.have_bm ? j.bm.image_size :
 		    fl_src_size_hint(j.src));
+	t_write0 = j.phase_t0;
 	rc = write_phase(&j);
 	j.st->t_write = fl_now() - t;
 	if (rc)
@@ -1075,7 +1185,10 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	if (opts->verify) {
 		/* Most ranges were read back while later ones were written; finish the rest. */
 		t = fl_now();
-		phase_begin(&j, RIG_FLASH_PHASE_VERIFY, j.st->bytes_mapped);
+		/* The read-back started with the writes: its rate counts from then. */
+		j.phase = RIG_FLASH_PHASE_VERIFY;
+		j.phase_total = j.st->bytes_mapped;
+		j.phase_t0 = t_write0;
 		rc = verifier_finish(&j, true);
 		report(&j, j.st->bytes_verified, true);
 		j.st->t_verify = fl_now() - t;
@@ -1098,7 +1211,7 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 		if (rc)
 			goto out;
 	}
-	phase_begin(&j, RIG_FLASH_PHASE_DONE, 0);
+	phase_begin(&j, RIG_FLASH_PHASE_DONE, j.st->bytes_mapped);
 out:
 	verifier_finish(&j, false);
 	if (j.vfd >= 0 && j.vfd != j.t.fd && j.vfd != j.t.fd_buf)
@@ -1122,6 +1235,7 @@ out:
 	pthread_cond_destroy(&j.vcv);
 	free(bmap_path);
 	EVP_MD_CTX_free(j.md);
+	EVP_MD_CTX_free(j.pmd);
 	pthread_mutex_destroy(&j.mu);
 	pthread_cond_destroy(&j.cv);
 	j.st->t_total = fl_now() - t0;

@@ -34,6 +34,15 @@ FL_PRIV long fl_src_read(struct fl_src *s, void *buf, size_t len, struct fl_err 
 /* Raw images only: reads at an offset (used to skip unmapped ranges). */
 FL_PRIV long fl_src_pread(struct fl_src *s, void *buf, size_t len, uint64_t off,
 			  struct fl_err *e);
+/* gzip: the consumer checks CRC-32/ISIZE of each member (decompressed end offset 'end'). */
+struct fl_gz_member {
+	uint64_t end;
+	uint32_t crc, isize;
+};
+/* True if the consumer must check gzip CRCs (zlib build); false with ISA-L. */
+FL_PRIV bool fl_src_crc_deferred(const struct fl_src *s);
+/* Copies member i if the decoder has finished it; false otherwise (or not gzip). */
+FL_PRIV bool fl_src_gz_member(struct fl_src *s, size_t i, struct fl_gz_member *m);
 FL_PRIV enum rig_flash_format fl_src_format(const struct fl_src *s);
 /* Decompressed size if known in advance, else 0. */
 FL_PRIV uint64_t fl_src_size_hint(const struct fl_src *s);

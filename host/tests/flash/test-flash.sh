@@ -90,6 +90,25 @@ for f in img.img.gz img.img.xz multi.img.xz img.img.zst img.img.bz2 img.zip; do
 	rm -f t.out
 	expect_fail "corrupted $f is refused" "corrupt" -- "$TOOL" flash "bad.$f" t.out --no-bmap
 done
+# gzip: multi-member streams and trailer checks (the CRC is computed off the decoder thread).
+head -c $((SIZE / 3)) img.img | gzip -n >multi.img.gz
+tail -c +$((SIZE / 3 + 1)) img.img | gzip -n >>multi.img.gz
+rm -f t.out
+check "gzip with two members" "\"$TOOL\" flash multi.img.gz t.out --no-bmap >/dev/null 2>err && cmp -s t.out img.img"
+head -c $((SIZE / 2)) img.img | bzip2 >multi.img.bz2
+tail -c +$((SIZE / 2 + 1)) img.img | bzip2 >>multi.img.bz2
+rm -f t.out
+check "bzip2 with two streams" "\"$TOOL\" flash multi.img.bz2 t.out --no-bmap >/dev/null 2>err && cmp -s t.out img.img"
+for k in 8 4; do
+	cp multi.img.gz trailer$k.gz
+	python3 -c "
+import sys
+p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)-int(sys.argv[2])]^=1; open(p,'wb').write(b)" trailer$k.gz $k
+done
+rm -f t.out
+expect_fail "gzip CRC-32 mismatch" "CRC-32" -- "$TOOL" flash trailer8.gz t.out --no-bmap
+rm -f t.out
+expect_fail "gzip length mismatch" "length" -- "$TOOL" flash trailer4.gz t.out --no-bmap
 head -c $((SIZE / 2)) img.img >half.img
 expect_fail "truncated raw image with bmap" "truncated image" -- "$TOOL" flash half.img t.out --bmap img.img.bmap
 
@@ -103,6 +122,16 @@ expect_fail "zip with two images" "candidate images" -- "$TOOL" flash two.zip t.
 zip -q -X side.zip img.img README.txt img.img.bmap
 rm -f t.out
 check "zip with image and sidecars" "\"$TOOL\" flash side.zip t.out --no-bmap >/dev/null 2>err && cmp -s t.out img.img"
+
+zip -q -X -0 stored.zip img.img
+rm -f t.out
+check "zip with a stored (uncompressed) image" "\"$TOOL\" flash stored.zip t.out --no-bmap >/dev/null 2>err && cmp -s t.out img.img"
+cp stored.zip badstored.zip
+python3 -c "
+import sys
+p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=1; open(p,'wb').write(b)" badstored.zip
+rm -f t.out
+expect_fail "stored zip entry with a flipped byte" "CRC-32 mismatch" -- "$TOOL" flash badstored.zip t.out --no-bmap
 
 # --- bmap ----------------------------------------------------------------------------------
 echo "not xml" >broken.bmap
@@ -133,6 +162,10 @@ open(dst, 'w').write(t.replace('0' * 40, h))
 EOF
 rm -f t.out
 check "bmap 1.4 (SHA-1) flashes" "\"$TOOL\" flash img.img t.out --bmap v14.bmap --json >j 2>err && cmp -s t.out img.img && [ \"\$(json bmap j)\" = true ]"
+
+rm -f t.out
+"$TOOL" flash img.img.xz t.out --progress >out.txt 2>prog.txt
+check "progress lines name phases and sizes" "grep -q 'write .*MiB' prog.txt && grep -q 'verify' prog.txt && grep -q '^done' prog.txt || tr '\\r' '\\n' <prog.txt | grep -q '^done'"
 
 # --- delta and verify --------------------------------------------------------------------
 head -c "$SIZE" /dev/urandom >t.out

@@ -553,6 +553,68 @@ static void test_hash(void **state)
 	assert_true(fl_hash64(a, 100) != fl_hash64(a, 101));
 }
 
+/*
+ * Robustness: thousands of random mutations of valid inputs must be rejected or accepted
+ * cleanly (run under ASan/UBSan with make test SAN=1). Deterministic seed.
+ */
+static uint32_t rnd(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static void test_parsers_survive_mutations(void **state)
+{
+	const char *base = BMAP2_HEAD "<MappedBlocksCount> 4 </MappedBlocksCount>\n"
+			   "<ChecksumType> sha256 </ChecksumType>\n<BlockMap>\n"
+			   "<Range chksum=\"" ZERO64 "\"> 0-1 </Range>\n"
+			   "<Range chksum=\"" ZERO64 "\"> 5 </Range>\n"
+			   "<Range chksum=\"" ZERO64 "\"> 9 </Range>\n"
+			   "</BlockMap>\n</bmap>\n";
+	size_t len = strlen(base), i, k;
+	char *buf = malloc(len + 1), msg[256];
+	uint32_t x = 0x12345678;
+	struct fl_bmap bm;
+	unsigned char *d;
+	struct rig_part_table *t;
+
+	(void)state;
+	for (i = 0; i < 3000; i++) {
+		memcpy(buf, base, len + 1);
+		for (k = 0; k < 1 + rnd(&x) % 4; k++)
+			buf[rnd(&x) % len] = (char)(rnd(&x) % 2 ? "0123456789-<>\"/ ax"[rnd(&x) % 17] :
+						      (char)rnd(&x));
+		buf[len] = 0;
+		{
+			struct fl_err e;
+
+			fl_err_init(&e, msg, sizeof(msg));
+			if (fl_bmap_parse(buf, len, "m.bmap", &bm, &e) == 0)
+				fl_bmap_release(&bm);
+		}
+	}
+	free(buf);
+	for (i = 0; i < 300; i++) {
+		d = (i % 2) ? gpt_disk() : mbr_disk();
+		for (k = 0; k < 1 + rnd(&x) % 3; k++) {
+			/* Hit the tables (first 3 sectors, EBRs) more often than the rest. */
+			size_t at = rnd(&x) % 2 ? rnd(&x) % (3 * 512) :
+						  (1088 + rnd(&x) % 1200) * 512 + 446 + rnd(&x) % 66;
+			d[at] = (unsigned char)rnd(&x);
+		}
+		if (read_table(d, DISK_SECTORS * 512, &t, msg, sizeof(msg)) == 0) {
+			struct rig_part_info in;
+
+			for (k = 0; rig_part_table_get(t, k, &in) == 0; k++)
+				assert_true(in.start + in.size <= DISK_SECTORS * 512);
+			rig_part_table_free(t);
+		}
+		free(d);
+	}
+}
+
 static int setup(void **state)
 {
 	const char *b = getenv("BUILD");
@@ -600,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_flash_faults),
 		cmocka_unit_test(test_first_error_wins),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_parsers_survive_mutations),
 	};
 
 	return cmocka_run_group_tests_name("flash", tests, setup, teardown);

@@ -4,7 +4,8 @@
  *   rigor-flash-tool flash IMAGE TARGET [--bmap F] [--no-bmap] [--no-verify] [--full]
  *                    [--force] [--json] [--progress] [--threads N] [--timeout MS]
  *                    [--inject PART:SRC:DEST] [--append PART:SRC:DEST]
- *                    [--fault-write OFF:ERRNO] [--fault-corrupt OFF]
+ *                    [--no-direct] [--fault-write OFF:ERRNO] [--fault-corrupt OFF]
+ *                    [--fault-delay MS]
  *   rigor-flash-tool detect IMAGE
  *   rigor-flash-tool part list IMAGE [--json]
  *   rigor-flash-tool put IMAGE PART FILE DEST [--append]
@@ -33,7 +34,8 @@ static int usage(void)
 		"usage: rigor-flash-tool flash IMAGE TARGET [--bmap F] [--no-bmap] [--no-verify]\n"
 		"                        [--full] [--force] [--json] [--progress] [--threads N]\n"
 		"                        [--timeout MS] [--inject PART:SRC:DEST] [--append PART:SRC:DEST]\n"
-		"                        [--fault-write OFF:ERRNO] [--fault-corrupt OFF]\n"
+		"                        [--no-direct] [--fault-write OFF:ERRNO] [--fault-corrupt OFF]\n"
+		"                        [--fault-delay MS]\n"
 		"       rigor-flash-tool detect IMAGE\n"
 		"       rigor-flash-tool part list IMAGE [--json]\n"
 		"       rigor-flash-tool put IMAGE PART FILE DEST [--append]\n"
