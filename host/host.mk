@@ -2,7 +2,7 @@
 # The host library (librig), its Lua binding and the rigor CLI.
 
 RIGOR_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
-HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl
+HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl libusb-1.0
 HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
 HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
 
@@ -85,6 +85,25 @@ TESTS += host/tests/gpio.sh
 TESTS += host/tests/http.sh
 TEST_DEPS += $(BUILD)/host/tests/gpiochip-emu $(BUILD)/host/tests/libgpiochipshim.so
 DEPFILES += $(GPIOEMU_OBJ:.o=.d) $(BUILD)/host/tests/fixtures/gpiochip_emu.d
+
+# The sdwire back-end over umockdev: an FT200X emulation (host/tests/fixtures/ft200x.c)
+# linked into test_sdwire, which re-executes itself under libumockdev-preload and
+# cross-checks its requests against libftdi's Python binding (sdwire_libftdi.py).
+FT200X_OBJ := $(BUILD)/host/tests/fixtures/ft200x.o
+$(FT200X_OBJ) $(BUILD)/host/tests/test_sdwire.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/host/tests/test_sdwire.o: HOST_CFLAGS += -DSDWIRE_LIBFTDI_PY='"$(abspath host/tests/sdwire_libftdi.py)"'
+$(BUILD)/host/tests/test_sdwire: $(FT200X_OBJ)
+$(BUILD)/host/tests/test_sdwire: HOST_PKG_LIBS += $(FT200X_OBJ) $(UMOCKDEV_LIBS)
+DEPFILES += $(FT200X_OBJ:.o=.d)
+
+# The uhub back-end: a fake sysfs tree, and USB hubs emulated over umockdev
+# (host/tests/fixtures/usbhub.c) linked into test_uhub, which re-executes itself under
+# libumockdev-preload and cross-checks against uhubctl run on the same emulation.
+USBHUB_OBJ := $(BUILD)/host/tests/fixtures/usbhub.o
+$(USBHUB_OBJ) $(BUILD)/host/tests/test_uhub.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/host/tests/test_uhub: $(USBHUB_OBJ)
+$(BUILD)/host/tests/test_uhub: HOST_PKG_LIBS += $(USBHUB_OBJ) $(UMOCKDEV_LIBS)
+DEPFILES += $(USBHUB_OBJ:.o=.d)
 
 install: $(BUILD)/rigor
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(RIGOR_INSTALL_LUA)/rigor \

@@ -12,9 +12,11 @@ static const struct rig_backend *const backends[] = {
 	&rig_power_gpio,
 	&rig_power_rigfw,
 	&rig_power_sim,
+	&rig_power_uhub,
 	/* sdmux */
 	&rig_sdmux_gpio,
 	&rig_sdmux_rigfw,
+	&rig_sdmux_sdwire,
 	&rig_sdmux_sim,
 	/* button */
 	&rig_button_gpio,

@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uhub: DUT power from one port of a USB hub that really switches VBUS per port.
+ *
+ * Two ways to switch, chosen at open time for each logical hub:
+ *  - the kernel's sysfs attribute <hub>:<cfg>.0/<hub>-port<N>/disable (Linux >= 6.0),
+ *    "1" = off, "0" = on, read back for get. Preferred: the kernel knows about the change,
+ *    so device nodes do not linger and the hub driver does not power the port back up.
+ *  - hub class requests over libusb-1.0 (older kernels): Set/ClearPortFeature(PORT_POWER)
+ *    and GetPortStatus, after reading the hub descriptor to refuse hubs without per-port
+ *    power switching.
+ * A USB3 hub is two logical hubs (a USB2 and a USB3 half) sharing the physical ports; VBUS
+ * stays up while either half powers a port, so both are switched. The companion is the
+ * sysfs port's `peer` link, else the other-generation hub with the same serial, else the
+ * one at the same port path on another bus. The state lives in the hub: nothing is held
+ * open between calls. Everything below the sysfs root of rig_sysfs_root(), for tests.
+ */
+#define LOG_PREFIX "uhub"
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libusb.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../internal.h"
+
+#define LOC_MAX 40
+#define PATH_LEN (PATH_MAX + 64)
+#define MAX_CHAIN 8
+
+/* Hub class requests (USB 2.0 11.24, USB 3.2 10.16). */
+#define DT_HUB 0x29
+#define DT_SS_HUB 0x2a
+#define PORT_FEAT_POWER 8
+#define USB2_PORT_POWER 0x0100
+#define USB3_PORT_POWER 0x0200
+#define LPSM_MASK 0x03
+#define LPSM_GANGED 0x00
+#define LPSM_PPPS 0x01
+
+struct uhub_conf {
+	char *hub;          /* location "1-1.4" */
+	char *usb_serial;   /* ...or the hub's serial number */
+	int port;
+};
+
+/* One logical hub and how its port is switched. */
+struct target {
+	char loc[LOC_MAX];
+	char disable[PATH_LEN];  /* sysfs attribute, "" = libusb */
+	bool usb3;               /* libusb: which wPortStatus bit is power */
+};
+
+struct uhub_priv {
+	libusb_context *usb;     /* only in libusb mode; one per part */
+	int n;                   /* logical hubs: 1, or 2 for a USB3 hub */
+	struct target t[2];
+};
+
+/* ---- sysfs ---- */
+
+/* snprintf that says whether it fitted. */
+__attribute__((format(printf, 3, 4)))
+static bool fmt(char *buf, size_t len, const char *f, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, f);
+	n = vsnprintf(buf, len, f, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < len;
+}
+
+static bool valid_location(const char *s)
+{
+	/* <bus>[-<port>[.<port>]...] */
+	const char *c = s;
+	int depth = 0;
+
+	if (!isdigit((unsigned char)*c))
+		return false;
+	while (isdigit((unsigned char)*c))
+		c++;
+	if (!*c)
+		return true;
+	if (*c++ != '-')
+		return false;
+	for (;;) {
+		if (!isdigit((unsigned char)*c) || ++depth > MAX_CHAIN)
+			return false;
+		while (isdigit((unsigned char)*c))
+			c++;
+		if (!*c)
+			return true;
+		if (*c++ != '.')
+			return false;
+	}
+}
+
+static const char *devices_dir(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/sys/bus/usb/devices", rig_sysfs_root(NULL));
+	return buf;
+}
+
+/* The usb_device's kernel name: "1-1.4", or "usb2" for root hub "2". */
+static void dev_name(const char *loc, char *buf, size_t len)
+{
+	if (strchr(loc, '-'))
+		snprintf(buf, len, "%s", loc);
+	else
+		snprintf(buf, len, "usb%s", loc);
+}
+
+/* Read a one-line sysfs attribute of device @name into @buf (newline stripped). */
+static bool read_attr(const char *name, const char *attr, char *buf, size_t len)
+{
+	char dir[PATH_LEN], path[PATH_LEN * 2];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", devices_dir(dir, sizeof(dir)), name, attr);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = 0;
+	return ok;
+}
+
+/*
+ * The hub's port directory: <devices>/<loc>:<cfg>.0/<loc>-port<N>, or for a root hub
+ * <devices>/<bus>-0:<cfg>.0/usb<bus>-port<N>. @iface gets the interface directory.
+ */
+static void port_dir(const char *loc, int port, char *iface, size_t ilen, char *buf, size_t len)
+{
+	char dir[PATH_LEN], name[LOC_MAX + 8], cfg[16] = "1";
+
+	dev_name(loc, name, sizeof(name));
+	if (!read_attr(name, "bConfigurationValue", cfg, sizeof(cfg)) || !cfg[0])
+		snprintf(cfg, sizeof(cfg), "1");
+	devices_dir(dir, sizeof(dir));
+	if (strchr(loc, '-'))
+		fmt(iface, ilen, "%s/%s:%s.0", dir, loc, cfg);
+	else
+		fmt(iface, ilen, "%s/%s-0:%s.0", dir, loc, cfg);
+	fmt(buf, len, "%s/%s-port%d", iface, name, port);
+}
+
+/* How many "*-portN" entries an interface directory has (0: none or no directory). */
+static int count_ports(const char *iface)
+{
+	DIR *d = opendir(iface);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, "-port"))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* "../../usb2/2-1/2-1:1.0/2-1-port4" -> "2-1"; "usb2-port4" -> "2". */
+static bool loc_from_port_path(const char *target, char *loc, size_t len)
+{
+	const char *base = strrchr(target, '/');
+	char tmp[LOC_MAX + 16], *dash;
+
+	base = base ? base + 1 : target;
+	if (!fmt(tmp, sizeof(tmp), "%s", base))
+		return false;
+	dash = strstr(tmp, "-port");
+	if (!dash)
+		return false;
+	*dash = 0;
+	return fmt(loc, len, "%s", strncmp(tmp, "usb", 3) ? tmp : tmp + 3) &&
+	       valid_location(loc);
+}
+
+/*
+ * Find the hubs whose `serial` is @serial, in sysfs: both halves of a USB3 hub carry it.
+ * Fills up to 2 locations. @return the number found (may exceed 2), or a negative error.
+ */
+static int hubs_by_serial(struct rig_part *p, const char *serial, char loc[2][LOC_MAX])
+{
+	char dir[PATH_LEN], v[256];
+	struct dirent *de;
+	DIR *d = opendir(devices_dir(dir, sizeof(dir)));
+	int n = 0;
+
+	if (!d)
+		return rig_part_fail(p, RIG_E_NODEV, "cannot read %s to look for hub usb_serial=%s: %s",
+				     dir, serial, strerror(errno));
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
+			continue;
+		if (!read_attr(de->d_name, "bDeviceClass", v, sizeof(v)) || strcmp(v, "09"))
+			continue;
+		if (!read_attr(de->d_name, "serial", v, sizeof(v)) || strcmp(v, serial))
+			continue;
+		if (n >= 2 || fmt(loc[n], LOC_MAX, "%s",
+				  strncmp(de->d_name, "usb", 3) ? de->d_name : de->d_name + 3))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Decide how @t's port is switched. @return 1 sysfs (t->disable set), 0 libusb, or an error
+ * (the hub's ports are in sysfs but @port is not one of them).
+ */
+static int probe_sysfs(struct rig_part *p, struct target *t, int port, char *peer, size_t plen)
+{
+	char iface[PATH_LEN], dir[PATH_LEN], path[PATH_LEN * 2], link[PATH_LEN];
+	struct stat st;
+	ssize_t n;
+	int ports;
+
+	peer[0] = 0;
+	port_dir(t->loc, port, iface, sizeof(iface), dir, sizeof(dir));
+	if (stat(dir, &st) != 0) {
+		ports = count_ports(iface);
+		if (ports > 0)
+			return rig_part_fail(p, RIG_E_NOENT,
+					     "hub %s has no port %d (sysfs shows %d port%s under %s)",
+					     t->loc, port, ports, ports == 1 ? "" : "s", iface);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/peer", dir);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n > 0) {
+		link[n] = 0;
+		if (!loc_from_port_path(link, peer, plen))
+			peer[0] = 0;
+	}
+	snprintf(path, sizeof(path), "%s/disable", dir);
+	if (access(path, F_OK) != 0)
+		return 0;     /* kernel < 6.0 */
+	if ((size_t)snprintf(t->disable, sizeof(t->disable), "%s", path) >= sizeof(t->disable))
+		return rig_part_fail(p, RIG_E_INVAL, "sysfs path too long: %s", path);
+	return 1;
+}
+
+static int sysfs_errno(struct rig_part *p, const struct target *t, int e, const char *what)
+{
+	if (e == EACCES || e == EPERM)
+		return rig_part_fail(p, RIG_E_IO,
+				     "no permission to %s %s: install the udev rule from docs/hardware/uhub.md (or run as root)",
+				     what, t->disable);
+	if (e == ENOENT || e == ENODEV)
+		return rig_part_fail(p, RIG_E_NODEV, "hub %s is gone (%s)", t->loc, t->disable);
+	return rig_part_fail(p, RIG_E_IO, "cannot %s %s: %s", what, t->disable, strerror(e));
+}
+
+static int sysfs_set(struct rig_part *p, const struct target *t, bool on)
+{
+	int fd = open(t->disable, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+	int e;
+
+	if (fd < 0)
+		return sysfs_errno(p, t, errno, "write");
+	n = write(fd, on ? "0" : "1", 1);
+	e = errno;
+	close(fd);
+	return n == 1 ? 0 : sysfs_errno(p, t, n < 0 ? e : EIO, "write");
+}
+
+static int sysfs_get(struct rig_part *p, const struct target *t, bool *on)
+{
+	int fd = open(t->disable, O_RDONLY | O_CLOEXEC);
+	char c = 0;
+	ssize_t n;
+	int e;
+
+	if (fd < 0)
+		return sysfs_errno(p, t, errno, "read");
+	n = read(fd, &c, 1);
+	e = errno;
+	close(fd);
+	if (n != 1)
+		return sysfs_errno(p, t, n < 0 ? e : EIO, "read");
+	if (c != '0' && c != '1')
+		return rig_part_fail(p, RIG_E_PROTO, "unexpected '%c' in %s", c, t->disable);
+	*on = c == '0';
+	return 0;
+}
+
+/* ---- libusb ---- */
+
+static int usb_code(int e)
+{
+	switch (e) {
+	case LIBUSB_ERROR_NO_DEVICE:
+	case LIBUSB_ERROR_NOT_FOUND: return RIG_E_NODEV;
+	case LIBUSB_ERROR_TIMEOUT: return RIG_E_TIMEOUT;
+	case LIBUSB_ERROR_NO_MEM: return RIG_E_NOMEM;
+	case LIBUSB_ERROR_BUSY: return RIG_E_BUSY;
+	case LIBUSB_ERROR_INTERRUPTED: return RIG_E_INTR;
+	case LIBUSB_ERROR_NOT_SUPPORTED: return RIG_E_NOTSUP;
+	default: return RIG_E_IO;
+	}
+}
+
+/* Translate a LIBUSB_ERROR_* at the boundary, with a message for the rig. */
+static int usb_fail(struct rig_part *p, int e, const char *loc, const char *what, int tmo)
+{
+	int code = usb_code(e);
+
+	switch (e) {
+	case LIBUSB_ERROR_PIPE:
+		return rig_part_fail(p, code, "hub %s stalled the request (%s)", loc, what);
+	case LIBUSB_ERROR_ACCESS:
+		return rig_part_fail(p, code,
+				     "no permission to open hub %s (%s): install the udev rule from docs/hardware/uhub.md (or run as root)",
+				     loc, what);
+	case LIBUSB_ERROR_TIMEOUT:
+		return rig_part_fail(p, code, "hub %s did not answer within %d ms (%s)", loc, tmo,
+				     what);
+	case LIBUSB_ERROR_NO_DEVICE:
+		return rig_part_fail(p, code, "hub %s is gone (%s)", loc, what);
+	default:
+		return rig_part_fail(p, code, "%s on hub %s: %s", what, loc, libusb_strerror(e));
+	}
+}
+
+/* Our timeouts: -1 forever, 0 poll. libusb's: 0 forever. */
+static unsigned int usb_timeout(int timeout_ms)
+{
+	return timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (unsigned int)timeout_ms;
+}
+
+static void usb_location(libusb_device *dev, char *buf, size_t len)
+{
+	uint8_t pn[MAX_CHAIN];
+	int n = libusb_get_port_numbers(dev, pn, sizeof(pn));
+	size_t o = (size_t)snprintf(buf, len, "%u", libusb_get_bus_number(dev));
+
+	for (int i = 0; i < n && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%c%u", i ? '.' : '-', pn[i]);
+}
+
+/* The hub at @loc (a reference the caller unrefs), or NULL. */
+static libusb_device *usb_find(libusb_context *usb, const char *loc,
+			       struct libusb_device_descriptor *desc)
+{
+	libusb_device **list, *found = NULL;
+	ssize_t n = libusb_get_device_list(usb, &list);
+	char l[LOC_MAX];
+
+	for (ssize_t i = 0; i < n && !found; i++) {
+		if (libusb_get_device_descriptor(list[i], desc) != 0 ||
+		    desc->bDeviceClass != LIBUSB_CLASS_HUB)
+			continue;
+		usb_location(list[i], l, sizeof(l));
+		if (!strcmp(l, loc))
+			found = libusb_ref_device(list[i]);
+	}
+	if (n >= 0)
+		libusb_free_device_list(list, 1);
+	return found;
+}
+
+static int usb_open(struct rig_part *p, const struct target *t, libusb_device_handle **h,
+		    struct libusb_device_descriptor *desc)
+{
+	struct uhub_priv *pv = p->priv;
+	libusb_device *dev = usb_find(pv->usb, t->loc, desc);
+	int rc;
+
+	if (!dev)
+		return rig_part_fail(p, RIG_E_NODEV,
+				     "no USB hub at %s (list hubs with `uhubctl` or `lsusb -t`)", t->loc);
+	rc = libusb_open(dev, h);
+	libusb_unref_device(dev);
+	return rc ? usb_fail(p, rc, t->loc, "open", 0) : 0;
+}
+
+/* Check the hub switches ports one by one and has @port; sets t->usb3. */
+static int usb_check_hub(struct rig_part *p, struct target *t, int port, int timeout_ms)
+{
+	struct libusb_device_descriptor desc;
+	libusb_device_handle *h;
+	unsigned char d[16] = { 0 };
+	int rc, lpsm;
+
+	rc = usb_open(p, t, &h, &desc);
+	if (rc < 0)
+		return rc;
+	t->usb3 = libusb_le16_to_cpu(desc.bcdUSB) >= 0x0300;
+	rc = libusb_control_transfer(h, LIBUSB_ENDPOINT_IN | LIBUSB_REQUEST_TYPE_CLASS |
+				     LIBUSB_RECIPIENT_DEVICE, LIBUSB_REQUEST_GET_DESCRIPTOR,
+				     (t->usb3 ? DT_SS_HUB : DT_HUB) << 8, 0, d, sizeof(d),
+				     usb_timeout(timeout_ms));
+	libusb_close(h);
+	if (rc < 0)
+		return usb_fail(p, rc, t->loc, "reading the hub descriptor", timeout_ms);
+	if (rc < 7 || d[1] != (t->usb3 ? DT_SS_HUB : DT_HUB))
+		return rig_part_fail(p, RIG_E_PROTO, "hub %s sent a bad hub descriptor (%d bytes)",
+				     t->loc, rc);
+	lpsm = d[3] & LPSM_MASK;
+	if (lpsm == LPSM_GANGED && d[2] == 1)
+		lpsm = LPSM_PPPS;     /* one port: ganged is per-port */
+	if (lpsm != LPSM_PPPS)
+		return rig_part_fail(p, RIG_E_NOTSUP,
+				     "hub %s (%04x:%04x) cannot switch ports one by one: it reports %s power switching (wHubCharacteristics 0x%02x%02x); see docs/hardware/uhub.md for hubs that do",
+				     t->loc, desc.idVendor, desc.idProduct,
+				     lpsm == LPSM_GANGED ? "ganged" : "no", d[4], d[3]);
+	if (port > d[2])
+		return rig_part_fail(p, RIG_E_NOENT, "hub %s has no port %d (it has %u)", t->loc,
+				     port, d[2]);
+	return 0;
+}
+
+/*
+ * The other-generation half of the hub at @loc: same serial when the hub has one, else the
+ * same port path on another bus. Fills @out and returns true when found.
+ */
+static bool usb_companion(struct uhub_priv *pv, const char *loc, char *out, size_t len)
+{
+	struct libusb_device_descriptor desc, d2;
+	libusb_device *dev = usb_find(pv->usb, loc, &desc), **list;
+	char name[LOC_MAX + 8], serial[256] = "", s2[256], l2[LOC_MAX];
+	const char *path = strchr(loc, '-');
+	bool usb3, found = false;
+	ssize_t n;
+
+	if (!dev)
+		return false;
+	libusb_unref_device(dev);
+	usb3 = libusb_le16_to_cpu(desc.bcdUSB) >= 0x0300;
+	dev_name(loc, name, sizeof(name));
+	read_attr(name, "serial", serial, sizeof(serial));
+	n = libusb_get_device_list(pv->usb, &list);
+	for (ssize_t i = 0; i < n; i++) {
+		const char *p2;
+
+		if (libusb_get_device_descriptor(list[i], &d2) != 0 ||
+		    d2.bDeviceClass != LIBUSB_CLASS_HUB ||
+		    (libusb_le16_to_cpu(d2.bcdUSB) >= 0x0300) == usb3)
+			continue;
+		usb_location(list[i], l2, sizeof(l2));
+		dev_name(l2, name, sizeof(name));
+		if (serial[0] && read_attr(name, "serial", s2, sizeof(s2)) && !strcmp(s2, serial)) {
+			snprintf(out, len, "%s", l2);
+			found = true;
+			break;
+		}
+		p2 = strchr(l2, '-');
+		if (!found && path && p2 && !strcmp(path, p2)) {
+			snprintf(out, len, "%s", l2);
+			found = true;
+		}
+	}
+	if (n >= 0)
+		libusb_free_device_list(list, 1);
+	return found;
+}
+
+static int usb_set(struct rig_part *p, const struct target *t, bool on, int timeout_ms)
+{
+	const struct uhub_conf *c = p->conf;
+	struct libusb_device_descriptor desc;
+	libusb_device_handle *h;
+	int rc = usb_open(p, t, &h, &desc);
+
+	if (rc < 0)
+		return rc;
+	rc = libusb_control_transfer(h, LIBUSB_REQUEST_TYPE_CLASS | LIBUSB_RECIPIENT_OTHER,
+				     on ? LIBUSB_REQUEST_SET_FEATURE : LIBUSB_REQUEST_CLEAR_FEATURE,
+				     PORT_FEAT_POWER, (uint16_t)c->port, NULL, 0,
+				     usb_timeout(timeout_ms));
+	libusb_close(h);
+	return rc < 0 ? usb_fail(p, rc, t->loc, on ? "SetPortFeature(PORT_POWER)"
+				 : "ClearPortFeature(PORT_POWER)", timeout_ms) : 0;
+}
+
+static int usb_get(struct rig_part *p, const struct target *t, bool *on, int timeout_ms)
+{
+	const struct uhub_conf *c = p->conf;
+	struct libusb_device_descriptor desc;
+	libusb_device_handle *h;
+	unsigned char st[4];
+	int rc = usb_open(p, t, &h, &desc);
+
+	if (rc < 0)
+		return rc;
+	rc = libusb_control_transfer(h, LIBUSB_ENDPOINT_IN | LIBUSB_REQUEST_TYPE_CLASS |
+				     LIBUSB_RECIPIENT_OTHER, LIBUSB_REQUEST_GET_STATUS, 0,
+				     (uint16_t)c->port, st, sizeof(st), usb_timeout(timeout_ms));
+	libusb_close(h);
+	if (rc < 0)
+		return usb_fail(p, rc, t->loc, "GetPortStatus", timeout_ms);
+	if (rc < 2)
+		return rig_part_fail(p, RIG_E_PROTO, "hub %s sent %d bytes of port status", t->loc, rc);
+	*on = (st[0] | st[1] << 8) & (t->usb3 ? USB3_PORT_POWER : USB2_PORT_POWER);
+	return 0;
+}
+
+/* ---- the back-end ---- */
+
+static int open_hubs(struct rig_part *p)
+{
+	const struct uhub_conf *c = p->conf;
+	struct uhub_priv *pv = p->priv;
+	char found[2][LOC_MAX], peer[LOC_MAX];
+	int rc, sys;
+
+	if (c->port < 1 || c->port > 255)
+		return rig_part_fail(p, RIG_E_INVAL, "port must be 1..255 (as uhubctl -p counts), not %d",
+				     c->port);
+	if (!c->hub == !c->usb_serial)
+		return rig_part_fail(p, RIG_E_INVAL, "name the hub by exactly one of hub (location "
+				     "like \"1-1.4\") or usb_serial");
+	if (c->hub) {
+		if (!valid_location(c->hub))
+			return rig_part_fail(p, RIG_E_INVAL,
+					     "hub must be a USB location like \"1-1.4\" (see `uhubctl` or `lsusb -t`), not '%s'",
+					     c->hub);
+		snprintf(pv->t[0].loc, LOC_MAX, "%s", c->hub);
+		pv->n = 1;
+	} else {
+		rc = hubs_by_serial(p, c->usb_serial, found);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return rig_part_fail(p, RIG_E_NODEV, "no USB hub with usb_serial=%s",
+					     c->usb_serial);
+		if (rc > 2)
+			return rig_part_fail(p, RIG_E_INVAL,
+					     "%d hubs have usb_serial=%s (%s, %s, ...): use hub = location",
+					     rc, c->usb_serial, found[0], found[1]);
+		pv->n = rc;
+		for (int i = 0; i < rc; i++)
+			fmt(pv->t[i].loc, LOC_MAX, "%s", found[i]);
+	}
+
+	/* sysfs first: the port's disable attribute, and its peer for the companion. */
+	sys = probe_sysfs(p, &pv->t[0], c->port, peer, sizeof(peer));
+	if (sys < 0)
+		return sys;
+	if (pv->n == 1 && peer[0]) {
+		snprintf(pv->t[1].loc, LOC_MAX, "%s", peer);
+		pv->n = 2;
+	}
+	if (pv->n == 2) {
+		rc = probe_sysfs(p, &pv->t[1], c->port, peer, sizeof(peer));
+		if (rc < 0)
+			return rc;
+		sys += rc;
+	}
+	if (sys == pv->n) {
+		rig_dbg(rig_part_ctx(p), "%s port %d through sysfs%s%s", pv->t[0].loc, c->port,
+			pv->n == 2 ? ", with its companion " : "", pv->n == 2 ? pv->t[1].loc : "");
+		return 0;
+	}
+
+	/* libusb for all of them: one way to switch the two halves. */
+	for (int i = 0; i < 2; i++)
+		pv->t[i].disable[0] = 0;
+	rc = libusb_init(&pv->usb);
+	if (rc < 0) {
+		pv->usb = NULL;
+		return rig_part_fail(p, usb_code(rc), "cannot initialise libusb: %s",
+				     libusb_strerror(rc));
+	}
+	if (pv->n == 1 && usb_companion(pv, pv->t[0].loc, pv->t[1].loc, LOC_MAX))
+		pv->n = 2;
+	for (int i = 0; i < pv->n; i++) {
+		rc = usb_check_hub(p, &pv->t[i], c->port,
+				   rig_ctx_clamp(rig_part_ctx(p), p->common.timeout_ms));
+		if (rc < 0)
+			return rc;
+	}
+	rig_dbg(rig_part_ctx(p), "%s port %d through libusb%s%s", pv->t[0].loc, c->port,
+		pv->n == 2 ? ", with its companion " : "", pv->n == 2 ? pv->t[1].loc : "");
+	return 0;
+}
+
+static void uhub_close(struct rig_part *p)
+{
+	struct uhub_priv *pv = p->priv;
+
+	if (pv->usb)
+		libusb_exit(pv->usb);
+	pv->usb = NULL;
+}
+
+/* The front end does not call close() after a failed open(): clean up here. */
+static int uhub_open(struct rig_part *p)
+{
+	int rc = open_hubs(p);
+
+	if (rc < 0)
+		uhub_close(p);
+	return rc;
+}
+
+static int uhub_set(struct rig_part *p, bool on, int timeout_ms)
+{
+	struct uhub_priv *pv = p->priv;
+	int rc = 0;
+
+	for (int i = 0; i < pv->n && rc == 0; i++)
+		rc = pv->t[i].disable[0] ? sysfs_set(p, &pv->t[i], on)
+					 : usb_set(p, &pv->t[i], on, timeout_ms);
+	return rc;
+}
+
+/* VBUS is up while either half of a USB3 hub powers the port. */
+static int uhub_get(struct rig_part *p, bool *on, int timeout_ms)
+{
+	struct uhub_priv *pv = p->priv;
+	bool any = false, v = false;
+	int rc = 0;
+
+	for (int i = 0; i < pv->n && rc == 0; i++) {
+		rc = pv->t[i].disable[0] ? sysfs_get(p, &pv->t[i], &v)
+					 : usb_get(p, &pv->t[i], &v, timeout_ms);
+		any = any || v;
+	}
+	if (rc == 0)
+		*on = any;
+	return rc;
+}
+
+#define P(f) offsetof(struct uhub_conf, f)
+static const struct rig_param uhub_params[] = {
+	{ "hub", RIG_P_STR, P(hub), false, "hub location as uhubctl and lsusb -t show it: \"1-1.4\"" },
+	{ "usb_serial", RIG_P_STR, P(usb_serial), false, "...or the hub's USB serial number" },
+	{ "port", RIG_P_INT, P(port), true, "port of that hub the DUT is powered from (1-based)" },
+	RIG_PARAMS_END
+};
+#undef P
+
+static const struct rig_power_ops uhub_power_ops = { .set = uhub_set, .get = uhub_get };
+
+const struct rig_backend rig_power_uhub = {
+	.role = RIG_ROLE_POWER,
+	.name = "uhub",
+	.help = "VBUS of one USB hub port (hubs with per-port power switching), sysfs or libusb",
+	.params = uhub_params,
+	.conf_size = sizeof(struct uhub_conf),
+	.priv_size = sizeof(struct uhub_priv),
+	.open = uhub_open,
+	.close = uhub_close,
+	.ops.power = &uhub_power_ops,
+};
