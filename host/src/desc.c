@@ -248,6 +248,11 @@ static const struct rig_param common_button[] = {
 	{ "press_ms", RIG_P_INT, C(press_ms), false, "default press length" },
 	RIG_PARAMS_END
 };
+static const struct rig_param common_storage[] = {
+	{ "allow_fixed", RIG_P_BOOL, C(allow_fixed), false,
+	  "allow flashing a disk that is not removable (never the system disk)" },
+	RIG_PARAMS_END
+};
 #undef C
 
 static const struct rig_param *common_for(enum rig_role r)
@@ -256,6 +261,7 @@ static const struct rig_param *common_for(enum rig_role r)
 	case RIG_ROLE_POWER: return common_power;
 	case RIG_ROLE_SDMUX: return common_sdmux;
 	case RIG_ROLE_BUTTON: return common_button;
+	case RIG_ROLE_STORAGE: return common_storage;
 	default: return NULL;
 	}
 }

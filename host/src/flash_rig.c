@@ -5,6 +5,7 @@
  * must be on the host side with the DUT off before anything is written.
  */
 #define LOG_PREFIX "flash"
+#include <errno.h>
 #include <string.h>
 
 #include "internal.h"
@@ -49,6 +50,7 @@ int rig_flash(struct rig *rig, const char *image, struct rig_flash_opts *o,
 	rig_event(rig, "flash '%s' to %s (%s)", image, target, why);
 	/* sig_atomic_t is an int on the platforms we build for */
 	o->cancel = (volatile const int *)ctx->cancel;
+	o->force = o->force || rig_storage_allow_fixed(rig);
 	o->timeout_ms = rig_ctx_clamp(ctx, o->timeout_ms);
 	pc.user_fn = o->progress;
 	pc.user = o->progress_user;
@@ -58,6 +60,10 @@ int rig_flash(struct rig *rig, const char *image, struct rig_flash_opts *o,
 	rc = rig_flash_image(image, target, o, st, err, sizeof(err));
 	o->progress = pc.user_fn;
 	o->progress_user = pc.user;
+	if (rc == -EPERM && strstr(err, "removable") && !o->force)
+		/* the engine's hint is about its own option; on a rig it is a rig-file setting */
+		snprintf(err + strcspn(err, "("), sizeof(err) - strcspn(err, "("),
+			 "(add allow_fixed = true to the storage entry of the rig file if it really is the DUT's card)");
 	if (rc < 0) {
 		rig_event(rig, "flash FAILED: %s", err);
 		return rig_rig_fail(rig, rc, "flash: %s", err[0] ? err : rig_strerror(rc));

@@ -147,6 +147,7 @@ struct rig_common {
 	int min_off_ms;     /* power */
 	int press_ms;       /* button default press */
 	int settle_ms;      /* sdmux */
+	bool allow_fixed;   /* storage: a non-removable disk may be flashed */
 };
 
 struct rig_part {
@@ -254,10 +255,12 @@ void rig_serial_link_close(struct sp_port *port);
 int rig_rig_fail(struct rig *rig, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void rig_event(struct rig *rig, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether the rig file allows flashing a non-removable disk (storage allow_fixed). */
+bool rig_storage_allow_fixed(const struct rig *rig);
 
 /* Register back-ends here (defined in their driver files). */
 extern const struct rig_backend rig_power_sim, rig_sdmux_sim, rig_button_sim,
-	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file,
+	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file, rig_storage_usb,
 	rig_power_gpio, rig_sdmux_gpio, rig_button_gpio,
 	rig_power_rigfw, rig_sdmux_rigfw, rig_button_rigfw, rig_console_serial,
 	rig_sdmux_sdwire, rig_power_uhub;

@@ -30,6 +30,7 @@ static const struct rig_backend *const backends[] = {
 	/* storage */
 	&rig_storage_file,
 	&rig_storage_sim,
+	&rig_storage_usb,
 };
 
 static const char *const role_names[RIG_ROLE_COUNT] = {

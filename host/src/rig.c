@@ -785,6 +785,13 @@ int rig_console_fd(struct rig *rig)
 
 /* ---- usbboot and storage ---- */
 
+bool rig_storage_allow_fixed(const struct rig *rig)
+{
+	const struct rig_part *p = rig->role[RIG_ROLE_STORAGE];
+
+	return p && p->common.allow_fixed;
+}
+
 int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms)
 {
 	struct rig_part *p = need(rig, RIG_ROLE_USBBOOT);

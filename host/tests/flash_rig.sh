@@ -5,7 +5,8 @@
 T=$(mktemp -d /tmp/rigor-flashrig-XXXXXX)
 . host/tests/tap.sh
 export RIGOR_STATE_DIR=$T/state
-trap 'rm -rf "$T"' EXIT
+loop=
+trap '[ -n "$loop" ] && losetup -d "$loop" 2>/dev/null; rm -rf "$T"' EXIT
 cat >"$T/rig.lua" <<EOR
 rig {
   name = "flashrig",
@@ -63,6 +64,53 @@ run 2 "--target without --force is refused" $RIGOR flash "$T/os.img.xz" --target
 has "$T/err" "add --force" "refusal says what to do"
 truncate -s 20M "$T/other"
 run 0 "--target PATH --force flashes a file directly" $RIGOR flash "$T/os.img.xz" --target "$T/other" --force
+# the storage role finds the card reader's disk through sysfs, by USB identity
+FS=$T/fs
+HUB=pci0000:00/0000:00:14.0/usb2
+SCSI=$HUB/2-3/2-3:1.0/host0/target0:0:0/0:0:0:0
+mkdir -p "$FS/sys/devices/$HUB/2-3/2-3:1.0" "$FS/sys/devices/$SCSI/block/sda/sda1" "$FS/sys/class/block"
+printf '05e3\n' >"$FS/sys/devices/$HUB/2-3/idVendor"
+printf '0749\n' >"$FS/sys/devices/$HUB/2-3/idProduct"
+printf 'SD9\n' >"$FS/sys/devices/$HUB/2-3/serial"
+printf '00\n' >"$FS/sys/devices/$HUB/2-3/2-3:1.0/bInterfaceNumber"
+printf '1\n' >"$FS/sys/devices/$SCSI/block/sda/sda1/partition"
+ln -s "../../devices/$SCSI/block/sda" "$FS/sys/class/block/sda"
+ln -s "../../devices/$SCSI/block/sda/sda1" "$FS/sys/class/block/sda1"
+for id in 'usb_serial = "SD9"' 'usb_path = "2-3"' 'vid_pid = "05e3:0749"'; do
+	cat >"$T/usb.lua" <<EOR
+rig { name = "usbrig", storage = usb { $id } }
+EOR
+	RIGOR_SYSFS_ROOT=$FS run 0 "storage found by $id" $RIGOR --rig "$T/usb.lua" storage status
+	has "$T/out" "^target: /dev/sda$" "$id resolves the whole disk, not the partition"
+done
+has "$T/out" "^resolved: .*05e3:0749" "storage status says why"
+cat >"$T/usb.lua" <<EOR
+rig { name = "usbrig", storage = usb { usb_serial = "NOPE" } }
+EOR
+RIGOR_SYSFS_ROOT=$FS run 3 "an absent card reader is an infrastructure error" $RIGOR --rig "$T/usb.lua" storage status
+has "$T/err" "NOPE" "the message names what was searched"
+cat >"$T/usb.lua" <<EOR
+rig { name = "usbrig", storage = usb {} }
+EOR
+run 2 "a usb storage part must name the reader" $RIGOR --rig "$T/usb.lua" storage status
+
+# a non-removable disk (a loop device) is refused unless the rig file allows it
+truncate -s 20M "$T/loop.img"
+if [ "$(id -u)" = 0 ] && loop=$(losetup -f --show "$T/loop.img" 2>/dev/null); then
+	cat >"$T/fixed.lua" <<EOR
+rig { name = "fixedrig", storage = file { path = "$loop" } }
+EOR
+	run 2 "a fixed disk is refused by default" $RIGOR --rig "$T/fixed.lua" flash "$T/os.img.xz"
+	has "$T/err" "not a removable .*add allow_fixed = true to the storage entry" "the refusal says why and what to do"
+	cat >"$T/fixed.lua" <<EOR
+rig { name = "fixedrig", storage = file { path = "$loop", allow_fixed = true } }
+EOR
+	run 0 "allow_fixed = true lets the rig flash it" $RIGOR --rig "$T/fixed.lua" flash "$T/os.img.xz"
+	if cmp -n 16777216 "$T/os.img" "$loop" >/dev/null; then ok "loop device holds the image"; else nok "loop device holds the image"; fi
+else
+	n=$((n + 1)); echo "ok $n - # SKIP no loop devices (needs root)"
+fi
+
 run 2 "no image" $R flash
 run 2 "bad --inject" $R flash "$T/os.img.xz" --inject nonsense
 tap_done
