@@ -48,6 +48,7 @@ include host/host.mk
 -include firmware/firmware.mk
 -include lua/lua.mk
 -include testcases/backend/backend.mk
+-include testcases/os/os.mk
 
 .PHONY: all test check demo bench install clean firmware
 all: $(BINS)

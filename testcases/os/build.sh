@@ -1,0 +1,200 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Builds the pieces of the rigor test OS without root or loop devices (docs/os-image.md).
+# Called by testcases/os/os.mk:
+#   build.sh kernel CACHE OUT         fetch linux-image-6.1*-amd64 (apt-get download, cached)
+#                                     and extract OUT/vmlinuz + OUT/modules/*.ko
+#   build.sh initrd KERNEL OUT.img    busybox-static + modules + initramfs/init
+#   build.sh image OUT.img VERSION KERNEL INITRD AGENT [flasher PAYLOAD.img]
+# Image settings come from the environment: OS_SLUG, OS_MACHINE, OS_API_ENDPOINT,
+# OS_APP_ID, OS_USER_ID, OS_PROVISIONING_KEY, OS_HOSTNAME, OS_REPORT_INTERVAL, OS_SIZE_MIB.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+export MTOOLS_SKIP_CHECK=1
+
+# Dependency order (the .deb has no modules.dep; checked with the modules' depends= tags).
+MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk
+failover net_failover virtio_net fat vfat nls_cp437 nls_ascii crc16 mbcache jbd2
+crc32c_generic ext4"
+
+die() {
+	echo "build.sh: $*" >&2
+	exit 1
+}
+
+cmd_kernel() {
+	cache=$1 out=$2
+	mkdir -p "$cache"
+	deb=$(ls "$cache"/linux-image-6.1*-amd64_*.deb 2>/dev/null | sort -V | tail -n 1 || true)
+	if [ -z "$deb" ]; then
+		pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+			sed -n 's/^ *Depends: \(linux-image-6\.1[^ ]*-amd64\)$/\1/p' | head -n 1)
+		[ -n "$pkg" ] || pkg=linux-image-6.1.0-56-amd64
+		echo "build.sh: apt-get download $pkg into $cache"
+		if ! (cd "$cache" && apt-get download "$pkg" >download.log 2>&1); then
+			cat "$cache/download.log" >&2
+			touch "$cache/FETCH-FAILED"
+			die "cannot download $pkg (no network?)"
+		fi
+		rm -f "$cache/FETCH-FAILED"
+		deb=$(ls "$cache"/linux-image-6.1*-amd64_*.deb | sort -V | tail -n 1)
+	fi
+	rm -rf "$out.tmp" && mkdir -p "$out.tmp/x" "$out.tmp/modules"
+	pats=
+	for m in $MODULES; do pats="$pats */$m.ko"; done
+	# shellcheck disable=SC2086
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$out.tmp/x" --wildcards './boot/vmlinuz-*' $pats
+	cp "$out.tmp"/x/boot/vmlinuz-* "$out.tmp/vmlinuz"
+	: >"$out.tmp/modules/order"
+	for m in $MODULES; do
+		f=$(find "$out.tmp/x/lib/modules" -name "$m.ko" | head -n 1)
+		[ -n "$f" ] || die "module $m not in $deb"
+		cp "$f" "$out.tmp/modules/"
+		echo "$m" >>"$out.tmp/modules/order"
+	done
+	basename "$out.tmp"/x/boot/vmlinuz-* | sed 's/^vmlinuz-//' >"$out.tmp/release"
+	rm -rf "$out.tmp/x" "$out"
+	mv "$out.tmp" "$out"
+	echo "build.sh: kernel $(cat "$out/release") from $(basename "$deb")"
+}
+
+cmd_initrd() {
+	kdir=$1 out=$2
+	bb=/bin/busybox
+	[ -x "$bb" ] || die "busybox (busybox-static) not installed"
+	LC_ALL=C ldd "$bb" 2>&1 | grep -q 'not a dynamic' || die "$bb is not static: install busybox-static"
+	st=$out.d
+	rm -rf "$st" && mkdir -p "$st/bin" "$st/lib/modules" "$st/proc" "$st/sys" "$st/dev" "$st/newroot"
+	cp "$bb" "$st/bin/busybox"
+	cp "$kdir"/modules/*.ko "$kdir/modules/order" "$st/lib/modules/"
+	cp "$HERE/initramfs/init" "$st/init"
+	chmod 755 "$st/init" "$st/bin/busybox"
+	(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -9n) >"$out.tmp"
+	mv "$out.tmp" "$out"
+	rm -rf "$st"
+}
+
+# rootfs DIR VERSION AGENT: resin-rootA contents.
+make_rootfs() {
+	r=$1 ver=$2 agent=$3
+	rm -rf "$r" && mkdir -p "$r"
+	(cd "$HERE/rootfs" && tar -cf - .) | (cd "$r" && tar -xf - --no-same-owner)
+	mkdir -p "$r/bin" "$r/sbin" "$r/usr/bin" "$r/usr/sbin" "$r/dev" "$r/proc" "$r/sys" \
+		"$r/tmp" "$r/run" "$r/root" "$r/mnt/boot" "$r/mnt/state" "$r/mnt/data" "$r/var"
+	bb=/bin/busybox
+	cp "$bb" "$r/bin/busybox"
+	for a in $("$bb" --list-full); do
+		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
+	done
+	install -m 755 "$agent" "$r/usr/bin/rigor-agent"
+	echo "rigor-os" >"$r/etc/hostname"
+	cat >"$r/etc/os-release" <<EOF
+ID="rigor-os"
+NAME="Rigor OS"
+VERSION="$ver"
+VERSION_ID="$ver"
+PRETTY_NAME="Rigor OS $ver"
+MACHINE="$OS_MACHINE"
+SLUG="$OS_SLUG"
+META_BALENA_VERSION="$ver"
+RIGOR_AGENT_VERSION="rigor-agent 0.1"
+EOF
+}
+
+cmd_image() {
+	img=$1 ver=$2 kdir=$3 initrd=$4 agent=$5 mode=${6:-normal} payload=${7:-}
+	: "${OS_SLUG:=qemux86-64}" "${OS_MACHINE:=$OS_SLUG}"
+	: "${OS_API_ENDPOINT:=http://10.0.2.2:48484}" "${OS_APP_ID:=1}" "${OS_USER_ID:=1}"
+	: "${OS_PROVISIONING_KEY:=rigorProvisioningKey00000000000000}"
+	: "${OS_HOSTNAME:=}" "${OS_REPORT_INTERVAL:=5}"
+	if [ "$mode" = flasher ]; then
+		: "${OS_SIZE_MIB:=160}"
+		lb=flash
+	else
+		: "${OS_SIZE_MIB:=128}"
+		lb=resin
+	fi
+	work=$img.d
+	rm -rf "$work" "$img.tmp" && mkdir -p "$work/boot" "$work/state" "$work/data" "$work/empty"
+	make_rootfs "$work/root" "$ver" "$agent"
+
+	# resin-boot contents.
+	b=$work/boot
+	cp "$kdir/vmlinuz" "$b/vmlinuz"
+	cp "$initrd" "$b/initrd.img"
+	cmdline="console=ttyS0 quiet panic=-1 rigor.card=/dev/vda"
+	[ "$mode" = flasher ] && cmdline="$cmdline rigor.flasher=1 rigor.target=/dev/vdb"
+	echo "$cmdline" >"$b/cmdline.txt"
+	printf 'kernel=vmlinuz initrd=initrd.img cmdline=cmdline.txt\n' >"$b/boot.txt"
+	printf '# rigor test OS %s (%s): the virtual boot ROM reads boot.txt\nkernel=vmlinuz\ninitramfs initrd.img\n' \
+		"$ver" "$OS_SLUG" >"$b/config.txt"
+	cp "$work/root/etc/os-release" "$b/os-release"
+	host=
+	[ -n "$OS_HOSTNAME" ] && host="  \"hostname\": \"$OS_HOSTNAME\","
+	cat >"$b/config.json" <<EOF
+{
+  "applicationId": $OS_APP_ID,
+  "deviceType": "$OS_SLUG",
+  "userId": $OS_USER_ID,
+  "apiEndpoint": "$OS_API_ENDPOINT",
+  "apiKey": "$OS_PROVISIONING_KEY",$host
+  "listenPort": 48484,
+  "appUpdatePollInterval": 600000,
+  "rigorReportInterval": $OS_REPORT_INTERVAL,
+  "persistentLogging": false
+}
+EOF
+	cat >"$b/device-type.json" <<EOF
+{"slug": "$OS_SLUG", "name": "rigor test OS on $OS_SLUG", "arch": "amd64",
+ "yocto": {"machine": "$OS_MACHINE", "fstype": "balenaos-img", "deployArtifact": "$(basename "$img")"},
+ "configuration": {"config": {"partition": 1, "path": "/config.json"}}}
+EOF
+	echo "$(basename "$img" .img)" >"$b/image-version-info"
+	if [ "$mode" = flasher ]; then : >"$b/balena-image-flasher"; else : >"$b/balena-image"; fi
+	if [ -n "$payload" ]; then
+		gzip -1nc "$payload" >"$work/data/$(basename "$payload").gz"
+	fi
+
+	# MBR like balenaOS: 1 boot (FAT16, bootable), 2 rootA, 3 rootB, 4 extended, 5 state, 6 data.
+	truncate -s "${OS_SIZE_MIB}M" "$img.tmp"
+	sfdisk -q --no-tell-kernel --no-reread "$img.tmp" >/dev/null <<EOF
+label: dos
+unit: sectors
+start=2048, size=40MiB, type=e, bootable
+size=24MiB, type=83
+size=24MiB, type=83
+type=5
+size=8MiB, type=83
+type=83
+EOF
+	# "IMG.tmp5 : start= 231424, size= 16384, type=83" -> "5 231424 16384"
+	sfdisk -d "$img.tmp" | sed -n 's/^[^ ]*[^0-9]\([0-9]\+\) : start= *\([0-9]\+\), size= *\([0-9]\+\).*/\1 \2 \3/p' >"$work/parts"
+	while read -r n start size; do
+		case $n in
+		1) mkfs.vfat --offset "$start" -F 16 -n "$lb-boot" "$img.tmp" $((size / 2)) >/dev/null 2>&1 ||
+			die "mkfs.vfat failed"
+		   mcopy -s -i "$img.tmp@@$((start * 512))" "$b"/* ::/ ;;
+		2) mkext "$img.tmp" "$start" "$size" "$lb-rootA" "$work/root" ;;
+		3) mkext "$img.tmp" "$start" "$size" "$lb-rootB" "$work/empty" ;;
+		5) mkext "$img.tmp" "$start" "$size" "$lb-state" "$work/state" ;;
+		6) mkext "$img.tmp" "$start" "$size" "$lb-data" "$work/data" ;;
+		esac
+	done <"$work/parts"
+	rm -rf "$work"
+	mv "$img.tmp" "$img"
+}
+
+mkext() {
+	# -E root_owner: files as root even when built by a user; no loop device needed.
+	mkfs.ext4 -q -F -E offset=$(($2 * 512)),root_owner=0:0 -L "$4" -d "$5" -O ^has_journal \
+		-T small -m 0 "$1" $(($3 / 2))k || die "mkfs.ext4 $4 failed"
+}
+
+sub=${1:-}
+[ $# -gt 0 ] && shift
+case $sub in
+kernel) cmd_kernel "$@" ;;
+initrd) cmd_initrd "$@" ;;
+image) cmd_image "$@" ;;
+*) die "usage: build.sh kernel|initrd|image ..." ;;
+esac

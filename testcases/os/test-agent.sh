@@ -1,0 +1,128 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# TAP: the rigor test OS device agent (host build) against the balena API emulator:
+# registration, config.json rewrite, no re-registration, state reports, 409 key exchange,
+# errors. See docs/os-image.md.
+set -u
+BUILD=${BUILD:-build}
+AGENT=$BUILD/os/rigor-agent-host
+BACKEND=testcases/backend/rigor-backend
+USERKEY=rigorUserApiKey0000000000000000000
+PROV=rigorProvisioningKey00000000000000
+T=$(mktemp -d "${TMPDIR:-/tmp}/rigor-os-agent.XXXXXX")
+BPID=
+cleanup() {
+	[ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+nok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -gt 1 ] && printf '%s\n' "$2" | sed 's/^/# /'; }
+check() { # check DESC CMD...
+	d=$1; shift
+	if "$@" >"$T/out.check" 2>&1; then ok "$d"; else nok "$d" "$(cat "$T/out.check")"; fi
+}
+# jget FILE EXPR: python expression on j (the parsed JSON)
+jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+echo "1..23"
+if [ ! -x "$AGENT" ]; then
+	nok "agent built ($AGENT)"
+	exit 1
+fi
+ok "agent built"
+
+"$BACKEND" --port 0 --port-file "$T/port" --state "$T/state.json" -v >/dev/null 2>"$T/backend.log" &
+BPID=$!
+i=0
+while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+P=$(cat "$T/port" 2>/dev/null)
+API=http://127.0.0.1:$P
+# http METHOD PATH [JSON] (python3, so that no curl is needed)
+http() {
+	python3 -c '
+import sys, urllib.request
+m, url, key = sys.argv[1:4]
+body = sys.argv[4].encode() if len(sys.argv) > 4 else None
+req = urllib.request.Request(url, data=body, method=m, headers={
+    "Authorization": "Bearer " + key, "Content-Type": "application/json"})
+sys.stdout.write(urllib.request.urlopen(req, timeout=5).read().decode())
+' "$1" "$API$2" "$USERKEY" ${3+"$3"}
+}
+api_get() { http GET "$1"; }
+[ -n "$P" ] && ok "emulator started" || nok "emulator started"
+
+cat >"$T/config.json" <<EOF
+{"applicationId": 1, "deviceType": "qemux86-64", "userId": 1,
+ "apiEndpoint": "$API", "apiKey": "$PROV",
+ "installer": {"secureboot": false, "odd": [1, "}\\"{"]}, "rigorReportInterval": 1}
+EOF
+printf 'ID="rigor-os"\nNAME="Rigor OS"\nVERSION="1.0"\nVERSION_ID="1.0"\n' >"$T/os-release"
+A="$AGENT --config $T/config.json --os-release $T/os-release"
+
+$A --once >"$T/run1" 2>&1
+rc=$?
+check "first run exits 0" test $rc = 0
+check "first run prints 'registered uuid='" grep -q 'rigor-agent: registered uuid=[0-9a-f]\{32\} id=1' "$T/run1"
+check "first run prints 'state reported'" grep -q 'rigor-agent: state reported' "$T/run1"
+UUID=$(jget "$T/config.json" 'j["uuid"]' 2>/dev/null)
+KEY=$(jget "$T/config.json" 'j["deviceApiKey"]' 2>/dev/null)
+check "config.json: uuid is 32 hex" sh -c "echo '$UUID' | grep -qx '[0-9a-f]\{32\}'"
+check "config.json: deviceApiKey written" sh -c "echo '$KEY' | grep -qx '[0-9a-f]\{32\}'"
+check "config.json: apiKey removed" jget "$T/config.json" '1/0 if "apiKey" in j else 1'
+check "config.json: registered_at and deviceId set" jget "$T/config.json" '1/0 if not (j["registered_at"] > 0 and j["deviceId"] == 1) else 1'
+check "config.json: other keys kept verbatim" jget "$T/config.json" \
+	'1/0 if j["installer"] != {"secureboot": False, "odd": [1, "}\"{"]} or j["applicationId"] != 1 else 1'
+check "hostname from uuid prefix" grep -q "hostname would be $(echo "$UUID" | cut -c1-7)\$" "$T/run1"
+
+api_get "/v7/device?\$filter=uuid%20eq%20'$UUID'&\$select=uuid,os_version,supervisor_version,os_variant,api_heartbeat_state" >"$T/dev.json"
+check "emulator: device registered with os_version 1.0, rigor-agent 0.1, online" jget "$T/dev.json" \
+	'1/0 if not (len(j["d"]) == 1 and j["d"][0]["os_version"] == "1.0" and j["d"][0]["supervisor_version"] == "rigor-agent 0.1" and j["d"][0]["os_variant"] == "prod" and j["d"][0]["api_heartbeat_state"] == "online") else 1'
+
+# Second boot: same config.json, new os-release version; must not register again.
+sed -i 's/"1.0"/"1.1"/' "$T/os-release"
+$A --reports 2 >"$T/run2" 2>&1
+rc=$?
+check "second run exits 0" test $rc = 0
+check "second run does not register" sh -c "! grep -q registered '$T/run2'"
+check "only one POST /device/register reached the emulator" test "$(grep -c 'POST /device/register' "$T/backend.log")" = 1
+check "second run sent 2 more state PATCHes (3 in all)" test "$(grep -c 'PATCH /device/v3/state' "$T/backend.log")" = 3
+api_get "/device/v3/$UUID/state" >"$T/target.json"
+check "GET /device/v3/:uuid/state answers for the device" jget "$T/target.json" "1/0 if '$UUID' not in j else 1"
+api_get "/v7/device?\$filter=uuid%20eq%20'$UUID'&\$select=os_version" >"$T/dev2.json"
+check "emulator: os_version updated to 1.1" jget "$T/dev2.json" '1/0 if j["d"][0]["os_version"] != "1.1" else 1'
+
+# Restored config.json (uuid + provisioning key, new device key): 409, then key exchange.
+cat >"$T/config2.json" <<EOF
+{"applicationId": 1, "deviceType": "qemux86-64", "apiEndpoint": "$API", "apiKey": "$PROV",
+ "uuid": "$UUID", "deviceApiKey": "0123456789abcdef0123456789abcdef", "hostname": "dut-one"}
+EOF
+$AGENT --config "$T/config2.json" --os-release "$T/os-release" --once >"$T/run3" 2>&1
+rc=$?
+check "existing uuid: 409 handled by key exchange, then reports with the new key" sh -c \
+	"test $rc = 0 && grep -q 'already registered (409): key exchange done' '$T/run3' && grep -q 'state reported' '$T/run3'"
+check "hostname from config.json hostname" grep -q 'hostname would be dut-one$' "$T/run3"
+
+# Wrong provisioning key: 401, apiKey kept for a later retry.
+cat >"$T/config3.json" <<EOF
+{"applicationId": 1, "deviceType": "qemux86-64", "apiEndpoint": "$API", "apiKey": "nope"}
+EOF
+$AGENT --config "$T/config3.json" --os-release "$T/os-release" --once >"$T/run4" 2>&1
+rc=$?
+check "bad provisioning key: fails with HTTP 401 and keeps apiKey" sh -c \
+	"test $rc = 1 && grep -q 'register: HTTP 401' '$T/run4' && grep -q '\"apiKey\": \"nope\"' '$T/config3.json'"
+
+# Injected 503 on the state endpoint is reported.
+http POST /__rigor/faults '{"status": 503, "status_count": 1, "path_prefix": "/device/v3/state"}' >/dev/null
+$A --once >"$T/run5" 2>&1
+rc=$?
+check "state PATCH answered 503: error printed, exit 1" sh -c "test $rc = 1 && grep -q 'state report: HTTP 503' '$T/run5'"
+
+kill "$BPID" 2>/dev/null
+wait "$BPID" 2>/dev/null
+BPID=
+$A --once --timeout 2000 >"$T/run6" 2>&1
+rc=$?
+check "emulator down: connection error, exit 1" sh -c "test $rc = 1 && grep -q 'state report: 127.0.0.1:$P: Connection refused' '$T/run6'"
