@@ -66,7 +66,7 @@ int rig_flash(struct rig *rig, const char *image, struct rig_flash_opts *o,
 			 "(add allow_fixed = true to the storage entry of the rig file if it really is the DUT's card)");
 	if (rc < 0) {
 		rig_event(rig, "flash FAILED: %s", err);
-		return rig_rig_fail(rig, rc, "flash: %s", err[0] ? err : rig_strerror(rc));
+		return rig_set_error(rig, rc, "flash: %s", err[0] ? err : rig_strerror(rc));
 	}
 	rig_event(rig, "flash done: %llu bytes written, %llu skipped, %llu verified in %.1f s",
 		  (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,

@@ -252,7 +252,7 @@ int rig_serial_link_open(struct rig_part *p, const char *spec, struct sp_port **
 void rig_serial_link_close(struct sp_port *port);
 
 /* For library modules beside rig.c: record the first error on a rig, log an event. */
-int rig_rig_fail(struct rig *rig, int code, const char *fmt, ...)
+int rig_set_error(struct rig *rig, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void rig_event(struct rig *rig, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Whether the rig file allows flashing a non-removable disk (storage allow_fixed). */

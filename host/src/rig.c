@@ -41,8 +41,7 @@ struct rig {
 
 /* ---- errors ---- */
 
-#define rig_fail rig_rig_fail
-int rig_rig_fail(struct rig *rig, int code, const char *fmt, ...)
+int rig_set_error(struct rig *rig, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -65,7 +64,7 @@ int rig_part_fail(struct rig_part *p, int code, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
-		rig_fail(rig, code, "%s: %s", p->label, msg);
+		rig_set_error(rig, code, "%s: %s", p->label, msg);
 	}
 	return code;
 }
@@ -140,7 +139,6 @@ static void sink_stamp(struct rig *rig)
 	fprintf(rig->sink, "[%s.%03ld] ", ts, now.tv_nsec / 1000000);
 }
 
-#define event rig_event
 void rig_event(struct rig *rig, const char *fmt, ...)
 {
 	char msg[512];
@@ -174,7 +172,7 @@ int rig_log_to(struct rig *rig, const char *path)
 		return 0;
 	rig->sink = fopen(path, "ae");
 	if (!rig->sink)
-		return rig_fail(rig, -errno, "cannot open log '%s': %s", path, strerror(errno));
+		return rig_set_error(rig, -errno, "cannot open log '%s': %s", path, strerror(errno));
 	rig->sink_at_bol = true;
 	return 0;
 }
@@ -378,7 +376,7 @@ static struct rig_part *need(struct rig *rig, enum rig_role role)
 	struct rig_part *p = rig->role[role];
 
 	if (!p)
-		rig_fail(rig, RIG_E_NOENT, "rig '%s' has no %s (add a '%s' entry to %s)", rig->name,
+		rig_set_error(rig, RIG_E_NOENT, "rig '%s' has no %s (add a '%s' entry to %s)", rig->name,
 			 rig_role_name(role), rig_role_name(role), rig->file);
 	return p;
 }
@@ -399,7 +397,7 @@ int rig_inject(struct rig *rig, enum rig_role role, const char *button, const ch
 
 	if (role == RIG_ROLE_BUTTON) {
 		if (!button)
-			return rig_fail(rig, RIG_E_INVAL, "which button? name it");
+			return rig_set_error(rig, RIG_E_INVAL, "which button? name it");
 		if (!(p = need_button(rig, button)))
 			return RIG_E_NOENT;
 	} else if (!(p = need(rig, role))) {
@@ -408,7 +406,7 @@ int rig_inject(struct rig *rig, enum rig_role role, const char *button, const ch
 	if (!p->be->inject)
 		return rig_part_fail(p, RIG_E_NOTSUP, "back-end '%s' cannot inject faults",
 				     p->be->name);
-	event(rig, "%s inject %s", p->label, fault);
+	rig_event(rig, "%s inject %s", p->label, fault);
 	return p->be->inject(p, fault);
 }
 
@@ -446,13 +444,13 @@ int rig_power_set(struct rig *rig, bool on)
 		rig_dbg(rig->ctx, "waiting %d ms of min_off_ms", wait);
 		rc = rig_ctx_sleep(rig->ctx, wait);
 		if (rc < 0)
-			return rig_fail(rig, rc, "interrupted while waiting for the minimum off time");
+			return rig_set_error(rig, rc, "interrupted while waiting for the minimum off time");
 	}
 	rc = power_raw_set(p, on);
 	if (rc < 0)
 		return rc;
 	state_save(rig, "power", on);
-	event(rig, "power %s", on ? "on" : "off");
+	rig_event(rig, "power %s", on ? "on" : "off");
 	return 0;
 }
 
@@ -469,7 +467,7 @@ int rig_power_cycle(struct rig *rig, int off_ms)
 	if (off_ms >= 0 && off_ms > p->common.min_off_ms) {
 		rc = rig_ctx_sleep(rig->ctx, off_ms);
 		if (rc < 0)
-			return rig_fail(rig, rc, "interrupted during power cycle");
+			return rig_set_error(rig, rc, "interrupted during power cycle");
 	}
 	return rig_power_set(rig, true);
 }
@@ -549,7 +547,7 @@ int rig_sdmux_set(struct rig *rig, enum rig_mux m)
 		if (on != 0) {
 			/* Unknown counts as powered: the card may be in use by the DUT. */
 			rig_clear_error(rig);
-			return rig_fail(rig, RIG_E_PERM,
+			return rig_set_error(rig, RIG_E_PERM,
 					"interlock: refusing to switch the SD card to the host while the DUT is %s; power it off first ('rigor power off' or rig.power:off())",
 					on > 0 ? "powered" : "in an unknown power state");
 		}
@@ -557,18 +555,18 @@ int rig_sdmux_set(struct rig *rig, enum rig_mux m)
 		if (wait > 0) {
 			rc = rig_ctx_sleep(rig->ctx, wait);
 			if (rc < 0)
-				return rig_fail(rig, rc, "interrupted while waiting for the minimum off time");
+				return rig_set_error(rig, rc, "interrupted while waiting for the minimum off time");
 		}
 	}
 	rc = p->be->ops.sdmux->set(p, mux_swap(p, m), tmo(p));
 	if (rc < 0)
 		return rig->errcode ? rc : fail_generic(p, rc, "switching");
 	state_save(rig, "mux", m);
-	event(rig, "sdmux %s", rig_mux_name(m));
+	rig_event(rig, "sdmux %s", rig_mux_name(m));
 	if (p->common.settle_ms > 0) {
 		rc = rig_ctx_sleep(rig->ctx, p->common.settle_ms);
 		if (rc < 0)
-			return rig_fail(rig, rc, "interrupted while the mux settles");
+			return rig_set_error(rig, rc, "interrupted while the mux settles");
 	}
 	return 0;
 }
@@ -615,7 +613,7 @@ static struct rig_part *need_button(struct rig *rig, const char *name)
 	for (size_t i = 0; i < rig->nbuttons && o < sizeof(known); i++)
 		o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "",
 				      rig->buttons[i]->instance);
-	rig_fail(rig, RIG_E_NOENT, "rig '%s' has no button '%s' (buttons: %s)", rig->name, name,
+	rig_set_error(rig, RIG_E_NOENT, "rig '%s' has no button '%s' (buttons: %s)", rig->name, name,
 		 o ? known : "none");
 	return NULL;
 }
@@ -638,7 +636,7 @@ int rig_button_set(struct rig *rig, const char *name, bool pressed)
 		return RIG_E_NOENT;
 	rc = button_raw(p, pressed);
 	if (rc == 0)
-		event(rig, "button %s %s", name, pressed ? "hold" : "release");
+		rig_event(rig, "button %s %s", name, pressed ? "hold" : "release");
 	return rc;
 }
 
@@ -654,12 +652,12 @@ int rig_button_press(struct rig *rig, const char *name, int ms)
 	rc = button_raw(p, true);
 	if (rc < 0)
 		return rc;
-	event(rig, "button %s press %d ms", name, ms);
+	rig_event(rig, "button %s press %d ms", name, ms);
 	rc = rig_ctx_sleep(rig->ctx, ms);
 	/* Release even when interrupted: a held strap must not outlive the press. */
 	rc2 = button_raw(p, false);
 	if (rc < 0)
-		return rig_fail(rig, rc, "interrupted while pressing button '%s'", name);
+		return rig_set_error(rig, rc, "interrupted while pressing button '%s'", name);
 	return rc2;
 }
 
@@ -683,7 +681,7 @@ int rig_safe(struct rig *rig)
 		if (rc == 0)
 			state_save(rig, "power", 0);
 	}
-	event(rig, first ? "safe state: FAILED (%s)" : "safe state: DUT power off%s",
+	rig_event(rig, first ? "safe state: FAILED (%s)" : "safe state: DUT power off%s",
 	      first ? rig->err : "");
 	return first;
 }
@@ -730,7 +728,7 @@ int rig_console_fill(struct rig *rig, int timeout_ms)
 		}
 		b = realloc(rig->cbuf, cap);
 		if (!b)
-			return rig_fail(rig, RIG_E_NOMEM, "out of memory for console buffer");
+			return rig_set_error(rig, RIG_E_NOMEM, "out of memory for console buffer");
 		rig->cbuf = b;
 		rig->ccap = cap;
 	}
@@ -799,11 +797,11 @@ int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms)
 
 	if (!p)
 		return RIG_E_NOENT;
-	event(rig, "usbboot from '%s'", dir);
+	rig_event(rig, "usbboot from '%s'", dir);
 	rc = p->be->ops.usbboot->boot(p, dir, rig_ctx_clamp(rig->ctx, timeout_ms < 0 ? p->common.timeout_ms : timeout_ms));
 	if (rc < 0)
 		return rig->errcode ? rc : fail_generic(p, rc, "usbboot");
-	event(rig, "usbboot done");
+	rig_event(rig, "usbboot done");
 	return 0;
 }
 
