@@ -86,10 +86,12 @@ TESTS += host/tests/http.sh
 TEST_DEPS += $(BUILD)/host/tests/gpiochip-emu $(BUILD)/host/tests/libgpiochipshim.so
 DEPFILES += $(GPIOEMU_OBJ:.o=.d) $(BUILD)/host/tests/fixtures/gpiochip_emu.d
 
-# The sdwire back-end over umockdev: an FT200X emulation (host/tests/fixtures/ft200x.c)
-# linked into test_sdwire, which re-executes itself under libumockdev-preload and
-# cross-checks its requests against libftdi's Python binding (sdwire_libftdi.py).
-FT200X_OBJ := $(BUILD)/host/tests/fixtures/ft200x.o
+# The sdwire back-end over umockdev: an FT200X emulation (host/tests/fixtures/ft200x.c,
+# on the usbdevfs URB engine shared with usbhub.c) linked into test_sdwire, which
+# re-executes itself under libumockdev-preload and cross-checks its requests against
+# libftdi's Python binding (sdwire_libftdi.py).
+USBDEVFS_OBJ := $(BUILD)/host/tests/fixtures/usbdevfs.o
+FT200X_OBJ := $(BUILD)/host/tests/fixtures/ft200x.o $(USBDEVFS_OBJ)
 $(FT200X_OBJ) $(BUILD)/host/tests/test_sdwire.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
 $(BUILD)/host/tests/test_sdwire.o: HOST_CFLAGS += -DSDWIRE_LIBFTDI_PY='"$(abspath host/tests/sdwire_libftdi.py)"'
 $(BUILD)/host/tests/test_sdwire: $(FT200X_OBJ)
@@ -97,9 +99,10 @@ $(BUILD)/host/tests/test_sdwire: HOST_PKG_LIBS += $(FT200X_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(FT200X_OBJ:.o=.d)
 
 # The uhub back-end: a fake sysfs tree, and USB hubs emulated over umockdev
-# (host/tests/fixtures/usbhub.c) linked into test_uhub, which re-executes itself under
-# libumockdev-preload and cross-checks against uhubctl run on the same emulation.
-USBHUB_OBJ := $(BUILD)/host/tests/fixtures/usbhub.o
+# (host/tests/fixtures/usbhub.c, on the shared usbdevfs URB engine) linked into test_uhub,
+# which re-executes itself under libumockdev-preload and cross-checks against uhubctl run
+# on the same emulation.
+USBHUB_OBJ := $(BUILD)/host/tests/fixtures/usbhub.o $(USBDEVFS_OBJ)
 $(USBHUB_OBJ) $(BUILD)/host/tests/test_uhub.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
 $(BUILD)/host/tests/test_uhub: $(USBHUB_OBJ)
 $(BUILD)/host/tests/test_uhub: HOST_PKG_LIBS += $(USBHUB_OBJ) $(UMOCKDEV_LIBS)
