@@ -49,6 +49,7 @@ include host/host.mk
 -include lua/lua.mk
 -include testcases/backend/backend.mk
 -include testcases/os/os.mk
+-include testcases/virtual/virtual.mk
 
 .PHONY: all test check demo bench install clean firmware
 all: $(BINS)

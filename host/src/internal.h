@@ -263,6 +263,6 @@ extern const struct rig_backend rig_power_sim, rig_sdmux_sim, rig_button_sim,
 	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file, rig_storage_usb,
 	rig_power_gpio, rig_sdmux_gpio, rig_button_gpio,
 	rig_power_rigfw, rig_sdmux_rigfw, rig_button_rigfw, rig_console_serial,
-	rig_sdmux_sdwire, rig_power_uhub;
+	rig_sdmux_sdwire, rig_power_uhub, rig_console_socket;
 
 #endif /* RIGOR_HOST_INTERNAL_H */

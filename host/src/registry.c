@@ -25,6 +25,7 @@ static const struct rig_backend *const backends[] = {
 	/* console */
 	&rig_console_serial,
 	&rig_console_sim,
+	&rig_console_socket,
 	/* usbboot */
 	&rig_usbboot_sim,
 	/* storage */
