@@ -50,6 +50,7 @@ include host/host.mk
 -include testcases/backend/backend.mk
 -include testcases/os/os.mk
 -include testcases/virtual/virtual.mk
+-include testcases/virtual/demo.mk
 
 .PHONY: all test check demo bench install clean firmware
 all: $(BINS)

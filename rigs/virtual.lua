@@ -1,0 +1,22 @@
+-- SPDX-License-Identifier: MIT
+-- The virtual rig: rigfw-sim as the rig board, testcases/virtual/rigor-vboard as the DUT
+-- (QEMU x86_64 booting the card file), the balena API emulator behind it. Start it with
+-- `scripts/virtual-rig start DIR` and `. DIR/env` (sets RIGOR_VIRTUAL_DIR); without the
+-- variable the default directory /tmp/rigor-virtual is used. `make demo-virtual` runs
+-- testcases/os.lua and testcases/cloud.lua on it.
+local dir = os.getenv("RIGOR_VIRTUAL_DIR")
+if dir == nil or dir == "" then dir = "/tmp/rigor-virtual" end
+
+rig {
+  name = "virtual",
+  device_type = "qemux86-64",
+  description = "virtual rig: rigfw-sim + QEMU DUT (rigor-vboard) + balena API emulator",
+  -- "virtual" and "os-image" select testcases/os.lua and testcases/cloud.lua
+  capabilities = { "sd", "serial", "virtual", "os-image", "balena" },
+
+  power = rigfw { link = "unix:" .. dir .. "/link", min_off_ms = 50 },
+  sdmux = rigfw { link = "unix:" .. dir .. "/link" },
+  button = { boot = rigfw { link = "unix:" .. dir .. "/link", index = 0 } },
+  console = socket { path = dir .. "/console" },
+  storage = file { path = dir .. "/card.img" },
+}

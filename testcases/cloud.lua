@@ -1,0 +1,138 @@
+-- SPDX-License-Identifier: MIT
+-- Provisioning the rigor test OS against a balena API (the emulator of
+-- testcases/backend/, started by scripts/virtual-rig) with rigor.provision and
+-- rigor.balena: the device comes online, reports the image's version, keeps only its own
+-- device key on the card, and comes back after a reboot without registering again.
+-- Needs the "os-image" and "balena" capabilities (rigs/virtual.lua); SKIPPED elsewhere.
+--
+-- Environment: RIGOR_BALENA_API, RIGOR_BALENA_API_KEY (a user key; scripts/virtual-rig
+-- writes both into DIR/env), RIGOR_BALENA_FLEET (default rigor/test), RIGOR_OS_IMAGE
+-- (default build/os/rigor-os-1.0.img), RIGOR_VIRTUAL_GUEST_API (the API as the guest sees
+-- it; put into config.json), RIGOR_CONFIG_OS_VERSION (the balenaOS version asked of
+-- /download-config, default 6.0.0: the test OS numbers itself 1.0 but speaks the
+-- provisioning protocol of balenaOS >= 2.7.8, a fleet provisioning key in apiKey),
+-- RIGOR_ONLINE_TIMEOUT_MS (default 90000).
+local t = require "rigor.test"
+local core = require "rigor.core"
+local balena = require "rigor.balena"
+local provision = require "rigor.provision"
+local A = t.assert
+
+local IMAGE = os.getenv("RIGOR_OS_IMAGE") or "build/os/rigor-os-1.0.img"
+local FLEET = os.getenv("RIGOR_BALENA_FLEET") or "rigor/test"
+local CONFIG_VERSION = os.getenv("RIGOR_CONFIG_OS_VERSION") or "6.0.0"
+local ONLINE_MS = math.tointeger(tonumber(os.getenv("RIGOR_ONLINE_TIMEOUT_MS") or "")) or 90000
+
+local s = t.suite("cloud", { requires = { "os-image", "balena", "sd", "serial" },
+	tags = { "cloud", "virtual" }, timeout = ONLINE_MS + 60000 })
+
+local client        -- rigor.balena client
+local version       -- VERSION of the image's os-release
+local dev           -- { uuid, id, created_at } once provisioned
+
+local function parse_os_release(text)
+	local r = {}
+	for line in text:gmatch("[^\r\n]+") do
+		local k, v = line:match("^([%w_]+)=(.*)$")
+		if k then r[k] = v:match('^"(.*)"$') or v end
+	end
+	return r
+end
+
+local function fleet_device_count()
+	local r = assert(client:call("GET", "/v7/device?$filter=" ..
+		"belongs_to__application/slug%20eq%20'" .. FLEET .. "'&$select=id"))
+	return #r.d
+end
+
+-- provision once; later cases reuse the device (each also works alone: it provisions)
+local function ensure_provisioned(rig)
+	if dev then return dev end
+	local guest_api = os.getenv("RIGOR_VIRTUAL_GUEST_API")
+	local d, info = provision.run(rig, {
+		balena = client, fleet = FLEET, version = CONFIG_VERSION, image = IMAGE,
+		config = { apiEndpoint = guest_api, rigorReportInterval = 5 },
+		timeout = ONLINE_MS, log = function(line) t.log("%s", line) end,
+	})
+	A.ok(d, info)   -- on failure: the message, with the redacted console tail
+	dev = { uuid = info.uuid, id = d.id }
+	local full = assert(client:device(dev.uuid, "id,uuid,created_at"))
+	dev.created_at = full.created_at
+	t.log("device %s (id %s) online", dev.uuid, tostring(dev.id))
+	return dev
+end
+
+s:before_all(function(rig)
+	local f = io.open(IMAGE, "rb")
+	if not f then t.skip("no OS image " .. IMAGE .. " (make os-image)") end
+	f:close()
+	if (os.getenv("RIGOR_BALENA_API") or "") == "" then
+		t.skip("RIGOR_BALENA_API not set (scripts/virtual-rig start DIR; . DIR/env)")
+	end
+	client = balena.new{ timeout = 10000 }
+	local me, msg = client:whoami()
+	assert(me, "the balena API does not answer: " .. tostring(msg))
+	-- the image's version, from its os-release on the card
+	assert(rig:flash(IMAGE))
+	version = parse_os_release(assert(rig:read_file("resin-rootA", "/etc/os-release"))).VERSION
+	assert(version, "no VERSION in the image's os-release")
+end)
+
+s:case("provisioned device comes online", function(rig)
+	dev = nil
+	local before = fleet_device_count()
+	local d = ensure_provisioned(rig)
+	A.eq(fleet_device_count(), before + 1, "devices in " .. FLEET)
+	A.truthy(balena.is_online(assert(client:device(d.uuid))))
+end)
+
+s:case("reported OS version is the image's", function(rig)
+	local d = ensure_provisioned(rig)
+	A.eq(client:os_version(d.uuid), version)
+end)
+
+s:case("config.json keeps the device key, not the provisioning key", function(rig)
+	local d = ensure_provisioned(rig)
+	assert(rig.power:off())
+	assert(rig.sdmux:set("host"))
+	local text = assert(rig:read_file("resin-boot", "/config.json"))
+	local cfg = A.ok(core.json_decode(text))
+	A.eq(cfg.uuid, d.uuid, "config.json uuid")
+	A.type(cfg.deviceApiKey, "string", "config.json deviceApiKey")
+	A.gt(#cfg.deviceApiKey, 0, "config.json deviceApiKey length")
+	A.is_nil(cfg.apiKey, "config.json must not keep the provisioning key apiKey")
+end)
+
+s:case("back online after a reboot, same uuid, no new registration", function(rig)
+	local d = ensure_provisioned(rig)
+	local count = fleet_device_count()
+	assert(rig.power:off())
+	-- on the emulator: move its clock past the heartbeat timeout, so "online" below
+	-- needs a heartbeat from the rebooted device (not needed on a real API)
+	local adv = client:call("POST", "/__rigor/clock", { advance_ms = 3600 * 1000 })
+	if adv then
+		A.falsy(balena.is_online(assert(client:device(d.uuid))), "offline once the clock moved on")
+	else
+		t.log("no /__rigor/clock (not the emulator): only waiting for online")
+	end
+	assert(rig.sdmux:set("dut"))
+	rig.console:clear()
+	assert(rig.power:on())
+	-- follow the console until the agent's first report of this boot
+	local seen, t_end = "", core.now_ms() + ONLINE_MS
+	while not seen:find("rigor-agent: state reported", 1, true) and core.now_ms() < t_end do
+		local data = rig.console:read(math.max(0, t_end - core.now_ms()))
+		if data then seen = seen .. data end
+	end
+	A.contains(seen, "rigor-agent: state reported", "the agent reported after the reboot")
+	A.not_match(seen, "registered uuid=", "the agent registered again")
+	A.not_match(seen, "generated uuid=", "the agent made a new uuid")
+	local on = A.ok(client:wait_online(d.uuid, ONLINE_MS))
+	A.eq(on.uuid, d.uuid)
+	A.eq(on.id, d.id, "device id")
+	A.eq(fleet_device_count(), count, "devices in " .. FLEET .. " (a second registration?)")
+	local full = assert(client:device(d.uuid, "id,uuid,created_at"))
+	A.eq(full.created_at, d.created_at, "created_at")
+end)
+
+return s
