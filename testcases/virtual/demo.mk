@@ -1,26 +1,27 @@
 # SPDX-License-Identifier: MIT
-# make demo-virtual: the OS and cloud suites on the virtual rig (rigs/virtual.lua).
+# make demo (alias demo-virtual), the main job: the OS and cloud suites on the virtual rig
+# (rigs/virtual.lua).
 # Builds the OS images, starts the virtual rig (scripts/virtual-rig: rigfw-sim, the balena
 # API emulator, rigor-vboard with QEMU) in $(DEMO_VIRTUAL_DIR), runs testcases/os.lua and
 # testcases/cloud.lua, prints the verdict and the seconds from `rigor run` to the verdict,
 # and always stops the rig. Not part of `make test` (it needs QEMU and the kernel package).
-# Reports: $(BUILD)/demo-virtual/{junit.xml,results.tap,artifacts/}; rig logs in
+# Reports: $(BUILD)/demo/{junit.xml,results.tap,results.json,artifacts/}; rig logs in
 # $(DEMO_VIRTUAL_DIR) (console.log, backend.log, vboard.log).
-DEMO_VIRTUAL := $(BUILD)/demo-virtual
+DEMO_VIRTUAL := $(BUILD)/demo
 DEMO_VIRTUAL_DIR ?= $(abspath $(DEMO_VIRTUAL))/rig
 DEMO_VIRTUAL_SUITES ?= testcases/os.lua testcases/cloud.lua
 
-.PHONY: demo-virtual
-demo-virtual: $(BUILD)/rigor $(FW_SIM) os-image
+.PHONY: demo demo-virtual
+demo demo-virtual: $(BUILD)/rigor $(FW_SIM) os-image
 	@scripts/virtual-rig stop $(DEMO_VIRTUAL_DIR) >/dev/null 2>&1; rm -rf $(DEMO_VIRTUAL) && mkdir -p $(DEMO_VIRTUAL)
 	@BUILD=$(BUILD) scripts/virtual-rig start $(DEMO_VIRTUAL_DIR) || exit 1; \
 	trap 'scripts/virtual-rig stop $(DEMO_VIRTUAL_DIR)' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	. $(DEMO_VIRTUAL_DIR)/env; \
 	start=$$(date +%s.%N); \
 	$(BUILD)/rigor --rig rigs/virtual.lua run $(DEMO_VIRTUAL_SUITES) \
-		--junit $(DEMO_VIRTUAL)/junit.xml --tap $(DEMO_VIRTUAL)/results.tap \
+		--junit $(DEMO_VIRTUAL)/junit.xml --tap $(DEMO_VIRTUAL)/results.tap --json $(DEMO_VIRTUAL)/results.json \
 		--artifacts $(DEMO_VIRTUAL)/artifacts; rc=$$?; \
 	end=$$(date +%s.%N); \
-	printf '\ndemo-virtual: verdict %s in %.1f s; reports in %s/ (junit.xml, results.tap, artifacts/)\n' \
+	printf '\ndemo: verdict %s in %.1f s; reports in %s/ (junit.xml, results.tap, results.json, artifacts/)\n' \
 		"$$( [ $$rc = 0 ] && echo PASS || echo "FAIL (exit $$rc)")" "$$(awk "BEGIN{print $$end - $$start}")" "$(DEMO_VIRTUAL)"; \
 	exit $$rc
