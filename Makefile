@@ -44,8 +44,9 @@ TESTS :=
 TEST_DEPS :=
 DEPFILES :=
 
+# flash.mk first: host.mk links its archive into rigor and the C tests.
+include host/flash.mk
 include host/host.mk
--include host/flash.mk
 -include firmware/firmware.mk
 -include lua/lua.mk
 -include testcases/backend/backend.mk

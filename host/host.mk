@@ -36,7 +36,9 @@ $(LIBRIG): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_LIB)
+# The flash engine's archive (host/flash.mk) is named here, not through a variable, so
+# the prerequisite is right whatever order the fragments are read in.
+$(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(BUILD)/librigflash.a
 	$(CC) $(LDFLAGS_COMMON) -o $@ $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_LIB) \
 		$(HOST_PKG_LIBS) $(FLASH_LIBS) -lm -lpthread
 
@@ -48,7 +50,7 @@ HOST_TEST_SRCS := $(wildcard host/tests/test_*.c)
 HOST_TESTS := $(patsubst host/tests/%.c,$(BUILD)/host/tests/%,$(HOST_TEST_SRCS))
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka)
 
-$(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG) $(FLASH_LIB)
+$(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG) $(BUILD)/librigflash.a
 	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(FLASH_LIB) $(HOST_PKG_LIBS) $(FLASH_LIBS) $(CMOCKA_LIBS) -lm -lpthread
 
 DEPFILES += $(HOST_TESTS:=.d)
