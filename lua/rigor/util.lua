@@ -126,17 +126,13 @@ local function xml_char_ok(cp)
 		or (cp >= 0xE000 and cp <= 0xFFFD) or (cp >= 0x10000 and cp <= 0x10FFFF)
 end
 
---- Makes arbitrary bytes (console output) valid UTF-8 that XML 1.0 accepts: invalid UTF-8
---- bytes and characters XML forbids (most control characters, e.g. ESC) become the text
---- "\xNN" (one per byte).
-function M.xml_clean(s)
-	if not s:find("[%z\1-\8\11\12\14-\31\128-\255]") then
-		return s
-	end
+-- Copies the valid UTF-8 characters of s that keep(codepoint) accepts; every other byte
+-- becomes the text "\xNN".
+local function scrub(s, keep)
 	local out, i, n = {}, 1, #s
 	while i <= n do
 		local cp, len = utf8_at(s, i)
-		if cp and xml_char_ok(cp) then
+		if cp and keep(cp) then
 			out[#out + 1] = s:sub(i, i + len - 1)
 			i = i + len
 		else
@@ -147,24 +143,23 @@ function M.xml_clean(s)
 	return table.concat(out)
 end
 
+--- Makes arbitrary bytes (console output) valid UTF-8 that XML 1.0 accepts: invalid UTF-8
+--- bytes and characters XML forbids (most control characters, e.g. ESC) become the text
+--- "\xNN" (one per byte).
+function M.xml_clean(s)
+	if not s:find("[%z\1-\8\11\12\14-\31\128-\255]") then
+		return s
+	end
+	return scrub(s, xml_char_ok)
+end
+
 --- Replaces each byte that is not part of valid UTF-8 with the text "\xNN" (for JSON, which
 --- must be UTF-8). Control characters are kept (JSON escapes them).
 function M.utf8_clean(s)
 	if not s:find("[\128-\255]") or utf8.len(s) then
 		return s
 	end
-	local out, i, n = {}, 1, #s
-	while i <= n do
-		local cp, len = utf8_at(s, i)
-		if cp then
-			out[#out + 1] = s:sub(i, i + len - 1)
-			i = i + len
-		else
-			out[#out + 1] = string.format("\\x%02X", s:byte(i))
-			i = i + 1
-		end
-	end
-	return table.concat(out)
+	return scrub(s, function() return true end)
 end
 
 local xml_ent = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",

@@ -536,12 +536,17 @@ static int zip_pick(struct fl_src *s, struct fl_err *e)
 	return 0;
 }
 
-static long rd_raw(struct fl_src *s, unsigned char *buf, size_t len, struct fl_err *e)
+/*
+ * Read up to @len bytes into @buf, at @off (pread) or, with @off < 0, at the file
+ * position (read); stops early only at end of file. Counts what it read as input.
+ */
+static long read_full(struct fl_src *s, void *buf, size_t len, int64_t off, struct fl_err *e)
 {
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = read(s->fd, buf + got, len - got);
+		ssize_t n = off < 0 ? read(s->fd, (char *)buf + got, len - got)
+				    : pread(s->fd, (char *)buf + got, len - got, (off_t)(off + (int64_t)got));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -554,6 +559,11 @@ static long rd_raw(struct fl_src *s, unsigned char *buf, size_t len, struct fl_e
 		s->in_bytes += (uint64_t)n;
 	}
 	return (long)got;
+}
+
+static long rd_raw(struct fl_src *s, unsigned char *buf, size_t len, struct fl_err *e)
+{
+	return read_full(s, buf, len, -1, e);
 }
 
 /* Records a finished gzip member: its end offset and the CRC/ISIZE from its trailer. */
@@ -866,22 +876,7 @@ long fl_src_read(struct fl_src *s, void *buf, size_t len, struct fl_err *e)
 
 long fl_src_pread(struct fl_src *s, void *buf, size_t len, uint64_t off, struct fl_err *e)
 {
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(s->fd, (char *)buf + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return fl_err_set(e, -errno, "cannot read '%s': %s", s->path,
-					  strerror(errno));
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		s->in_bytes += (uint64_t)n;
-	}
-	return (long)got;
+	return read_full(s, buf, len, (int64_t)off, e);
 }
 
 enum rig_flash_format fl_src_format(const struct fl_src *s)
