@@ -40,12 +40,13 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 {
 	if (c->json) {
 		printf("{\"target\":\"%s\",\"format\":\"%s\",\"bmap\":%s,\"image_size\":%llu,"
-		       "\"bytes_read\":%llu,\"decompressed\":%llu,\"mapped\":%llu,\"written\":%llu,"
+		       "\"bytes_read\":%llu,\"decompressed\":%llu,\"undecoded\":%llu,\"mapped\":%llu,\"written\":%llu,"
 		       "\"skipped\":%llu,\"verified\":%llu,\"seconds\":{\"prepare\":%.3f,\"write\":%.3f,"
 		       "\"sync\":%.3f,\"verify\":%.3f,\"inject\":%.3f,\"total\":%.3f},\"mbps\":%.1f}\n",
 		       target, rig_flash_format_name(st->format), st->bmap_used ? "true" : "false",
 		       (unsigned long long)st->image_size, (unsigned long long)st->bytes_read,
-		       (unsigned long long)st->bytes_decompressed, (unsigned long long)st->bytes_mapped,
+		       (unsigned long long)st->bytes_decompressed,
+		       (unsigned long long)st->bytes_undecoded, (unsigned long long)st->bytes_mapped,
 		       (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,
 		       (unsigned long long)st->bytes_verified, st->t_prepare, st->t_write, st->t_sync,
 		       st->t_verify, st->t_inject, st->t_total, st->mbps);

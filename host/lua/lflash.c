@@ -62,6 +62,7 @@ static void push_stats(lua_State *L, const struct rig_flash_stats *st)
 	set_int(L, "image_size", st->image_size);
 	set_int(L, "bytes_read", st->bytes_read);
 	set_int(L, "decompressed", st->bytes_decompressed);
+	set_int(L, "undecoded", st->bytes_undecoded);
 	set_int(L, "mapped", st->bytes_mapped);
 	set_int(L, "written", st->bytes_written);
 	set_int(L, "skipped", st->bytes_skipped);

@@ -163,6 +163,7 @@ struct rig_flash_stats {
 	uint64_t image_size;      /**< decompressed image size (known at the end) */
 	uint64_t bytes_read;      /**< compressed input consumed */
 	uint64_t bytes_decompressed;
+	uint64_t bytes_undecoded; /**< xz with bmap: bytes of blocks holding no mapped data, not decoded */
 	uint64_t bytes_mapped;    /**< bytes in mapped ranges (== image_size without bmap) */
 	uint64_t bytes_written;   /**< bytes written to the target */
 	uint64_t bytes_skipped;   /**< mapped bytes not written because they already matched */

@@ -731,6 +731,7 @@ static int write_phase(struct job *j)
 	if (rc)
 		verifier_finish(j, false);
 	j->st->bytes_read = fl_src_bytes_in(j->src);
+	j->st->bytes_undecoded = fl_src_bytes_skipped(j->src);
 	j->st->image_size = j->sparse ? j->bm.image_size : j->st->bytes_decompressed;
 	if (rc)
 		return rc;
@@ -1090,6 +1091,9 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 				goto out;
 			j.have_bm = true;
 			j.st->bmap_used = true;
+			rc = fl_src_set_map(j.src, &j.bm, opts->threads, &e);
+			if (rc)
+				goto out;
 			if (j.st->format == RIG_FLASH_FMT_RAW) {
 				uint64_t fsz = fl_src_size_hint(j.src);
 

@@ -48,6 +48,16 @@ FL_PRIV enum rig_flash_format fl_src_format(const struct fl_src *s);
 FL_PRIV uint64_t fl_src_size_hint(const struct fl_src *s);
 FL_PRIV uint64_t fl_src_bytes_in(const struct fl_src *s);
 FL_PRIV void fl_src_close(struct fl_src *s);
+/*
+ * With a bmap, tell the source which decompressed ranges matter. A multi-block xz image
+ * then decodes only the blocks holding mapped bytes (in parallel); the rest reads as zeros.
+ * Call before the first read. Returns 0 or -errno.
+ */
+struct fl_bmap;
+FL_PRIV int fl_src_set_map(struct fl_src *s, const struct fl_bmap *bm, int threads,
+			   struct fl_err *e);
+/* Decompressed bytes the source skipped without decoding (see fl_src_set_map). */
+FL_PRIV uint64_t fl_src_bytes_skipped(const struct fl_src *s);
 FL_PRIV int fl_detect_magic(const unsigned char *b, size_t n, enum rig_flash_format *fmt);
 
 /* --- bmap (bmap.c) --- */
@@ -72,6 +82,21 @@ FL_PRIV int fl_bmap_parse(const char *text, size_t len, const char *name, struct
 			  struct fl_err *e);
 FL_PRIV void fl_bmap_release(struct fl_bmap *bm);
 FL_PRIV size_t fl_csum_len(enum fl_csum c);
+
+/* --- block-parallel xz (xzblocks.c) --- */
+struct fl_xzb;
+/*
+ * Opens a reader that decodes only the blocks of a multi-block xz file for which
+ * wanted(user, first, end) is true. Returns 1 with *out set, 0 (and *out NULL) if the file is
+ * not suitable (one block, no readable index, huge blocks), or -errno.
+ */
+FL_PRIV int fl_xzb_open(int fd, const char *path, uint64_t fsize, int threads,
+			bool (*wanted)(void *user, uint64_t a, uint64_t b), void *user,
+			struct fl_xzb **out, struct fl_err *e);
+FL_PRIV long fl_xzb_read(struct fl_xzb *x, void *buf, size_t len, struct fl_err *e);
+FL_PRIV uint64_t fl_xzb_bytes_in(struct fl_xzb *x);
+FL_PRIV uint64_t fl_xzb_skipped(const struct fl_xzb *x);
+FL_PRIV void fl_xzb_close(struct fl_xzb *x);
 
 /* --- target (target.c) --- */
 struct fl_target {

@@ -56,6 +56,10 @@ struct fl_src {
 	uint64_t zleft;            /* compressed bytes of the entry not yet read */
 	uint64_t zusize;
 	uint32_t zcrc_want, zcrc;
+	/* xz with a bmap: the block-parallel reader (xzblocks.c) */
+	struct fl_xzb *xzb;
+	const struct fl_bmap *map;
+	uint64_t file_size;
 };
 
 int fl_detect_magic(const unsigned char *b, size_t n, enum rig_flash_format *fmt)
@@ -165,6 +169,7 @@ int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_er
 		free(s);
 		return fl_err_set(e, -EISDIR, "image '%s' is a directory", path);
 	}
+	s->file_size = (uint64_t)st.st_size;
 	(void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	n = pread(s->fd, magic, sizeof(magic), 0);
 	if (n < 0) {
@@ -728,11 +733,49 @@ bool fl_src_crc_deferred(const struct fl_src *s)
 	return s->fmt == RIG_FLASH_FMT_GZIP;
 }
 
+/* True if any mapped block of the bmap lies in [a, b) of the image. */
+static bool map_wanted(void *user, uint64_t a, uint64_t b)
+{
+	const struct fl_bmap *bm = user;
+	size_t lo = 0, hi = bm->n;
+
+	/* first range whose end is past a */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((bm->r[mid].last + 1) * bm->block_size <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < bm->n && bm->r[lo].first * bm->block_size < b;
+}
+
+int fl_src_set_map(struct fl_src *s, const struct fl_bmap *bm, int threads, struct fl_err *e)
+{
+	int rc;
+
+	if (s->fmt != RIG_FLASH_FMT_XZ || s->in_bytes || s->xzb)
+		return 0;
+	s->map = bm;
+	rc = fl_xzb_open(s->fd, s->path, s->file_size, threads, map_wanted, (void *)bm, &s->xzb,
+			 e);
+	return rc < 0 ? rc : 0;
+}
+
+uint64_t fl_src_bytes_skipped(const struct fl_src *s)
+{
+	return s->xzb ? fl_xzb_skipped(s->xzb) : 0;
+}
+
 static long rd_xz(struct fl_src *s, unsigned char *buf, size_t len, struct fl_err *e)
 {
 	lzma_stream *x = &s->u.x;
 	lzma_ret r;
 	int f;
+
+	if (s->xzb)
+		return fl_xzb_read(s->xzb, buf, len, e);
 
 	x->next_out = buf;
 	x->avail_out = len;
@@ -891,6 +934,8 @@ uint64_t fl_src_size_hint(const struct fl_src *s)
 
 uint64_t fl_src_bytes_in(const struct fl_src *s)
 {
+	if (s->xzb)
+		return fl_xzb_bytes_in(s->xzb);
 	return s->in_bytes;
 }
 
@@ -921,6 +966,7 @@ void fl_src_close(struct fl_src *s)
 			break;
 		}
 	}
+	fl_xzb_close(s->xzb);
 	free(s->gz);
 #ifdef HAVE_ISAL
 	free(s->isal);

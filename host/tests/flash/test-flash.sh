@@ -90,6 +90,36 @@ for f in img.img.gz img.img.xz multi.img.xz img.img.zst img.img.bz2 img.zip; do
 	rm -f t.out
 	expect_fail "corrupted $f is refused" "corrupt" -- "$TOOL" flash "bad.$f" t.out --no-bmap
 done
+# Multi-block xz with a bmap: only blocks holding mapped bytes are decoded, in parallel.
+rm -f t.out
+"$TOOL" flash multi.img.xz t.out --bmap img.img.bmap --json >j 2>err
+check "multi-block xz with bmap leaves blocks without mapped data undecoded" \
+	"[ \"\$(json undecoded j)\" -gt 0 ] && cmp -s t.out img.img"
+rm -f t.out
+"$TOOL" flash img.img.xz t.out --bmap img.img.bmap --json >j 2>err
+check "single-block xz with bmap is decoded whole" "[ \"\$(json undecoded j)\" = 0 ] && cmp -s t.out img.img"
+for t in 1 3; do
+	rm -f t.out
+	check "multi-block xz with bmap and $t decoder thread(s)" \
+		"\"$TOOL\" flash multi.img.xz t.out --bmap img.img.bmap --threads $t >/dev/null 2>err && cmp -s t.out img.img"
+done
+head -c $((SIZE / 2)) img.img | xz -T2 --block-size=1MiB >cat.img.xz
+tail -c +$((SIZE / 2 + 1)) img.img | xz -T2 --block-size=1MiB >>cat.img.xz
+rm -f t.out
+check "two concatenated multi-block xz streams with bmap" \
+	"\"$TOOL\" flash cat.img.xz t.out --bmap img.img.bmap >/dev/null 2>err && cmp -s t.out img.img"
+cp multi.img.xz bad1.multi.xz
+# a byte in the data of block 1 (the partition table: always mapped)
+python3 -c "
+import sys
+p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[200]^=0x55; open(p,'wb').write(b)" bad1.multi.xz
+rm -f t.out
+expect_fail "corrupt mapped block of a multi-block xz with bmap" "corrupt xz stream.*block 1 " -- \
+	"$TOOL" flash bad1.multi.xz t.out --bmap img.img.bmap
+rm -f t.out
+expect_fail "truncated multi-block xz with bmap" "truncated" -- "$TOOL" flash trunc.multi.img.xz t.out --bmap img.img.bmap
+rm -f t.out
+expect_fail "corrupted multi-block xz with bmap" "corrupt" -- "$TOOL" flash bad.multi.img.xz t.out --bmap img.img.bmap
 # gzip: multi-member streams and trailer checks (the CRC is computed off the decoder thread).
 head -c $((SIZE / 3)) img.img | gzip -n >multi.img.gz
 tail -c +$((SIZE / 3 + 1)) img.img | gzip -n >>multi.img.gz

@@ -144,14 +144,14 @@ static int cmd_flash(int argc, char **argv)
 		for (i = 0; err[i] && rc; i++)
 			printf(err[i] == '"' || err[i] == '\\' ? "\\%c" : "%c", err[i]);
 		printf("\",\"format\":\"%s\",\"bmap\":%s,\"direct\":%s,\"image_size\":%" PRIu64
-		       ",\"read\":%" PRIu64 ",\"decompressed\":%" PRIu64 ",\"mapped\":%" PRIu64
+		       ",\"read\":%" PRIu64 ",\"decompressed\":%" PRIu64 ",\"undecoded\":%" PRIu64 ",\"mapped\":%" PRIu64
 		       ",\"written\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"verified\":%" PRIu64
 		       ",\"fail_offset\":%" PRIu64 ",\"t_prepare\":%.3f,\"t_write\":%.3f,"
 		       "\"t_sync\":%.3f,\"t_verify\":%.3f,\"t_inject\":%.3f,\"t_total\":%.3f,"
 		       "\"mbps\":%.1f}\n",
 		       rig_flash_format_name(st.format), st.bmap_used ? "true" : "false",
 		       st.direct_io ? "true" : "false", st.image_size, st.bytes_read,
-		       st.bytes_decompressed, st.bytes_mapped, st.bytes_written, st.bytes_skipped,
+		       st.bytes_decompressed, st.bytes_undecoded, st.bytes_mapped, st.bytes_written, st.bytes_skipped,
 		       st.bytes_verified, st.fail_offset, st.t_prepare, st.t_write, st.t_sync,
 		       st.t_verify, st.t_inject, st.t_total, st.mbps);
 	} else if (!rc) {
