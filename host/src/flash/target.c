@@ -160,6 +160,28 @@ static int open_err(const char *path, int err, struct fl_err *e)
 	return fl_err_set(e, -err, "cannot open target '%s': %s", path, strerror(err));
 }
 
+/*
+ * Regular files get an O_DIRECT descriptor too, where the file system has one (not tmpfs):
+ * written data then goes straight to the disk, so the read-back of one chunk overlaps the
+ * write of the next instead of waiting for page-cache writeback first.
+ */
+static void file_direct(const char *path, int flags, const struct rig_flash_opts *o,
+			struct fl_target *t)
+{
+	struct stat st;
+	int fd;
+
+	if (o->no_direct)
+		return;
+	fd = open(path, flags | O_DIRECT);
+	if (fd < 0)
+		return;
+	t->fd = fd;
+	t->direct = true;
+	t->lbs = fstat(fd, &st) == 0 && st.st_blksize >= 512 && st.st_blksize <= 65536 &&
+		 !(st.st_blksize & (st.st_blksize - 1)) ? (unsigned int)st.st_blksize : 4096;
+}
+
 int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_target *t,
 		   struct fl_err *e)
 {
@@ -177,6 +199,7 @@ int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_t
 		if (t->fd_buf < 0)
 			return open_err(path, errno, e);
 		t->fd = t->fd_buf;
+		file_direct(path, flags, o, t);
 		return 0;
 	}
 	if (S_ISBLK(st.st_mode)) {
@@ -225,6 +248,7 @@ int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_t
 		return open_err(path, errno, e);
 	t->size = (uint64_t)st.st_size;
 	t->fd = t->fd_buf;
+	file_direct(path, flags, o, t);
 	return 0;
 }
 
