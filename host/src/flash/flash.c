@@ -76,7 +76,6 @@ struct job {
 	char verrbuf[512];
 	int vfd;              /* descriptor for read-back: O_DIRECT if vdirect */
 	bool vdirect;
-	bool vdefer;          /* read back only after the last write */
 	unsigned int vlbs;
 	unsigned char *vbuf;
 	uint64_t file_size;   /* regular file targets: current size */
@@ -891,7 +890,7 @@ static void *verifier(void *arg)
 		int rc;
 
 		pthread_mutex_lock(&j->vmu);
-		while ((j->vq_head == j->vq_len || j->vdefer) && !j->vdone && !j->vstop)
+		while (j->vq_head == j->vq_len && !j->vdone && !j->vstop)
 			pthread_cond_wait(&j->vcv, &j->vmu);
 		if (j->vstop || j->vq_head == j->vq_len) {
 			j->vexited = true;
@@ -1125,12 +1124,6 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	if (j.t.direct) {
 		j.vfd = j.t.fd;
 		j.vdirect = true;
-		/*
-		 * On a regular file, direct reads and writes of the same inode serialize in the
-		 * file system (ext4 measured: 30 % slower together than one after the other), so
-		 * the read-back waits for the last write. Block devices overlap them.
-		 */
-		j.vdefer = !j.t.blockdev;
 	} else if (!opts->no_direct) {
 		/* Regular files: read back with O_DIRECT where the file system allows it. */
 		int fd = open(target, O_RDONLY | O_DIRECT | O_CLOEXEC);
