@@ -3,7 +3,8 @@
 -- testcases/backend/, started by scripts/virtual-rig) with rigor.provision and
 -- rigor.balena: the device comes online, reports the image's version, keeps only its own
 -- device key on the card, and comes back after a reboot without registering again.
--- Needs the "os-image" and "balena" capabilities (rigs/virtual.lua); SKIPPED elsewhere.
+-- Needs the "os-image" and "balena" capabilities (rigs/virtual.lua); SKIPPED elsewhere. On
+-- a rig with the "flasher" capability the boot strap is held so that the board boots the card.
 --
 -- Environment: RIGOR_BALENA_API, RIGOR_BALENA_API_KEY (a user key; scripts/virtual-rig
 -- writes both into DIR/env), RIGOR_BALENA_FLEET (default rigor/test), RIGOR_OS_IMAGE
@@ -45,9 +46,16 @@ local function fleet_device_count()
 	return #r.d
 end
 
+-- A DUT with internal storage ("flasher") boots the card only with its boot strap held
+-- at power-on; rig:safe() releases it after the case.
+local function strap_card_boot(rig)
+	if rig:has("flasher") then assert(rig.button.boot:hold()) end
+end
+
 -- provision once; later cases reuse the device (each also works alone: it provisions)
 local function ensure_provisioned(rig)
 	if dev then return dev end
+	strap_card_boot(rig)
 	local guest_api = os.getenv("RIGOR_VIRTUAL_GUEST_API")
 	local d, info = provision.run(rig, {
 		balena = client, fleet = FLEET, version = CONFIG_VERSION, image = IMAGE,
@@ -116,6 +124,7 @@ s:case("back online after a reboot, same uuid, no new registration", function(ri
 		t.log("no /__rigor/clock (not the emulator): only waiting for online")
 	end
 	assert(rig.sdmux:set("dut"))
+	strap_card_boot(rig)
 	rig.console:clear()
 	assert(rig.power:on())
 	-- follow the console until the agent's first report of this boot

@@ -3,16 +3,19 @@
 -- (rigs/virtual.lua, scripts/virtual-rig). Every case flashes the image (incrementally),
 -- with a config.json that sets the hostname and has no provisioning key (this suite does
 -- not need the cloud), and boots it. Other rigs lack the "os-image" capability: SKIPPED.
+-- On a rig with the "flasher" capability (a DUT with internal storage) the boot strap is
+-- held at power-on so that the board boots the card.
 --
 -- Environment: RIGOR_OS_IMAGE (default build/os/rigor-os-1.0.img),
--- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 60000).
+-- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 60000), RIGOR_OS_HOSTNAME
+-- (default rigor-<rig name>-NNNN).
 local t = require "rigor.test"
 local core = require "rigor.core"
 local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_IMAGE") or "build/os/rigor-os-1.0.img"
 local BOOT_MS = math.tointeger(tonumber(os.getenv("RIGOR_BOOT_TIMEOUT_MS") or "")) or 60000
-local HOSTNAME = "rigor-vdut-" .. string.format("%04d", core.now_ms() % 10000)
+local HOSTNAME      -- set by hostname(rig)
 local LOGIN = "rigor-os login: "
 
 local s = t.suite("os", { requires = { "os-image", "sd", "serial" }, tags = { "os", "virtual" },
@@ -28,11 +31,27 @@ local function parse_os_release(text)
 	return r
 end
 
+-- the DUT's hostname: RIGOR_OS_HOSTNAME, or one naming the rig (two rigs, two names)
+local function hostname(rig)
+	if not HOSTNAME then
+		local env = os.getenv("RIGOR_OS_HOSTNAME")
+		HOSTNAME = env ~= "" and env or string.format("rigor-%s-%04d",
+			rig.name:gsub("[^%w%-]", "-"), core.now_ms() % 10000)
+	end
+	return HOSTNAME
+end
+
+-- A DUT with internal storage ("flasher") boots the card only with its boot strap held
+-- at power-on; rig:safe() releases it after the case.
+local function strap_card_boot(rig)
+	if rig:has("flasher") then assert(rig.button.boot:hold()) end
+end
+
 local function config_json(rig)
 	return core.json_encode({
 		applicationId = 1, deviceType = rig.device_type, userId = 1,
 		apiEndpoint = os.getenv("RIGOR_VIRTUAL_GUEST_API") or "http://10.0.2.2:48484",
-		hostname = HOSTNAME, listenPort = 48484, rigorReportInterval = 5,
+		hostname = hostname(rig), listenPort = 48484, rigorReportInterval = 5,
 		persistentLogging = false,
 	}, 2)
 end
@@ -41,6 +60,7 @@ end
 local function boot(rig)
 	assert(rig.power:off())
 	assert(rig.sdmux:set("dut"))
+	strap_card_boot(rig)
 	rig.console:clear()
 	local t0 = core.now_ms()
 	assert(rig.power:on())
@@ -110,6 +130,7 @@ end)
 
 s:case("power cut mid-boot, then a clean boot", function(rig)
 	assert(rig.sdmux:set("dut"))
+	strap_card_boot(rig)
 	rig.console:clear()
 	assert(rig.power:on())
 	-- stage 2 runs with the boot partition mounted read-write: pull the plug there
