@@ -110,6 +110,26 @@ $(BUILD)/host/tests/test_uhub: $(USBHUB_OBJ)
 $(BUILD)/host/tests/test_uhub: HOST_PKG_LIBS += $(USBHUB_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(USBHUB_OBJ:.o=.d)
 
+# The rpiboot usbboot back-end: a BCM2711 in USB boot mode emulated over umockdev
+# (host/tests/fixtures/bcm2711.c, on the shared usbdevfs URB engine: boot ROM, file-server
+# second stage, mass storage) linked into test_rpiboot, which re-executes itself under
+# libumockdev-preload.
+BCM2711_OBJ := $(BUILD)/host/tests/fixtures/bcm2711.o $(USBDEVFS_OBJ)
+$(BCM2711_OBJ) $(BUILD)/host/tests/test_rpiboot.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/host/tests/test_rpiboot: $(BCM2711_OBJ)
+$(BUILD)/host/tests/test_rpiboot: HOST_PKG_LIBS += $(BCM2711_OBJ) $(UMOCKDEV_LIBS)
+DEPFILES += $(BCM2711_OBJ:.o=.d)
+
+# The usbsdmux back-end: USB-SD-Mux card readers emulated over umockdev
+# (host/tests/fixtures/usbsdmux.c: SG_IO on /dev/sgN reaching an emulated GPIO expander)
+# linked into test_usbsdmux, which re-executes itself under libumockdev-preload and
+# cross-checks against the upstream usbsdmux tool run on the same emulation.
+USBSDMUX_OBJ := $(BUILD)/host/tests/fixtures/usbsdmux.o
+$(USBSDMUX_OBJ) $(BUILD)/host/tests/test_usbsdmux.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/host/tests/test_usbsdmux: $(USBSDMUX_OBJ)
+$(BUILD)/host/tests/test_usbsdmux: HOST_PKG_LIBS += $(USBSDMUX_OBJ) $(UMOCKDEV_LIBS)
+DEPFILES += $(USBSDMUX_OBJ:.o=.d)
+
 install: $(BUILD)/rigor
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(RIGOR_INSTALL_LUA)/rigor \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/rigor/rigs

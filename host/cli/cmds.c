@@ -289,8 +289,7 @@ int cmd_usbboot(struct cli *c, int argc, char **argv)
 		else
 			return bad_usage("usbboot", "unexpected argument '%s'", argv[i]);
 	}
-	if (!dir)
-		return bad_usage("usbboot", "--dir DIR is required (the boot files to serve)", NULL);
+	/* without --dir: the usbboot part's msd_dir (rig_usbboot says when there is none) */
 	rc = cli_open_rig(c);
 	if (rc)
 		return rc;

@@ -149,7 +149,11 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 	{
 		char path[4096], why[256];
 
-		rig_storage_resolve(c->rig, path, sizeof(path), why, sizeof(why));
+		/* A Compute Module's disk is gone once it is powered off after flashing. */
+		if (rig_storage_resolve(c->rig, path, sizeof(path), why, sizeof(why)) < 0) {
+			snprintf(path, sizeof(path), "the rig's storage");
+			rig_clear_error(c->rig);
+		}
 		print_stats(c, image, path, &st);
 	}
 	return 0;

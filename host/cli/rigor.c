@@ -60,8 +60,9 @@ static const struct cmd commands[] = {
 	  "DUT and the command ends --timeout seconds (default 1) after stdin closes.\n"
 	  "  --log FILE        append everything (timestamped) to FILE;\n"
 	  "                    default <state dir>/<rig>-console.log" },
-	{ "usbboot", cmd_usbboot, "usbboot --dir DIR [--timeout SECONDS]", "boot the DUT over USB",
-	  "  --dir DIR         boot files to serve;  --timeout SECONDS  default 30" },
+	{ "usbboot", cmd_usbboot, "usbboot [--dir DIR] [--timeout SECONDS]", "boot the DUT over USB",
+	  "  --dir DIR         boot files to serve (default: msd_dir of the rig file's usbboot)\n"
+	  "  --timeout SECONDS default 30" },
 	{ "storage", cmd_storage, "storage status [--json]", "show the flash target the rig resolves",
 	  "Prints the block device or file the storage role resolves to, and why." },
 	{ "who", cmd_who, "who", "show who holds the rig's lock", NULL },

@@ -121,7 +121,10 @@ static int l_flash(lua_State *L)
 		return 1;
 	}
 	luaL_checktype(L, -1, LUA_TTABLE);
-	rig_storage_resolve(rig, target, sizeof(target), why, sizeof(why));
+	if (rig_storage_resolve(rig, target, sizeof(target), why, sizeof(why)) < 0)
+		/* a Compute Module's eMMC left with its power: files go in through the CLI's --inject */
+		return fail(L, "opts.files: the flashed disk is gone (the DUT was powered off after flashing over USB boot)",
+			    RIG_E_NODEV);
 	lua_getfield(L, 3, "partition");
 	rc = find_boot(target, lua_tostring(L, -1), part, sizeof(part), err, sizeof(err));
 	lua_pop(L, 1);

@@ -375,7 +375,7 @@ static const luaL_Reg console_meth[] = {
 static int usbboot_boot(lua_State *L)
 {
 	struct rig *rig = checkrole(L, RIG_ROLE_USBBOOT);
-	const char *dir = luaL_checkstring(L, 2);
+	const char *dir = luaL_optstring(L, 2, NULL);     /* nil: the rig file's msd_dir */
 	int timeout = (int)luaL_optinteger(L, 3, -1);
 
 	return rigl_result(L, rig, rig_usbboot(rig, dir, rigl_clamp(L, timeout)));

@@ -248,6 +248,13 @@ static const struct rig_param common_button[] = {
 	{ "press_ms", RIG_P_INT, C(press_ms), false, "default press length" },
 	RIG_PARAMS_END
 };
+static const struct rig_param common_usbboot[] = {
+	{ "msd_dir", RIG_P_STR, C(msd_dir), false,
+	  "boot files that make the DUT show its storage over USB (rigor flash boots them first)" },
+	{ "boot_button", RIG_P_STR, C(boot_button), false,
+	  "button held while the DUT powers on for USB boot (default: 'boot' if there is one)" },
+	RIG_PARAMS_END
+};
 static const struct rig_param common_storage[] = {
 	{ "allow_fixed", RIG_P_BOOL, C(allow_fixed), false,
 	  "allow flashing a disk that is not removable (never the system disk)" },
@@ -262,6 +269,7 @@ static const struct rig_param *common_for(enum rig_role r)
 	case RIG_ROLE_SDMUX: return common_sdmux;
 	case RIG_ROLE_BUTTON: return common_button;
 	case RIG_ROLE_STORAGE: return common_storage;
+	case RIG_ROLE_USBBOOT: return common_usbboot;
 	default: return NULL;
 	}
 }

@@ -2,7 +2,8 @@
 /*
  * rig_flash(): the flash engine behind the front end. The engine (host/src/flash/) knows
  * images and targets; this file adds what the rig knows: which target, and that the card
- * must be on the host side with the DUT off before anything is written.
+ * must be on the host side with the DUT off before anything is written, or, on a
+ * Compute Module without an SD mux, that the eMMC must first be booted into a USB disk.
  */
 #define LOG_PREFIX "flash"
 #include <errno.h>
@@ -31,22 +32,15 @@ static void on_progress(const struct rig_flash_progress *p, void *user)
 		pc->user_fn(p, pc->user);
 }
 
-int rig_flash(struct rig *rig, const char *image, struct rig_flash_opts *o,
-	      struct rig_flash_stats *st)
+/* Write @image to @target (found as @why) with the engine; logs and records the outcome. */
+static int flash_to(struct rig *rig, const char *image, const char *target, const char *why,
+		    struct rig_flash_opts *o, struct rig_flash_stats *st)
 {
 	struct rig_ctx *ctx = rig_ctx(rig);
 	struct progress_ctx pc = { .rig = rig, .last = (enum rig_flash_phase)-1 };
-	char target[4096], why[512], err[1024];
+	char err[1024];
 	int rc;
 
-	memset(st, 0, sizeof(*st));
-	rc = rig_storage_resolve(rig, target, sizeof(target), why, sizeof(why));
-	if (rc < 0)
-		return rc;
-	if (rig_has_role(rig, RIG_ROLE_POWER) && (rc = rig_power_set(rig, false)) < 0)
-		return rc;
-	if (rig_has_role(rig, RIG_ROLE_SDMUX) && (rc = rig_sdmux_set(rig, RIG_MUX_HOST)) < 0)
-		return rc;
 	rig_event(rig, "flash '%s' to %s (%s)", image, target, why);
 	/* sig_atomic_t is an int on the platforms we build for */
 	o->cancel = (volatile const int *)ctx->cancel;
@@ -72,4 +66,115 @@ int rig_flash(struct rig *rig, const char *image, struct rig_flash_opts *o,
 		  (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,
 		  (unsigned long long)st->bytes_verified, st->t_total);
 	return 0;
+}
+
+/* The button that holds the DUT in USB boot mode: boot_button, else "boot" if present. */
+static const char *strap_button(const struct rig *rig, const struct rig_common *uc)
+{
+	if (uc->boot_button)
+		return uc->boot_button;
+	for (size_t i = 0; i < rig_button_count(rig); i++)
+		if (!strcmp(rig_button_name(rig, i), "boot"))
+			return "boot";
+	return NULL;
+}
+
+/*
+ * Wait for the storage part to resolve: the DUT's disk appears some seconds after the
+ * USB boot, when its mass-storage firmware (or Linux gadget) is up. Polls sysfs until
+ * @timeout_ms (-1: no bound but the case deadline).
+ */
+static int wait_disk(struct rig *rig, int timeout_ms, char *target, size_t len, char *why,
+		     size_t whylen)
+{
+	struct rig_ctx *ctx = rig_ctx(rig);
+	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + rig_ctx_clamp(ctx, timeout_ms);
+	char last[RIG_ERRMSG_MAX];
+	int rc;
+
+	rig_event(rig, "waiting for the DUT's storage to show up as a USB disk");
+	for (;;) {
+		rc = rig_storage_resolve(rig, target, len, why, whylen);
+		if (rc != RIG_E_NODEV)
+			return rc;
+		snprintf(last, sizeof(last), "%s", rig_errmsg(rig));
+		rig_clear_error(rig);       /* not there yet is not an error yet */
+		if (rig_now_ms() >= end)
+			return rig_set_error(rig, RIG_E_TIMEOUT,
+					     "the DUT's storage did not show up as a USB disk within %d ms after the USB boot: %s",
+					     timeout_ms, last);
+		rc = rig_ctx_sleep(ctx, 50);
+		if (rc < 0)
+			return rig_set_error(rig, rc, "%s while waiting for the DUT's storage (%s)",
+					     rc == RIG_E_INTR ? "interrupted" : "out of time", last);
+	}
+}
+
+/*
+ * A Compute Module: its eMMC shows up over USB once the mass-storage boot files run.
+ * Power off, hold the strap, power on, usbboot, release, wait for the disk, flash; the
+ * DUT is powered off at the end whatever happened.
+ */
+static int flash_over_usbboot(struct rig *rig, const struct rig_common *uc, const char *image,
+			      struct rig_flash_opts *o, struct rig_flash_stats *st)
+{
+	const char *button = strap_button(rig, uc);
+	bool power = rig_has_role(rig, RIG_ROLE_POWER);
+	char target[4096], why[512];
+	int rc = 0, rc2;
+
+	rig_event(rig, "flash over USB boot: %s%s%spower on, usbboot from '%s', wait for the disk",
+		  power ? "power off, " : "", button ? "hold button " : "", button ? button : "",
+		  uc->msd_dir);
+	if (button && !power)
+		rig_warn(rig_ctx(rig), "no power part: power the DUT on yourself while '%s' is held",
+			 button);
+	if (power)
+		rc = rig_power_set(rig, false);
+	if (rc == 0 && button) {
+		rc = rig_button_set(rig, button, true);
+		if (rc == 0 && power)
+			rc = rig_power_set(rig, true);
+		if (rc == 0)
+			rc = rig_usbboot(rig, uc->msd_dir, -1);
+		/* nRPIBOOT is only read at power-on: let go whatever happened */
+		rc2 = rig_button_set(rig, button, false);
+		rc = rc < 0 ? rc : rc2;
+	} else if (rc == 0) {
+		if (power)
+			rc = rig_power_set(rig, true);
+		if (rc == 0)
+			rc = rig_usbboot(rig, uc->msd_dir, -1);
+	}
+	if (rc == 0)
+		rc = wait_disk(rig, uc->timeout_ms, target, sizeof(target), why, sizeof(why));
+	if (rc == 0)
+		rc = flash_to(rig, image, target, why, o, st);
+	if (power) {
+		/* the first error stays the one reported; this one is only added if none */
+		rc2 = rig_power_set(rig, false);
+		rc = rc < 0 ? rc : rc2;
+	}
+	return rc;
+}
+
+int rig_flash(struct rig *rig, const char *image, struct rig_flash_opts *o,
+	      struct rig_flash_stats *st)
+{
+	const struct rig_common *uc = rig_usbboot_common(rig);
+	char target[4096], why[512];
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if (uc && uc->msd_dir && rig_has_role(rig, RIG_ROLE_STORAGE) &&
+	    !rig_has_role(rig, RIG_ROLE_SDMUX))
+		return flash_over_usbboot(rig, uc, image, o, st);
+	rc = rig_storage_resolve(rig, target, sizeof(target), why, sizeof(why));
+	if (rc < 0)
+		return rc;
+	if (rig_has_role(rig, RIG_ROLE_POWER) && (rc = rig_power_set(rig, false)) < 0)
+		return rc;
+	if (rig_has_role(rig, RIG_ROLE_SDMUX) && (rc = rig_sdmux_set(rig, RIG_MUX_HOST)) < 0)
+		return rc;
+	return flash_to(rig, image, target, why, o, st);
 }

@@ -148,6 +148,8 @@ struct rig_common {
 	int press_ms;       /* button default press */
 	int settle_ms;      /* sdmux */
 	bool allow_fixed;   /* storage: a non-removable disk may be flashed */
+	char *msd_dir;      /* usbboot: boot files that show the DUT's storage over USB */
+	char *boot_button;  /* usbboot: the button holding the DUT in USB boot mode */
 };
 
 struct rig_part {
@@ -257,12 +259,15 @@ int rig_set_error(struct rig *rig, int code, const char *fmt, ...)
 void rig_event(struct rig *rig, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Whether the rig file allows flashing a non-removable disk (storage allow_fixed). */
 bool rig_storage_allow_fixed(const struct rig *rig);
+/* The usbboot part's front-end settings (msd_dir, boot_button, timeout_ms), or NULL. */
+const struct rig_common *rig_usbboot_common(const struct rig *rig);
 
 /* Register back-ends here (defined in their driver files). */
 extern const struct rig_backend rig_power_sim, rig_sdmux_sim, rig_button_sim,
 	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file, rig_storage_usb,
 	rig_power_gpio, rig_sdmux_gpio, rig_button_gpio,
 	rig_power_rigfw, rig_sdmux_rigfw, rig_button_rigfw, rig_console_serial,
-	rig_sdmux_sdwire, rig_power_uhub, rig_console_socket;
+	rig_sdmux_sdwire, rig_power_uhub, rig_console_socket,
+	rig_sdmux_usbsdmux, rig_usbboot_rpiboot;
 
 #endif /* RIGOR_HOST_INTERNAL_H */

@@ -18,6 +18,7 @@ static const struct rig_backend *const backends[] = {
 	&rig_sdmux_rigfw,
 	&rig_sdmux_sdwire,
 	&rig_sdmux_sim,
+	&rig_sdmux_usbsdmux,
 	/* button */
 	&rig_button_gpio,
 	&rig_button_rigfw,
@@ -27,6 +28,7 @@ static const struct rig_backend *const backends[] = {
 	&rig_console_sim,
 	&rig_console_socket,
 	/* usbboot */
+	&rig_usbboot_rpiboot,
 	&rig_usbboot_sim,
 	/* storage */
 	&rig_storage_file,

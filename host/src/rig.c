@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -228,6 +229,8 @@ static void part_free(struct rig_part *p)
 	if (p->priv && p->be->close)
 		p->be->close(p);
 	desc_release_conf(p->be, p->conf);
+	free(p->common.msd_dir);
+	free(p->common.boot_button);
 	free(p->conf);
 	free(p->priv);
 	free(p->label);
@@ -790,13 +793,29 @@ bool rig_storage_allow_fixed(const struct rig *rig)
 	return p && p->common.allow_fixed;
 }
 
+const struct rig_common *rig_usbboot_common(const struct rig *rig)
+{
+	const struct rig_part *p = rig->role[RIG_ROLE_USBBOOT];
+
+	return p ? &p->common : NULL;
+}
+
 int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms)
 {
 	struct rig_part *p = need(rig, RIG_ROLE_USBBOOT);
+	struct stat st;
 	int rc;
 
 	if (!p)
 		return RIG_E_NOENT;
+	if (!dir)
+		dir = p->common.msd_dir;
+	if (!dir)
+		return rig_part_fail(p, RIG_E_INVAL,
+				     "which boot files? give a directory, or msd_dir in the usbboot entry of %s",
+				     rig->file);
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return rig_part_fail(p, RIG_E_NOENT, "boot directory '%s' does not exist", dir);
 	rig_event(rig, "usbboot from '%s'", dir);
 	rc = p->be->ops.usbboot->boot(p, dir, rig_ctx_clamp(rig->ctx, timeout_ms < 0 ? p->common.timeout_ms : timeout_ms));
 	if (rc < 0)

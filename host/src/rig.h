@@ -369,9 +369,20 @@ RIG_API int rig_console_fd(struct rig *rig);
 /* ---- USB boot ---- */
 
 /**
- * Boot the DUT over USB, serving files from @p dir.
- * @retval RIG_E_NODEV no device in USB boot mode appeared within the timeout
- * @retval RIG_E_NOENT @p dir or a file the device asked for is missing
+ * Boot the DUT over USB, serving files from @p dir: the second stage, then whatever the
+ * device asks for (a file it asks for that is not there is answered "no such file", as
+ * the protocol does, and logged). Blocks until the device has what it needs (the
+ * rpiboot back-end: until the second stage's file server says Done), at most
+ * @p timeout_ms (-1: the part's timeout_ms). Progress goes to the rig's events.
+ * @param dir boot files; NULL: the part's msd_dir from the rig file
+ * @retval RIG_E_NODEV no device in USB boot mode appeared within the timeout, or it went
+ *         away during a transfer
+ * @retval RIG_E_TIMEOUT it did not come back after the ROM stage (re-enumeration), or
+ *         stopped asking for files, within the timeout
+ * @retval RIG_E_NOENT @p dir, or the second stage in it, is missing
+ * @retval RIG_E_INVAL @p dir is NULL and the rig file has no msd_dir, or several boot
+ *         devices are attached and the rig file does not say which
+ * @retval RIG_E_IO the device stalled a transfer, or permission denied
  */
 RIG_API int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms);
 
@@ -393,6 +404,14 @@ struct rig_flash_stats;
  * Flash @p image onto the rig's storage target, through the interlock: the DUT is
  * switched off and the SD mux to the host first (waiting out min_off_ms); afterwards the
  * mux stays on the host and the DUT off. The target is what rig_storage_resolve() names.
+ *
+ * A rig with a usbboot part that has msd_dir, a storage part and no SD mux (a Compute
+ * Module whose eMMC is flashed over USB) goes another way: power off, hold the
+ * usbboot part's boot_button (default: the button named "boot", if any), power on,
+ * rig_usbboot() from msd_dir, release the button, wait (up to the usbboot part's
+ * timeout_ms) for the storage part to resolve (the eMMC showing up as a USB disk),
+ * flash it, and power off, on failure too.
+ *
  * The context's cancel flag and case deadline stop the flash promptly (RIG_E_INTR /
  * RIG_E_TIMEOUT), with how far it got in rig_errmsg().
  * @param o options from rig_flash_opts_init() (cancel and timeout are filled in here)

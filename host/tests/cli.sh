@@ -29,6 +29,8 @@ run 0 "drivers" $RIGOR drivers
 for role in power sdmux button console usbboot storage; do
 	has "$T/out" "^$role +sim " "drivers lists the $role sim back-end"
 done
+has "$T/out" "^sdmux +usbsdmux +Linux Automation USB-SD-Mux" "drivers lists the usbsdmux back-end"
+has "$T/out" "^usbboot +rpiboot +Raspberry Pi" "drivers lists the rpiboot back-end"
 
 # rig files: every mistake reported with file:line, exit 2
 run 2 "unknown role" $RIGOR --rig $R/bad-role.lua power status
@@ -78,6 +80,7 @@ has "$T/err" "has no button 'nope' \(buttons: boot, reset\)" "unknown button lis
 run 0 "storage status" $RIGOR storage status
 has "$T/out" "^target: .*/sim.card" "storage resolves the virtual card"
 run 2 "usbboot without --dir" $RIGOR usbboot
+has "$T/err" "give a directory, or msd_dir in the usbboot entry" "usbboot without --dir and msd_dir says what to do"
 run 2 "list unknown kind" $RIGOR list widgets
 
 # console: power on with the card on the DUT side, the sim board boots to a login prompt

@@ -1,0 +1,704 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rpiboot usbboot back-end (drivers/rpiboot.c) through the library front end, on a
+ * BCM2711 (Raspberry Pi 4 / CM4) in USB boot mode emulated by umockdev in this process
+ * (fixtures/bcm2711.c): the ROM stage, the re-enumeration, the file server, the ways
+ * each can fail, and the Compute Module flash flow of rig_flash() (usbboot into mass
+ * storage, flash the disk that appears, power off). The tests assert the exact bytes
+ * the emulated device received. The program re-executes itself under
+ * libumockdev-preload when started without it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fixtures/bcm2711.h"
+#include "internal.h"
+#include "rig_flash.h"
+#include "fixtures/rigfx.h"
+
+#define PORT "1-1.3"
+#define EVENTS_MAX 8192
+
+struct tfx {
+	struct fx *f;
+	struct bcm2711_emu *emu;
+	char boot[96];              /* the boot directory */
+	char events[EVENTS_MAX];    /* every rig event, one per line */
+	size_t elen;
+};
+
+static void on_event(void *user, const char *msg)
+{
+	struct tfx *t = user;
+
+	if (t->elen < sizeof(t->events))
+		t->elen += (size_t)snprintf(t->events + t->elen, sizeof(t->events) - t->elen,
+					    "%s\n", msg);
+}
+
+/* Deterministic, not too regular bytes. */
+static unsigned char *pattern(size_t n, unsigned int seed)
+{
+	unsigned char *b = malloc(n ? n : 1);
+	unsigned int x = seed * 2654435761u + 1;
+
+	assert_non_null(b);
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		b[i] = (unsigned char)(x >> 16);
+	}
+	return b;
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t n)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, n, f), n);
+	fclose(f);
+}
+
+/* A file of @n pattern bytes in the boot directory; returns its contents (caller frees). */
+static unsigned char *boot_file(struct tfx *t, const char *name, size_t n, unsigned int seed)
+{
+	unsigned char *b = pattern(n, seed);
+
+	write_file(t->boot, name, b, n);
+	return b;
+}
+
+static int setup(void **state)
+{
+	struct tfx *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	t->emu = bcm2711_emu_new();
+	assert_non_null(t->emu);
+	t->f = rigfx_new("rpiboot");
+	snprintf(t->boot, sizeof(t->boot), "%s/boot", t->f->dir);
+	assert_int_equal(mkdir(t->boot, 0755), 0);
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct tfx *t = *state;
+
+	rigfx_release(t->f);
+	bcm2711_emu_free(t->emu);
+	unsetenv("RIGOR_SYSFS_ROOT");
+	free(t);
+	return 0;
+}
+
+/* A rig whose usbboot is rpiboot { usb_path = @path, usb_serial = @serial } (NULL: unset). */
+static int open_rig(struct tfx *t, const char *path, const char *serial, int timeout_ms)
+{
+	int p;
+
+	t->f->d = rig_desc_new(t->f->ctx, "rpiboot-test.lua");
+	rig_desc_set_str(t->f->d, -1, "name", "cm", 1);
+	p = rig_desc_add_part(t->f->d, "usbboot", NULL, "rpiboot", 2);
+	if (path)
+		rig_desc_set_str(t->f->d, p, "usb_path", path, 2);
+	if (serial)
+		rig_desc_set_str(t->f->d, p, "usb_serial", serial, 2);
+	if (timeout_ms)
+		rig_desc_set_int(t->f->d, p, "timeout_ms", timeout_ms, 2);
+	p = rig_open(t->f->ctx, t->f->d, &t->f->rig);
+	if (p == 0)
+		rig_set_event_cb(t->f->rig, on_event, t);
+	return p;
+}
+
+static void has(const char *hay, const char *needle)
+{
+	if (!strstr(hay, needle))
+		fail_msg("'%s' not in:\n%s", needle, hay);
+}
+
+static const struct bcm2711_log *log_of(struct tfx *t)
+{
+	const struct bcm2711_log *l = bcm2711_emu_log(t->emu);
+
+	if (l->error[0])
+		fail_msg("the device saw a protocol error: %s", l->error);
+	return l;
+}
+
+/* The boot message: the second stage's length, little-endian, then 20 zero bytes. */
+static void check_boot_msg(const struct bcm2711_log *l, size_t len)
+{
+	assert_int_equal(l->boot_msg_len, 24);
+	assert_int_equal(l->boot_msg[0] | l->boot_msg[1] << 8 | l->boot_msg[2] << 16 |
+			 l->boot_msg[3] << 24, len);
+	for (int i = 4; i < 24; i++)
+		assert_int_equal(l->boot_msg[i], 0);
+}
+
+static void check_answer(const struct bcm2711_log *l, size_t i, unsigned int cmd,
+			 const char *name, long long size, const unsigned char *data)
+{
+	assert_true(i < l->nans);
+	assert_int_equal(l->ans[i].cmd, cmd);
+	assert_string_equal(l->ans[i].name, name);
+	assert_int_equal(l->ans[i].size, size);
+	if (cmd == BCM2711_READ_FILE) {
+		assert_int_equal(l->ans[i].len, size);
+		if (size > 0)
+			assert_memory_equal(l->ans[i].data, data, (size_t)size);
+	} else {
+		assert_int_equal(l->ans[i].len, 0);     /* GetFileSize: no bulk data */
+	}
+}
+
+static void test_full_boot(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_GET_FILE_SIZE, "config.txt" }, { BCM2711_READ_FILE, "config.txt" },
+		{ BCM2711_GET_FILE_SIZE, "start4.elf" }, { BCM2711_READ_FILE, "start4.elf" },
+		{ BCM2711_DONE, "" },
+	};
+	/* sizes off the 16 KiB bulk pieces and the 512-byte packets */
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 40001, 1);
+	unsigned char *cfg = boot_file(t, "config.txt", 37, 2);
+	unsigned char *elf = boot_file(t, "start4.elf", 3 * 16384 + 512, 3);
+	const struct bcm2711_log *l;
+
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), 0);
+	l = log_of(t);
+	check_boot_msg(l, 40001);
+	assert_int_equal(l->rom_boots, 1);
+	assert_int_equal(l->second_len, 40001);
+	assert_memory_equal(l->second, bc, 40001);
+	assert_int_equal(l->retcode_reads, 1);
+	assert_int_equal(l->nans, 5);
+	check_answer(l, 0, BCM2711_GET_FILE_SIZE, "config.txt", 37, NULL);
+	check_answer(l, 1, BCM2711_READ_FILE, "config.txt", 37, cfg);
+	check_answer(l, 2, BCM2711_GET_FILE_SIZE, "start4.elf", 3 * 16384 + 512, NULL);
+	check_answer(l, 3, BCM2711_READ_FILE, "start4.elf", 3 * 16384 + 512, elf);
+	assert_true(l->done);
+	assert_int_equal(l->ans[4].size, 0);    /* an empty name: answered size 0, as rpiboot */
+	assert_int_equal(l->stalls, 0);
+	has(t->events, "ROM stage: BCM2711 boot ROM (0a5c:2711) at 1-1.3\n");
+	has(t->events, "ROM stage: sent bootcode4.bin (40001 bytes)\n");
+	has(t->events, "waiting for re-enumeration\n");
+	has(t->events, "file server: second stage (0a5c:2711) at 1-1.3");
+	has(t->events, "file server: GetFileSize config.txt (37 bytes)\n");
+	has(t->events, "file server: ReadFile start4.elf (49664 bytes)\n");
+	has(t->events, "file server: Done (empty name)\nusbboot done\n");
+	free(bc);
+	free(cfg);
+	free(elf);
+}
+
+/* A file the device asks for that is not there: size 0 and no data, and it goes on. */
+static void test_missing_file(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_GET_FILE_SIZE, "pieeprom.upd" }, { BCM2711_READ_FILE, "pieeprom.upd" },
+		{ BCM2711_GET_FILE_SIZE, "../etc/passwd" },     /* refused: outside DIR */
+		{ BCM2711_GET_FILE_SIZE, "config.txt" }, { BCM2711_READ_FILE, "config.txt" },
+		{ BCM2711_GET_FILE_SIZE, "empty.txt" }, { BCM2711_READ_FILE, "empty.txt" },
+		{ BCM2711_DONE, "" },
+	};
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 1000, 4);
+	unsigned char *cfg = boot_file(t, "config.txt", 5, 5);
+	const struct bcm2711_log *l;
+
+	write_file(t->boot, "empty.txt", "", 0);
+	write_file(t->f->dir, "etc-passwd", "secret", 6);
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), 0);
+	l = log_of(t);
+	assert_int_equal(l->nans, 8);
+	check_answer(l, 0, BCM2711_GET_FILE_SIZE, "pieeprom.upd", 0, NULL);
+	check_answer(l, 1, BCM2711_READ_FILE, "pieeprom.upd", 0, NULL);
+	check_answer(l, 2, BCM2711_GET_FILE_SIZE, "../etc/passwd", 0, NULL);
+	check_answer(l, 3, BCM2711_GET_FILE_SIZE, "config.txt", 5, NULL);
+	check_answer(l, 4, BCM2711_READ_FILE, "config.txt", 5, cfg);
+	check_answer(l, 5, BCM2711_GET_FILE_SIZE, "empty.txt", 0, NULL);
+	check_answer(l, 6, BCM2711_READ_FILE, "empty.txt", 0, NULL);
+	assert_true(l->done);
+	has(t->events, "file server: GetFileSize pieeprom.upd: not in '");
+	has(t->events, "answered size 0");
+	free(bc);
+	free(cfg);
+}
+
+/*
+ * The upstream mass-storage-gadget64 layout: bootfiles.bin, a tar of 2711/<file>; a file
+ * in DIR/2711/ overrides the archive's; other names fall back to DIR/<file>.
+ */
+static void test_bootfiles_archive(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_READ_FILE, "boot.img" },      /* from the archive */
+		{ BCM2711_READ_FILE, "config.txt" },    /* DIR/2711/config.txt over the archive's */
+		{ BCM2711_READ_FILE, "cmdline.txt" },   /* DIR/cmdline.txt */
+		{ BCM2711_DONE, "" },
+	};
+	char stage[160], cmd[512];
+	unsigned char *bc, *img, *cfg, *cmdline;
+	const struct bcm2711_log *l;
+
+	snprintf(stage, sizeof(stage), "%s/stage", t->f->dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/2711 %s/2711", stage, t->boot);
+	assert_int_equal(system(cmd), 0);
+	bc = pattern(20000, 6);
+	img = pattern(70000, 7);
+	cfg = pattern(11, 8);
+	cmdline = pattern(9, 9);
+	snprintf(cmd, sizeof(cmd), "%s/2711", stage);
+	write_file(cmd, "bootcode4.bin", bc, 20000);
+	write_file(cmd, "boot.img", img, 70000);
+	write_file(cmd, "config.txt", "archive", 7);
+	snprintf(cmd, sizeof(cmd), "tar -C %s -cf %s/bootfiles.bin 2711", stage, t->boot);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/2711", t->boot);
+	write_file(cmd, "config.txt", cfg, 11);
+	write_file(t->boot, "cmdline.txt", cmdline, 9);
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), 0);
+	l = log_of(t);
+	check_boot_msg(l, 20000);
+	assert_memory_equal(l->second, bc, 20000);
+	check_answer(l, 0, BCM2711_READ_FILE, "boot.img", 70000, img);
+	check_answer(l, 1, BCM2711_READ_FILE, "config.txt", 11, cfg);
+	check_answer(l, 2, BCM2711_READ_FILE, "cmdline.txt", 9, cmdline);
+	free(bc);
+	free(img);
+	free(cfg);
+	free(cmdline);
+}
+
+/* The device is not there yet when the boot starts: found when it arrives (hotplug). */
+static void test_waits_for_device(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = { { BCM2711_DONE, "" } };
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 512, 10);
+	int64_t t0;
+
+	bcm2711_emu_set_requests(t->emu, reqs, 1);
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 300), 0);
+	t0 = rig_now_ms();
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), 0);
+	assert_true(rig_now_ms() - t0 >= 250);
+	assert_true(rig_now_ms() - t0 < 3000);
+	assert_memory_equal(log_of(t)->second, bc, 512);
+	free(bc);
+}
+
+/* Another device at the port, the boot ROM at another port: neither is taken. */
+static void test_wrong_device(void **state)
+{
+	struct tfx *t = *state;
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 512, 11);
+	const char *msg;
+
+	assert_int_equal(bcm2711_emu_add_device(t->emu, PORT, 0x1234, 0x5678), 0);
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, "1-2", NULL, 0), 0);
+	assert_int_equal(open_rig(t, PORT, NULL, 300), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_NODEV);
+	msg = rig_errmsg(t->f->rig);
+	has(msg, "usbboot: waiting for the boot ROM: no Raspberry Pi in USB boot mode");
+	has(msg, "at 1-1.3");
+	has(msg, "within 300 ms");
+	has(msg, "1234:5678 at 1-1.3 (not a Raspberry Pi boot device)");
+	has(msg, "0a5c:2711 at 1-2 (another port)");
+	assert_int_equal(log_of(t)->boot_msg_len, 0);       /* the ROM at 1-2 untouched */
+	free(bc);
+}
+
+static void test_two_devices(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = { { BCM2711_DONE, "" } };
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 512, 12);
+
+	bcm2711_emu_set_requests(t->emu, reqs, 1);
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, "1-2", "aaaa0001", 0), 0);
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, "bbbb0002", 0), 0);
+	/* neither path nor serial: which one? */
+	assert_int_equal(open_rig(t, NULL, NULL, 300), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_INVAL);
+	has(rig_errmsg(t->f->rig), "2 Raspberry Pi boot devices attached (");
+	has(rig_errmsg(t->f->rig), "0a5c:2711 at 1-1.3");
+	has(rig_errmsg(t->f->rig), "0a5c:2711 at 1-2");
+	has(rig_errmsg(t->f->rig), "name one with usb_path");
+	rig_close(t->f->rig);
+	t->f->rig = NULL;
+	rig_desc_free(t->f->d);
+	/* by the ROM's serial string; then followed by its port */
+	assert_int_equal(open_rig(t, NULL, "bbbb0002", 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), 0);
+	assert_int_equal(log_of(t)->rom_boots, 1);
+	has(t->events, "ROM stage: BCM2711 boot ROM (0a5c:2711) at 1-1.3\n");
+	has(t->events, "file server: second stage (0a5c:2711) at 1-1.3");
+	free(bc);
+}
+
+/* The second stage's file is missing: said before anything is sent, naming file and dir. */
+static void test_missing_bootcode(void **state)
+{
+	struct tfx *t = *state;
+	unsigned char *bc = boot_file(t, "bootcode.bin", 512, 13);     /* a Pi 3's, not a 4's */
+	char want[256];
+
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	assert_int_equal(open_rig(t, PORT, NULL, 1000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_NOENT);
+	snprintf(want, sizeof(want),
+		 "usbboot: ROM stage: bootcode4.bin (the second stage for the BCM2711 boot ROM at 1-1.3) not found in '%s'",
+		 t->boot);
+	has(rig_errmsg(t->f->rig), want);
+	assert_int_equal(log_of(t)->boot_msg_len, 0);
+	/* a directory with no second stage at all is refused before waiting for a device */
+	rig_clear_error(t->f->rig);
+	unlink(strcat(strcpy(want, t->boot), "/bootcode.bin"));
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_NOENT);
+	has(rig_errmsg(t->f->rig), "no bootcode.bin, bootcode4.bin, bootcode5.bin or bootfiles.bin in '");
+	rig_clear_error(t->f->rig);
+	assert_int_equal(rig_usbboot(t->f->rig, "/nonexistent-rpiboot", -1), RIG_E_NOENT);
+	has(rig_errmsg(t->f->rig), "boot directory '/nonexistent-rpiboot' does not exist");
+	free(bc);
+}
+
+/* Unplugged while a file goes over the bulk endpoint, in either stage. */
+static void test_gone_mid_transfer(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_GET_FILE_SIZE, "start4.elf" }, { BCM2711_READ_FILE, "start4.elf" },
+		{ BCM2711_DONE, "" },
+	};
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 50000, 14);
+	unsigned char *elf = boot_file(t, "start4.elf", 60000, 15);
+	const struct bcm2711_log *l;
+
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	bcm2711_emu_gone_in(t->emu, "start4.elf", 20000);
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_NODEV);
+	has(rig_errmsg(t->f->rig),
+	    "usbboot: file server: ReadFile start4.elf: after 16384 of 60000 bytes: the device went away");
+	l = log_of(t);
+	assert_int_equal(l->ans[1].len, 20000);
+	assert_memory_equal(l->ans[1].data, elf, 20000);
+	free(bc);
+	free(elf);
+}
+
+static void test_gone_in_rom_stage(void **state)
+{
+	struct tfx *t = *state;
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 50000, 16);
+
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	bcm2711_emu_gone_in(t->emu, NULL, 40000);
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_NODEV);
+	has(rig_errmsg(t->f->rig),
+	    "usbboot: ROM stage: sending bootcode4.bin: after 32768 of 50000 bytes: the device went away");
+	assert_int_equal(log_of(t)->rom_boots, 0);
+	free(bc);
+}
+
+/* One STALL on the bulk endpoint: the halt is cleared and the piece sent again. */
+static void test_stall_recovers(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_READ_FILE, "config.txt" }, { BCM2711_DONE, "done" },
+	};
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 30000, 17);
+	unsigned char *cfg = boot_file(t, "config.txt", 100, 18);
+	const struct bcm2711_log *l;
+
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	bcm2711_emu_stall_bulk(t->emu, 1);
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), 0);
+	l = log_of(t);
+	assert_int_equal(l->stalls, 1);
+	check_boot_msg(l, 30000);
+	assert_memory_equal(l->second, bc, 30000);
+	check_answer(l, 0, BCM2711_READ_FILE, "config.txt", 100, cfg);
+	assert_int_equal(l->ans[1].size, -1);   /* a Done with a name: no answer */
+	has(t->events, "file server: Done\nusbboot done\n");
+	free(bc);
+	free(cfg);
+}
+
+static void test_stall_fails(void **state)
+{
+	struct tfx *t = *state;
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 30000, 19);
+
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	bcm2711_emu_stall_bulk(t->emu, 100);
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_IO);
+	has(rig_errmsg(t->f->rig),
+	    "usbboot: ROM stage: sending the boot message: after 0 of 24 bytes (stalled 3 times): the device stalled the transfer");
+	assert_int_equal(log_of(t)->stalls, 3);
+	free(bc);
+}
+
+/* The ROM took the second stage, left, and never came back. */
+static void test_reenum_timeout(void **state)
+{
+	struct tfx *t = *state;
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 512, 20);
+	int64_t t0;
+
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	bcm2711_emu_no_reenum(t->emu);
+	assert_int_equal(open_rig(t, PORT, NULL, 400), 0);
+	t0 = rig_now_ms();
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_TIMEOUT);
+	assert_true(rig_now_ms() - t0 >= 350);
+	assert_true(rig_now_ms() - t0 < 3000);
+	has(rig_errmsg(t->f->rig),
+	    "usbboot: waiting for re-enumeration: the device did not come back at 1-1.3 as the second stage within the usbboot timeout (400 ms) after bootcode4.bin was sent");
+	has(t->events, "ROM stage: sent bootcode4.bin (512 bytes)\nwaiting for re-enumeration\n");
+	assert_int_equal(log_of(t)->rom_boots, 1);
+	free(bc);
+}
+
+/* The caller's timeout wins over the part's; no device at all is RIG_E_NODEV. */
+static void test_no_device(void **state)
+{
+	struct tfx *t = *state;
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 512, 21);
+	int64_t t0;
+
+	assert_int_equal(open_rig(t, PORT, NULL, 60000), 0);
+	t0 = rig_now_ms();
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, 200), RIG_E_NODEV);
+	assert_true(rig_now_ms() - t0 < 2000);
+	has(rig_errmsg(t->f->rig), "nothing at that port");
+	free(bc);
+}
+
+/* ---- the Compute Module flow: rig_flash() boots the eMMC into a USB disk first ---- */
+
+static int open_cm4(struct tfx *t, const char *msd_dir, int timeout_ms)
+{
+	struct rig_desc *d = rig_desc_new(t->f->ctx, "cm4.lua");
+	int p;
+
+	rig_desc_set_str(d, -1, "name", "cm4", 1);
+	p = rig_desc_add_part(d, "power", NULL, "sim", 2);
+	rig_desc_set_int(d, p, "min_off_ms", 0, 2);
+	p = rig_desc_add_part(d, "button", "boot", "sim", 3);
+	p = rig_desc_add_part(d, "usbboot", NULL, "rpiboot", 4);
+	rig_desc_set_str(d, p, "usb_path", PORT, 4);
+	if (msd_dir)
+		rig_desc_set_str(d, p, "msd_dir", msd_dir, 4);
+	rig_desc_set_int(d, p, "timeout_ms", timeout_ms, 4);
+	p = rig_desc_add_part(d, "storage", NULL, "usb", 5);
+	rig_desc_set_str(d, p, "usb_path", PORT, 5);
+	t->f->d = d;
+	p = rig_open(t->f->ctx, d, &t->f->rig);
+	if (p == 0)
+		rig_set_event_cb(t->f->rig, on_event, t);
+	return p;
+}
+
+/* @a before @b in the events. */
+static void before(struct tfx *t, const char *a, const char *b)
+{
+	const char *pa = strstr(t->events, a), *pb = pa ? strstr(pa, b) : NULL;
+
+	if (!pa || !pb)
+		fail_msg("'%s' then '%s' not in:\n%s", a, b, t->events);
+}
+
+static void test_cm4_flash(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_GET_FILE_SIZE, "config.txt" }, { BCM2711_READ_FILE, "config.txt" },
+		{ BCM2711_GET_FILE_SIZE, "boot.img" }, { BCM2711_READ_FILE, "boot.img" },
+		{ BCM2711_DONE, "" },
+	};
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 3000, 22);
+	unsigned char *cfg = boot_file(t, "config.txt", 40, 23);
+	unsigned char *img = boot_file(t, "boot.img", 90000, 24);
+	unsigned char *os = pattern(1 << 20, 25), *got = malloc(1 << 20);
+	char sysroot[128], disk[128], image[128];
+	struct rig_flash_opts o;
+	struct rig_flash_stats st;
+	const struct bcm2711_log *l;
+	FILE *f;
+
+	snprintf(sysroot, sizeof(sysroot), "%s/fs", t->f->dir);
+	snprintf(disk, sizeof(disk), "%s/emmc.img", t->f->dir);
+	snprintf(image, sizeof(image), "%s/os.img", t->f->dir);
+	write_file(t->f->dir, "os.img", os, 1 << 20);
+	f = fopen(disk, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), 4 << 20), 0);
+	fclose(f);
+	assert_int_equal(mkdir(sysroot, 0755), 0);
+	setenv("RIGOR_SYSFS_ROOT", sysroot, 1);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	bcm2711_emu_set_msd(t->emu, sysroot, disk);
+	assert_int_equal(open_cm4(t, t->boot, 5000), 0);
+	/* the ROM shows up when the DUT is powered with the strap held */
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 100), 0);
+	rig_flash_opts_init(&o);
+	o.no_bmap = true;
+	if (rig_flash(t->f->rig, image, &o, &st) != 0)
+		fail_msg("rig_flash: %s\nevents:\n%s", rig_errmsg(t->f->rig), t->events);
+	l = log_of(t);
+	assert_memory_equal(l->second, bc, 3000);
+	check_answer(l, 1, BCM2711_READ_FILE, "config.txt", 40, cfg);
+	check_answer(l, 3, BCM2711_READ_FILE, "boot.img", 90000, img);
+	assert_true(l->msd);
+	/* the image landed on the disk the device showed */
+	f = fopen(disk, "r");
+	assert_non_null(f);
+	assert_int_equal(fread(got, 1, 1 << 20, f), 1 << 20);
+	fclose(f);
+	assert_memory_equal(got, os, 1 << 20);
+	assert_int_equal(st.bytes_verified, 1 << 20);
+	/* and the sequence: strap, power, boot, release, disk, flash, power off */
+	before(t, "power off\n", "button boot hold\n");
+	before(t, "button boot hold\n", "power on\n");
+	before(t, "power on\n", "usbboot from '");
+	before(t, "ROM stage: sent bootcode4.bin (3000 bytes)\n", "file server: ReadFile boot.img (90000 bytes)\n");
+	before(t, "usbboot done\n", "button boot release\n");
+	before(t, "button boot release\n", "waiting for the DUT's storage to show up as a USB disk\n");
+	before(t, "flash '", "flash done:");
+	before(t, "flash done:", "power off\n");
+	has(t->events, "(USB 0525:a4a5 serial msd-0001 at 1-1.3 interface 0");
+	assert_int_equal(rig_power_get(t->f->rig), 0);
+	free(bc);
+	free(cfg);
+	free(img);
+	free(os);
+	free(got);
+}
+
+/* No device in USB boot mode: the flow fails, releases the strap and powers off. */
+static void test_cm4_flash_fails_powers_off(void **state)
+{
+	struct tfx *t = *state;
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 512, 26);
+	char image[128];
+	struct rig_flash_opts o;
+	struct rig_flash_stats st;
+
+	snprintf(image, sizeof(image), "%s/os.img", t->f->dir);
+	write_file(t->f->dir, "os.img", bc, 512);
+	assert_int_equal(open_cm4(t, t->boot, 300), 0);
+	rig_flash_opts_init(&o);
+	assert_int_equal(rig_flash(t->f->rig, image, &o, &st), RIG_E_NODEV);
+	has(rig_errmsg(t->f->rig), "usbboot: waiting for the boot ROM: no Raspberry Pi in USB boot mode");
+	before(t, "button boot hold\n", "power on\n");
+	before(t, "power on\n", "button boot release\n");
+	before(t, "button boot release\n", "power off\n");
+	assert_int_equal(rig_power_get(t->f->rig), 0);
+	assert_int_equal(st.bytes_written, 0);
+	free(bc);
+}
+
+/* rig_usbboot(NULL) boots msd_dir; without one it says where to put it. */
+static void test_msd_dir_default(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = { { BCM2711_DONE, "" } };
+	unsigned char *bc = boot_file(t, "bootcode4.bin", 700, 27);
+
+	assert_int_equal(open_rig(t, PORT, NULL, 300), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, NULL, -1), RIG_E_INVAL);
+	has(rig_errmsg(t->f->rig), "give a directory, or msd_dir in the usbboot entry of rpiboot-test.lua");
+	rig_close(t->f->rig);
+	t->f->rig = NULL;
+	rig_desc_free(t->f->d);
+	t->f->d = NULL;
+	bcm2711_emu_set_requests(t->emu, reqs, 1);
+	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 0), 0);
+	assert_int_equal(open_cm4(t, t->boot, 5000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, NULL, -1), 0);
+	assert_memory_equal(log_of(t)->second, bc, 700);
+	free(bc);
+}
+
+/* Run under the preload; returns only when already there. */
+static void ensure_preload(char **argv)
+{
+	char exe[4096], env[8400];
+	const char *asan = getenv("ASAN_OPTIONS");
+	ssize_t n;
+
+	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "libumockdev-preload"))
+		return;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		return;
+	exe[n] = 0;
+	setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
+	/* umockdev's preload loads ahead of the ASan runtime in SAN builds. */
+	snprintf(env, sizeof(env), "%s%sverify_asan_link_order=0", asan ? asan : "",
+		 asan ? ":" : "");
+	setenv("ASAN_OPTIONS", env, 1);
+	execv(exe, argv);
+	perror("test_rpiboot: re-exec under umockdev");
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_full_boot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bootfiles_archive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waits_for_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_devices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_bootcode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gone_mid_transfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gone_in_rom_stage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stall_recovers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stall_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reenum_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cm4_flash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cm4_flash_fails_powers_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msd_dir_default, setup, teardown),
+	};
+
+	(void)argc;
+	ensure_preload(argv);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
