@@ -129,8 +129,12 @@ static int decode_block(struct fl_xzb *x, long bn, unsigned char *out)
 	lzma_ret r;
 	int rc = 0;
 
-	if (!in)
+	if (!in) {
+		pthread_mutex_lock(&x->mu);
+		set_err(x, -ENOMEM, "out of memory decoding", b, bn, 0);
+		pthread_mutex_unlock(&x->mu);
 		return -ENOMEM;
+	}
 	while (got < b->csize) {
 		ssize_t n = pread(x->fd, in + got, b->csize - got, (off_t)(b->coff + got));
 
@@ -350,8 +354,8 @@ long fl_xzb_read(struct fl_xzb *x, void *buf, size_t len, struct fl_err *e)
 			pthread_mutex_lock(&x->mu);
 			while (!(s->k == b->need && s->ready) && !x->errcode)
 				pthread_cond_wait(&x->cv, &x->mu);
-			if (x->errcode) {
-				int code = x->errcode;
+			if (x->errcode || s->err) {
+				int code = x->errcode ? x->errcode : s->err;
 
 				pthread_mutex_unlock(&x->mu);
 				return fl_err_set(e, code, "%s", x->errmsg);
