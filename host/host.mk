@@ -110,7 +110,12 @@ $(BUILD)/host/tests/test_uhub: $(USBHUB_OBJ)
 $(BUILD)/host/tests/test_uhub: HOST_PKG_LIBS += $(USBHUB_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(USBHUB_OBJ:.o=.d)
 
-# The rpiboot usbboot back-end: a BCM2711 in USB boot mode emulated over umockdev
+# The USB port-path helpers (host/src/usb.c) on devices enumerated from a umockdev testbed.
+$(BUILD)/host/tests/test_usb.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/host/tests/test_usb: HOST_PKG_LIBS += $(UMOCKDEV_LIBS)
+
+# The rpiboot usbboot back-end: a Raspberry Pi in USB boot mode (BCM2711, and the
+# BCM2835, BCM2837 and BCM2712 variants) emulated over umockdev
 # (host/tests/fixtures/bcm2711.c, on the shared usbdevfs URB engine: boot ROM, file-server
 # second stage, mass storage) linked into test_rpiboot, which re-executes itself under
 # libumockdev-preload.

@@ -239,6 +239,24 @@ int rig_sysfs_usb_id(const char *root, enum rig_devclass cls, const char *node,
 int rig_sysfs_find(const char *root, enum rig_devclass cls, const struct rig_usb_match *m,
 		   struct rig_usb_id *out, char *why, size_t whylen);
 
+/* ---- USB port paths of libusb devices (usb.c): for back-ends that find theirs with libusb ---- */
+
+struct libusb_device;
+/*
+ * The port path of @dev as the kernel names the device in sysfs, the form of a rig file's
+ * usb_path: "1-1.4" (bus 1, root-hub port 1, hub port 4), "1" for a root hub. Reads
+ * libusb's copy of the topology; does not block or open the device.
+ * @retval >0 the length of the path written to @buf
+ * @retval RIG_E_INVAL it does not fit in @len bytes (@buf holds as much as fits)
+ */
+int rig_usb_port_format(struct libusb_device *dev, char *buf, size_t len);
+/*
+ * Whether @dev sits at port path @want ("1-1.4"; NULL matches every port, "1-1" does not
+ * match a device at "1-1.4"). Fills @buf with @dev's path, as rig_usb_port_format() does,
+ * for the caller's messages.
+ */
+bool rig_usb_port_match(struct libusb_device *dev, const char *want, char *buf, size_t len);
+
 /* ---- serial ports through libserialport (drivers/serial.c), for links of other back-ends ---- */
 
 struct sp_port;

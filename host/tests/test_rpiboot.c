@@ -4,8 +4,10 @@
  * BCM2711 (Raspberry Pi 4 / CM4) in USB boot mode emulated by umockdev in this process
  * (fixtures/bcm2711.c): the ROM stage, the re-enumeration, the file server, the ways
  * each can fail, and the Compute Module flash flow of rig_flash() (usbboot into mass
- * storage, flash the disk that appears, power off). The tests assert the exact bytes
- * the emulated device received. The program re-executes itself under
+ * storage, flash the disk that appears, power off). Then the other SoCs the fixture
+ * plays (BCM2835, BCM2837 with its second interface, BCM2712), each booted end to end:
+ * the second stage and lookup directory its IDs call for. The tests assert the exact
+ * bytes the emulated device received. The program re-executes itself under
  * libumockdev-preload when started without it.
  */
 #include <setjmp.h>
@@ -27,9 +29,12 @@
 #define PORT "1-1.3"
 #define EVENTS_MAX 8192
 
+struct soc_case;
+
 struct tfx {
 	struct fx *f;
 	struct bcm2711_emu *emu;
+	const struct soc_case *sc;  /* the SoC tests' parameter, NULL for the others */
 	char boot[96];              /* the boot directory */
 	char events[EVENTS_MAX];    /* every rig event, one per line */
 	size_t elen;
@@ -84,6 +89,7 @@ static int setup(void **state)
 	struct tfx *t = calloc(1, sizeof(*t));
 
 	assert_non_null(t);
+	t->sc = *state;             /* cmocka's prestate, NULL without one */
 	t->emu = bcm2711_emu_new();
 	assert_non_null(t->emu);
 	t->f = rigfx_new("rpiboot");
@@ -654,6 +660,266 @@ static void test_msd_dir_default(void **state)
 	free(bc);
 }
 
+/* ---- the other SoCs: their IDs, interface, second stage and lookup directory ---- */
+
+struct soc_case {
+	enum bcm_soc soc;
+	const char *name;           /* as the events name it */
+	unsigned int rom_pid, fs_pid;
+	const char *second;         /* the second stage its ROM must get */
+	const char *dir;            /* its lookup directory */
+	int iface;                  /* the ROM's vendor interface */
+	unsigned int ep;            /* and that interface's bulk OUT endpoint */
+	const char *files[2];       /* what its second stage asks for */
+};
+
+static const struct soc_case soc_2835 = {
+	BCM_2835, "BCM2835", 0x2763, 0x2764, "bootcode.bin", "2710", 0, 0x01,
+	{ "start.elf", "fixup.dat" },
+};
+static const struct soc_case soc_2837 = {
+	BCM_2837, "BCM2837", 0x2764, 0x2764, "bootcode.bin", "2710", 1, 0x03,
+	{ "start.elf", "fixup.dat" },
+};
+static const struct soc_case soc_2711 = {
+	BCM_2711, "BCM2711", 0x2711, 0x2711, "bootcode4.bin", "2711", 0, 0x01,
+	{ "start4.elf", "fixup4.dat" },
+};
+static const struct soc_case soc_2712 = {
+	BCM_2712, "BCM2712", 0x2712, 0x2712, "bootcode5.bin", "2712", 0, 0x01,
+	{ "boot.img", "config.txt" },
+};
+
+/* The three second stages, in the order of their SoC directories 2710, 2711, 2712. */
+static const char *const seconds[] = { "bootcode.bin", "bootcode4.bin", "bootcode5.bin" };
+static const char *const soc_dirs[] = { "2710", "2711", "2712" };
+
+static size_t soc_index(const struct soc_case *sc)
+{
+	return sc->soc == BCM_2712 ? 2 : sc->soc == BCM_2711 ? 1 : 0;
+}
+
+/* What every SoC boot shows: the ROM, its interface and endpoints, the events. */
+static void check_soc_boot(struct tfx *t, const struct bcm2711_log *l,
+			   const unsigned char *second, size_t len)
+{
+	const struct soc_case *sc = t->sc;
+	char want[160];
+
+	check_boot_msg(l, len);
+	assert_int_equal(l->rom_boots, 1);
+	assert_int_equal(l->second_len, len);
+	assert_memory_equal(l->second, second, len);
+	assert_int_equal(l->retcode_reads, 1);
+	assert_int_equal(l->rom_iface, sc->iface);
+	assert_int_equal(l->rom_ep, sc->ep);
+	assert_int_equal(l->fs_iface, 0);
+	assert_true(l->done);
+	snprintf(want, sizeof(want), "ROM stage: %s boot ROM (0a5c:%04x) at 1-1.3\n", sc->name,
+		 sc->rom_pid);
+	has(t->events, want);
+	snprintf(want, sizeof(want), "ROM stage: sent %s (%zu bytes)\n", sc->second, len);
+	has(t->events, want);
+	snprintf(want, sizeof(want), "file server: second stage (0a5c:%04x) at 1-1.3", sc->fs_pid);
+	has(t->events, want);
+	has(t->events, "usbboot done\n");
+}
+
+/*
+ * A full boot: the ROM gets its own second stage out of a directory that has all three,
+ * and the second stage every byte of the files it asks for.
+ */
+static void test_soc_boot(void **state)
+{
+	struct tfx *t = *state;
+	const struct soc_case *sc = t->sc;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_GET_FILE_SIZE, sc->files[0] }, { BCM2711_READ_FILE, sc->files[0] },
+		{ BCM2711_GET_FILE_SIZE, sc->files[1] }, { BCM2711_READ_FILE, sc->files[1] },
+		{ BCM2711_GET_FILE_SIZE, "missing.txt" }, { BCM2711_DONE, "" },
+	};
+	unsigned char *sec[3], *f0 = boot_file(t, sc->files[0], 70001, 43),
+			      *f1 = boot_file(t, sc->files[1], 123, 44);
+	const size_t sizes[] = { 20011, 30011, 40011 };
+	size_t k = soc_index(sc);
+	const struct bcm2711_log *l;
+	char want[160];
+
+	for (size_t i = 0; i < 3; i++)
+		sec[i] = boot_file(t, seconds[i], sizes[i], 40 + (unsigned int)i);
+	assert_int_equal(bcm2711_emu_add_soc(t->emu, sc->soc, PORT, NULL, 0), 0);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	if (rig_usbboot(t->f->rig, t->boot, -1) != 0)
+		fail_msg("rig_usbboot: %s\nevents:\n%s", rig_errmsg(t->f->rig), t->events);
+	l = log_of(t);
+	check_soc_boot(t, l, sec[k], sizes[k]);
+	assert_int_equal(l->fs_ep, 0x01);
+	assert_int_equal(l->nans, 6);
+	check_answer(l, 0, BCM2711_GET_FILE_SIZE, sc->files[0], 70001, NULL);
+	check_answer(l, 1, BCM2711_READ_FILE, sc->files[0], 70001, f0);
+	check_answer(l, 2, BCM2711_GET_FILE_SIZE, sc->files[1], 123, NULL);
+	check_answer(l, 3, BCM2711_READ_FILE, sc->files[1], 123, f1);
+	check_answer(l, 4, BCM2711_GET_FILE_SIZE, "missing.txt", 0, NULL);
+	snprintf(want, sizeof(want), "file server: ReadFile %s (70001 bytes)\n", sc->files[0]);
+	has(t->events, want);
+	for (size_t i = 0; i < 3; i++)
+		free(sec[i]);
+	free(f0);
+	free(f1);
+}
+
+/*
+ * One directory for every SoC, without bootfiles.bin: DIR/<2710|2711|2712>/NAME first
+ * (the second stage is only there), then DIR/NAME, as rpiboot looks files up.
+ */
+static void test_soc_dirs(void **state)
+{
+	struct tfx *t = *state;
+	const struct soc_case *sc = t->sc;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_READ_FILE, "config.txt" },    /* in every SoC directory and in DIR */
+		{ BCM2711_READ_FILE, "cmdline.txt" },   /* only in DIR */
+		{ BCM2711_DONE, "" },
+	};
+	unsigned char *sec[3], *cfg[3], *cmdline = boot_file(t, "cmdline.txt", 17, 50);
+	size_t k = soc_index(sc);
+	char sub[160];
+
+	free(boot_file(t, "config.txt", 33, 51));     /* DIR/config.txt: loses to the SoC's */
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", t->boot, soc_dirs[i]);
+		assert_int_equal(mkdir(sub, 0755), 0);
+		sec[i] = pattern(5000 + i, 52 + (unsigned int)i);
+		write_file(sub, seconds[i], sec[i], 5000 + i);
+		cfg[i] = pattern(40 + i, 55 + (unsigned int)i);
+		write_file(sub, "config.txt", cfg[i], 40 + i);
+	}
+	assert_int_equal(bcm2711_emu_add_soc(t->emu, sc->soc, PORT, NULL, 0), 0);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	if (rig_usbboot(t->f->rig, t->boot, -1) != 0)
+		fail_msg("rig_usbboot: %s\nevents:\n%s", rig_errmsg(t->f->rig), t->events);
+	check_soc_boot(t, log_of(t), sec[k], 5000 + k);
+	check_answer(log_of(t), 0, BCM2711_READ_FILE, "config.txt", 40 + (long long)k, cfg[k]);
+	check_answer(log_of(t), 1, BCM2711_READ_FILE, "cmdline.txt", 17, cmdline);
+	for (size_t i = 0; i < 3; i++) {
+		free(sec[i]);
+		free(cfg[i]);
+	}
+	free(cmdline);
+}
+
+/*
+ * bootfiles.bin holding 2710/, 2711/ and 2712/: each SoC gets its own members, over
+ * decoys of the same names in DIR.
+ */
+static void test_soc_bootfiles(void **state)
+{
+	struct tfx *t = *state;
+	const struct soc_case *sc = t->sc;
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_GET_FILE_SIZE, "boot.img" }, { BCM2711_READ_FILE, "boot.img" },
+		{ BCM2711_DONE, "" },
+	};
+	unsigned char *sec[3], *img[3];
+	size_t k = soc_index(sc);
+	char stage[160], dir[200], cmd[512];
+
+	snprintf(stage, sizeof(stage), "%s/stage", t->f->dir);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(dir, sizeof(dir), "%s/%s", stage, soc_dirs[i]);
+		snprintf(cmd, sizeof(cmd), "mkdir -p %s", dir);
+		assert_int_equal(system(cmd), 0);
+		sec[i] = pattern(9000 + i, 60 + (unsigned int)i);
+		write_file(dir, seconds[i], sec[i], 9000 + i);
+		img[i] = pattern(33000 + i, 63 + (unsigned int)i);
+		write_file(dir, "boot.img", img[i], 33000 + i);
+		free(boot_file(t, seconds[i], 100, 66));    /* decoys in DIR */
+	}
+	free(boot_file(t, "boot.img", 100, 67));
+	snprintf(cmd, sizeof(cmd), "tar -C %s -cf %s/bootfiles.bin 2710 2711 2712", stage, t->boot);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(bcm2711_emu_add_soc(t->emu, sc->soc, PORT, NULL, 0), 0);
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
+	if (rig_usbboot(t->f->rig, t->boot, -1) != 0)
+		fail_msg("rig_usbboot: %s\nevents:\n%s", rig_errmsg(t->f->rig), t->events);
+	check_soc_boot(t, log_of(t), sec[k], 9000 + k);
+	check_answer(log_of(t), 0, BCM2711_GET_FILE_SIZE, "boot.img", 33000 + (long long)k, NULL);
+	check_answer(log_of(t), 1, BCM2711_READ_FILE, "boot.img", 33000 + (long long)k, img[k]);
+	for (size_t i = 0; i < 3; i++) {
+		free(sec[i]);
+		free(img[i]);
+	}
+}
+
+/* A directory for another SoC: said in the ROM stage, naming the file and where it looked. */
+static void test_soc_wrong_dir(void **state)
+{
+	struct tfx *t = *state;
+	const struct soc_case *sc = t->sc;
+	size_t k = soc_index(sc);
+	char want[400];
+
+	/* every second stage but this SoC's, at the top and in the other SoC directories */
+	for (size_t i = 0; i < 3; i++) {
+		char sub[160];
+
+		if (i == k)
+			continue;
+		free(boot_file(t, seconds[i], 64, 70));
+		snprintf(sub, sizeof(sub), "%s/%s", t->boot, soc_dirs[i]);
+		assert_int_equal(mkdir(sub, 0755), 0);
+		write_file(sub, seconds[k], "not mine", 8);
+	}
+	assert_int_equal(bcm2711_emu_add_soc(t->emu, sc->soc, PORT, NULL, 0), 0);
+	assert_int_equal(open_rig(t, PORT, NULL, 1000), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_NOENT);
+	snprintf(want, sizeof(want),
+		 "usbboot: ROM stage: %s (the second stage for the %s boot ROM at 1-1.3) not found in '%s' or its %s/",
+		 sc->second, sc->name, t->boot, sc->dir);
+	has(rig_errmsg(t->f->rig), want);
+	assert_int_equal(log_of(t)->boot_msg_len, 0);
+}
+
+/* A BCM2835 and a BCM2711 attached at once: named by port, each gets its own boot. */
+static void test_mixed_socs(void **state)
+{
+	struct tfx *t = *state;
+	const struct bcm2711_req reqs[] = { { BCM2711_READ_FILE, "start.elf" }, { BCM2711_DONE, "" } };
+	unsigned char *bc = boot_file(t, "bootcode.bin", 3000, 80);
+	unsigned char *bc4 = boot_file(t, "bootcode4.bin", 4000, 81);
+	unsigned char *elf = boot_file(t, "start.elf", 20000, 82);
+	const struct bcm2711_log *l;
+
+	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	assert_int_equal(bcm2711_emu_add_soc(t->emu, BCM_2835, "1-2", NULL, 0), 0);
+	assert_int_equal(bcm2711_emu_add_soc(t->emu, BCM_2711, PORT, NULL, 0), 0);
+	assert_int_equal(open_rig(t, NULL, NULL, 300), 0);
+	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_INVAL);
+	has(rig_errmsg(t->f->rig), "2 Raspberry Pi boot devices attached (");
+	has(rig_errmsg(t->f->rig), "0a5c:2763 at 1-2");
+	has(rig_errmsg(t->f->rig), "0a5c:2711 at 1-1.3");
+	rig_close(t->f->rig);
+	t->f->rig = NULL;
+	rig_desc_free(t->f->d);
+	/* the BCM2835 by its port; its second stage (another PID) is followed there */
+	assert_int_equal(open_rig(t, "1-2", NULL, 5000), 0);
+	if (rig_usbboot(t->f->rig, t->boot, -1) != 0)
+		fail_msg("rig_usbboot: %s\nevents:\n%s", rig_errmsg(t->f->rig), t->events);
+	l = log_of(t);
+	assert_int_equal(l->rom_boots, 1);
+	assert_memory_equal(l->second, bc, 3000);
+	check_answer(l, 0, BCM2711_READ_FILE, "start.elf", 20000, elf);
+	has(t->events, "ROM stage: BCM2835 boot ROM (0a5c:2763) at 1-2\n");
+	has(t->events, "ROM stage: sent bootcode.bin (3000 bytes)\n");
+	has(t->events, "file server: second stage (0a5c:2764) at 1-2");
+	free(bc);
+	free(bc4);
+	free(elf);
+}
+
 /* Run under the preload; returns only when already there. */
 static void ensure_preload(char **argv)
 {
@@ -696,6 +962,17 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_cm4_flash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cm4_flash_fails_powers_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msd_dir_default, setup, teardown),
+#define SOC_TESTS(sc) \
+		cmocka_unit_test_prestate_setup_teardown(test_soc_boot, setup, teardown, (void *)&sc), \
+		cmocka_unit_test_prestate_setup_teardown(test_soc_dirs, setup, teardown, (void *)&sc), \
+		cmocka_unit_test_prestate_setup_teardown(test_soc_bootfiles, setup, teardown, (void *)&sc), \
+		cmocka_unit_test_prestate_setup_teardown(test_soc_wrong_dir, setup, teardown, (void *)&sc)
+		SOC_TESTS(soc_2835),
+		SOC_TESTS(soc_2837),
+		SOC_TESTS(soc_2711),
+		SOC_TESTS(soc_2712),
+#undef SOC_TESTS
+		cmocka_unit_test_setup_teardown(test_mixed_socs, setup, teardown),
 	};
 
 	(void)argc;

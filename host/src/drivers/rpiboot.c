@@ -17,9 +17,10 @@
  *     command, 256-byte name): GetFileSize is answered by a bare control OUT carrying
  *     the size, ReadFile by the size and the bytes, a missing file by size 0, Done ends.
  *
- * Files are looked up as rpiboot does: with DIR/bootfiles.bin (a tar archive, as in the
- * upstream mass-storage-gadget64 directory) first DIR/<2710|2711|2712>/NAME, then the
- * archive's <2710|2711|2712>/NAME, then DIR/NAME; without it only DIR/NAME. Names with
+ * Files are looked up as rpiboot does: first DIR/<2710|2711|2712>/NAME (the SoC's
+ * directory: 2710 for the BCM2835/2837), then, when DIR/bootfiles.bin exists (a tar
+ * archive, as in the upstream mass-storage-gadget64 directory), the archive's
+ * <2710|2711|2712>/NAME, then DIR/NAME. So one directory can serve every SoC. Names with
  * ".." are refused. rpiboot's built-in copies of bootcode.bin/start.elf, its -o
  * per-port overlay and signed boot (-s, BCM2835/2837 only) are not implemented.
  *
@@ -111,16 +112,6 @@ static const char *soc_name(int pid)
 {
 	return pid == 0x2712 ? "BCM2712" : pid == 0x2711 ? "BCM2711" : pid == 0x2764 ? "BCM2837"
 										 : "BCM2835";
-}
-
-static void port_path(libusb_device *dev, char *buf, size_t len)
-{
-	uint8_t ports[8];
-	int n = libusb_get_port_numbers(dev, ports, (int)sizeof(ports));
-	size_t o = (size_t)snprintf(buf, len, "%u", libusb_get_bus_number(dev));
-
-	for (int i = 0; i < n && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%c%u", i ? '.' : '-', ports[i]);
 }
 
 /* ---- time ---- */
@@ -265,10 +256,10 @@ static bool lookup(const struct boot *b, int pid, const char *name, struct src *
 		name++;
 	if (!*name || strstr(name, ".."))
 		return false;                   /* nothing outside DIR */
+	snprintf(path, sizeof(path), "%s/%s/%s", b->dir, soc_dir(pid), name);
+	if (open_plain(path, s))
+		return true;
 	if (b->bootfiles) {
-		snprintf(path, sizeof(path), "%s/%s/%s", b->dir, soc_dir(pid), name);
-		if (open_plain(path, s))
-			return true;
 		snprintf(path, sizeof(path), "%s/bootfiles.bin", b->dir);
 		snprintf(member, sizeof(member), "%s/%s", soc_dir(pid), name);
 		if (open_member(path, member, s))
@@ -485,9 +476,8 @@ static int scan(struct boot *b, libusb_device **out, char *seen)
 
 		if (libusb_get_device_descriptor(list[i], &d) < 0)
 			continue;
-		port_path(list[i], path, sizeof(path));
 		ours = d.idVendor == BCM_VID && boot_pid(d.idProduct);
-		if (want_port && strcmp(path, want_port)) {
+		if (!rig_usb_port_match(list[i], want_port, path, sizeof(path))) {
 			if (ours)
 				seen_add(seen, &so, "%04x:%04x at %s (another port)", d.idVendor,
 					 d.idProduct, path);
@@ -598,9 +588,9 @@ static int do_rom_stage(struct boot *b, libusb_device *dev, int pid)
 
 	b->stage = "ROM stage";
 	if (!lookup(b, pid, name, &s))
-		return fail(b, RIG_E_NOENT, "%s (the second stage for the %s boot ROM at %s) not found in '%s'%s",
-			    name, soc_name(pid), b->port, b->dir,
-			    b->bootfiles ? " nor in its bootfiles.bin" : "");
+		return fail(b, RIG_E_NOENT, "%s (the second stage for the %s boot ROM at %s) not found in '%s' or its %s/%s",
+			    name, soc_name(pid), b->port, b->dir, soc_dir(pid),
+			    b->bootfiles ? ", nor in its bootfiles.bin" : "");
 	if (s.size > INT32_MAX) {
 		src_close(&s);
 		return fail(b, RIG_E_INVAL, "'%s' is too large for a second stage", s.where);
@@ -782,16 +772,19 @@ static int rpiboot_boot(struct rig_part *p, const char *dir, int timeout_ms)
 	b.bootfiles = stat(path, &st) == 0 && S_ISREG(st.st_mode);
 	if (!b.bootfiles) {
 		/* Say now, not after the DUT is in the ROM, that the directory cannot boot it. */
-		static const char *const names[] = { "bootcode.bin", "bootcode4.bin", "bootcode5.bin" };
+		static const int pids[] = { 0x2764, 0x2711, 0x2712 };
 		bool any = false;
 
-		for (size_t i = 0; i < RIG_ARRAY_SIZE(names) && !any; i++) {
-			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		for (size_t i = 0; i < RIG_ARRAY_SIZE(pids) && !any; i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, second_stage_name(pids[i]));
 			any = stat(path, &st) == 0;
+			snprintf(path, sizeof(path), "%s/%s/%s", dir, soc_dir(pids[i]),
+				 second_stage_name(pids[i]));
+			any = any || stat(path, &st) == 0;
 		}
 		if (!any)
 			return rig_part_fail(p, RIG_E_NOENT,
-					     "no bootcode.bin, bootcode4.bin, bootcode5.bin or bootfiles.bin in '%s': not a USB boot directory",
+					     "no bootcode.bin, bootcode4.bin, bootcode5.bin or bootfiles.bin in '%s' (nor 2710/bootcode.bin, 2711/bootcode4.bin or 2712/bootcode5.bin): not a USB boot directory",
 					     dir);
 	}
 	r = libusb_init(&b.usb);
@@ -816,7 +809,7 @@ static int rpiboot_boot(struct rig_part *p, const char *dir, int timeout_ms)
 		if (rc < 0)
 			break;
 		libusb_get_device_descriptor(dev, &d);
-		port_path(dev, b.port, sizeof(b.port));
+		rig_usb_port_format(dev, b.port, sizeof(b.port));
 		if (rom_stage(&d) && ++roms > ROM_ROUNDS) {
 			rc = fail(&b, RIG_E_IO,
 				  "the device came back as a boot ROM %u times: %s did not start (is it the right file for a %s?)",

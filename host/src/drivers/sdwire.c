@@ -89,16 +89,6 @@ static int usb_fail(struct rig_part *p, int r, const char *what, int timeout_ms)
 	}
 }
 
-static void port_path(libusb_device *dev, char *buf, size_t len)
-{
-	uint8_t ports[8];
-	int n = libusb_get_port_numbers(dev, ports, (int)sizeof(ports));
-	size_t o = (size_t)snprintf(buf, len, "%u", libusb_get_bus_number(dev));
-
-	for (int i = 0; i < n && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%c%u", i ? '.' : '-', ports[i]);
-}
-
 static void seen_add(char *seen, size_t *o, const char *fmt, const char *a, const char *b)
 {
 	if (*o < SEEN_MAX)
@@ -131,8 +121,7 @@ static int sdwire_find(struct rig_part *p)
 		if (libusb_get_device_descriptor(list[i], &d) < 0 || d.idVendor != pv->vid ||
 		    d.idProduct != pv->pid)
 			continue;
-		port_path(list[i], path, sizeof(path));
-		if (c->usb_path && strcmp(c->usb_path, path)) {
+		if (!rig_usb_port_match(list[i], c->usb_path, path, sizeof(path))) {
 			seen_add(seen, &o, "%s%s at %s", "a device", path);
 			continue;
 		}

@@ -343,16 +343,6 @@ static unsigned int usb_timeout(int timeout_ms)
 	return timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (unsigned int)timeout_ms;
 }
 
-static void usb_location(libusb_device *dev, char *buf, size_t len)
-{
-	uint8_t pn[MAX_CHAIN];
-	int n = libusb_get_port_numbers(dev, pn, sizeof(pn));
-	size_t o = (size_t)snprintf(buf, len, "%u", libusb_get_bus_number(dev));
-
-	for (int i = 0; i < n && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%c%u", i ? '.' : '-', pn[i]);
-}
-
 /* The hub at @loc (a reference the caller unrefs), or NULL. */
 static libusb_device *usb_find(libusb_context *usb, const char *loc,
 			       struct libusb_device_descriptor *desc)
@@ -365,8 +355,7 @@ static libusb_device *usb_find(libusb_context *usb, const char *loc,
 		if (libusb_get_device_descriptor(list[i], desc) != 0 ||
 		    desc->bDeviceClass != LIBUSB_CLASS_HUB)
 			continue;
-		usb_location(list[i], l, sizeof(l));
-		if (!strcmp(l, loc))
+		if (rig_usb_port_match(list[i], loc, l, sizeof(l)))
 			found = libusb_ref_device(list[i]);
 	}
 	if (n >= 0)
@@ -452,7 +441,8 @@ static bool usb_companion(struct uhub_priv *pv, const char *loc, char *out, size
 		    d2.bDeviceClass != LIBUSB_CLASS_HUB ||
 		    (libusb_le16_to_cpu(d2.bcdUSB) >= 0x0300) == usb3)
 			continue;
-		usb_location(list[i], l2, sizeof(l2));
+		if (rig_usb_port_format(list[i], l2, sizeof(l2)) < 0)
+			continue;
 		dev_name(l2, name, sizeof(name));
 		if (serial[0] && read_attr(name, "serial", s2, sizeof(s2)) && !strcmp(s2, serial)) {
 			snprintf(out, len, "%s", l2);
