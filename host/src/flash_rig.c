@@ -7,6 +7,7 @@
  */
 #define LOG_PREFIX "flash"
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 #include "internal.h"
@@ -82,13 +83,14 @@ static const char *strap_button(const struct rig *rig, const struct rig_common *
 /*
  * Wait for the storage part to resolve: the DUT's disk appears some seconds after the
  * USB boot, when its mass-storage firmware (or Linux gadget) is up. Polls sysfs until
- * @timeout_ms (-1: no bound but the case deadline).
+ * @timeout_ms (-1: no bound but the case deadline) or the case deadline, if sooner.
  */
 static int wait_disk(struct rig *rig, int timeout_ms, char *target, size_t len, char *why,
 		     size_t whylen)
 {
 	struct rig_ctx *ctx = rig_ctx(rig);
-	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + rig_ctx_clamp(ctx, timeout_ms);
+	int limit = rig_ctx_clamp(ctx, timeout_ms);
+	int64_t end = limit < 0 ? INT64_MAX : rig_now_ms() + limit;
 	char last[RIG_ERRMSG_MAX];
 	int rc;
 
@@ -99,15 +101,44 @@ static int wait_disk(struct rig *rig, int timeout_ms, char *target, size_t len, 
 			return rc;
 		snprintf(last, sizeof(last), "%s", rig_errmsg(rig));
 		rig_clear_error(rig);       /* not there yet is not an error yet */
-		if (rig_now_ms() >= end)
-			return rig_set_error(rig, RIG_E_TIMEOUT,
+		rc = rig_now_ms() >= end ? RIG_E_TIMEOUT : rig_ctx_sleep(ctx, 50);
+		if (rc == RIG_E_INTR)
+			return rig_set_error(rig, rc, "interrupted while waiting for the DUT's storage (%s)",
+					     last);
+		if (rc < 0 && limit == timeout_ms)
+			return rig_set_error(rig, rc,
 					     "the DUT's storage did not show up as a USB disk within %d ms after the USB boot: %s",
 					     timeout_ms, last);
-		rc = rig_ctx_sleep(ctx, 50);
 		if (rc < 0)
-			return rig_set_error(rig, rc, "%s while waiting for the DUT's storage (%s)",
-					     rc == RIG_E_INTR ? "interrupted" : "out of time", last);
+			return rig_set_error(rig, rc,
+					     "the DUT's storage did not show up as a USB disk before the case deadline (%d ms after the USB boot): %s",
+					     limit, last);
 	}
+}
+
+/* Bound of one clean-up step when its part has no timeout (timeout_ms -1). */
+#define UNDO_MAX_MS 10000
+
+/*
+ * Releasing the strap and powering off must happen after a cancel or past the case
+ * deadline too, and back-ends that talk to a device give up at once when the cancel flag
+ * is up (rigfw, HTTP): these steps run without the flag and with a fresh deadline, so each
+ * is bounded by its part's timeout_ms and at most UNDO_MAX_MS. Returns what the step
+ * returned.
+ */
+static int undo_step(struct rig *rig, const char *button)
+{
+	struct rig_ctx *ctx = rig_ctx(rig);
+	volatile sig_atomic_t *cancel = ctx->cancel;
+	int64_t deadline = ctx->deadline;
+	int rc;
+
+	ctx->cancel = NULL;
+	ctx->deadline = rig_now_ms() + UNDO_MAX_MS;
+	rc = button ? rig_button_set(rig, button, false) : rig_power_set(rig, false);
+	ctx->cancel = cancel;
+	ctx->deadline = deadline;
+	return rc;
 }
 
 /*
@@ -123,9 +154,9 @@ static int flash_over_usbboot(struct rig *rig, const struct rig_common *uc, cons
 	char target[4096], why[512];
 	int rc = 0, rc2;
 
-	rig_event(rig, "flash over USB boot: %s%s%spower on, usbboot from '%s', wait for the disk",
+	rig_event(rig, "flash over USB boot: %s%s%s%spower on, usbboot from '%s', wait for the disk",
 		  power ? "power off, " : "", button ? "hold button " : "", button ? button : "",
-		  uc->msd_dir);
+		  button ? ", " : "", uc->msd_dir);
 	if (button && !power)
 		rig_warn(rig_ctx(rig), "no power part: power the DUT on yourself while '%s' is held",
 			 button);
@@ -138,7 +169,7 @@ static int flash_over_usbboot(struct rig *rig, const struct rig_common *uc, cons
 		if (rc == 0)
 			rc = rig_usbboot(rig, uc->msd_dir, -1);
 		/* nRPIBOOT is only read at power-on: let go whatever happened */
-		rc2 = rig_button_set(rig, button, false);
+		rc2 = undo_step(rig, button);
 		rc = rc < 0 ? rc : rc2;
 	} else if (rc == 0) {
 		if (power)
@@ -152,7 +183,7 @@ static int flash_over_usbboot(struct rig *rig, const struct rig_common *uc, cons
 		rc = flash_to(rig, image, target, why, o, st);
 	if (power) {
 		/* the first error stays the one reported; this one is only added if none */
-		rc2 = rig_power_set(rig, false);
+		rc2 = undo_step(rig, NULL);
 		rc = rc < 0 ? rc : rc2;
 	}
 	return rc;

@@ -413,6 +413,12 @@ int rig_inject(struct rig *rig, enum rig_role role, const char *button, const ch
 	return p->be->inject(p, fault);
 }
 
+/* Why a wait (rig_ctx_sleep) ended early: the cancel flag or the case deadline. */
+static const char *stopped_by(int rc)
+{
+	return rc == RIG_E_INTR ? "interrupted" : "out of time";
+}
+
 /* ---- power ---- */
 
 static int power_raw_set(struct rig_part *p, bool on)
@@ -447,7 +453,8 @@ int rig_power_set(struct rig *rig, bool on)
 		rig_dbg(rig->ctx, "waiting %d ms of min_off_ms", wait);
 		rc = rig_ctx_sleep(rig->ctx, wait);
 		if (rc < 0)
-			return rig_set_error(rig, rc, "interrupted while waiting for the minimum off time");
+			return rig_set_error(rig, rc, "%s while waiting for the minimum off time",
+					     stopped_by(rc));
 	}
 	rc = power_raw_set(p, on);
 	if (rc < 0)
@@ -558,7 +565,8 @@ int rig_sdmux_set(struct rig *rig, enum rig_mux m)
 		if (wait > 0) {
 			rc = rig_ctx_sleep(rig->ctx, wait);
 			if (rc < 0)
-				return rig_set_error(rig, rc, "interrupted while waiting for the minimum off time");
+				return rig_set_error(rig, rc, "%s while waiting for the minimum off time",
+						     stopped_by(rc));
 		}
 	}
 	rc = p->be->ops.sdmux->set(p, mux_swap(p, m), tmo(p));
@@ -569,7 +577,7 @@ int rig_sdmux_set(struct rig *rig, enum rig_mux m)
 	if (p->common.settle_ms > 0) {
 		rc = rig_ctx_sleep(rig->ctx, p->common.settle_ms);
 		if (rc < 0)
-			return rig_set_error(rig, rc, "interrupted while the mux settles");
+			return rig_set_error(rig, rc, "%s while the mux settles", stopped_by(rc));
 	}
 	return 0;
 }
@@ -660,7 +668,8 @@ int rig_button_press(struct rig *rig, const char *name, int ms)
 	/* Release even when interrupted: a held strap must not outlive the press. */
 	rc2 = button_raw(p, false);
 	if (rc < 0)
-		return rig_set_error(rig, rc, "interrupted while pressing button '%s'", name);
+		return rig_set_error(rig, rc, "%s while pressing button '%s'", stopped_by(rc),
+				     name);
 	return rc2;
 }
 

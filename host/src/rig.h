@@ -410,7 +410,9 @@ struct rig_flash_stats;
  * usbboot part's boot_button (default: the button named "boot", if any), power on,
  * rig_usbboot() from msd_dir, release the button, wait (up to the usbboot part's
  * timeout_ms) for the storage part to resolve (the eMMC showing up as a USB disk),
- * flash it, and power off, on failure too.
+ * flash it, and power off, on failure too. Releasing the button and powering off are
+ * done after a cancel or past the case deadline as well (each bounded by its part's
+ * timeout_ms), so an interrupted flash does not leave the DUT powered or strapped.
  *
  * The context's cancel flag and case deadline stop the flash promptly (RIG_E_INTR /
  * RIG_E_TIMEOUT), with how far it got in rig_errmsg().

@@ -86,6 +86,61 @@ simpid=
 run 3 "a vanished board is an infrastructure error" $R power on
 has "$T/err" "cannot connect to the rig board" "vanished board message"
 
+# ---- a Compute Module flash interrupted: the strap is let go and the DUT powered off ----
+# The board's back-end gives up waiting for answers while the cancel flag is up, so
+# rig_flash() must release and power off with it down: the board obeys either way (the
+# request is already sent), but only then does the rig record it (the events, and the
+# power-off time that min_off_ms counts from). The sim usbboot hangs (strap held) or the
+# disk never appears (strap released, DUT on); SIGINT comes in each of those states.
+$SIM --link unix:$T/link2 --control unix:$T/ctl2 --state $T/pins2 >"$T/sim2.log" 2>&1 &
+simpid=$!
+wait_for $T/ctl2
+mkdir -p "$T/msd"
+head -c 1M /dev/zero >"$T/cm.img"
+cat >"$T/cm.lua" <<EOR
+rig {
+  name = "cm",
+  device_type = "raspberrypicm4-ioboard",
+  power = rigfw { link = "unix:$T/link2", min_off_ms = 0, timeout_ms = 2000 },
+  button = { boot = rigfw { link = "unix:$T/link2", index = 0 } },
+  usbboot = sim { msd_dir = "$T/msd", timeout_ms = 20000 },
+  storage = file { path = "$T/no-disk" },
+}
+EOR
+C="$RIGOR --rig $T/cm.lua"
+# wait_pins REGEX: until the board's pin file matches (20 s at most)
+wait_pins() { i=0; while ! grep -Eq "$1" "$T/pins2" 2>/dev/null && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done; }
+for stage in usbboot disk; do
+	if [ $stage = usbboot ]; then
+		$C sim inject usbboot hang >/dev/null 2>&1
+		held='buttons=1000'
+	else
+		$C sim inject usbboot ok >/dev/null 2>&1
+		# the sim usbboot port wants its own power key: the board's output is elsewhere
+		echo "power=1" >>"$RIGOR_STATE_DIR/cm.sim"
+		held='buttons=0000'
+	fi
+	$RIGOR -v --rig "$T/cm.lua" flash "$T/cm.img" >"$T/out" 2>"$T/err" </dev/null &
+	fpid=$!
+	wait_pins "power=1"
+	wait_pins "$held"
+	sleep 0.3
+	kill -INT $fpid
+	wait $fpid
+	rc=$?
+	if [ $rc = 130 ] && grep -q "power=0" "$T/pins2" && grep -q "buttons=0000" "$T/pins2" &&
+	   grep -q "button boot release" "$T/err" && tail -n 2 "$T/err" | grep -q "power off$"; then
+		ok "CM flash interrupted while waiting for the $stage: strap released, DUT off (exit $rc)"
+	else
+		sed 's/^/# pins: /' "$T/pins2"
+		nok "CM flash interrupted while waiting for the $stage: strap released, DUT off (exit $rc)"
+	fi
+done
+$C sim inject usbboot ok >/dev/null 2>&1
+kill $simpid
+wait $simpid 2>/dev/null
+simpid=
+
 # ---- the real firmware under QEMU ----
 if [ -f "$ELF" ] && command -v qemu-system-arm >/dev/null; then
 	qemu-system-arm -M stm32vldiscovery -kernel "$ELF" -display none -monitor none \

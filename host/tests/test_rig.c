@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "rig_flash.h"
 #include "fixtures/rigfx.h"
 
 
@@ -397,6 +398,61 @@ static void test_usbboot_and_storage(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 }
 
+/*
+ * The Compute Module flash flow whose disk never shows up: the wait ends at the case
+ * deadline (well before the usbboot part's timeout_ms), says so, and leaves the DUT off
+ * with the strap released, though the deadline has passed by then.
+ */
+static void test_cm_flash_deadline(void **state)
+{
+	struct fx *f = *state;
+	struct rig_flash_opts o;
+	struct rig_flash_stats st;
+	char nodisk[128];
+	int64_t t0;
+	int p, power;
+
+	f->d = rig_desc_new(f->ctx, "test.lua");
+	rig_desc_set_str(f->d, -1, "name", "t", 1);
+	power = rig_desc_add_part(f->d, "power", NULL, "sim", 2);
+	rig_desc_add_part(f->d, "button", "boot", "sim", 3);
+	p = rig_desc_add_part(f->d, "usbboot", NULL, "sim", 4);
+	rig_desc_set_str(f->d, p, "msd_dir", f->dir, 4);
+	rig_desc_set_int(f->d, p, "timeout_ms", 20000, 4);
+	snprintf(nodisk, sizeof(nodisk), "%s/no-disk", f->dir);
+	p = rig_desc_add_part(f->d, "storage", NULL, "file", 5);
+	rig_desc_set_str(f->d, p, "path", nodisk, 5);
+	assert_int_equal(rig_open(f->ctx, f->d, &f->rig), 0);
+	rig_flash_opts_init(&o);
+
+	/* the minimum off time (sim default) outlasts the deadline: out of time, not cancelled */
+	rig_ctx_set_deadline(f->ctx, rig_now_ms() + 100);
+	assert_int_equal(rig_flash(f->rig, "/nonexistent.img", &o, &st), RIG_E_TIMEOUT);
+	rig_ctx_set_deadline(f->ctx, 0);
+	if (!strstr(rig_errmsg(f->rig), "out of time while waiting for the minimum off time"))
+		fail_msg("message: %s", rig_errmsg(f->rig));
+	assert_int_equal(sim_state(f, "power"), 0);
+	assert_int_equal(sim_state(f, "button.boot.level"), 0);
+	assert_int_equal(sim_state(f, "button.boot.presses"), 1);
+	rig_clear_error(f->rig);
+	rig_close(f->rig);
+	f->rig = NULL;
+
+	rig_desc_set_int(f->d, power, "min_off_ms", 0, 2);
+	assert_int_equal(rig_open(f->ctx, f->d, &f->rig), 0);
+	t0 = rig_now_ms();
+	rig_ctx_set_deadline(f->ctx, t0 + 300);
+	assert_int_equal(rig_flash(f->rig, "/nonexistent.img", &o, &st), RIG_E_TIMEOUT);
+	rig_ctx_set_deadline(f->ctx, 0);
+	assert_true(rig_now_ms() - t0 < 3000);
+	if (!strstr(rig_errmsg(f->rig), "did not show up as a USB disk before the case deadline"))
+		fail_msg("message: %s", rig_errmsg(f->rig));
+	assert_int_equal(sim_state(f, "power"), 0);
+	assert_int_equal(sim_state(f, "button.boot.level"), 0);
+	assert_int_equal(sim_state(f, "button.boot.presses"), 2);
+	assert_int_equal(sim_state(f, "usbboots"), 1);
+}
+
 /* ---- locks ---- */
 
 static void test_lock(void **state)
@@ -463,6 +519,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_console_boot_and_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_no_card, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usbboot_and_storage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cm_flash_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
 	};

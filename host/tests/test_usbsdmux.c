@@ -15,6 +15,7 @@
  * The program re-executes itself under libumockdev-preload when started without it.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -495,6 +496,52 @@ static void test_gone(void **state)
 	has(rig_errmsg(s->f->rig), "sdmux: reading the SCSI INQUIRY: the USB-SD-Mux is gone (unplugged?)");
 }
 
+/*
+ * Replugged with another model whose INQUIRY fails once: the node must not be kept with
+ * the old model's pin map, or every later call drives the wrong expander.
+ */
+static void test_replug_identify_fails(void **state)
+{
+	struct sfx *s = *state;
+	int dev = add(s, "1-2", USBSDMUX_EMU_CLASSIC, SER_A), again;
+
+	assert_int_equal(open_rig(s, (struct opts){ .serial = SER_A }), 0);
+	assert_int_equal(rig_power_set(s->f->rig, false), 0);
+	set_ok(s, RIG_MUX_HOST);
+	usbsdmux_emu_unplug(s->emu, dev);
+	again = add(s, "1-2", USBSDMUX_EMU_FAST, SER_A);
+	usbsdmux_emu_set_fault(s->emu, again, USBSDMUX_EMU_EIO);
+	assert_int_equal(rig_sdmux_get(s->f->rig), RIG_E_IO);
+	has(rig_errmsg(s->f->rig), "reading the SCSI INQUIRY");
+	rig_clear_error(s->f->rig);
+	usbsdmux_emu_set_fault(s->emu, again, USBSDMUX_EMU_OK);
+	set_ok(s, RIG_MUX_HOST);
+	assert_int_equal(st(s, again).inquiries, 1);
+	assert_string_equal(outlog(s, again), "09 0e 00");
+	assert_int_equal(rig_sdmux_get(s->f->rig), RIG_MUX_HOST);
+}
+
+/* A raised cancel flag stops a call before its next SCSI command. */
+static void test_cancel(void **state)
+{
+	struct sfx *s = *state;
+	int dev = add(s, "1-2", USBSDMUX_EMU_CLASSIC, SER_A);
+	static volatile sig_atomic_t flag;
+
+	assert_int_equal(open_rig(s, (struct opts){ .serial = SER_A }), 0);
+	assert_int_equal(rig_power_set(s->f->rig, false), 0);
+	usbsdmux_emu_reset_log(s->emu, dev);
+	flag = 1;
+	rig_ctx_set_cancel(s->f->ctx, &flag);
+	assert_int_equal(rig_sdmux_set(s->f->rig, RIG_MUX_DUT), RIG_E_INTR);
+	has(rig_errmsg(s->f->rig), "interrupted");
+	assert_int_equal(st(s, dev).writes, 0);
+	flag = 0;
+	rig_clear_error(s->f->rig);
+	set_ok(s, RIG_MUX_DUT);
+	rig_ctx_set_cancel(s->f->ctx, NULL);
+}
+
 /* ---- the upstream tool on the same emulation ---- */
 
 /* Run `usbsdmux` (or the newer upstream's) on @node; its first output line into @out. */
@@ -646,6 +693,8 @@ int main(int argc, char **argv)
 		T(test_unplug_mid_operation),
 		T(test_replug_between_calls),
 		T(test_gone),
+		T(test_replug_identify_fails),
+		T(test_cancel),
 		T(test_upstream_classic),
 		T(test_upstream_fast),          /* last: left out without USBSDMUX_UPSTREAM */
 	};

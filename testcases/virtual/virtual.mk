@@ -7,6 +7,9 @@
 #   test-vboard.sh    the board alone: ROM errors, boot, power cut mid-boot, console, SIGTERM
 #   test-two-rigs.sh  rigs/virtual.lua and rigs/virtual-2.lua at once (scripts/virtual-rig),
 #                     testcases/flasher.lua on both concurrently
-TESTS += testcases/virtual/test-vboard.sh testcases/virtual/test-two-rigs.sh
+#   test-vboard-rom.sh the board's own logic with a fake QEMU (no OS image needed): power
+#                     cycles during the ROM read, unread console input, signals
+TESTS += testcases/virtual/test-vboard-rom.sh testcases/virtual/test-vboard.sh \
+	testcases/virtual/test-two-rigs.sh
 # os-image-for-test runs `make os-image`, tolerating only a failed kernel download.
 TEST_DEPS += $(BUILD)/rigor $(FW_SIM) $(if $(OS_IMAGES),os-image-for-test)

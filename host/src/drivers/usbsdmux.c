@@ -229,7 +229,12 @@ static int sg_submit(struct rig_part *p, struct op *op, const uint8_t *cdb, unsi
 static int sg_cmd(struct rig_part *p, struct op *op, const uint8_t *cdb, unsigned int cdblen,
 		  int dir, uint8_t *buf, unsigned int len, const char *what)
 {
-	int rc = sg_submit(p, op, cdb, cdblen, dir, buf, len, what, true);
+	int rc;
+
+	/* The ioctl cannot be interrupted: the cancel flag is seen between commands. */
+	if (rig_ctx_cancelled(rig_part_ctx(p)))
+		return rig_part_fail(p, RIG_E_INTR, "%s: interrupted", what);
+	rc = sg_submit(p, op, cdb, cdblen, dir, buf, len, what, true);
 
 	if (rc == UNIT_ATTENTION) {
 		rig_dbg(rig_part_ctx(p), "%s: unit attention, once more", what);
@@ -349,10 +354,15 @@ static int mux_find(struct rig_part *p, struct op *op)
 				     "cannot open %s: %s", pv->where, strerror(e));
 	}
 	op->reused = false;
+	pv->model = NULL;
 	rc = mux_identify(p, op);
-	if (rc == 0)
-		rig_dbg(rig_part_ctx(p), "using the %s at %s", pv->model->name, pv->where);
-	return rc;
+	if (rc) {
+		/* Not kept: the next call must ask again which model it is. */
+		mux_drop(pv);
+		return rc;
+	}
+	rig_dbg(rig_part_ctx(p), "using the %s at %s", pv->model->name, pv->where);
+	return 0;
 }
 
 /*

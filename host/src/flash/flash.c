@@ -205,6 +205,20 @@ static const char *digest_msg(struct job *j, const struct fl_range *r, char *m, 
 	return m;
 }
 
+/* pthread_cond_wait() for at most ms milliseconds (the condition uses CLOCK_REALTIME). */
+static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000 * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec += ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* --- decoder thread ---------------------------------------------------------------------- */
 
 /* Waits for a free slot; NULL if the consumer asked to stop. */
@@ -679,7 +693,7 @@ static int consume(struct job *j, const struct slot *s)
 static int write_phase(struct job *j)
 {
 	pthread_t th;
-	uint64_t pos;
+	uint64_t pos = 0;
 	int rc = 0;
 	bool eof = false;
 
@@ -696,8 +710,21 @@ static int write_phase(struct job *j)
 		struct slot *s;
 
 		pthread_mutex_lock(&j->mu);
-		while (j->count == 0)
-			pthread_cond_wait(&j->cv, &j->mu);
+		/* A slow decoder (a whole xz block per chunk) must not hold off cancel/deadline. */
+		while (j->count == 0 && !rc) {
+			cond_wait_ms(&j->cv, &j->mu, 50);
+			if (j->count == 0) {
+				pthread_mutex_unlock(&j->mu);
+				rc = interrupted(j, pos);
+				pthread_mutex_lock(&j->mu);
+			}
+		}
+		if (rc) {
+			j->stop = true;
+			pthread_cond_broadcast(&j->cv);
+			pthread_mutex_unlock(&j->mu);
+			break;
+		}
 		s = &j->slots[j->tail];
 		pthread_mutex_unlock(&j->mu);
 
@@ -727,6 +754,8 @@ static int write_phase(struct job *j)
 			break;
 		report(j, pos, false);
 	}
+	if (rc)
+		fl_src_stop(j->src); /* the decoder may be waiting for blocks we no longer need */
 	pthread_join(th, NULL);
 	if (rc)
 		verifier_finish(j, false);

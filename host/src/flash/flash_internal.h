@@ -56,6 +56,12 @@ FL_PRIV void fl_src_close(struct fl_src *s);
 struct fl_bmap;
 FL_PRIV int fl_src_set_map(struct fl_src *s, const struct fl_bmap *bm, int threads,
 			   struct fl_err *e);
+/*
+ * Called from another thread: a fl_src_read() waiting for decoder workers returns -EINTR
+ * promptly instead of after the blocks in flight are decoded. Only the block-parallel xz
+ * reader waits like that; for the other formats this does nothing.
+ */
+FL_PRIV void fl_src_stop(struct fl_src *s);
 /* Decompressed bytes the source skipped without decoding (see fl_src_set_map). */
 FL_PRIV uint64_t fl_src_bytes_skipped(const struct fl_src *s);
 FL_PRIV int fl_detect_magic(const unsigned char *b, size_t n, enum rig_flash_format *fmt);
@@ -96,6 +102,11 @@ FL_PRIV int fl_xzb_open(int fd, const char *path, uint64_t fsize, int threads,
 FL_PRIV long fl_xzb_read(struct fl_xzb *x, void *buf, size_t len, struct fl_err *e);
 FL_PRIV uint64_t fl_xzb_bytes_in(struct fl_xzb *x);
 FL_PRIV uint64_t fl_xzb_skipped(const struct fl_xzb *x);
+/*
+ * Makes a fl_xzb_read() blocked in another thread (or the next one) return -EINTR, and the
+ * workers give up their blocks within a chunk. Thread-safe; NULL is a no-op.
+ */
+FL_PRIV void fl_xzb_stop(struct fl_xzb *x);
 FL_PRIV void fl_xzb_close(struct fl_xzb *x);
 
 /* --- target (target.c) --- */

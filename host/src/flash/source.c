@@ -763,6 +763,11 @@ int fl_src_set_map(struct fl_src *s, const struct fl_bmap *bm, int threads, stru
 	return rc < 0 ? rc : 0;
 }
 
+void fl_src_stop(struct fl_src *s)
+{
+	fl_xzb_stop(s->xzb);
+}
+
 uint64_t fl_src_bytes_skipped(const struct fl_src *s)
 {
 	return s->xzb ? fl_xzb_skipped(s->xzb) : 0;

@@ -10,7 +10,13 @@
  * each into its own slot; skipped blocks read as zeros.
  *
  * Files without a usable index (one block, a truncated or corrupt tail, blocks too large for
- * the slot budget) are left to liblzma's streaming decoder, whose errors are the reference.
+ * the slot budget, an index too large for INDEX_MEMLIMIT) are left to liblzma's streaming
+ * decoder, whose errors are the reference.
+ *
+ * A worker takes block k only when the reader has released block k - nslot from the same
+ * slot (the slot's turn), so slots are filled in order. Workers read the compressed bytes
+ * in IN_CHUNK pieces and decode OUT_CHUNK at a time, looking at the stop flag in between:
+ * fl_xzb_stop() (a cancelled flash) does not wait for whole blocks to be decoded.
  */
 #include <errno.h>
 #include <lzma.h>
@@ -25,6 +31,9 @@
 #define MAX_BLOCK (256u << 20) /* bigger blocks: streaming decoder */
 #define MAX_THREADS 16
 #define SLOT_BUDGET (UINT64_C(1) << 30)
+#define IN_CHUNK (1u << 20)     /* compressed bytes read at a time by a worker */
+#define OUT_CHUNK (4u << 20)    /* decompressed bytes between two looks at the stop flag */
+#define INDEX_MEMLIMIT (UINT64_C(64) << 20) /* bigger indexes: streaming decoder */
 
 struct xblk {
 	uint64_t coff, csize;  /* the whole block in the file: header, data, padding, check */
@@ -36,9 +45,15 @@ struct xblk {
 
 struct xslot {
 	long k;                /* needed-block index held, -1 if free */
+	long turn;             /* the needed block this slot takes next: k, k + nslot, ... */
 	bool ready;
 	int err;
 	unsigned char *out;
+};
+
+struct xworker {
+	struct fl_xzb *x;
+	unsigned char *in;     /* IN_CHUNK bytes of compressed input */
 };
 
 struct fl_xzb {
@@ -55,6 +70,7 @@ struct fl_xzb {
 	struct xslot *slot;
 	unsigned int nslot, nthr;
 	pthread_t th[MAX_THREADS];
+	struct xworker w[MAX_THREADS];
 	long next;             /* next needed block a worker may claim */
 	bool stop;
 	uint64_t in_bytes;
@@ -75,12 +91,14 @@ static lzma_index *read_index(int fd, uint64_t fsize)
 	uint64_t pos = 0;
 	lzma_ret r;
 
-	if (lzma_file_info_decoder(&st, &idx, UINT64_MAX, fsize) != LZMA_OK)
+	if (lzma_file_info_decoder(&st, &idx, INDEX_MEMLIMIT, fsize) != LZMA_OK)
 		return NULL;
 	for (;;) {
 		if (st.avail_in == 0) {
 			ssize_t n = pread(fd, buf, sizeof(buf), (off_t)pos);
 
+			if (n < 0 && errno == EINTR)
+				continue;
 			if (n <= 0)
 				break;
 			st.next_in = buf;
@@ -106,37 +124,39 @@ static lzma_index *read_index(int fd, uint64_t fsize)
 	return NULL;
 }
 
-static void set_err(struct fl_xzb *x, int code, const char *what, const struct xblk *b,
-		    long bn, int lret)
+/* Records the first error, naming the block; call with x->mu held. */
+static void set_err(struct fl_xzb *x, int code, const char *what, long bn, const char *detail)
 {
+	const struct xblk *b = &x->b[bn];
+
 	if (x->errcode)
 		return;
 	x->errcode = code;
 	snprintf(x->errmsg, sizeof(x->errmsg), "%s xz stream '%s': block %ld (decompressed "
 		 "bytes %llu-%llu)%s%s", what, x->path, bn + 1, (unsigned long long)b->uoff,
-		 (unsigned long long)(b->uoff + b->usize - 1), lret ? ", liblzma error " : "",
-		 lret == LZMA_DATA_ERROR ? "data error" : lret == LZMA_OPTIONS_ERROR ?
-		 "unsupported options" : lret ? "in the block" : "");
+		 (unsigned long long)(b->uoff + b->usize - 1), detail ? ": " : "",
+		 detail ? detail : "");
 }
 
-static int decode_block(struct fl_xzb *x, long bn, unsigned char *out)
+static bool stopped(struct fl_xzb *x)
+{
+	bool stop;
+
+	pthread_mutex_lock(&x->mu);
+	stop = x->stop;
+	pthread_mutex_unlock(&x->mu);
+	return stop;
+}
+
+/* Reads len bytes at offset off of block bn; returns 0, -EINTR if stopped, or -errno. */
+static int read_at(struct fl_xzb *x, long bn, unsigned char *buf, size_t len, uint64_t off)
 {
 	const struct xblk *b = &x->b[bn];
-	lzma_filter filters[LZMA_FILTERS_MAX + 1];
-	lzma_block blk;
-	unsigned char *in = malloc(b->csize);
-	size_t in_pos, out_pos = 0, got = 0;
-	lzma_ret r;
+	size_t got = 0;
 	int rc = 0;
 
-	if (!in) {
-		pthread_mutex_lock(&x->mu);
-		set_err(x, -ENOMEM, "out of memory decoding", b, bn, 0);
-		pthread_mutex_unlock(&x->mu);
-		return -ENOMEM;
-	}
-	while (got < b->csize) {
-		ssize_t n = pread(x->fd, in + got, b->csize - got, (off_t)(b->coff + got));
+	while (got < len) {
+		ssize_t n = pread(x->fd, buf + got, len - got, (off_t)(b->coff + off + got));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -148,13 +168,43 @@ static int decode_block(struct fl_xzb *x, long bn, unsigned char *out)
 	}
 	pthread_mutex_lock(&x->mu);
 	x->in_bytes += got;
-	if (rc)
-		set_err(x, rc, rc == -EBADMSG ? "truncated" : "unreadable", b, bn, 0);
+	if (rc == -EBADMSG)
+		set_err(x, rc, "truncated", bn, "the file ends inside the block");
+	else if (rc)
+		set_err(x, rc, "cannot read", bn, strerror(-rc));
+	else if (x->stop)
+		rc = -EINTR;
 	pthread_mutex_unlock(&x->mu);
-	if (rc) {
-		free(in);
-		return rc;
+	return rc;
+}
+
+static const char *lzma_detail(lzma_ret r)
+{
+	switch (r) {
+	case LZMA_OPTIONS_ERROR: return "unsupported options";
+	case LZMA_UNSUPPORTED_CHECK: return "unsupported integrity check";
+	default: return "data error";
 	}
+}
+
+/*
+ * Decodes block bn into out, reading its compressed bytes IN_CHUNK at a time into in. Looks
+ * at the stop flag between chunks so that closing the reader does not wait for whole blocks.
+ */
+static int decode_block(struct fl_xzb *x, long bn, unsigned char *out, unsigned char *in)
+{
+	const struct xblk *b = &x->b[bn];
+	lzma_filter filters[LZMA_FILTERS_MAX + 1];
+	lzma_stream st = LZMA_STREAM_INIT;
+	lzma_block blk;
+	size_t n0 = b->csize < IN_CHUNK ? (size_t)b->csize : IN_CHUNK;
+	uint64_t cpos = n0;
+	lzma_ret r;
+	int rc;
+
+	rc = read_at(x, bn, in, n0, 0);
+	if (rc)
+		return rc;
 	memset(&blk, 0, sizeof(blk));
 	for (size_t i = 0; i <= LZMA_FILTERS_MAX; i++)
 		filters[i] = (lzma_filter){ .id = LZMA_VLI_UNKNOWN, .options = NULL };
@@ -162,7 +212,8 @@ static int decode_block(struct fl_xzb *x, long bn, unsigned char *out)
 	blk.check = b->check;
 	blk.filters = filters;
 	blk.header_size = lzma_block_header_size_decode(in[0]);
-	r = in[0] == 0 || blk.header_size > b->csize ? LZMA_DATA_ERROR :
+	/* 0 marks the index, not a block: the index and the file disagree. */
+	r = in[0] == 0 || blk.header_size > n0 ? LZMA_DATA_ERROR :
 	    lzma_block_header_decode(&blk, NULL, in);
 	if (r == LZMA_OK)
 		r = lzma_block_compressed_size(&blk, b->unpadded);
@@ -170,27 +221,54 @@ static int decode_block(struct fl_xzb *x, long bn, unsigned char *out)
 	    blk.uncompressed_size != b->usize)
 		r = LZMA_DATA_ERROR;
 	if (r == LZMA_OK) {
-		in_pos = blk.header_size;
-		r = lzma_block_buffer_decode(&blk, NULL, in, &in_pos, b->csize, out, &out_pos,
-					     b->usize);
-		if (r == LZMA_OK && out_pos != b->usize)
-			r = LZMA_DATA_ERROR;
+		blk.uncompressed_size = b->usize; /* the decoder checks it */
+		r = lzma_block_decoder(&st, &blk);
 	}
+	/* The decoder keeps what it needs: the options go now. */
 	for (size_t i = 0; i < LZMA_FILTERS_MAX && filters[i].id != LZMA_VLI_UNKNOWN; i++)
 		free(filters[i].options);
-	free(in);
-	if (r == LZMA_OK)
-		return 0;
+	st.next_in = in + blk.header_size;
+	st.avail_in = n0 - blk.header_size;
+	while (r == LZMA_OK) {
+		uint64_t room = b->usize - st.total_out;
+
+		if (st.avail_in == 0 && cpos < b->csize) {
+			size_t want = b->csize - cpos < IN_CHUNK ? (size_t)(b->csize - cpos) :
+								   IN_CHUNK;
+
+			rc = read_at(x, bn, in, want, cpos);
+			if (rc)
+				break;
+			cpos += want;
+			st.next_in = in;
+			st.avail_in = want;
+		} else if (stopped(x)) {
+			rc = -EINTR;
+			break;
+		}
+		st.next_out = out + st.total_out;
+		st.avail_out = room < OUT_CHUNK ? (size_t)room : OUT_CHUNK;
+		r = lzma_code(&st, cpos == b->csize ? LZMA_FINISH : LZMA_RUN);
+	}
+	if (!rc && r == LZMA_STREAM_END && st.total_out != b->usize)
+		r = LZMA_DATA_ERROR;
+	lzma_end(&st);
+	if (rc || r == LZMA_STREAM_END)
+		return rc;
 	rc = r == LZMA_MEM_ERROR ? -ENOMEM : -EBADMSG;
 	pthread_mutex_lock(&x->mu);
-	set_err(x, rc, "corrupt", b, bn, (int)r);
+	if (rc == -ENOMEM)
+		set_err(x, rc, "out of memory decoding", bn, NULL);
+	else
+		set_err(x, rc, "corrupt", bn, lzma_detail(r));
 	pthread_mutex_unlock(&x->mu);
 	return rc;
 }
 
 static void *worker(void *arg)
 {
-	struct fl_xzb *x = arg;
+	struct xworker *w = arg;
+	struct fl_xzb *x = w->x;
 
 	pthread_mutex_lock(&x->mu);
 	for (;;) {
@@ -202,14 +280,18 @@ static void *worker(void *arg)
 			break;
 		k = x->next++;
 		s = &x->slot[k % x->nslot];
-		while (s->k != -1 && !x->stop)
+		/*
+		 * Wait for this block's turn, not merely for a free slot: a later block that maps
+		 * to the same slot must not take it first, or the reader waits for k forever.
+		 */
+		while (s->turn != k && !x->stop && !x->errcode)
 			pthread_cond_wait(&x->cv, &x->mu);
-		if (x->stop)
+		if (x->stop || x->errcode)
 			break;
 		s->k = k;
 		s->ready = false;
 		pthread_mutex_unlock(&x->mu);
-		rc = decode_block(x, x->needed[k], s->out);
+		rc = decode_block(x, x->needed[k], s->out, w->in);
 		pthread_mutex_lock(&x->mu);
 		s->err = rc;
 		s->ready = true;
@@ -220,7 +302,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-void fl_xzb_close(struct fl_xzb *x)
+void fl_xzb_stop(struct fl_xzb *x)
 {
 	if (!x)
 		return;
@@ -228,8 +310,17 @@ void fl_xzb_close(struct fl_xzb *x)
 	x->stop = true;
 	pthread_cond_broadcast(&x->cv);
 	pthread_mutex_unlock(&x->mu);
+}
+
+void fl_xzb_close(struct fl_xzb *x)
+{
+	if (!x)
+		return;
+	fl_xzb_stop(x);
 	for (unsigned int i = 0; i < x->nthr; i++)
 		pthread_join(x->th[i], NULL);
+	for (unsigned int i = 0; i < MAX_THREADS; i++)
+		free(x->w[i].in);
 	for (unsigned int i = 0; x->slot && i < x->nslot; i++)
 		free(x->slot[i].out);
 	free(x->slot);
@@ -270,8 +361,10 @@ int fl_xzb_open(int fd, const char *path, uint64_t fsize, int threads,
 	x->nb = (size_t)lzma_index_block_count(idx);
 	x->b = calloc(x->nb, sizeof(*x->b));
 	x->needed = calloc(x->nb, sizeof(*x->needed));
-	if (!x->b || !x->needed)
+	if (!x->b || !x->needed) {
+		lzma_index_end(idx, NULL);
 		goto nomem;
+	}
 	lzma_index_iter_init(&it, idx);
 	for (i = 0; i < x->nb && !lzma_index_iter_next(&it, LZMA_INDEX_ITER_BLOCK); i++) {
 		struct xblk *b = &x->b[i];
@@ -310,12 +403,19 @@ int fl_xzb_open(int fd, const char *path, uint64_t fsize, int threads,
 		goto nomem;
 	for (i = 0; i < x->nslot; i++) {
 		x->slot[i].k = -1;
+		x->slot[i].turn = (long)i;
 		x->slot[i].out = malloc(maxb ? maxb : 1);
 		if (!x->slot[i].out)
 			goto nomem;
 	}
 	for (i = 0; i < x->nthr; i++) {
-		if (pthread_create(&x->th[i], NULL, worker, x)) {
+		x->w[i].x = x;
+		x->w[i].in = malloc(IN_CHUNK);
+		if (!x->w[i].in)
+			goto nomem;
+	}
+	for (i = 0; i < x->nthr; i++) {
+		if (pthread_create(&x->th[i], NULL, worker, &x->w[i])) {
 			x->nthr = (unsigned int)i;
 			fl_xzb_close(x);
 			return fl_err_set(e, -EAGAIN, "cannot start the xz decoder threads");
@@ -324,6 +424,7 @@ int fl_xzb_open(int fd, const char *path, uint64_t fsize, int threads,
 	*out = x;
 	return 1;
 nomem:
+	x->nthr = 0; /* no thread started yet */
 	fl_xzb_close(x);
 	return fl_err_set(e, -ENOMEM, "out of memory");
 }
@@ -352,19 +453,26 @@ long fl_xzb_read(struct fl_xzb *x, void *buf, size_t len, struct fl_err *e)
 			struct xslot *s = &x->slot[b->need % x->nslot];
 
 			pthread_mutex_lock(&x->mu);
-			while (!(s->k == b->need && s->ready) && !x->errcode)
+			while (!(s->k == b->need && s->ready) && !x->errcode && !x->stop)
 				pthread_cond_wait(&x->cv, &x->mu);
-			if (x->errcode || s->err) {
-				int code = x->errcode ? x->errcode : s->err;
+			/* A block decoded before a later one failed is still delivered. */
+			if (!(s->k == b->need && s->ready && !s->err)) {
+				int code = x->errcode;
 
 				pthread_mutex_unlock(&x->mu);
-				return fl_err_set(e, code, "%s", x->errmsg);
+				/* errmsg is complete once errcode is seen under the lock, and stays */
+				if (code)
+					return fl_err_set(e, code, "%s", x->errmsg);
+				return fl_err_set(e, -EINTR, "decoding of xz stream '%s' "
+						  "stopped", x->path);
 			}
 			pthread_mutex_unlock(&x->mu);
 			memcpy(p + done, s->out + in_blk, (size_t)n);
 			if (in_blk + n == b->usize) {
 				pthread_mutex_lock(&x->mu);
 				s->k = -1;
+				s->ready = false;
+				s->turn += (long)x->nslot;
 				pthread_cond_broadcast(&x->cv);
 				pthread_mutex_unlock(&x->mu);
 			}

@@ -108,6 +108,13 @@ tail -c +$((SIZE / 2 + 1)) img.img | xz -T2 --block-size=1MiB >>cat.img.xz
 rm -f t.out
 check "two concatenated multi-block xz streams with bmap" \
 	"\"$TOOL\" flash cat.img.xz t.out --bmap img.img.bmap >/dev/null 2>err && cmp -s t.out img.img"
+# Stream Padding (a multiple of four zero bytes) between and after the streams.
+{ head -c $((SIZE / 2)) img.img | xz -T2 --block-size=1MiB; head -c 8 /dev/zero
+  tail -c +$((SIZE / 2 + 1)) img.img | xz -T2 --block-size=1MiB; head -c 4 /dev/zero; } >pad.img.xz
+rm -f t.out
+"$TOOL" flash pad.img.xz t.out --bmap img.img.bmap --json >j 2>err
+check "multi-block xz streams with stream padding, with bmap" \
+	"[ \"\$(json undecoded j)\" -gt 0 ] && cmp -s t.out img.img"
 cp multi.img.xz bad1.multi.xz
 # a byte in the data of block 1 (the partition table: always mapped)
 python3 -c "
@@ -120,6 +127,35 @@ rm -f t.out
 expect_fail "truncated multi-block xz with bmap" "truncated" -- "$TOOL" flash trunc.multi.img.xz t.out --bmap img.img.bmap
 rm -f t.out
 expect_fail "corrupted multi-block xz with bmap" "corrupt" -- "$TOOL" flash bad.multi.img.xz t.out --bmap img.img.bmap
+# Timeout and cancel while the block decoders are busy: neither waits for whole blocks.
+# Base64 of random bytes is mostly literals, which LZMA decodes slowly (~30 MB/s).
+head -c 36M /dev/urandom | base64 -w 0 | head -c 48M >slow.img
+xz -T2 -0 --block-size=16MiB -c slow.img >slow.img.xz
+bmaptool create slow.img >slow.img.bmap 2>/dev/null
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+rm -f t.out
+t0=$(ms)
+"$TOOL" flash slow.img.xz t.out --bmap slow.img.bmap --threads 1 --no-verify >/dev/null 2>err
+t_full=$(( $(ms) - t0 ))
+rm -f t.out
+t0=$(ms)
+expect_fail "timeout while an xz block is decoded (multi-block xz, bmap)" "timed out after 100 ms" -- \
+	"$TOOL" flash slow.img.xz t.out --bmap slow.img.bmap --threads 1 --no-verify --timeout 100
+t_to=$(( $(ms) - t0 ))
+check "the timeout does not wait for the block decoders (${t_to} ms, whole flash ${t_full} ms)" \
+	"[ $((t_to * 3)) -lt $t_full ]"
+rm -f t.out
+"$TOOL" flash slow.img.xz t.out --bmap slow.img.bmap --threads 1 --no-verify >out.txt 2>err &
+pid=$!
+sleep 0.5
+t0=$(ms)
+kill -INT $pid
+wait $pid
+rc=$?
+t_int=$(( $(ms) - t0 ))
+check "SIGINT mid-flash of a multi-block xz with bmap stops promptly (${t_int} ms, whole flash ${t_full} ms)" \
+	"[ $rc = 130 ] && grep -q 'cancelled at offset' err && [ $((t_int * 4)) -lt $t_full ]"
+rm -f t.out slow.img slow.img.xz slow.img.bmap
 # gzip: multi-member streams and trailer checks (the CRC is computed off the decoder thread).
 head -c $((SIZE / 3)) img.img | gzip -n >multi.img.gz
 tail -c +$((SIZE / 3 + 1)) img.img | gzip -n >>multi.img.gz

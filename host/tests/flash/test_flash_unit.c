@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the flash engine: bmap and partition parsers, library-level cancel/faults. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <lzma.h>
 #include <zlib.h>
 
 #include "../../src/flash/flash_internal.h"
@@ -615,6 +617,135 @@ static void test_parsers_survive_mutations(void **state)
 	}
 }
 
+/* ---- block-parallel xz ---- */
+
+/* Writes an xz file of n blocks of bs bytes each (block i filled from seed i). */
+static void make_xz_blocks(const char *path, unsigned char *data, size_t n, size_t bs)
+{
+	lzma_mt mt = { .threads = 1, .block_size = bs, .preset = 0, .check = LZMA_CHECK_CRC32 };
+	lzma_stream st = LZMA_STREAM_INIT;
+	size_t cap = n * bs + (n + 1) * 256 + 4096;
+	unsigned char *out = malloc(cap);
+	size_t i;
+
+	assert_non_null(out);
+	for (i = 0; i < n * bs; i++)
+		data[i] = (unsigned char)((i / bs) * 7 + (i % 13 == 0 ? i : 0));
+	assert_int_equal(lzma_stream_encoder_mt(&st, &mt), LZMA_OK);
+	st.next_in = data;
+	st.avail_in = n * bs;
+	st.next_out = out;
+	st.avail_out = cap;
+	assert_int_equal(lzma_code(&st, LZMA_FINISH), LZMA_STREAM_END);
+	write_file(path, out, cap - st.avail_out);
+	lzma_end(&st);
+	free(out);
+}
+
+static bool want_all(void *user, uint64_t a, uint64_t b)
+{
+	(void)user;
+	(void)a;
+	(void)b;
+	return true;
+}
+
+/*
+ * Many tiny blocks and more workers than cores: a worker woken for its slot must not lose it to
+ * a later block that maps to the same slot (that deadlocked the reader). The alarm turns a
+ * hang into a failure.
+ */
+static void test_xzb_many_small_blocks(void **state)
+{
+	enum { NB = 3000, BS = 512 };
+	unsigned char *data = malloc((size_t)NB * BS), *got = malloc((size_t)NB * BS);
+	char path[600], msg[256];
+	struct fl_xzb *x;
+	struct fl_err e;
+	int fd, round;
+
+	(void)state;
+	assert_non_null(data);
+	assert_non_null(got);
+	path_in_tmp(path, sizeof(path), "small.xz");
+	make_xz_blocks(path, data, NB, BS);
+	alarm(60);
+	for (round = 0; round < 20; round++) {
+		size_t done = 0;
+		long n;
+
+		fl_err_init(&e, msg, sizeof(msg));
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(fl_xzb_open(fd, path, (uint64_t)lseek(fd, 0, SEEK_END), 16,
+					     want_all, NULL, &x, &e), 1);
+		while ((n = fl_xzb_read(x, got + done, 97, &e)) > 0)
+			done += (size_t)n;
+		assert_int_equal(n, 0);
+		assert_int_equal(done, (size_t)NB * BS);
+		assert_memory_equal(got, data, (size_t)NB * BS);
+		fl_xzb_close(x);
+		close(fd);
+	}
+	alarm(0);
+	unlink(path);
+	free(data);
+	free(got);
+}
+
+/* fl_xzb_stop() wakes a waiting reader with -EINTR; a corrupt block names itself. */
+static void test_xzb_stop_and_corrupt(void **state)
+{
+	enum { NB = 400, BS = 4096 };
+	unsigned char *data = malloc((size_t)NB * BS), *got = malloc((size_t)NB * BS);
+	char path[600], msg[256];
+	struct fl_xzb *x;
+	struct fl_err e;
+	struct stat sb;
+	size_t done = 0;
+	long n;
+	int fd;
+
+	(void)state;
+	assert_non_null(data);
+	assert_non_null(got);
+	path_in_tmp(path, sizeof(path), "small.xz");
+	make_xz_blocks(path, data, NB, BS);
+	alarm(60);
+	fl_err_init(&e, msg, sizeof(msg));
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_int_equal(fl_xzb_open(fd, path, (uint64_t)sb.st_size, 4, want_all, NULL, &x, &e),
+			 1);
+	assert_true(fl_xzb_read(x, got, 10, &e) == 10);
+	fl_xzb_stop(x);
+	assert_int_equal(fl_xzb_read(x, got, (size_t)NB * BS, &e), -EINTR);
+	assert_non_null(strstr(msg, "stopped"));
+	fl_xzb_close(x);
+
+	/* flip a byte in the middle: it lands in some block's compressed data */
+	assert_int_equal(pread(fd, got, 1, sb.st_size / 2), 1);
+	got[0] ^= 0x55;
+	assert_int_equal(pwrite(fd, got, 1, sb.st_size / 2), 1);
+	fl_err_init(&e, msg, sizeof(msg));
+	assert_int_equal(fl_xzb_open(fd, path, (uint64_t)sb.st_size, 4, want_all, NULL, &x, &e),
+			 1);
+	while ((n = fl_xzb_read(x, got + done, 4000, &e)) > 0)
+		done += (size_t)n;
+	assert_int_equal(n, -EBADMSG);
+	assert_true(done < (size_t)NB * BS);
+	assert_memory_equal(got, data, done);
+	assert_non_null(strstr(msg, "corrupt xz stream"));
+	assert_non_null(strstr(msg, ": block "));
+	fl_xzb_close(x);
+	alarm(0);
+	close(fd);
+	unlink(path);
+	free(data);
+	free(got);
+}
+
 static int setup(void **state)
 {
 	const char *b = getenv("BUILD");
@@ -663,6 +794,8 @@ int main(void)
 		cmocka_unit_test(test_first_error_wins),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_parsers_survive_mutations),
+		cmocka_unit_test(test_xzb_many_small_blocks),
+		cmocka_unit_test(test_xzb_stop_and_corrupt),
 	};
 
 	return cmocka_run_group_tests_name("flash", tests, setup, teardown);
