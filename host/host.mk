@@ -73,12 +73,18 @@ TEST_DEPS += $(BUILD)/host/tests/libptyshim.so $(BUILD)/host/tests/ptydev
 # hands GPIO_GET_LINEHANDLE's new fd to the calling process (no sanitizers: preloaded).
 UMOCKDEV_CFLAGS := $(shell $(PKG_CONFIG) --cflags umockdev-1.0)
 UMOCKDEV_LIBS := $(shell $(PKG_CONFIG) --libs umockdev-1.0) -lpthread
+# host/tests/fixtures/umockfx.c: what the emulations and their tests share (the re-exec
+# under libumockdev-preload, the testbed, USB device records).
+UMOCKFX_OBJ := $(BUILD)/host/tests/fixtures/umockfx.o
+$(UMOCKFX_OBJ): HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+DEPFILES += $(UMOCKFX_OBJ:.o=.d)
 GPIOEMU_OBJ := $(BUILD)/host/tests/fixtures/gpiochip.o
 $(GPIOEMU_OBJ) $(BUILD)/host/tests/fixtures/gpiochip_emu.o $(BUILD)/host/tests/test_gpio.o: \
 	HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
-$(BUILD)/host/tests/test_gpio: $(GPIOEMU_OBJ)
-$(BUILD)/host/tests/test_gpio: HOST_PKG_LIBS += $(GPIOEMU_OBJ) $(UMOCKDEV_LIBS)
-$(BUILD)/host/tests/gpiochip-emu: $(BUILD)/host/tests/fixtures/gpiochip_emu.o $(GPIOEMU_OBJ)
+$(BUILD)/host/tests/test_gpio: $(GPIOEMU_OBJ) $(UMOCKFX_OBJ)
+$(BUILD)/host/tests/test_gpio: HOST_PKG_LIBS += $(GPIOEMU_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
+$(BUILD)/host/tests/gpiochip-emu: $(BUILD)/host/tests/fixtures/gpiochip_emu.o $(GPIOEMU_OBJ) \
+		$(UMOCKFX_OBJ)
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(UMOCKDEV_LIBS)
 $(BUILD)/host/tests/libgpiochipshim.so: host/tests/fixtures/gpiochip_shim.c
 	@mkdir -p $(dir $@)
@@ -96,8 +102,8 @@ USBDEVFS_OBJ := $(BUILD)/host/tests/fixtures/usbdevfs.o
 FT200X_OBJ := $(BUILD)/host/tests/fixtures/ft200x.o $(USBDEVFS_OBJ)
 $(FT200X_OBJ) $(BUILD)/host/tests/test_sdwire.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
 $(BUILD)/host/tests/test_sdwire.o: HOST_CFLAGS += -DSDWIRE_LIBFTDI_PY='"$(abspath host/tests/sdwire_libftdi.py)"'
-$(BUILD)/host/tests/test_sdwire: $(FT200X_OBJ)
-$(BUILD)/host/tests/test_sdwire: HOST_PKG_LIBS += $(FT200X_OBJ) $(UMOCKDEV_LIBS)
+$(BUILD)/host/tests/test_sdwire: $(FT200X_OBJ) $(UMOCKFX_OBJ)
+$(BUILD)/host/tests/test_sdwire: HOST_PKG_LIBS += $(FT200X_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(FT200X_OBJ:.o=.d)
 
 # The uhub back-end: a fake sysfs tree, and USB hubs emulated over umockdev
@@ -106,13 +112,14 @@ DEPFILES += $(FT200X_OBJ:.o=.d)
 # on the same emulation.
 USBHUB_OBJ := $(BUILD)/host/tests/fixtures/usbhub.o $(USBDEVFS_OBJ)
 $(USBHUB_OBJ) $(BUILD)/host/tests/test_uhub.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
-$(BUILD)/host/tests/test_uhub: $(USBHUB_OBJ)
-$(BUILD)/host/tests/test_uhub: HOST_PKG_LIBS += $(USBHUB_OBJ) $(UMOCKDEV_LIBS)
+$(BUILD)/host/tests/test_uhub: $(USBHUB_OBJ) $(UMOCKFX_OBJ)
+$(BUILD)/host/tests/test_uhub: HOST_PKG_LIBS += $(USBHUB_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(USBHUB_OBJ:.o=.d)
 
 # The USB port-path helpers (host/src/usb.c) on devices enumerated from a umockdev testbed.
 $(BUILD)/host/tests/test_usb.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
-$(BUILD)/host/tests/test_usb: HOST_PKG_LIBS += $(UMOCKDEV_LIBS)
+$(BUILD)/host/tests/test_usb: $(UMOCKFX_OBJ)
+$(BUILD)/host/tests/test_usb: HOST_PKG_LIBS += $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 
 # The rpiboot usbboot back-end: a Raspberry Pi in USB boot mode (BCM2711, and the
 # BCM2835, BCM2837 and BCM2712 variants) emulated over umockdev
@@ -121,8 +128,8 @@ $(BUILD)/host/tests/test_usb: HOST_PKG_LIBS += $(UMOCKDEV_LIBS)
 # libumockdev-preload.
 BCM2711_OBJ := $(BUILD)/host/tests/fixtures/bcm2711.o $(USBDEVFS_OBJ)
 $(BCM2711_OBJ) $(BUILD)/host/tests/test_rpiboot.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
-$(BUILD)/host/tests/test_rpiboot: $(BCM2711_OBJ)
-$(BUILD)/host/tests/test_rpiboot: HOST_PKG_LIBS += $(BCM2711_OBJ) $(UMOCKDEV_LIBS)
+$(BUILD)/host/tests/test_rpiboot: $(BCM2711_OBJ) $(UMOCKFX_OBJ)
+$(BUILD)/host/tests/test_rpiboot: HOST_PKG_LIBS += $(BCM2711_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(BCM2711_OBJ:.o=.d)
 
 # The usbsdmux back-end: USB-SD-Mux card readers emulated over umockdev
@@ -131,8 +138,8 @@ DEPFILES += $(BCM2711_OBJ:.o=.d)
 # cross-checks against the upstream usbsdmux tool run on the same emulation.
 USBSDMUX_OBJ := $(BUILD)/host/tests/fixtures/usbsdmux.o
 $(USBSDMUX_OBJ) $(BUILD)/host/tests/test_usbsdmux.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
-$(BUILD)/host/tests/test_usbsdmux: $(USBSDMUX_OBJ)
-$(BUILD)/host/tests/test_usbsdmux: HOST_PKG_LIBS += $(USBSDMUX_OBJ) $(UMOCKDEV_LIBS)
+$(BUILD)/host/tests/test_usbsdmux: $(USBSDMUX_OBJ) $(UMOCKFX_OBJ)
+$(BUILD)/host/tests/test_usbsdmux: HOST_PKG_LIBS += $(USBSDMUX_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(USBSDMUX_OBJ:.o=.d)
 
 install: $(BUILD)/rigor

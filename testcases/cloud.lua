@@ -17,6 +17,7 @@ local t = require "rigor.test"
 local core = require "rigor.core"
 local balena = require "rigor.balena"
 local provision = require "rigor.provision"
+local testos = require "rigor.testos"
 local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_IMAGE") or "build/os/rigor-os-1.0.img"
@@ -31,26 +32,13 @@ local client        -- rigor.balena client
 local version       -- VERSION of the image's os-release
 local dev           -- { uuid, id, created_at } once provisioned
 
-local function parse_os_release(text)
-	local r = {}
-	for line in text:gmatch("[^\r\n]+") do
-		local k, v = line:match("^([%w_]+)=(.*)$")
-		if k then r[k] = v:match('^"(.*)"$') or v end
-	end
-	return r
-end
-
 local function fleet_device_count()
 	local r = assert(client:call("GET", "/v7/device?$filter=" ..
 		"belongs_to__application/slug%20eq%20'" .. FLEET .. "'&$select=id"))
 	return #r.d
 end
 
--- A DUT with internal storage ("flasher") boots the card only with its boot strap held
--- at power-on; rig:safe() releases it after the case.
-local function strap_card_boot(rig)
-	if rig:has("flasher") then assert(rig.button.boot:hold()) end
-end
+local strap_card_boot = testos.strap_card_boot
 
 -- provision once; later cases reuse the device (each also works alone: it provisions)
 local function ensure_provisioned(rig)
@@ -71,9 +59,7 @@ local function ensure_provisioned(rig)
 end
 
 s:before_all(function(rig)
-	local f = io.open(IMAGE, "rb")
-	if not f then t.skip("no OS image " .. IMAGE .. " (make os-image)") end
-	f:close()
+	testos.need_image(IMAGE, "OS image")
 	if (os.getenv("RIGOR_BALENA_API") or "") == "" then
 		t.skip("RIGOR_BALENA_API not set (scripts/virtual-rig start DIR; . DIR/env)")
 	end
@@ -82,7 +68,7 @@ s:before_all(function(rig)
 	assert(me, "the balena API does not answer: " .. tostring(msg))
 	-- the image's version, from its os-release on the card
 	assert(rig:flash(IMAGE))
-	version = parse_os_release(assert(rig:read_file("resin-rootA", "/etc/os-release"))).VERSION
+	version = testos.parse_os_release(assert(rig:read_file("resin-rootA", "/etc/os-release"))).VERSION
 	assert(version, "no VERSION in the image's os-release")
 end)
 

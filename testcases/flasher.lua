@@ -14,61 +14,26 @@
 -- (default rigor-<rig name>-NNNN).
 local t = require "rigor.test"
 local core = require "rigor.core"
+local testos = require "rigor.testos"
 local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_FLASHER_IMAGE") or "build/os/rigor-os-flasher-1.0.img"
 local FLASH_MS = math.tointeger(tonumber(os.getenv("RIGOR_FLASHER_TIMEOUT_MS") or "")) or 120000
 local BOOT_MS = math.tointeger(tonumber(os.getenv("RIGOR_BOOT_TIMEOUT_MS") or "")) or 60000
-local LOGIN = "rigor-os login: "
 local MARKER = "rigor-flasher: power down"
 
 local s = t.suite("flasher", { requires = { "flasher", "os-image", "sd", "serial" },
 	tags = { "os", "flasher", "virtual" }, timeout = FLASH_MS + BOOT_MS + 30000 })
 
-local HOSTNAME      -- set by hostname(rig)
 local version       -- VERSION of the OS the flasher carries (its own os-release)
 local flashed       -- the internal disk was written in this run
 
-local function hostname(rig)
-	if not HOSTNAME then
-		local env = os.getenv("RIGOR_OS_HOSTNAME")
-		HOSTNAME = env ~= "" and env or string.format("rigor-%s-%04d",
-			rig.name:gsub("[^%w%-]", "-"), core.now_ms() % 10000)
-	end
-	return HOSTNAME
-end
+local parse_os_release, sh = testos.parse_os_release, testos.sh
+local hostname = testos.hostname_once()    -- the DUT's, the same for both cases
 
-local function parse_os_release(text)
-	local r = {}
-	for line in text:gmatch("[^\r\n]+") do
-		local k, v = line:match("^([%w_]+)=(.*)$")
-		if k then r[k] = v:match('^"(.*)"$') or v end
-	end
-	return r
-end
-
--- config.json for the flasher's card; the flasher copies it to the installed OS. No
--- provisioning key: this suite does not need the cloud.
+-- config.json for the flasher's card; the flasher copies it to the installed OS
 local function config_json(rig)
-	return core.json_encode({
-		applicationId = 1, deviceType = rig.device_type, userId = 1,
-		apiEndpoint = os.getenv("RIGOR_VIRTUAL_GUEST_API") or "http://10.0.2.2:48484",
-		hostname = hostname(rig), listenPort = 48484, rigorReportInterval = 5,
-		persistentLogging = false,
-	}, 2)
-end
-
--- run a shell command on the console; returns its output (lines joined with "\n")
-local n = 0
-local function sh(rig, cmd)
-	n = n + 1
-	rig.console:clear()
-	-- the markers are computed by the shell, so the echoed command line does not match
-	assert(rig.console:sendline(string.format("echo RIG-BEGIN-$((%d+1)); %s; echo RIG-END-$((%d+1))",
-		n * 10, cmd, n * 10)))
-	local out = A.ok(rig.console:expect(string.format("RIG%%-BEGIN%%-%d\r?\n(.-)\r?\nRIG%%-END%%-%d",
-		n * 10 + 1, n * 10 + 1), 10000))
-	return (out:gsub("\r", ""))
+	return testos.config_json(rig, hostname(rig))
 end
 
 -- Flash the flasher to the card and run it with the boot strap held; ends powered off.
@@ -76,7 +41,7 @@ local function run_flasher(rig)
 	assert(rig:flash(IMAGE, { files = { ["config.json"] = config_json(rig) } }))
 	version = parse_os_release(assert(rig:read_file("flash-rootA", "/etc/os-release"))).VERSION
 	A.ok(rig:read_file("flash-boot", "/balena-image-flasher"), "the card holds a flasher image")
-	t.log("flashed %s (VERSION %s), hostname %s", IMAGE, tostring(version), HOSTNAME)
+	t.log("flashed %s (VERSION %s), hostname %s", IMAGE, tostring(version), hostname(rig))
 	assert(rig.sdmux:set("dut"))
 	assert(rig.button.boot:hold())
 	rig.console:clear()
@@ -96,9 +61,7 @@ local function run_flasher(rig)
 end
 
 s:before_all(function(rig)
-	local f = io.open(IMAGE, "rb")
-	if not f then t.skip("no flasher image " .. IMAGE .. " (make os-image)") end
-	f:close()
+	testos.need_image(IMAGE, "flasher image")
 end)
 
 s:case("flasher writes the internal disk and powers off", function(rig)
@@ -115,10 +78,9 @@ s:case("the installed OS boots from the internal disk", function(rig)
 	rig.console:clear()
 	local t0 = core.now_ms()
 	assert(rig.power:on())
-	A.ok(rig.console:expect(LOGIN, BOOT_MS, true))
+	A.ok(rig.console:expect(testos.LOGIN, BOOT_MS, true))
 	t.log("login prompt %.1f s after power-on", (core.now_ms() - t0) / 1000)
-	assert(rig.console:sendline("root"))
-	A.ok(rig.console:expect("root@[%w%-]+:/# ", 10000))
+	testos.login(rig)
 	local rel = parse_os_release(sh(rig, "cat /etc/os-release"))
 	A.eq(rel.ID, "rigor-os", "os-release ID")
 	A.eq(rel.VERSION, version, "os-release VERSION (installed OS vs the flasher's payload)")

@@ -256,6 +256,11 @@ int rig_usb_port_format(struct libusb_device *dev, char *buf, size_t len);
  * for the caller's messages.
  */
 bool rig_usb_port_match(struct libusb_device *dev, const char *want, char *buf, size_t len);
+/*
+ * Our timeout (@timeout_ms: -1 forever, 0 poll) as libusb's synchronous calls take it (0
+ * forever): -1 gives 0, 0 gives 1 ms.
+ */
+unsigned int rig_usb_timeout(int timeout_ms);
 
 /* ---- serial ports through libserialport (drivers/serial.c), for links of other back-ends ---- */
 

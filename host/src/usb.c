@@ -2,7 +2,8 @@
 /*
  * USB port paths of libusb devices ("1-1.4"), shared by the back-ends that find their
  * device with libusb (sdwire, uhub, rpiboot) so that a rig file's usb_path means the same
- * port to each of them, and to the sysfs lookups in sysfs.c (the kernel's device name).
+ * port to each of them, and to the sysfs lookups in sysfs.c (the kernel's device name);
+ * and the one conversion of our timeouts to libusb's.
  */
 #define LOG_PREFIX "usb"
 #include <stdio.h>
@@ -25,6 +26,13 @@ int rig_usb_port_format(struct libusb_device *dev, char *buf, size_t len)
 	for (int i = 0; i < n && o >= 0 && (size_t)o < len; i++)
 		o += snprintf(buf + o, len - (size_t)o, "%c%u", i ? '.' : '-', ports[i]);
 	return o >= 0 && (size_t)o < len ? o : RIG_E_INVAL;
+}
+
+unsigned int rig_usb_timeout(int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return 0;
+	return timeout_ms == 0 ? 1 : (unsigned int)timeout_ms;
 }
 
 bool rig_usb_port_match(struct libusb_device *dev, const char *want, char *buf, size_t len)

@@ -19,6 +19,7 @@
 #include "fixtures/gpiochip.h"
 #include "internal.h"
 #include "fixtures/rigfx.h"
+#include "fixtures/umockfx.h"
 
 enum { RELAY1, RELAY2, SD_SEL, SD_EN, BOOT, RESET };
 
@@ -270,33 +271,6 @@ static void test_mux_without_enable(void **state)
 	assert_non_null(strstr(rig_errmsg(f->rig), "no enable_line"));
 }
 
-/* Run under the preload; returns only when already there. */
-static void ensure_preload(char **argv)
-{
-	char exe[4096], shim[4200], env[8400], *slash;
-	const char *asan = getenv("ASAN_OPTIONS");
-	ssize_t n;
-
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "libgpiochipshim"))
-		return;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		return;
-	exe[n] = 0;
-	slash = strrchr(exe, '/');
-	*slash = 0;
-	snprintf(shim, sizeof(shim), "%s/libgpiochipshim.so:libumockdev-preload.so.0", exe);
-	setenv("LD_PRELOAD", shim, 1);
-	/* umockdev's preload loads ahead of the ASan runtime in SAN builds. */
-	snprintf(env, sizeof(env), "%s%sverify_asan_link_order=0", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("ASAN_OPTIONS", env, 1);
-	*slash = '/';
-	execv(exe, argv);
-	perror("test_gpio: re-exec under umockdev");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	static const char *const names[8] = { "RELAY1", "RELAY2", "SD_SEL", "SD_EN", "BOOT",
@@ -316,7 +290,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	(void)argc;
-	ensure_preload(argv);
+	umockfx_ensure_preload(argv, "libgpiochipshim");
 	emu = gpiochip_emu_new();
 	if (!emu || gpiochip_emu_add_chip(emu, "pinctrl-emu", 8, names) != 0) {
 		fprintf(stderr, "test_gpio: cannot set up the gpiochip emulation\n");

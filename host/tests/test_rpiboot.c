@@ -25,6 +25,7 @@
 #include "internal.h"
 #include "rig_flash.h"
 #include "fixtures/rigfx.h"
+#include "fixtures/umockfx.h"
 
 #define PORT "1-1.3"
 #define EVENTS_MAX 8192
@@ -920,29 +921,6 @@ static void test_mixed_socs(void **state)
 	free(elf);
 }
 
-/* Run under the preload; returns only when already there. */
-static void ensure_preload(char **argv)
-{
-	char exe[4096], env[8400];
-	const char *asan = getenv("ASAN_OPTIONS");
-	ssize_t n;
-
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "libumockdev-preload"))
-		return;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		return;
-	exe[n] = 0;
-	setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
-	/* umockdev's preload loads ahead of the ASan runtime in SAN builds. */
-	snprintf(env, sizeof(env), "%s%sverify_asan_link_order=0", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("ASAN_OPTIONS", env, 1);
-	execv(exe, argv);
-	perror("test_rpiboot: re-exec under umockdev");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -976,6 +954,6 @@ int main(int argc, char **argv)
 	};
 
 	(void)argc;
-	ensure_preload(argv);
+	umockfx_ensure_preload(argv, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "fixtures/ft200x.h"
 #include "internal.h"
 #include "fixtures/rigfx.h"
+#include "fixtures/umockfx.h"
 
 #ifndef SDWIRE_LIBFTDI_PY
 #define SDWIRE_LIBFTDI_PY "host/tests/sdwire_libftdi.py"
@@ -379,29 +380,6 @@ static void test_libftdi_crosscheck(void **state)
 	assert_int_equal(rig_sdmux_get(s->f->rig), RIG_MUX_DUT);
 }
 
-/* Run under the preload; returns only when already there. */
-static void ensure_preload(char **argv)
-{
-	char exe[4096], env[8400];
-	const char *asan = getenv("ASAN_OPTIONS");
-	ssize_t n;
-
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "libumockdev-preload"))
-		return;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		return;
-	exe[n] = 0;
-	setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
-	/* umockdev's preload loads ahead of the ASan runtime in SAN builds. */
-	snprintf(env, sizeof(env), "%s%sverify_asan_link_order=0", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("ASAN_OPTIONS", env, 1);
-	execv(exe, argv);
-	perror("test_sdwire: re-exec under umockdev");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -423,6 +401,6 @@ int main(int argc, char **argv)
 	};
 
 	(void)argc;
-	ensure_preload(argv);
+	umockfx_ensure_preload(argv, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

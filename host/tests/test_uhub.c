@@ -25,6 +25,7 @@
 #include "fixtures/usbhub.h"
 #include "internal.h"
 #include "fixtures/rigfx.h"
+#include "fixtures/umockfx.h"
 
 static struct usbhub_emu *emu;
 /*
@@ -500,24 +501,6 @@ static void test_uhubctl_sysfs_agrees(void **state)
 	assert_int_equal(usbhub_emu_switches(emu, kernel6), 0);
 }
 
-/* Run under the preload; returns only when already there. */
-static void ensure_preload(char **argv)
-{
-	char env[8400];
-	const char *asan = getenv("ASAN_OPTIONS");
-
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "libumockdev-preload"))
-		return;
-	setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
-	/* umockdev's preload loads ahead of the ASan runtime in SAN builds. */
-	snprintf(env, sizeof(env), "%s%sverify_asan_link_order=0", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("ASAN_OPTIONS", env, 1);
-	execv("/proc/self/exe", argv);
-	perror("test_uhub: re-exec under umockdev");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	static const char cid[] = "5f2d4c1e9a3b47d08e6f1a2b3c4d5e6f";
@@ -550,7 +533,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	(void)argc;
-	ensure_preload(argv);
+	umockfx_ensure_preload(argv, NULL);
 	unsetenv("RIGOR_SYSFS_ROOT");
 	emu = usbhub_emu_new();
 	if (!emu) {

@@ -16,6 +16,7 @@
 #include <libusb.h>
 #include <umockdev.h>
 
+#include "fixtures/umockfx.h"
 #include "internal.h"
 
 /* Where each device sits; its idProduct is its index here + 1, so the test can find it. */
@@ -181,24 +182,6 @@ static void test_match(void **state)
 	assert_true(rig_usb_port_match(dev, NULL, small, sizeof(small)));
 }
 
-/* Run under the preload; returns only when already there. */
-static void ensure_preload(char **argv)
-{
-	char env[8400];
-	const char *asan = getenv("ASAN_OPTIONS");
-
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "libumockdev-preload"))
-		return;
-	setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
-	/* umockdev's preload loads ahead of the ASan runtime in SAN builds. */
-	snprintf(env, sizeof(env), "%s%sverify_asan_link_order=0", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("ASAN_OPTIONS", env, 1);
-	execv("/proc/self/exe", argv);
-	perror("test_usb: re-exec under umockdev");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +191,6 @@ int main(int argc, char **argv)
 	};
 
 	(void)argc;
-	ensure_preload(argv);
+	umockfx_ensure_preload(argv, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@
 #include "fixtures/usbsdmux.h"
 #include "internal.h"
 #include "fixtures/rigfx.h"
+#include "fixtures/umockfx.h"
 
 #define UPSTREAM_TOOL "/usr/bin/usbsdmux"
 #define SER_A "00000000A001"
@@ -651,24 +652,6 @@ static void test_upstream_fast(void **state)
 	crosscheck(*state, USBSDMUX_EMU_FAST);
 }
 
-/* Run under the preload; returns only when already there. */
-static void ensure_preload(char **argv)
-{
-	char env[8400];
-	const char *asan = getenv("ASAN_OPTIONS");
-
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "libumockdev-preload"))
-		return;
-	setenv("LD_PRELOAD", "libumockdev-preload.so.0", 1);
-	/* umockdev's preload loads ahead of the ASan runtime in SAN builds. */
-	snprintf(env, sizeof(env), "%s%sverify_asan_link_order=0", asan ? asan : "",
-		 asan ? ":" : "");
-	setenv("ASAN_OPTIONS", env, 1);
-	execv("/proc/self/exe", argv);
-	perror("test_usbsdmux: re-exec under umockdev");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -703,7 +686,7 @@ int main(int argc, char **argv)
 	size_t n = RIG_ARRAY_SIZE(tests);
 
 	(void)argc;
-	ensure_preload(argv);
+	umockfx_ensure_preload(argv, NULL);
 	/* A skip counts as a failure in TAP: list the FAST cross-check only when it can run. */
 	if (!have_upstream(true))
 		n--;

@@ -55,14 +55,6 @@ struct sdwire_priv {
 	char where[160];            /* "serial X at 1-1.4", for messages */
 };
 
-/* Our timeout (-1 forever, 0 poll) to libusb's (0 forever). */
-static unsigned int usb_timeout(int timeout_ms)
-{
-	if (timeout_ms < 0)
-		return 0;
-	return timeout_ms == 0 ? 1 : (unsigned int)timeout_ms;
-}
-
 /* Translate a LIBUSB_ERROR_* at the boundary; records the message on the part. */
 static int usb_fail(struct rig_part *p, int r, const char *what, int timeout_ms)
 {
@@ -197,7 +189,7 @@ static int sdwire_control(struct rig_part *p, uint8_t type, uint8_t req, uint16_
 				return rc;
 		}
 		r = libusb_control_transfer(pv->h, type, req, value, FTDI_INDEX, data, len,
-					    usb_timeout(timeout_ms));
+					    rig_usb_timeout(timeout_ms));
 		if (r >= 0)
 			return r;
 		if (r == LIBUSB_ERROR_NO_DEVICE) {

@@ -337,12 +337,6 @@ static int usb_fail(struct rig_part *p, int e, const char *loc, const char *what
 	}
 }
 
-/* Our timeouts: -1 forever, 0 poll. libusb's: 0 forever. */
-static unsigned int usb_timeout(int timeout_ms)
-{
-	return timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (unsigned int)timeout_ms;
-}
-
 /* The hub at @loc (a reference the caller unrefs), or NULL. */
 static libusb_device *usb_find(libusb_context *usb, const char *loc,
 			       struct libusb_device_descriptor *desc)
@@ -393,7 +387,7 @@ static int usb_check_hub(struct rig_part *p, struct target *t, int port, int tim
 	rc = libusb_control_transfer(h, LIBUSB_ENDPOINT_IN | LIBUSB_REQUEST_TYPE_CLASS |
 				     LIBUSB_RECIPIENT_DEVICE, LIBUSB_REQUEST_GET_DESCRIPTOR,
 				     (t->usb3 ? DT_SS_HUB : DT_HUB) << 8, 0, d, sizeof(d),
-				     usb_timeout(timeout_ms));
+				     rig_usb_timeout(timeout_ms));
 	libusb_close(h);
 	if (rc < 0)
 		return usb_fail(p, rc, t->loc, "reading the hub descriptor", timeout_ms);
@@ -472,7 +466,7 @@ static int usb_set(struct rig_part *p, const struct target *t, bool on, int time
 	rc = libusb_control_transfer(h, LIBUSB_REQUEST_TYPE_CLASS | LIBUSB_RECIPIENT_OTHER,
 				     on ? LIBUSB_REQUEST_SET_FEATURE : LIBUSB_REQUEST_CLEAR_FEATURE,
 				     PORT_FEAT_POWER, (uint16_t)c->port, NULL, 0,
-				     usb_timeout(timeout_ms));
+				     rig_usb_timeout(timeout_ms));
 	libusb_close(h);
 	return rc < 0 ? usb_fail(p, rc, t->loc, on ? "SetPortFeature(PORT_POWER)"
 				 : "ClearPortFeature(PORT_POWER)", timeout_ms) : 0;
@@ -490,7 +484,7 @@ static int usb_get(struct rig_part *p, const struct target *t, bool *on, int tim
 		return rc;
 	rc = libusb_control_transfer(h, LIBUSB_ENDPOINT_IN | LIBUSB_REQUEST_TYPE_CLASS |
 				     LIBUSB_RECIPIENT_OTHER, LIBUSB_REQUEST_GET_STATUS, 0,
-				     (uint16_t)c->port, st, sizeof(st), usb_timeout(timeout_ms));
+				     (uint16_t)c->port, st, sizeof(st), rig_usb_timeout(timeout_ms));
 	libusb_close(h);
 	if (rc < 0)
 		return usb_fail(p, rc, t->loc, "GetPortStatus", timeout_ms);

@@ -650,6 +650,45 @@ static bool want_all(void *user, uint64_t a, uint64_t b)
 	return true;
 }
 
+/* An xz file of nb blocks of bs bytes in the temporary directory, what it holds and a buffer. */
+struct xzfx {
+	size_t size;                    /* nb * bs, uncompressed */
+	unsigned char *data, *got;      /* the content; room to read it into */
+	char path[600];
+};
+
+/* Writes the file; the alarm (until xzfx_release) turns a hang into a failure. */
+static void xzfx_init(struct xzfx *f, size_t nb, size_t bs)
+{
+	f->size = nb * bs;
+	f->data = malloc(f->size);
+	f->got = malloc(f->size);
+	assert_non_null(f->data);
+	assert_non_null(f->got);
+	path_in_tmp(f->path, sizeof(f->path), "small.xz");
+	make_xz_blocks(f->path, f->data, nb, bs);
+	alarm(60);
+}
+
+static void xzfx_release(struct xzfx *f)
+{
+	alarm(0);
+	unlink(f->path);
+	free(f->data);
+	free(f->got);
+}
+
+/* Reads @x into @got in @chunk-byte calls until it ends or fails; *@done: bytes read. */
+static long xzb_read_all(struct fl_xzb *x, unsigned char *got, size_t chunk, size_t *done,
+			 struct fl_err *e)
+{
+	long n;
+
+	while ((n = fl_xzb_read(x, got + *done, chunk, e)) > 0)
+		*done += (size_t)n;
+	return n;
+}
+
 /*
  * Many tiny blocks and more workers than cores: a worker woken for its slot must not lose it to
  * a later block that maps to the same slot (that deadlocked the reader). The alarm turns a
@@ -657,70 +696,55 @@ static bool want_all(void *user, uint64_t a, uint64_t b)
  */
 static void test_xzb_many_small_blocks(void **state)
 {
-	enum { NB = 3000, BS = 512 };
-	unsigned char *data = malloc((size_t)NB * BS), *got = malloc((size_t)NB * BS);
-	char path[600], msg[256];
+	struct xzfx f;
+	char msg[256];
 	struct fl_xzb *x;
 	struct fl_err e;
 	int fd, round;
 
 	(void)state;
-	assert_non_null(data);
-	assert_non_null(got);
-	path_in_tmp(path, sizeof(path), "small.xz");
-	make_xz_blocks(path, data, NB, BS);
-	alarm(60);
+	xzfx_init(&f, 3000, 512);
 	for (round = 0; round < 20; round++) {
 		size_t done = 0;
-		long n;
 
 		fl_err_init(&e, msg, sizeof(msg));
-		fd = open(path, O_RDONLY);
+		fd = open(f.path, O_RDONLY);
 		assert_true(fd >= 0);
-		assert_int_equal(fl_xzb_open(fd, path, (uint64_t)lseek(fd, 0, SEEK_END), 16,
+		assert_int_equal(fl_xzb_open(fd, f.path, (uint64_t)lseek(fd, 0, SEEK_END), 16,
 					     want_all, NULL, &x, &e), 1);
-		while ((n = fl_xzb_read(x, got + done, 97, &e)) > 0)
-			done += (size_t)n;
-		assert_int_equal(n, 0);
-		assert_int_equal(done, (size_t)NB * BS);
-		assert_memory_equal(got, data, (size_t)NB * BS);
+		assert_int_equal(xzb_read_all(x, f.got, 97, &done, &e), 0);
+		assert_int_equal(done, f.size);
+		assert_memory_equal(f.got, f.data, f.size);
 		fl_xzb_close(x);
 		close(fd);
 	}
-	alarm(0);
-	unlink(path);
-	free(data);
-	free(got);
+	xzfx_release(&f);
 }
 
 /* fl_xzb_stop() wakes a waiting reader with -EINTR; a corrupt block names itself. */
 static void test_xzb_stop_and_corrupt(void **state)
 {
-	enum { NB = 400, BS = 4096 };
-	unsigned char *data = malloc((size_t)NB * BS), *got = malloc((size_t)NB * BS);
-	char path[600], msg[256];
+	struct xzfx f;
+	unsigned char *got;
+	char msg[256];
 	struct fl_xzb *x;
 	struct fl_err e;
 	struct stat sb;
 	size_t done = 0;
-	long n;
 	int fd;
 
 	(void)state;
-	assert_non_null(data);
-	assert_non_null(got);
-	path_in_tmp(path, sizeof(path), "small.xz");
-	make_xz_blocks(path, data, NB, BS);
-	alarm(60);
+	xzfx_init(&f, 400, 4096);
+	got = f.got;
 	fl_err_init(&e, msg, sizeof(msg));
-	fd = open(path, O_RDWR);
+	fd = open(f.path, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &sb), 0);
-	assert_int_equal(fl_xzb_open(fd, path, (uint64_t)sb.st_size, 4, want_all, NULL, &x, &e),
+	assert_int_equal(fl_xzb_open(fd, f.path, (uint64_t)sb.st_size, 4, want_all, NULL, &x, &e),
 			 1);
 	assert_true(fl_xzb_read(x, got, 10, &e) == 10);
 	fl_xzb_stop(x);
-	assert_int_equal(fl_xzb_read(x, got, (size_t)NB * BS, &e), -EINTR);
+	assert_int_equal(fl_xzb_read(x, got, f.size, &e), -EINTR);
 	assert_non_null(strstr(msg, "stopped"));
 	fl_xzb_close(x);
 
@@ -729,21 +753,16 @@ static void test_xzb_stop_and_corrupt(void **state)
 	got[0] ^= 0x55;
 	assert_int_equal(pwrite(fd, got, 1, sb.st_size / 2), 1);
 	fl_err_init(&e, msg, sizeof(msg));
-	assert_int_equal(fl_xzb_open(fd, path, (uint64_t)sb.st_size, 4, want_all, NULL, &x, &e),
+	assert_int_equal(fl_xzb_open(fd, f.path, (uint64_t)sb.st_size, 4, want_all, NULL, &x, &e),
 			 1);
-	while ((n = fl_xzb_read(x, got + done, 4000, &e)) > 0)
-		done += (size_t)n;
-	assert_int_equal(n, -EBADMSG);
-	assert_true(done < (size_t)NB * BS);
-	assert_memory_equal(got, data, done);
+	assert_int_equal(xzb_read_all(x, got, 4000, &done, &e), -EBADMSG);
+	assert_true(done < f.size);
+	assert_memory_equal(got, f.data, done);
 	assert_non_null(strstr(msg, "corrupt xz stream"));
 	assert_non_null(strstr(msg, ": block "));
 	fl_xzb_close(x);
-	alarm(0);
 	close(fd);
-	unlink(path);
-	free(data);
-	free(got);
+	xzfx_release(&f);
 }
 
 static int setup(void **state)
