@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "rig_flash.h"
 #include "rigl.h"
 
 static int bad_usage(const char *cmd, const char *fmt, const char *arg)
@@ -300,9 +301,23 @@ int cmd_usbboot(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
+/* @s as a JSON string body (quotes and control characters escaped). */
+static void json_puts(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+}
+
 int cmd_storage(struct cli *c, int argc, char **argv)
 {
-	char path[4096], why[512];
+	char path[4096], why[512], at[64] = "";
+	struct rig_flash_record fr;
 	int rc;
 
 	strip_json(c, &argc, argv);
@@ -314,10 +329,28 @@ int cmd_storage(struct cli *c, int argc, char **argv)
 	rc = rig_storage_resolve(c->rig, path, sizeof(path), why, sizeof(why));
 	if (rc < 0)
 		return cli_fail(c, rc, "storage");
-	if (c->json)
-		printf("{\"rig\":\"%s\",\"target\":\"%s\",\"why\":\"%s\"}\n", rig_name(c->rig), path, why);
-	else
-		printf("target: %s\nresolved: %s\n", path, why);
+	/* what the last flash left on the card: a failed one says why it will not boot */
+	rig_flash_record_get(c->rig, &fr);
+	if (fr.at_ms) {
+		time_t t = (time_t)(fr.at_ms / 1000);
+
+		strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S", localtime(&t));
+	}
+	if (c->json) {
+		printf("{\"rig\":\"%s\",\"target\":\"%s\",\"why\":\"%s\",\"card\":\"%s\",\"image\":\"",
+		       rig_name(c->rig), path, why, rig_flash_card_name(fr.card));
+		json_puts(fr.image);
+		printf("\",\"at_ms\":%lld,\"error\":\"", (long long)fr.at_ms);
+		json_puts(fr.why);
+		printf("\"}\n");
+		return 0;
+	}
+	printf("target: %s\nresolved: %s\n", path, why);
+	if (fr.card == RIG_FLASH_CARD_FLASHED)
+		printf("card: flashed with '%s' at %s\n", fr.image, at);
+	else if (fr.card != RIG_FLASH_CARD_UNKNOWN)
+		printf("card: %s: flashing '%s' failed at %s: %s\n", rig_flash_card_name(fr.card),
+		       fr.image, at, fr.why);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* rigor flash: option parsing, progress rendering and one library call. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +60,36 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 	       st->bytes_verified / 1e6, st->t_total, st->mbps);
 }
 
+/*
+ * Exit status of a failed `--target` flash, from the engine's errno-style code: what the user
+ * gave us (image, bmap, target path) is 2, the machine failing us is 3. Rig mode gets the
+ * same split from rig_flash()'s rig codes through cli_fail().
+ */
+static int target_exit(int rc)
+{
+	switch (rc) {
+	case -EINVAL:   /* not an image, special file, bad bmap, image == target */
+	case -ENOENT:   /* missing image, bmap or target ("no such device") */
+	case -EBADMSG:  /* corrupt or truncated image data */
+	case -ENOSPC:   /* the image does not fit the target */
+	case -EROFS:    /* the target named is read-only */
+	case -EPERM:    /* a safety rule refused the target */
+	case -ENOTSUP:
+		return EXIT_USAGE;
+	default:
+		return EXIT_INFRA;
+	}
+}
+
+/*
+ * rigor.c catches SIGINT and SIGTERM; a flash must also survive its terminal going away
+ * (SIGHUP: an ssh session dropped) long enough to invalidate the card and free the rig.
+ */
+static void on_hangup(int sig)
+{
+	cli_signal = sig;
+}
+
 int cmd_flash(struct cli *c, int argc, char **argv)
 {
 	struct rig_flash_opts o;
@@ -67,9 +98,11 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 	char spec[16][512];
 	const char *image = NULL, *target = NULL;
 	struct bar bar = { .tty = isatty(2) != 0 };
+	struct sigaction sa = { .sa_handler = on_hangup };
 	bool force = false;
 	int rc;
 
+	sigaction(SIGHUP, &sa, NULL);
 	rig_flash_opts_init(&o);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -86,6 +119,8 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 			target = argv[++i];
 		} else if (!strcmp(a, "--force")) {
 			force = true;
+		} else if (!strcmp(a, "--create")) {
+			o.create = true;
 		} else if (!strcmp(a, "--json")) {
 			c->json = true;
 		} else if (!strcmp(a, "--inject") && i + 1 < argc) {
@@ -123,6 +158,10 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 		cli_error("flash: --target bypasses the rig's storage role and its interlock; add --force if '%s' is really the card to overwrite", target);
 		return EXIT_USAGE;
 	}
+	if (o.create && !target) {
+		cli_error("flash: --create makes a new image file for --target; the rig's card is never created");
+		return EXIT_USAGE;
+	}
 	o.inject = o.n_inject ? inj : NULL;
 	o.progress = progress;
 	o.progress_user = &bar;
@@ -133,9 +172,15 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 		o.cancel = (volatile const int *)&cli_signal;
 		rc = rig_flash_image(image, target, &o, &st, err, sizeof(err));
 		if (rc < 0) {
+			char *hint = strstr(err, "(set create to write a new image file)");
+
+			/* the engine's hint names its option; here it is a flag */
+			if (hint)
+				snprintf(hint, sizeof(err) - (size_t)(hint - err),
+					 "(add --create to write a new image file)");
 			cli_error("flash: %s", err[0] ? err : rig_strerror(rc));
-			return cli_signal ? (cli_signal == SIGTERM ? 143 : 130)
-					  : (rc == RIG_E_INVAL ? EXIT_USAGE : EXIT_INFRA);
+			/* 128 + signal number: 130 SIGINT, 143 SIGTERM, 129 SIGHUP */
+			return cli_signal ? 128 + cli_signal : target_exit(rc);
 		}
 		print_stats(c, image, target, &st);
 		return 0;
@@ -144,6 +189,11 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 	if (rc)
 		return rc;
 	rc = rig_flash(c->rig, image, &o, &st);
+	if (rc < 0 && cli_signal) {
+		/* the detail says how far it got and what was done to the card */
+		cli_error("%s", *rig_errmsg(c->rig) ? rig_errmsg(c->rig) : "flash: interrupted");
+		return 128 + cli_signal;
+	}
 	if (rc < 0)
 		return cli_fail(c, rc, "flash");
 	{

@@ -8,6 +8,7 @@
 #define LOG_PREFIX "flash"
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -33,6 +34,120 @@ static void on_progress(const struct rig_flash_progress *p, void *user)
 		pc->user_fn(p, pc->user);
 }
 
+/* ---- what the last flash left on the card, kept in <state dir>/<rig>.flash ---- */
+
+static void record_path(struct rig *rig, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s.flash", rig_ctx_state_dir(rig_ctx(rig)), rig_name(rig));
+}
+
+/* kv values are single lines of bounded length (the kv reader takes 1 KiB lines). */
+static void kv_put(struct rig_kv *kv, const char *key, const char *val, size_t max)
+{
+	char buf[800];
+	size_t n = 0;
+
+	for (; *val && n < max && n < sizeof(buf) - 1; val++)
+		buf[n++] = *val == '\n' || *val == '\r' ? ' ' : *val;
+	buf[n] = 0;
+	rig_kv_set(kv, key, buf);
+}
+
+/*
+ * A failed flash that wrote to the card is remembered until the next successful one, so
+ * `rigor storage status` can say why the card does not boot. A failure before writing
+ * changed nothing on the card, and changes nothing here either.
+ */
+static void record(struct rig *rig, const char *image, int rc, const struct rig_flash_stats *st,
+		   const char *err)
+{
+	char path[4200];
+	struct rig_kv *kv;
+	int lk;
+	enum rig_flash_card card = rc == 0 ? RIG_FLASH_CARD_FLASHED :
+				   st->invalidated ? RIG_FLASH_CARD_INVALIDATED :
+						     RIG_FLASH_CARD_PARTIAL;
+
+	if (rc < 0 && !st->target_written)
+		return;
+	record_path(rig, path, sizeof(path));
+	lk = rig_kv_lock(path);
+	kv = rig_kv_load(path);
+	if (kv) {
+		rig_kv_set(kv, "card", rig_flash_card_name(card));
+		kv_put(kv, "image", image, 500);
+		kv_put(kv, "why", rc < 0 ? err : "", 760);
+		rig_kv_set_int(kv, "at", rig_wall_ms());
+		if (rig_kv_save(kv, path) < 0)
+			rig_warn(rig_ctx(rig), "cannot save the flash record to '%s'", path);
+	}
+	rig_kv_free(kv);
+	if (lk >= 0)
+		rig_kv_unlock(lk);
+}
+
+const char *rig_flash_card_name(enum rig_flash_card c)
+{
+	switch (c) {
+	case RIG_FLASH_CARD_UNKNOWN: return "unknown";
+	case RIG_FLASH_CARD_FLASHED: return "flashed";
+	case RIG_FLASH_CARD_INVALIDATED: return "invalidated";
+	case RIG_FLASH_CARD_PARTIAL: return "half-written";
+	}
+	return "unknown";
+}
+
+int rig_flash_record_get(struct rig *rig, struct rig_flash_record *r)
+{
+	char path[4200];
+	struct rig_kv *kv;
+	const char *v;
+
+	memset(r, 0, sizeof(*r));
+	record_path(rig, path, sizeof(path));
+	kv = rig_kv_load(path);
+	if (!kv)
+		return RIG_E_NOMEM;
+	v = rig_kv_get(kv, "card");
+	for (int c = RIG_FLASH_CARD_FLASHED; v && c <= RIG_FLASH_CARD_PARTIAL; c++)
+		if (!strcmp(v, rig_flash_card_name((enum rig_flash_card)c)))
+			r->card = (enum rig_flash_card)c;
+	if ((v = rig_kv_get(kv, "image")))
+		snprintf(r->image, sizeof(r->image), "%s", v);
+	if ((v = rig_kv_get(kv, "why")))
+		snprintf(r->why, sizeof(r->why), "%s", v);
+	r->at_ms = rig_kv_get_int(kv, "at", 0);
+	rig_kv_free(kv);
+	return 0;
+}
+
+/*
+ * The engine speaks errno; the rig speaks enum rig_err (what the CLI turns into exit codes
+ * and Lua into nil, msg, code or a raise). Bad input is RIG_E_INVAL whatever the engine
+ * found wrong with it; a card the rig cannot write is the rig's trouble, RIG_E_IO.
+ */
+static int rig_code(int rc)
+{
+	switch (rc) {
+	case -EBADMSG:  /* corrupt or truncated image data: the user's input */
+	case -ENOSPC:   /* the image does not fit the rig's card */
+	case -EINVAL:
+		return RIG_E_INVAL;
+	case -ENOENT:
+	case -EPERM:
+	case -EINTR:
+	case -ETIMEDOUT:
+	case -ENODEV:
+	case -EBUSY:
+	case -ENOMEM:
+	case -ENOTSUP:
+	case -EIO:
+		return rc;
+	default:        /* -EROFS (write-protected card) and OS failures */
+		return RIG_E_IO;
+	}
+}
+
 /* Write @image to @target (found as @why) with the engine; logs and records the outcome. */
 static int flash_to(struct rig *rig, const char *image, const char *target, const char *why,
 		    struct rig_flash_opts *o, struct rig_flash_stats *st)
@@ -55,13 +170,14 @@ static int flash_to(struct rig *rig, const char *image, const char *target, cons
 	rc = rig_flash_image(image, target, o, st, err, sizeof(err));
 	o->progress = pc.user_fn;
 	o->progress_user = pc.user;
+	record(rig, image, rc, st, err);
 	if (rc == -EPERM && strstr(err, "removable") && !o->force)
 		/* the engine's hint is about its own option; on a rig it is a rig-file setting */
 		snprintf(err + strcspn(err, "("), sizeof(err) - strcspn(err, "("),
 			 "(add allow_fixed = true to the storage entry of the rig file if it really is the DUT's card)");
 	if (rc < 0) {
 		rig_event(rig, "flash FAILED: %s", err);
-		return rig_set_error(rig, rc, "flash: %s", err[0] ? err : rig_strerror(rc));
+		return rig_set_error(rig, rig_code(rc), "flash: %s", err[0] ? err : rig_strerror(rc));
 	}
 	rig_event(rig, "flash done: %llu bytes written, %llu skipped, %llu verified in %.1f s",
 		  (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,

@@ -24,6 +24,26 @@
  *  - optionally copies files into a FAT partition of the freshly written target
  *    (rig_flash_opts::inject) and reads them back.
  *
+ * # What it refuses, and what a failure leaves behind
+ * The image must be a regular file or a block device holding a disk image: whole 512-byte
+ * sectors, not empty, not a text file, not a container rigor cannot read (qcow2, 7z, tar,
+ * Android sparse, ...). Those are refused with -EINVAL before the target is opened, as are
+ * character devices (/dev/zero), FIFOs, sockets and directories, which would never end or
+ * never start. A decoded stream is held to the same rules as it arrives.
+ *
+ * The target is a block device or an existing regular file. A regular file stands for a card:
+ * its size is fixed and an image that does not fit fails with -ENOSPC ("image is larger than
+ * the card"), before writing when the size is known in advance, else at the first write past
+ * the end. A new file is created (and sized to the image) only with rig_flash_opts::create,
+ * and never under /dev or on a devtmpfs.
+ *
+ * A failure before the first write leaves the target byte-for-byte unchanged. A failure after
+ * it (corrupt data further in, a verify mismatch, cancel, timeout, an I/O error) erases the
+ * first and the last MiB of the target (partition tables, boot sector, backup GPT) and
+ * flushes it, so a half-written card cannot boot; the message says so
+ * ("...; the card was invalidated (first and last MiB erased) so it cannot boot") and
+ * rig_flash_stats::invalidated is set. A file the call created is removed instead.
+ *
  * The rig_part_* calls parse MBR/GPT partition tables of an image or a device, find a
  * partition by number or label (GPT name, FAT or ext4 volume label) and copy files in and out
  * of FAT (with mtools) or out of ext4 (with debugfs).
@@ -31,18 +51,21 @@
  * # Return codes
  * Every int-returning call returns 0 on success and a negative errno value on failure. The
  * same value always means the same class of failure:
- *  - -EINVAL    bad argument or malformed input that is not a compressed stream (bmap file,
- *               partition table, zip without exactly one image);
+ *  - -EINVAL    bad argument or input that is not a usable image: empty, not whole sectors,
+ *               text, an unsupported container, a special file or directory, a malformed
+ *               bmap, partition table, zip without exactly one image, image == target;
  *  - -EBADMSG   corrupt or truncated compressed input, or a bmap checksum mismatch;
- *  - -EIO       read-back verification found different data, or the target reported EIO;
- *  - -ENODEV    the target disappeared;
+ *  - -EIO       read-back verification found different data, the target reported EIO, or
+ *               the file system holding a file target is full;
+ *  - -ENODEV    the target disappeared (or a file target was removed or replaced mid-way);
  *  - -ENOSPC    the target is smaller than the image;
  *  - -EROFS     the target is read-only;
  *  - -EBUSY     the target is in use (mounted, held, or O_EXCL refused);
  *  - -EPERM     a safety rule refused the target (system disk, not removable);
  *  - -EINTR     cancelled through rig_flash_opts::cancel;
  *  - -ETIMEDOUT the operation exceeded its timeout_ms;
- *  - -ENOENT    a file, partition or entry was not found;
+ *  - -ENOENT    a file, partition or entry was not found: the image, the bmap, or a target
+ *               that does not exist ("no such device" under /dev);
  *  - -ENOTSUP   the operation is not supported for this file system;
  *  - -ENOMEM    out of memory;
  *  - any other  -errno passed through from the OS, with the call named in the message.
@@ -145,6 +168,12 @@ struct rig_flash_opts {
 	volatile const int *cancel; /**< if non-NULL and *cancel != 0, stop with -EINTR */
 	const struct rig_flash_inject *inject; /**< files to copy in after flashing, or NULL */
 	size_t n_inject;
+	/**
+	 * true: the target may be a new image file: created if missing (never under /dev or on
+	 * a devtmpfs) and grown to the image's size, up to the free space of its file system.
+	 * false (default): the target must exist, and a regular file keeps its size like a card.
+	 */
+	bool create;
 	/** Fault injection for tests. Leave at the values rig_flash_opts_init() sets. */
 	struct {
 		int64_t write_offset;  /**< fail the write covering this target offset, -1 = off */
@@ -171,6 +200,8 @@ struct rig_flash_stats {
 	uint64_t fail_offset;     /**< on failure: target offset reached or found bad */
 	double t_prepare, t_write, t_sync, t_verify, t_inject, t_total; /**< seconds */
 	double mbps;              /**< bytes_mapped / t_total in MB/s (10^6) */
+	bool target_written;      /**< a write to the target began (so a failure invalidated it) */
+	bool invalidated;         /**< on failure: the first and last MiB were erased and flushed */
 };
 
 /** Sets every field of @p o to its default. Does not allocate; nothing to release. */
@@ -181,8 +212,11 @@ RIG_API void rig_flash_opts_init(struct rig_flash_opts *o);
  *
  * Blocks until done, failed, cancelled or timed out. The target is a block device (opened
  * with O_EXCL, refused if it or one of its partitions is mounted, holds / or /boot, is held
- * by another device such as LVM, or is not removable unless o->force) or a regular file
- * (created if missing; grown to the image size; never truncated, so delta works).
+ * by another device such as LVM, or is not removable unless o->force) or an existing regular
+ * file of fixed size (with o->create: created if missing and grown to the image's size;
+ * never truncated, so delta works). At the end a file target's path must still name the
+ * file that was written (-ENODEV otherwise). A failure after the first write invalidates the
+ * target (see the overview).
  *
  * @param image  path of the image (any supported format)
  * @param target path of the block device or file to write
@@ -193,14 +227,16 @@ RIG_API void rig_flash_opts_init(struct rig_flash_opts *o);
  * @retval 0 the image is on the target, flushed and (unless disabled) verified
  * @retval -EBADMSG corrupt/truncated input or bmap checksum mismatch (message names range)
  * @retval -EIO     read-back mismatch (message names the first bad offset) or device error
- * @retval -ENODEV  target vanished (message names the offset)
+ * @retval -ENODEV  target vanished (message names the offset), or was removed or replaced
  * @retval -ENOSPC  target smaller than the image / mapped size
  * @retval -EROFS   target read-only
  * @retval -EBUSY   target in use or mounted
  * @retval -EPERM   target is a system disk, or not removable without o->force
  * @retval -EINTR   cancelled; st->fail_offset tells how far it got
  * @retval -ETIMEDOUT o->timeout_ms exceeded
- * @retval -EINVAL  malformed bmap, bad zip content
+ * @retval -ENOENT  the image, the bmap or the target does not exist
+ * @retval -EINVAL  not an image (empty, not whole sectors, text, special file, unsupported
+ *                  container), malformed bmap, bad zip content, target under /dev to create
  * @retval other    -errno from the OS
  * Thread safety: safe to call concurrently for different targets.
  */
@@ -330,6 +366,40 @@ RIG_API int rig_part_file_read(const char *image, const char *part, const char *
 RIG_API int rig_part_file_write(const char *image, const char *part, const char *path,
 				const void *data, size_t len, bool append, int timeout_ms,
 				char *err, size_t errlen);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Rig mode: what the last flash left on a rig's card (host/src/flash_rig.c, in librig)       */
+
+struct rig;
+
+/** State of a rig's card as its last rig_flash() left it. Append-only. */
+enum rig_flash_card {
+	RIG_FLASH_CARD_UNKNOWN = 0,  /**< no flash recorded since the state directory was made */
+	RIG_FLASH_CARD_FLASHED,      /**< the last flash succeeded */
+	RIG_FLASH_CARD_INVALIDATED,  /**< the last flash failed after writing; the card was
+				       erased so it cannot boot */
+	RIG_FLASH_CARD_PARTIAL,      /**< it failed and erasing failed too: it may hold a
+				       partial image */
+};
+
+/** The record rig_flash() keeps in the rig's state directory (RIGOR_STATE_DIR). */
+struct rig_flash_record {
+	enum rig_flash_card card;
+	char image[512];    /**< the image of that flash, "" if unknown */
+	char why[768];      /**< for a failed flash: the error message */
+	int64_t at_ms;      /**< wall-clock time of the flash in ms since the epoch, 0 if unknown */
+};
+
+/**
+ * Reads what the last rig_flash() on @p rig recorded: the card is flashed, invalidated by a
+ * failed flash (and why), or unknown. A successful flash clears a failure. Does not block
+ * beyond reading one small file.
+ * @retval 0 success (@p r filled; RIG_FLASH_CARD_UNKNOWN when nothing is recorded)
+ */
+RIG_API int rig_flash_record_get(struct rig *rig, struct rig_flash_record *r);
+
+/** Static name of @p c: "unknown", "flashed", "invalidated", "half-written". */
+RIG_API const char *rig_flash_card_name(enum rig_flash_card c);
 
 #ifdef __cplusplus
 }

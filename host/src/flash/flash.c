@@ -50,6 +50,9 @@ struct job {
 	bool pushed;          /* put_range_raw() queued its own read-back work */
 	struct fl_target t;
 	const char *target;
+	const char *image;
+	bool wrote;           /* a write to the target began: a failure must invalidate it */
+	bool gone;            /* the target path no longer names what was written */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -341,8 +344,12 @@ static int io_error(struct job *j, const char *what, uint64_t off, int err)
 	if (err == ENODEV || err == ENXIO || err == ENOMEDIUM)
 		return fl_err_set(j->e, -ENODEV, "target '%s' vanished: %s failed at offset %"
 				  PRIu64 ": %s", j->target, what, off, strerror(err));
+	/*
+	 * The size was checked before writing, so this is the file system under a file target
+	 * filling up (a sparse file): the host's trouble, not a card too small for the image.
+	 */
 	if (err == ENOSPC || err == EFBIG)
-		return fl_err_set(j->e, -ENOSPC, "target '%s' is full: %s failed at offset %"
+		return fl_err_set(j->e, -EIO, "no space left for target '%s': %s failed at offset %"
 				  PRIu64, j->target, what, off);
 	if (err == EROFS || err == EPERM || err == EACCES)
 		return fl_err_set(j->e, -EROFS, "target '%s' is read-only: %s failed at offset %"
@@ -358,6 +365,8 @@ static int write_run(struct job *j, const unsigned char *p, uint64_t off, size_t
 		       (uintptr_t)p % j->t.lbs == 0;
 	int fd = aligned ? j->t.fd : j->t.fd_buf;
 	size_t done = 0;
+
+	j->wrote = true;
 
 	if (o->fault.write_offset >= 0 && (uint64_t)o->fault.write_offset >= off &&
 	    (uint64_t)o->fault.write_offset < off + len) {
@@ -455,6 +464,24 @@ static bool is_hole(struct job *j, uint64_t a, uint64_t b)
 	return (uint64_t)d >= b;
 }
 
+/*
+ * The image does not fit: @need is its size when @known, else the offset it reached. A file
+ * target is a card of fixed size; it is never grown past it.
+ */
+static int too_big(struct job *j, uint64_t need, bool known)
+{
+	const double MiB = 1048576.0;
+
+	if (j->t.grow)
+		return fl_err_set(j->e, -ENOSPC, "target '%s' is too small: the image is larger "
+				  "than the free space of its file system (%s%.1f MiB > %.1f MiB)",
+				  j->target, known ? "" : "over ", (double)need / MiB,
+				  (double)j->t.limit / MiB);
+	return fl_err_set(j->e, -ENOSPC, "target '%s' is too small: the image is larger than the "
+			  "card (%s%.1f MiB > %.1f MiB)", j->target, known ? "" : "over ",
+			  (double)need / MiB, (double)j->t.limit / MiB);
+}
+
 /* Writes the mapped piece [a, b) of the image whose data starts at p. */
 static int put_range_raw(struct job *j, const unsigned char *p, uint64_t a, uint64_t b)
 {
@@ -465,15 +492,13 @@ static int put_range_raw(struct job *j, const unsigned char *p, uint64_t a, uint
 
 	j->pushed = false;
 
-	if (j->t.blockdev && b > j->t.size) {
-		j->st->fail_offset = a;
-		return fl_err_set(j->e, -ENOSPC, "target '%s' is too small: the image continues "
-				  "at offset %" PRIu64 " but the device has %" PRIu64 " bytes",
-				  j->target, b > j->t.size && a < j->t.size ? j->t.size : a,
-				  j->t.size);
+	if (b > j->t.limit) {
+		j->st->fail_offset = a < j->t.limit ? j->t.limit : a;
+		return too_big(j, j->t.limit, false);
 	}
 	if (!j->t.blockdev && b > j->file_size) {
-		/* Grow first so untouched parts read back as zeros (holes) and compare equal. */
+		/* A new image file: grow first so untouched parts read back as zeros (holes). */
+		j->wrote = true;
 		if (ftruncate(j->t.fd_buf, (off_t)b) < 0)
 			return io_error(j, "extend", a, errno);
 		j->file_size = b;
@@ -690,6 +715,26 @@ static int consume(struct job *j, const struct slot *s)
 	return 0;
 }
 
+/* The whole decoded stream of @total bytes has arrived: is it a disk image? */
+static int total_check(struct job *j, uint64_t total)
+{
+	const char *fmt = rig_flash_format_name(j->st->format);
+
+	j->st->fail_offset = total;
+	if (total == 0)
+		return fl_err_set(j->e, -EINVAL, "'%s' is empty: its %s stream holds no image",
+				  j->image, fmt);
+	if (total % 512)
+		return fl_err_set(j->e, -EINVAL, "'%s' decodes to %" PRIu64 " bytes, not a whole "
+				  "number of 512-byte sectors, so it is not a disk image: check "
+				  "it is the right file", j->image, total);
+	if (j->st->format == RIG_FLASH_FMT_RAW && total != fl_src_size_hint(j->src))
+		return fl_err_set(j->e, -EBADMSG, "image '%s' changed while it was being flashed: "
+				  "it had %" PRIu64 " bytes, %" PRIu64 " were read", j->image,
+				  fl_src_size_hint(j->src), total);
+	return 0;
+}
+
 static int write_phase(struct job *j)
 {
 	pthread_t th;
@@ -733,6 +778,11 @@ static int write_phase(struct job *j)
 		rc = interrupted(j, s->off);
 		if (!rc && j->gz_deferred && !s->err)
 			rc = gz_check(j, s);
+		/* A small stream fits in the first chunk: these then refuse it before any write. */
+		if (!rc && !s->err && s->eof && !j->sparse)
+			rc = total_check(j, s->off + s->len);
+		if (!rc && !s->err && s->off == 0 && s->len && j->st->format != RIG_FLASH_FMT_RAW)
+			rc = fl_image_check_head(s->buf, s->len, j->image, j->st->format, j->e);
 		if (!rc && s->len) {
 			j->st->bytes_decompressed += s->len;
 			rc = consume(j, s);
@@ -778,7 +828,7 @@ static int write_phase(struct job *j)
 					       j->bm.image_size;
 	} else {
 		j->st->bytes_mapped = j->st->bytes_decompressed;
-		if (!j->t.blockdev && j->file_size < j->st->image_size &&
+		if (j->t.grow && j->file_size < j->st->image_size &&
 		    ftruncate(j->t.fd_buf, (off_t)j->st->image_size) < 0)
 			return io_error(j, "extend", j->file_size, errno);
 	}
@@ -1065,6 +1115,112 @@ static int inject_phase(struct job *j)
 	return rc;
 }
 
+/* --- after a failure ---------------------------------------------------------------------- */
+
+#define WIPE (1u << 20)
+
+static int pwrite_all(int fd, const unsigned char *p, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Erases the first and the last MiB of the target and flushes it. The first holds the MBR,
+ * the primary GPT and the boot code of every common layout; the last holds a backup GPT,
+ * the new image's or the old card's, from which UEFI firmware would otherwise restore the
+ * old table over half-written partitions. Runs without the cancel flag or the deadline: it
+ * is what a cancel or a timeout must still do.
+ */
+static int invalidate(struct job *j, char *why, size_t whylen)
+{
+	int fd = j->t.fd_buf, rc = 0;
+	unsigned char *z = NULL;
+	uint64_t size = j->t.size, tail;
+	struct stat st;
+
+	if (fd < 0) {
+		/* Closed after the flush (inject runs on the path): reopen the same file. */
+		fd = open(j->target, O_RDWR | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0 ||
+		    (j->t.blockdev ? st.st_rdev != j->t.rdev
+				   : st.st_dev != j->t.dev || st.st_ino != j->t.ino)) {
+			snprintf(why, whylen, "%s", fd < 0 ? strerror(errno) : "it changed");
+			if (fd >= 0)
+				close(fd);
+			return -ENODEV;
+		}
+	}
+	if (!j->t.blockdev)
+		size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : j->file_size;
+	z = calloc(1, WIPE);
+	if (!z)
+		rc = -ENOMEM;
+	if (!rc)
+		rc = pwrite_all(fd, z, size < WIPE ? (size_t)size : WIPE, 0);
+	if (!rc && size > WIPE) {
+		tail = size - WIPE < WIPE ? WIPE : size - WIPE;
+		rc = pwrite_all(fd, z, (size_t)(size - tail), tail);
+	}
+	if (!rc && fdatasync(fd) < 0)
+		rc = -errno;
+	if (rc)
+		snprintf(why, whylen, "%s", strerror(-rc));
+	free(z);
+	if (fd != j->t.fd_buf)
+		close(fd);
+	return rc;
+}
+
+/*
+ * A flash failed after it began writing: what the target holds is neither the old card nor
+ * the new image. Make sure it cannot boot, or remove the file this call created, and say so.
+ */
+static void after_failure(struct job *j)
+{
+	char why[128];
+	struct fl_err scratch;
+
+	if (j->t.created) {
+		fl_err_init(&scratch, NULL, 0);
+		if (fl_target_check_path(j->target, &j->t, &scratch) == 0 && unlink(j->target) == 0)
+			fl_err_append(j->e, "; the new file '%s' was removed", j->target);
+		return;
+	}
+	if (invalidate(j, why, sizeof(why)) == 0) {
+		j->st->invalidated = true;
+		fl_err_append(j->e, "; the card was invalidated (first and last MiB erased) so it "
+			      "cannot boot");
+	} else {
+		fl_err_append(j->e, "; erasing its first and last MiB failed too (%s): it may hold "
+			      "a partial image", why);
+	}
+}
+
+/* A bmap named by the caller must be a readable regular file: open() of a FIFO would hang. */
+static int bmap_check(const char *path, struct fl_err *e)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return fl_err_set(e, errno == ENOENT || errno == ENOTDIR ? -ENOENT : -EINVAL,
+				  "bmap '%s' %s", path, errno == ENOENT || errno == ENOTDIR ?
+				  "does not exist" : strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fl_err_set(e, -EINVAL, "bmap '%s' is not a regular file", path);
+	return 0;
+}
+
 /* --- entry point ------------------------------------------------------------------------- */
 
 int rig_flash_image(const char *image, const char *target, const struct rig_flash_opts *opts,
@@ -1090,6 +1246,7 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	j.st = st_out ? st_out : &st_local;
 	memset(j.st, 0, sizeof(*j.st));
 	j.target = target;
+	j.image = image;
 	j.t.fd = j.t.fd_buf = -1;
 	j.gran = VBLK;
 	j.t_start = t0;
@@ -1115,9 +1272,17 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 		else
 			bmap_path = rig_flash_bmap_find(image);
 		if (bmap_path) {
+			rc = bmap_check(bmap_path, &e);
+			if (rc)
+				goto out;
 			rc = fl_bmap_load(bmap_path, &j.bm, &e);
 			if (rc)
 				goto out;
+			if (!j.bm.n || !j.bm.mapped_blocks) {
+				rc = fl_err_set(&e, -EINVAL, "bmap '%s' maps no blocks: there is "
+						"nothing to write", bmap_path);
+				goto out;
+			}
 			j.have_bm = true;
 			j.st->bmap_used = true;
 			rc = fl_src_set_map(j.src, &j.bm, opts->threads, &e);
@@ -1140,6 +1305,13 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 					goto out;
 				}
 				j.sparse = true;
+			} else if (fl_src_size_hint(j.src) &&
+				   fl_src_size_hint(j.src) != j.bm.image_size) {
+				/* zip and zstd tell their size: a wrong bmap is refused up front. */
+				rc = fl_err_set(&e, -EINVAL, "image decodes to %" PRIu64 " bytes "
+						"but its bmap says %" PRIu64 ": wrong bmap for this "
+						"image?", fl_src_size_hint(j.src), j.bm.image_size);
+				goto out;
 			}
 			if (j.bm.block_size < j.gran)
 				j.gran = j.bm.block_size;
@@ -1148,6 +1320,11 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	rc = fl_target_open(target, opts, &j.t, &e);
 	if (rc)
 		goto out;
+	if (fl_src_same_file(j.src, j.t.fd_buf)) {
+		rc = fl_err_set(&e, -EINVAL, "image '%s' and target '%s' are the same file", image,
+				target);
+		goto out;
+	}
 	j.vfd = j.t.fd_buf;
 	j.vlbs = j.t.lbs;
 	if (j.t.direct) {
@@ -1173,14 +1350,14 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 			need = (j.bm.r[j.bm.n - 1].last + 1) * j.bm.block_size;
 		if (j.have_bm && need > j.bm.image_size)
 			need = j.bm.image_size;
-		if (j.t.blockdev && need > j.t.size) {
-			rc = fl_err_set(&e, -ENOSPC, "target '%s' is too small: it has %" PRIu64
-					" bytes, the image needs %" PRIu64, target, j.t.size, need);
+		if (need > j.t.limit) {
+			rc = too_big(&j, need, true);
 			goto out;
 		}
 		j.phase_total = need;
-		/* Files become exactly as long as the image (never shorter than they were). */
-		if (!j.t.blockdev && j.have_bm && j.file_size < j.bm.image_size) {
+		/* New image files become as long as the image (never shorter than they were). */
+		if (j.t.grow && j.have_bm && j.file_size < j.bm.image_size) {
+			j.wrote = true;
 			if (ftruncate(j.t.fd_buf, (off_t)j.bm.image_size) < 0) {
 				rc = io_error(&j, "extend", j.file_size, errno);
 				goto out;
@@ -1235,6 +1412,12 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 		goto out;
 	}
 	j.st->t_sync = fl_now() - t;
+	/* A file removed or replaced meanwhile took the image with it: that is no success. */
+	rc = fl_target_check_path(target, &j.t, &e);
+	if (rc) {
+		j.gone = true;
+		goto out;
+	}
 	fl_target_close(&j.t);
 
 	if (opts->n_inject) {
@@ -1250,6 +1433,9 @@ out:
 	if (j.vfd >= 0 && j.vfd != j.t.fd && j.vfd != j.t.fd_buf)
 		close(j.vfd);
 	j.vfd = -1;
+	j.st->target_written = j.wrote;
+	if (rc < 0 && j.wrote && !j.gone)
+		after_failure(&j);
 	if (j.src && !j.st->bytes_read)
 		j.st->bytes_read = fl_src_bytes_in(j.src);
 	fl_target_close(&j.t);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../rig_flash.h"
 
@@ -23,6 +24,8 @@ struct fl_err {
 FL_PRIV void fl_err_init(struct fl_err *e, char *buf, size_t len);
 /* Records (code, message) unless an error is already recorded; returns the recorded code. */
 FL_PRIV int fl_err_set(struct fl_err *e, int code, const char *fmt, ...) FL_PRINTF(3, 4);
+/* Appends to the recorded message (what was done about the failure); the code stays. */
+FL_PRIV void fl_err_append(struct fl_err *e, const char *fmt, ...) FL_PRINTF(2, 3);
 
 FL_PRIV double fl_now(void);
 
@@ -65,6 +68,14 @@ FL_PRIV void fl_src_stop(struct fl_src *s);
 /* Decompressed bytes the source skipped without decoding (see fl_src_set_map). */
 FL_PRIV uint64_t fl_src_bytes_skipped(const struct fl_src *s);
 FL_PRIV int fl_detect_magic(const unsigned char *b, size_t n, enum rig_flash_format *fmt);
+/*
+ * Checks the first @n decoded bytes of image @path (@fmt: its container) look like a disk
+ * image: not text, not a container rigor cannot read. Returns 0 or -EINVAL (message in e).
+ */
+FL_PRIV int fl_image_check_head(const unsigned char *b, size_t n, const char *path,
+				enum rig_flash_format fmt, struct fl_err *e);
+/* True if descriptor @fd is the image file itself (same inode or same block device). */
+FL_PRIV bool fl_src_same_file(const struct fl_src *s, int fd);
 
 /* --- bmap (bmap.c) --- */
 enum fl_csum { FL_CSUM_NONE = 0, FL_CSUM_SHA1, FL_CSUM_SHA256 };
@@ -117,10 +128,22 @@ struct fl_target {
 	bool blockdev;
 	uint64_t size;   /* device size, or current file size */
 	unsigned int lbs;/* logical block size for O_DIRECT alignment */
+	bool created;    /* a new file made for this flash (opts.create): removed on failure */
+	bool grow;       /* a file that may grow (opts.create), not a card of fixed size */
+	uint64_t limit;  /* most bytes the target may hold: its size, or for a created file the
+			    free space of its file system */
+	dev_t dev, rdev; /* identity, to notice a file target removed or replaced mid-way */
+	ino_t ino;
 };
 FL_PRIV int fl_target_open(const char *path, const struct rig_flash_opts *o,
 			   struct fl_target *t, struct fl_err *e);
 FL_PRIV void fl_target_close(struct fl_target *t);
+/*
+ * Checks that @path still names the file or device @t opened. Returns 0, or -ENODEV with
+ * the message naming what happened (removed, replaced).
+ */
+FL_PRIV int fl_target_check_path(const char *path, const struct fl_target *t,
+				 struct fl_err *e);
 /* Safety check of a block device (mounted, root, holders, removable). */
 FL_PRIV int fl_blockdev_check(const char *path, unsigned int maj, unsigned int min, bool force,
 			      struct fl_err *e);

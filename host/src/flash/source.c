@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -60,6 +63,9 @@ struct fl_src {
 	struct fl_xzb *xzb;
 	const struct fl_bmap *map;
 	uint64_t file_size;
+	dev_t dev, rdev;           /* identity: an image must not be its own target */
+	ino_t ino;
+	bool blockdev;
 };
 
 int fl_detect_magic(const unsigned char *b, size_t n, enum rig_flash_format *fmt)
@@ -104,7 +110,8 @@ int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt, char *
 	int fd;
 
 	fl_err_init(&e, err, errlen);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Non-blocking: a FIFO must not hang a format query. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return fl_err_set(&e, -errno, "cannot open '%s': %s", path, strerror(errno));
 	n = read(fd, b, sizeof(b));
@@ -112,6 +119,151 @@ int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt, char *
 	if (n < 0)
 		return fl_err_set(&e, -errno, "cannot read '%s': %s", path, strerror(errno));
 	return fl_detect_magic(b, (size_t)n, fmt);
+}
+
+/* Containers and files that are not disk images, by their first bytes. */
+static const struct {
+	size_t off, len;
+	const char *magic;
+	const char *what;
+	const char *hint;
+} not_images[] = {
+	{ 0, 6, "7z\xBC\xAF\x27\x1C", "a 7-Zip archive", "extract the image from it first" },
+	{ 0, 6, "Rar!\x1A\x07", "a RAR archive", "extract the image from it first" },
+	{ 257, 5, "ustar", "a tar archive", "extract the image from it first" },
+	{ 0, 4, "\x04\x22\x4D\x18", "lz4-compressed", "decompress it first (lz4 -d)" },
+	{ 0, 4, "LZIP", "lzip-compressed", "decompress it first (lzip -d)" },
+	{ 0, 4, "QFI\xFB", "a QEMU qcow image", "convert it first (qemu-img convert -O raw)" },
+	{ 0, 4, "KDMV", "a VMware VMDK image", "convert it first (qemu-img convert -O raw)" },
+	{ 0, 8, "vhdxfile", "a VHDX image", "convert it first (qemu-img convert -O raw)" },
+	{ 0, 4, "\x3A\xFF\x26\xED", "an Android sparse image", "expand it first (simg2img)" },
+	{ 0, 4, "\x7F" "ELF", "an ELF executable", "check it is the right file" },
+};
+
+int fl_image_check_head(const unsigned char *b, size_t n, const char *path,
+			enum rig_flash_format fmt, struct fl_err *e)
+{
+	enum rig_flash_format inner;
+	size_t i, text = 0, scan = n < 65536 ? n : 65536;
+	char in[40] = "";
+
+	if (fmt != RIG_FLASH_FMT_RAW)
+		snprintf(in, sizeof(in), " (inside its %s stream)", rig_flash_format_name(fmt));
+	for (i = 0; i < sizeof(not_images) / sizeof(not_images[0]); i++)
+		if (n >= not_images[i].off + not_images[i].len &&
+		    !memcmp(b + not_images[i].off, not_images[i].magic, not_images[i].len))
+			return fl_err_set(e, -EINVAL, "'%s' is %s%s, not a disk image: %s", path,
+					  not_images[i].what, in, not_images[i].hint);
+	/* A raw file with such a magic was decoded as that format; inside one it is doubled. */
+	fl_detect_magic(b, n, &inner);
+	if (fmt != RIG_FLASH_FMT_RAW && inner != RIG_FLASH_FMT_RAW)
+		return fl_err_set(e, -EINVAL, "'%s' is compressed twice (%s inside %s), not a disk "
+				  "image: decompress it once first", path,
+				  rig_flash_format_name(inner), rig_flash_format_name(fmt));
+	/*
+	 * Every disk image has zero bytes early on (partition tables, boot sectors and
+	 * superblocks are full of them); a text file has none and is mostly printable.
+	 */
+	for (i = 0; i < scan; i++) {
+		if (b[i] == 0)
+			return 0;
+		if ((b[i] >= 0x20 && b[i] < 0x7f) || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')
+			text++;
+	}
+	if (scan && text * 10 >= scan * 9)
+		return fl_err_set(e, -EINVAL, "'%s' looks like a text file%s, not a disk image: "
+				  "check it is the right file", path, in);
+	return 0;
+}
+
+/* Entries in a zip's end-of-central-directory record, or -1 if there is none to read. */
+static long zip_entries(int fd, uint64_t size)
+{
+	unsigned char t[65557];
+	size_t n = size < sizeof(t) ? (size_t)size : sizeof(t), i;
+
+	if (n < 22 || pread(fd, t, n, (off_t)(size - n)) != (ssize_t)n)
+		return -1;
+	for (i = n - 22 + 1; i-- > 0;)
+		if (t[i] == 'P' && t[i + 1] == 'K' && t[i + 2] == 5 && t[i + 3] == 6)
+			return (long)(t[i + 10] | t[i + 11] << 8);
+	return -1;
+}
+
+/* What a file is, for refusals: "a directory", "a FIFO", ... */
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISFIFO(m))
+		return "a FIFO (named pipe)";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a regular file";
+}
+
+/*
+ * Opens the image for reading and checks what can be checked before anything is written.
+ * Character devices (/dev/zero), FIFOs and sockets never end or never start; a directory is
+ * no image. open() of a FIFO blocks until a writer comes, so the kind is checked first and
+ * the open is non-blocking (in case the path changed in between).
+ */
+static int open_image(struct fl_src *s, const char *path, struct stat *st, struct fl_err *e)
+{
+	struct stat lst;
+	int err;
+
+	if (stat(path, st) < 0) {
+		err = errno;
+		if (err == ENOENT && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+			return fl_err_set(e, -ENOENT, "image '%s' is a dangling symbolic link", path);
+		if (err == ENOENT || err == ENOTDIR)
+			return fl_err_set(e, -ENOENT, "image '%s' does not exist", path);
+		return fl_err_set(e, err == EACCES ? -EINVAL : -err, "cannot open image '%s': %s",
+				  path, strerror(err));
+	}
+	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
+		return fl_err_set(e, -EINVAL, "image '%s' is %s: an image is a regular file or a "
+				  "block device", path, file_kind(st->st_mode));
+	s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (s->fd < 0)
+		return fl_err_set(e, errno == ENOENT ? -ENOENT : errno == EACCES ? -EINVAL : -errno,
+				  "cannot open image '%s': %s", path, strerror(errno));
+	if (fstat(s->fd, st) < 0)
+		return fl_err_set(e, -errno, "cannot stat image '%s': %s", path, strerror(errno));
+	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
+		return fl_err_set(e, -EINVAL, "image '%s' is %s: an image is a regular file or a "
+				  "block device", path, file_kind(st->st_mode));
+	(void)fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
+	s->dev = st->st_dev;
+	s->ino = st->st_ino;
+	s->rdev = st->st_rdev;
+	s->blockdev = S_ISBLK(st->st_mode);
+	s->file_size = (uint64_t)st->st_size;
+	if (s->blockdev) {
+		uint64_t sz = 0;
+
+		if (ioctl(s->fd, BLKGETSIZE64, &sz) < 0)
+			return fl_err_set(e, -errno, "cannot get the size of image '%s': %s", path,
+					  strerror(errno));
+		s->file_size = sz;
+	}
+	if (s->file_size == 0)
+		return fl_err_set(e, -EINVAL, "'%s' is empty: it holds no image", path);
+	return 0;
+}
+
+bool fl_src_same_file(const struct fl_src *s, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return false;
+	if (s->blockdev)
+		return S_ISBLK(st.st_mode) && st.st_rdev == s->rdev;
+	return S_ISREG(st.st_mode) && st.st_dev == s->dev && st.st_ino == s->ino;
 }
 
 /* Refills the compressed input buffer; returns -errno, 0 or 1 if data is available. */
@@ -150,7 +302,6 @@ static int zip_pick(struct fl_src *s, struct fl_err *e);
 int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_err *e)
 {
 	struct fl_src *s = calloc(1, sizeof(*s));
-	unsigned char magic[8];
 	struct stat st;
 	ssize_t n;
 	int rc = 0;
@@ -158,33 +309,37 @@ int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_er
 	if (!s)
 		return fl_err_set(e, -ENOMEM, "out of memory");
 	s->path = path;
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (s->fd < 0) {
-		rc = fl_err_set(e, -errno, "cannot open image '%s': %s", path, strerror(errno));
-		free(s);
-		return rc;
-	}
-	if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		close(s->fd);
-		free(s);
-		return fl_err_set(e, -EISDIR, "image '%s' is a directory", path);
-	}
-	s->file_size = (uint64_t)st.st_size;
-	(void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	n = pread(s->fd, magic, sizeof(magic), 0);
-	if (n < 0) {
-		rc = fl_err_set(e, -errno, "cannot read image '%s': %s", path, strerror(errno));
+	s->fd = -1;
+	rc = open_image(s, path, &st, e);
+	if (rc)
 		goto fail;
-	}
-	fl_detect_magic(magic, (size_t)n, &s->fmt);
+	(void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	s->in = malloc(IN_BUF);
 	if (!s->in) {
 		rc = fl_err_set(e, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	n = pread(s->fd, s->in, IN_BUF, 0);
+	if (n < 0) {
+		rc = fl_err_set(e, -errno, "cannot read image '%s': %s", path, strerror(errno));
+		goto fail;
+	}
+	fl_detect_magic(s->in, (size_t)n, &s->fmt);
 	switch (s->fmt) {
 	case RIG_FLASH_FMT_RAW:
-		s->size_hint = (uint64_t)st.st_size;
+		/* Refused before anything is written: a raw image is whole sectors of an image. */
+		s->size_hint = s->file_size;
+		if (s->file_size % 512) {
+			rc = fl_err_set(e, -EINVAL, "'%s' is %llu bytes, not a whole number of "
+					"512-byte sectors, so it is not a disk image: check it is "
+					"the right file (an image cut short can be padded with "
+					"'truncate -s %%512 FILE', at your own risk)", path,
+					(unsigned long long)s->file_size);
+			goto fail;
+		}
+		rc = fl_image_check_head(s->in, (size_t)n, path, s->fmt, e);
+		if (rc)
+			goto fail;
 		break;
 	case RIG_FLASH_FMT_GZIP:
 #ifdef HAVE_ISAL
@@ -479,11 +634,16 @@ static long rd_zip_fast(struct fl_src *s, unsigned char *buf, size_t len, struct
 /* Pass 1 over the central directory: exactly one image entry; pass 2 positions on it. */
 static int zip_pick(struct fl_src *s, struct fl_err *e)
 {
-	struct archive *a = zip_open(s->path, e);
+	struct archive *a;
 	struct archive_entry *ent;
 	char first[256] = "", second[256] = "";
 	int idx = -1, i = 0, count = 0, r;
 
+	/* libarchive calls a zip without entries an unrecognized format; it holds no image. */
+	if (zip_entries(s->fd, s->file_size) == 0)
+		return fl_err_set(e, -EINVAL, "zip '%s' holds no image (it has no entries)",
+				  s->path);
+	a = zip_open(s->path, e);
 	if (!a)
 		return e->code;
 	while ((r = archive_read_next_header(a, &ent)) == ARCHIVE_OK) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -182,6 +183,98 @@ static void file_direct(const char *path, int flags, const struct rig_flash_opts
 		 !(st.st_blksize & (st.st_blksize - 1)) ? (unsigned int)st.st_blksize : 4096;
 }
 
+/* True if @dev is a devtmpfs mount (the kernel's /dev, wherever it is mounted). */
+static bool on_devtmpfs(dev_t dev)
+{
+	FILE *mi = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool yes = false;
+
+	while (mi && !yes && getline(&line, &cap, mi) > 0) {
+		unsigned int a, b;
+		const char *sep = strstr(line, " - ");
+
+		if (sscanf(line, "%*u %*u %u:%u", &a, &b) == 2 && makedev(a, b) == dev && sep &&
+		    !strncmp(sep + 3, "devtmpfs ", 9))
+			yes = true;
+	}
+	free(line);
+	if (mi)
+		fclose(mi);
+	return yes;
+}
+
+/*
+ * True if @path is in /dev or on a devtmpfs: a missing node there is a missing device, and a
+ * regular file created there would fill RAM and look like a device to the next user.
+ */
+static bool dev_path(const char *path)
+{
+	char parent[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (!strncmp(path, "/dev/", 5))
+		return true;
+	if (!slash)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == path)
+		snprintf(parent, sizeof(parent), "/");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	if (realpath(parent, real) && (!strcmp(real, "/dev") || !strncmp(real, "/dev/", 5)))
+		return true;
+	return stat(parent, &st) == 0 && on_devtmpfs(st.st_dev);
+}
+
+static void remember(struct fl_target *t, const struct stat *st)
+{
+	t->dev = st->st_dev;
+	t->ino = st->st_ino;
+	t->rdev = st->st_rdev;
+}
+
+/* A new image file (opts.create): it may grow up to the free space of its file system. */
+static int create_file(const char *path, const struct rig_flash_opts *o, struct fl_target *t,
+		       struct fl_err *e)
+{
+	int flags = O_RDWR | O_CLOEXEC;
+	struct statvfs vfs;
+	struct stat st;
+
+	if (dev_path(path))
+		return fl_err_set(e, -EINVAL, "refusing to create '%s': /dev holds device nodes, "
+				  "not image files (is the card plugged in?)", path);
+	t->fd_buf = open(path, flags | O_CREAT | O_EXCL, 0644);
+	if (t->fd_buf < 0)
+		return open_err(path, errno, e);
+	t->fd = t->fd_buf;
+	t->created = true;
+	t->grow = true;
+	if (fstat(t->fd_buf, &st) == 0)
+		remember(t, &st);
+	t->limit = fstatvfs(t->fd_buf, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize
+						  : UINT64_MAX;
+	file_direct(path, flags, o, t);
+	return 0;
+}
+
+int fl_target_check_path(const char *path, const struct fl_target *t, struct fl_err *e)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return fl_err_set(e, -ENODEV, "target '%s' was removed while it was being flashed: "
+				  "the image went to a file that no longer exists", path);
+	if (t->blockdev ? !S_ISBLK(st.st_mode) || st.st_rdev != t->rdev
+			: st.st_dev != t->dev || st.st_ino != t->ino)
+		return fl_err_set(e, -ENODEV, "target '%s' was replaced while it was being flashed: "
+				  "the image went to the %s that was there before", path,
+				  t->blockdev ? "device" : "file");
+	return 0;
+}
+
 int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_target *t,
 		   struct fl_err *e)
 {
@@ -192,15 +285,20 @@ int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_t
 	t->fd = t->fd_buf = -1;
 	t->lbs = 512;
 	if (stat(path, &st) < 0) {
+		struct stat lst;
+
 		if (errno != ENOENT)
-			return fl_err_set(e, -errno, "cannot stat target '%s': %s", path,
-					  strerror(errno));
-		t->fd_buf = open(path, flags | O_CREAT, 0644);
-		if (t->fd_buf < 0)
-			return open_err(path, errno, e);
-		t->fd = t->fd_buf;
-		file_direct(path, flags, o, t);
-		return 0;
+			return fl_err_set(e, errno == ENOTDIR ? -ENOENT : -errno,
+					  "cannot stat target '%s': %s", path, strerror(errno));
+		if (lstat(path, &lst) == 0)
+			return fl_err_set(e, -ENOENT, "target '%s' is a dangling symbolic link",
+					  path);
+		if (dev_path(path))
+			return fl_err_set(e, -ENOENT, "no such device '%s'", path);
+		if (!o->create)
+			return fl_err_set(e, -ENOENT, "target '%s' does not exist (set create to "
+					  "write a new image file)", path);
+		return create_file(path, o, t, e);
 	}
 	if (S_ISBLK(st.st_mode)) {
 		int ro = 0;
@@ -228,6 +326,8 @@ int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_t
 		if (ioctl(t->fd_buf, BLKSSZGET, &ssz) == 0 && ssz >= 512)
 			t->lbs = (unsigned int)ssz;
 		t->size = sz;
+		t->limit = sz;
+		remember(t, &st);
 		t->fd = t->fd_buf;
 		if (!o->no_direct) {
 			/* A second descriptor for aligned direct I/O; the first stays for tails. */
@@ -241,12 +341,33 @@ int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_t
 		return 0;
 	}
 	if (!S_ISREG(st.st_mode))
-		return fl_err_set(e, -EINVAL, "target '%s' is neither a block device nor a "
-				  "regular file", path);
-	t->fd_buf = open(path, flags);
+		return fl_err_set(e, -EINVAL, "target '%s' is %s, neither a block device nor a "
+				  "regular file", path, S_ISDIR(st.st_mode) ? "a directory" :
+				  S_ISCHR(st.st_mode) ? "a character device" :
+				  S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" :
+				  "a special file");
+	/* Non-blocking: if the path became a FIFO since the stat, do not wait for a reader. */
+	t->fd_buf = open(path, flags | O_NONBLOCK | O_NOCTTY);
 	if (t->fd_buf < 0)
 		return open_err(path, errno, e);
+	if (fstat(t->fd_buf, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fl_target_close(t);
+		return fl_err_set(e, -EINVAL, "target '%s' changed while it was opened", path);
+	}
+	(void)fcntl(t->fd_buf, F_SETFL, fcntl(t->fd_buf, F_GETFL) & ~O_NONBLOCK);
+	remember(t, &st);
 	t->size = (uint64_t)st.st_size;
+	/* A file stands for a card: its size is fixed unless the caller asked for an image file. */
+	t->limit = t->size;
+	if (o->create) {
+		struct statvfs vfs;
+
+		if (fstatvfs(t->fd_buf, &vfs) == 0)
+			t->limit += (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		else
+			t->limit = UINT64_MAX;
+		t->grow = true;
+	}
 	t->fd = t->fd_buf;
 	file_direct(path, flags, o, t);
 	return 0;

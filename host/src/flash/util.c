@@ -30,6 +30,21 @@ int fl_err_set(struct fl_err *e, int code, const char *fmt, ...)
 	return code;
 }
 
+void fl_err_append(struct fl_err *e, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	if (!e->len)
+		return;
+	n = strlen(e->buf);
+	if (n + 1 >= e->len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(e->buf + n, e->len - n, fmt, ap);
+	va_end(ap);
+}
+
 double fl_now(void)
 {
 	struct timespec ts;

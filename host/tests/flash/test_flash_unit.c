@@ -479,12 +479,45 @@ static void test_flash_cancel(void **state)
 	o.progress = cancel_after_4m;
 	o.progress_user = &c;
 	o.cancel = &c.flag;
+	o.create = true;
 	o.fault.chunk_delay_ms = 120; /* lets each chunk's progress through the throttle */
 	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -EINTR);
 	assert_int_equal(st.fail_offset, 4u << 20);
 	assert_true(st.bytes_written <= (4u << 20));
 	assert_non_null(strstr(msg, "cancelled at offset 4194304"));
 	assert_true(c.calls >= 2);
+	/* the file this flash created is not left behind half-written */
+	assert_true(st.target_written);
+	assert_non_null(strstr(msg, "was removed"));
+	assert_int_equal(access(out, F_OK), -1);
+}
+
+/* True if the first and the last MiB of @path are zeros (a card that cannot boot). */
+static bool wiped(const char *path)
+{
+	static unsigned char b[1 << 20];
+	struct stat st;
+	bool ok = false;
+	int fd = open(path, O_RDONLY);
+	size_t i;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		goto out;
+	if (pread(fd, b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		goto out;
+	for (i = 0; i < sizeof(b); i++)
+		if (b[i])
+			goto out;
+	if (pread(fd, b, sizeof(b), st.st_size - (off_t)sizeof(b)) != (ssize_t)sizeof(b))
+		goto out;
+	for (i = 0; i < sizeof(b); i++)
+		if (b[i])
+			goto out;
+	ok = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ok;
 }
 
 static void test_flash_faults(void **state)
@@ -498,16 +531,26 @@ static void test_flash_faults(void **state)
 	path_in_tmp(out, sizeof(out), "lib.out");
 	unlink(out);
 	rig_flash_opts_init(&o);
+	/* without create a missing file is not a card */
+	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -ENOENT);
+	assert_non_null(strstr(msg, "does not exist"));
+	assert_false(st.target_written);
+	o.create = true;
 	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), 0);
 	assert_int_equal(st.bytes_written, IMG_SIZE);
 	assert_int_equal(st.bytes_verified, IMG_SIZE);
 	assert_int_equal(st.format, RIG_FLASH_FMT_RAW);
+	o.create = false;
 
 	o.full = true;
 	o.fault.corrupt_offset = 5 * 4096 + 17;
 	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -EIO);
 	assert_int_equal(st.fail_offset, 5 * 4096);
 	assert_non_null(strstr(msg, "offset 20480"));
+	/* written, then found wrong: the card is made unbootable and the message says so */
+	assert_true(st.invalidated);
+	assert_non_null(strstr(msg, "the card was invalidated"));
+	assert_true(wiped(out));
 
 	rig_flash_opts_init(&o);
 	o.full = true;

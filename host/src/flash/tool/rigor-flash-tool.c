@@ -83,6 +83,8 @@ static int cmd_flash(int argc, char **argv)
 	int npos = 0, i, rc;
 
 	rig_flash_opts_init(&o);
+	/* A test and bench driver: a missing TARGET is a new image file (never under /dev). */
+	o.create = true;
 	o.inject = inj;
 	for (i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -136,6 +138,7 @@ static int cmd_flash(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	o.cancel = &cancelled;
 
 	rc = rig_flash_image(pos[0], pos[1], &o, &st, err, sizeof(err));
