@@ -318,6 +318,8 @@ int main(int argc, char **argv)
 		cli_error("out of memory");
 		return EXIT_INFRA;
 	}
+	/* from the start: reading a rig file can be interrupted too */
+	rig_ctx_set_cancel(c.ctx, &cli_signal);
 	rig_ctx_set_log_cb(c.ctx, log_cb, NULL);
 	if (c.verbose)
 		rig_ctx_set_log_level(c.ctx, c.verbose > 1 ? RIG_LOG_DBG : RIG_LOG_INFO);

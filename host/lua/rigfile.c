@@ -14,6 +14,65 @@
 
 #define BACKEND_MT "rigor.rigfile.backend"
 
+/*
+ * A rig file is configuration: it is read by every command and by `rigor list rigs` for
+ * each file on the rig path, so one endless loop or runaway table must not hang or
+ * exhaust them. The file runs with a time budget, a memory budget, and the process's
+ * cancel flag (SIGINT/SIGTERM), checked from a count hook.
+ */
+#define RIGFILE_BUDGET_MS 3000
+#define RIGFILE_MEM_MAX (64u << 20)
+
+struct budget {
+	struct rig_ctx *ctx;
+	int64_t end_ms;
+	size_t mem;
+	bool cancelled;
+	bool out_of_time;
+};
+
+static struct budget *budget_of(lua_State *L)
+{
+	return *(struct budget **)lua_getextraspace(L);
+}
+
+static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct budget *b = ud;
+
+	if (!ptr)
+		osize = 0;
+	if (nsize == 0) {
+		free(ptr);
+		b->mem -= osize;
+		return NULL;
+	}
+	if (nsize > osize && b->mem + (nsize - osize) > RIGFILE_MEM_MAX)
+		return NULL;
+	ptr = realloc(ptr, nsize);
+	if (ptr)
+		b->mem += nsize - osize;
+	return ptr;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+	struct budget *b = budget_of(L);
+
+	if (rig_ctx_cancelled(b->ctx)) {
+		b->cancelled = true;
+		luaL_error(L, "interrupted while reading the rig file");
+	}
+	if (rig_now_ms() >= b->end_ms) {
+		b->out_of_time = true;
+		/* once out of time, every instruction raises, so no pcall in the file can hold on */
+		lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+		lua_getinfo(L, "Sl", ar);
+		luaL_error(L, "%s:%d: the rig file did not finish within %d ms (an endless loop?)",
+			   ar->short_src, ar->currentline, RIGFILE_BUDGET_MS);
+	}
+}
+
 static int current_line(lua_State *L)
 {
 	lua_Debug ar;
@@ -259,17 +318,20 @@ static int load_protected(lua_State *L)
 int rigl_load_rigfile(struct rig_ctx *ctx, const char *path, struct rig_desc **out)
 {
 	struct rig_desc *d = rig_desc_new(ctx, path);
+	struct budget b = { .ctx = ctx, .end_ms = rig_now_ms() + RIGFILE_BUDGET_MS };
 	lua_State *L;
 	int rc = 0;
 
 	*out = NULL;
 	if (!d)
 		return RIG_E_NOMEM;
-	L = luaL_newstate();
+	L = lua_newstate(budget_alloc, &b);
 	if (!L) {
 		rig_desc_free(d);
 		return RIG_E_NOMEM;
 	}
+	*(struct budget **)lua_getextraspace(L) = &b;
+	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1000);
 	lua_pushcfunction(L, load_protected);
 	lua_pushlightuserdata(L, d);
 	lua_pushstring(L, path);
@@ -278,6 +340,8 @@ int rigl_load_rigfile(struct rig_ctx *ctx, const char *path, struct rig_desc **o
 	else
 		rc = (int)lua_tointeger(L, -1);
 	lua_close(L);
+	if (b.cancelled && rc >= 0)
+		rc = RIG_E_INTR;
 	if (rc < 0) {
 		rig_desc_free(d);
 		return rc;

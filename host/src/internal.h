@@ -36,7 +36,6 @@ void rig_log(struct rig_ctx *ctx, enum rig_log_level lvl, const char *module, co
 /* Record the first error on the context; returns @code so callers can `return rig_ctx_fail(...)`. */
 int rig_ctx_fail(struct rig_ctx *ctx, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-bool rig_ctx_cancelled(const struct rig_ctx *ctx);
 /* @timeout_ms bounded by the context's deadline (rig_ctx_set_deadline()). */
 int rig_ctx_clamp(const struct rig_ctx *ctx, int timeout_ms);
 /* Create the state directory if needed; returns 0 or a negative error. */

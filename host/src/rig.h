@@ -99,6 +99,13 @@ RIG_API void rig_ctx_set_log_level(struct rig_ctx *ctx, enum rig_log_level level
  */
 RIG_API void rig_ctx_set_cancel(struct rig_ctx *ctx, volatile sig_atomic_t *flag);
 /**
+ * Whether the cancel flag is raised, for work that does not wait through the context
+ * (the rig-file interpreter checks it between instructions).
+ * @retval true the flag given to rig_ctx_set_cancel() is non-zero
+ * @retval false no flag, or it is zero
+ */
+RIG_API bool rig_ctx_cancelled(const struct rig_ctx *ctx);
+/**
  * Bound every back-end call and wait made through this context by an absolute
  * rig_now_ms() @p deadline (0 removes it): a call's timeout_ms is cut to what is left, so
  * a test case's deadline also ends a hung power switch. Set by the Lua runtime per case.

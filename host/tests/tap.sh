@@ -7,7 +7,12 @@ RIGOR=${RIGOR:-$BUILD/rigor}
 n=0
 fail=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; sed 's/^/# /' "$T/out" "$T/err" 2>/dev/null | tail -20; }
+# The diagnostics always end with a newline: output without one must not swallow the next
+# TAP line.
+nok() {
+	n=$((n + 1)); fail=1; echo "not ok $n - $1"
+	{ cat "$T/out" 2>/dev/null; echo; cat "$T/err" 2>/dev/null; echo; } | grep -v '^$' | sed 's/^/# /' | tail -20
+}
 # run EXPECTED_RC DESCRIPTION CMD...: check the exit code; output in $T/out, $T/err
 run() {
 	want=$1 desc=$2
