@@ -273,7 +273,7 @@ int cmd_console(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "\nrigor: console closed\n");
 	}
 	if (cli_signal && !ret)
-		ret = cli_signal == SIGTERM ? 143 : 130;
+		ret = 128 + cli_signal;
 	return ret;
 }
 

@@ -111,7 +111,7 @@ int cli_fail(struct cli *c, int rc, const char *what)
 
 	if (rc == RIG_E_INTR || cli_signal) {
 		cli_error("%s: interrupted", what);
-		return cli_signal == SIGTERM ? 143 : 130;
+		return 128 + (cli_signal ? cli_signal : SIGINT);
 	}
 	/* The detail already names the part ("power: ..."); @what is for bare codes. */
 	if (*detail)
@@ -309,8 +309,12 @@ int main(int argc, char **argv)
 	for (int i = 0; i < argc && o < sizeof(c.cmdline) - 2; i++)
 		o += (size_t)snprintf(c.cmdline + o, sizeof(c.cmdline) - o, "%s%s", i ? " " : "",
 				      i ? argv[i] : "rigor");
+	/* A closed terminal (SIGHUP) or SIGQUIT must not skip the cleanup either: every
+	 * catchable end becomes the same orderly stop, exit 128 + signal. */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	c.argv0 = argv[0];
 	c.ctx = rig_ctx_new();

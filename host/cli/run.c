@@ -218,14 +218,14 @@ int cmd_run(struct cli *c, int argc, char **argv)
 			code = (int)luaL_optinteger(L, -1, EXIT_INFRA);
 		}
 	}
-	if (code == EXIT_INFRA || code == 130 || code == 143) {
+	if (code == EXIT_INFRA || code >= 128) {
 		/* The runner already did this unless it crashed; doing it twice is harmless. */
 		if (rig_safe(c->rig) < 0)
 			cli_error("could not put the rig in its safe state: %s", rig_errmsg(c->rig));
 	}
 	lua_close(L);
 	if (cli_signal && code < 128)
-		code = cli_signal == SIGTERM ? 143 : 130;
+		code = 128 + cli_signal;
 	return code;
 }
 
@@ -265,13 +265,25 @@ int cmd_lua(struct cli *c, int argc, char **argv)
 	}
 	for (int i = 2; i < argc; i++)
 		lua_pushstring(L, argv[i]);
+	rigl_watch_signals(L);
 	if (lua_pcall(L, argc - 2, 1, 1) != LUA_OK) {
-		cli_error("%s", lua_tostring(L, -1));
-		code = 1;
+		code = rigl_exit_code(L);
+		if (code < 0) {
+			cli_error("%s", lua_tostring(L, -1));
+			code = 1;
+		}
 	} else if (lua_isinteger(L, -1)) {
 		code = (int)lua_tointeger(L, -1);
 	}
+	if (cli_signal && c->rig) {
+		/* interrupted: the DUT is not left powered behind a script that stopped midway */
+		rig_ctx_set_cancel(c->ctx, NULL);
+		if (rig_safe(c->rig) < 0)
+			cli_error("could not put the rig in its safe state: %s", rig_errmsg(c->rig));
+	}
 	lua_close(L);
+	if (cli_signal)
+		code = 128 + cli_signal;
 	return code;
 }
 
@@ -282,7 +294,7 @@ static void list_rigs(struct cli *c)
 	size_t nseen = 0;
 
 	printf("rigs:\n");
-	for (size_t i = 0; dirs[i]; i++) {
+	for (size_t i = 0; dirs[i] && !cli_signal; i++) {
 		DIR *d = opendir(dirs[i]);
 		struct dirent *e;
 
@@ -301,8 +313,11 @@ static void list_rigs(struct cli *c)
 			if (nseen < 64)
 				snprintf(seen[nseen++], sizeof(seen[0]), "%s", e->d_name);
 			snprintf(path, sizeof(path), "%s/%s", dirs[i], e->d_name);
-			if (rigl_load_rigfile(c->ctx, path, &desc) < 0)
+			if (rigl_load_rigfile(c->ctx, path, &desc) < 0) {
+				if (cli_signal)
+					break;
 				continue;
+			}
 			if (rig_desc_validate(desc) == 0)
 				printf("  %-14s %-18s %s\n", rig_desc_name(desc),
 				       rig_desc_device_type(desc) ? rig_desc_device_type(desc) : "-", path);
@@ -333,6 +348,8 @@ int cmd_list(struct cli *c, int argc, char **argv)
 	}
 	if (!strcmp(what, "all") || !strcmp(what, "rigs"))
 		list_rigs(c);
+	if (cli_signal)
+		return 128 + cli_signal;
 	if (!strcmp(what, "rigs"))
 		return 0;
 	L = new_state(c);

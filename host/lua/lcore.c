@@ -4,9 +4,14 @@
  * and signals (a count hook raises an abort error, so even a busy Lua loop ends), and
  * JSON through jansson.
  */
+#define _GNU_SOURCE 1 /* pipe2 */
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,10 +35,16 @@ struct rigl_rt *rigl_rt(lua_State *L)
 	return rt;
 }
 
-static const char *sig_name(int sig)
+const char *rigl_sig_name(int sig)
 {
-	return sig == SIGTERM ? "SIGTERM" : "SIGINT";
+	switch (sig) {
+	case SIGTERM: return "SIGTERM";
+	case SIGHUP: return "SIGHUP";
+	case SIGQUIT: return "SIGQUIT";
+	default: return "SIGINT";
+	}
 }
+#define sig_name rigl_sig_name
 
 /* Raise { rigor_abort = kind, message = msg }, printable through __tostring. */
 int rigl_abort(lua_State *L, const char *kind, const char *msg)
@@ -89,10 +100,23 @@ int rigl_clamp(lua_State *L, int timeout_ms)
 	return timeout_ms;
 }
 
+/*
+ * The hook runs on every call (so a loop around a slow C function is checked at each
+ * call, not every 1000 instructions) and every 1000 instructions (a busy loop). Once an
+ * abort is due it runs on every instruction: a case whose own pcall catches the abort
+ * then raises again at the first instruction after that pcall, so no catch can keep it.
+ * The only way out is disarming inside an xpcall message handler (hooks do not run
+ * there), which is what the runner does.
+ */
+#define HOOK_MASK (LUA_MASKCALL | LUA_MASKCOUNT)
+
 static void hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	rigl_check_abort(L);
+	if (rigl_abort_due(L)) {
+		lua_sethook(L, hook, HOOK_MASK, 1);
+		rigl_check_abort(L);
+	}
 }
 
 static int c_now_ms(lua_State *L)
@@ -129,8 +153,18 @@ static int c_arm(lua_State *L)
 	rt->armed = true;
 	rig_ctx_set_cancel(rt->ctx, rt->sig);
 	rig_ctx_set_deadline(rt->ctx, rt->deadline);
-	lua_sethook(L, hook, LUA_MASKCOUNT, 1000);
+	lua_sethook(L, hook, HOOK_MASK, 1000);
 	return 0;
+}
+
+void rigl_watch_signals(lua_State *L)
+{
+	struct rigl_rt *rt = rigl_rt(L);
+
+	rt->deadline = 0;
+	rt->armed_at = rig_now_ms();
+	rt->armed = true;
+	lua_sethook(L, hook, HOOK_MASK, 1000);
 }
 
 static int c_disarm(lua_State *L)
@@ -149,11 +183,235 @@ static int c_interrupted(lua_State *L)
 {
 	struct rigl_rt *rt = rigl_rt(L);
 
-	if (rt->sig && *rt->sig)
+	if (rt->sig && *rt->sig) {
 		lua_pushstring(L, sig_name(*rt->sig));
-	else
-		lua_pushnil(L);
+		lua_pushinteger(L, 128 + *rt->sig);
+		return 2;
+	}
+	lua_pushnil(L);
 	return 1;
+}
+
+/* ---- os.exit, os.execute, io.popen, debug.sethook for scripts ---- */
+
+/*
+ * os.exit() would end the process without the runner's cleanup: reports unwritten, the
+ * DUT left powered, a success exit for a run that never finished. It raises instead; the
+ * runner fails the case, `rigor lua` exits with the code after its cleanup.
+ */
+static int c_exit(lua_State *L)
+{
+	struct rigl_rt *rt = rigl_rt(L);
+	int code = EXIT_SUCCESS;
+	char msg[160];
+
+	if (lua_isboolean(L, 1))
+		code = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+	else if (!lua_isnoneornil(L, 1))
+		code = (int)luaL_checkinteger(L, 1);
+	rt->exit_called = true;
+	rt->exit_code = code;
+	snprintf(msg, sizeof(msg),
+		 "os.exit(%d) called: a script ends by returning or raising an error, so that "
+		 "cleanup runs and the reports are written", code);
+	lua_createtable(L, 0, 3);
+	lua_pushliteral(L, "exit");
+	lua_setfield(L, -2, "rigor_abort");
+	lua_pushstring(L, msg);
+	lua_setfield(L, -2, "message");
+	lua_pushinteger(L, code);
+	lua_setfield(L, -2, "exit_code");
+	luaL_setmetatable(L, "rigor.error");
+	return lua_error(L);
+}
+
+static int c_exit_called(lua_State *L)
+{
+	struct rigl_rt *rt = rigl_rt(L);
+
+	/* taken once: the runner asks after each case */
+	if (!rt->exit_called)
+		return 0;
+	rt->exit_called = false;
+	lua_pushinteger(L, rt->exit_code);
+	return 1;
+}
+
+/* Kill the child's process group: politely, then for good after 2 s. */
+static void reap_group(pid_t pid, int *status)
+{
+	int64_t end = rig_now_ms() + 2000;
+
+	kill(-pid, SIGTERM);
+	while (waitpid(pid, status, WNOHANG) == 0) {
+		if (rig_now_ms() >= end) {
+			kill(-pid, SIGKILL);
+			waitpid(pid, status, 0);
+			break;
+		}
+		poll(NULL, 0, 20);
+	}
+	kill(-pid, SIGKILL);   /* whatever the shell left behind in its group */
+}
+
+
+/*
+ * spawn(cmd [, input [, capture]]): run `sh -c cmd` in its own process group, feeding
+ * @input to its stdin (else it inherits ours) and, with @capture, collecting its stdout.
+ * The wait is polled, so a signal to rigor or the case deadline kills the whole group and
+ * raises the abort instead of being lost in system()'s ignored SIGINT. Returns what
+ * os.execute returns, plus the output.
+ */
+static int c_spawn(lua_State *L)
+{
+	const char *cmd = luaL_checkstring(L, 1);
+	size_t inlen = 0, inoff = 0;
+	const char *in = luaL_optlstring(L, 2, NULL, &inlen);
+	bool capture = lua_toboolean(L, 3);
+	int inp[2] = { -1, -1 }, outp[2] = { -1, -1 }, status = 0;
+	bool exited = false, killed = false;
+	luaL_Buffer b;
+	pid_t pid;
+
+	if ((in && pipe2(inp, O_CLOEXEC) < 0) || (capture && pipe2(outp, O_CLOEXEC) < 0)) {
+		int e = errno;
+
+		close(inp[0]);
+		close(inp[1]);
+		return luaL_error(L, "cannot run '%s': %s", cmd, strerror(e));
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(inp[0]); close(inp[1]); close(outp[0]); close(outp[1]);
+		return luaL_error(L, "cannot run '%s': %s", cmd, strerror(e));
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (in)
+			dup2(inp[0], 0);
+		if (capture)
+			dup2(outp[1], 1);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid);   /* also here: no window where a kill(-pid) misses the group */
+	if (in) {
+		close(inp[0]);
+		fcntl(inp[1], F_SETFL, O_NONBLOCK);
+		if (inlen == 0) {
+			close(inp[1]);
+			inp[1] = -1;
+		}
+	}
+	if (capture)
+		close(outp[1]);
+	luaL_buffinit(L, &b);
+	for (;;) {
+		struct pollfd pf[2];
+		nfds_t n = 0;
+
+		/* only while armed: disarmed cleanup must still run its commands after a signal */
+		if (rigl_abort_due(L)) {
+			reap_group(pid, &status);
+			killed = true;
+			break;
+		}
+		if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+			exited = true;
+		if (capture && outp[0] >= 0)
+			pf[n++] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
+		if (inp[1] >= 0)
+			pf[n++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
+		if (exited && (!capture || outp[0] < 0))
+			break;
+		if (poll(pf, n, exited ? 0 : 20) < 0 && errno != EINTR)
+			break;
+		for (nfds_t i = 0; i < n; i++) {
+			if (pf[i].fd == outp[0] && (pf[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+				char *p = luaL_prepbuffer(&b);
+				ssize_t r = read(outp[0], p, LUAL_BUFFERSIZE);
+
+				if (r > 0) {
+					luaL_addsize(&b, (size_t)r);
+				} else if (r == 0 || errno != EINTR) {
+					close(outp[0]);
+					outp[0] = -1;
+				}
+			} else if (pf[i].fd == inp[1] && pf[i].revents) {
+				ssize_t w = write(inp[1], in + inoff, inlen - inoff);
+
+				if (w > 0)
+					inoff += (size_t)w;
+				if ((w < 0 && errno != EAGAIN && errno != EINTR) || inoff >= inlen) {
+					close(inp[1]);
+					inp[1] = -1;
+				}
+			}
+		}
+		/* exited, and its output is drained (a background grandchild may hold the
+		 * pipe open: do not wait for it) */
+		if (exited && n && pf[0].revents == 0 && poll(pf, 1, 0) == 0)
+			break;
+	}
+	if (outp[0] >= 0)
+		close(outp[0]);
+	if (inp[1] >= 0)
+		close(inp[1]);
+	luaL_pushresult(&b);
+	if (killed)
+		rigl_check_abort(L);   /* raises: it was due */
+	if (WIFEXITED(status)) {
+		if (WEXITSTATUS(status) == 0)
+			lua_pushboolean(L, 1);
+		else
+			lua_pushnil(L);
+		lua_pushliteral(L, "exit");
+		lua_pushinteger(L, WEXITSTATUS(status));
+	} else {
+		lua_pushnil(L);
+		lua_pushliteral(L, "signal");
+		lua_pushinteger(L, WTERMSIG(status));
+	}
+	lua_rotate(L, -4, -1);   /* output last */
+	return 4;
+}
+
+/* os.execute(cmd): c_spawn without capture; os.execute() still asks for a shell. */
+static int c_execute(lua_State *L)
+{
+	if (lua_isnoneornil(L, 1)) {
+		lua_pushboolean(L, access("/bin/sh", X_OK) == 0);
+		return 1;
+	}
+	lua_settop(L, 1);
+	lua_pushnil(L);
+	lua_pushboolean(L, 0);
+	c_spawn(L);
+	lua_pop(L, 1);   /* no output */
+	return 3;
+}
+
+/* debug.sethook would remove the case deadline; it is refused while a case is armed. */
+static int c_sethook(lua_State *L)
+{
+	if (rigl_rt(L)->armed)
+		return luaL_error(L, "debug.sethook is not available to test cases: it would "
+				  "remove the case deadline and signal handling");
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 0);
+	return 0;
 }
 
 static int c_mkdir_p(lua_State *L)
@@ -391,6 +649,8 @@ static const luaL_Reg corelib[] = {
 	{ "arm", c_arm },
 	{ "disarm", c_disarm },
 	{ "interrupted", c_interrupted },
+	{ "exit_called", c_exit_called },
+	{ "spawn", c_spawn },
 	{ "mkdir_p", c_mkdir_p },
 	{ "isatty", c_isatty },
 	{ "hostname", c_hostname },
@@ -436,4 +696,28 @@ void rigl_setup(lua_State *L, struct rig_ctx *ctx, const char *luadir, volatile 
 	lua_pushcfunction(L, luaopen_rigor_http);
 	lua_setfield(L, -2, "rigor.http");
 	lua_pop(L, 2);
+
+	lua_getglobal(L, "os");
+	lua_pushcfunction(L, c_exit);
+	lua_setfield(L, -2, "exit");
+	lua_pushcfunction(L, c_execute);
+	lua_setfield(L, -2, "execute");
+	lua_pop(L, 1);
+	lua_getglobal(L, "debug");
+	lua_getfield(L, -1, "sethook");
+	lua_pushcclosure(L, c_sethook, 1);
+	lua_setfield(L, -2, "sethook");
+	lua_pop(L, 1);
+	/* io.popen over spawn, in Lua (rigor/proc.lua) */
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "rigor.proc");
+	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+		lua_pop(L, 1);   /* an old module tree: io.popen stays the stock one */
+}
+
+int rigl_exit_code(lua_State *L)
+{
+	struct rigl_rt *rt = rigl_rt(L);
+
+	return rt->exit_called ? rt->exit_code : -1;
 }

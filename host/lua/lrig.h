@@ -14,6 +14,8 @@ struct rigl_rt {
 	bool armed;
 	int64_t deadline;   /* absolute rig_now_ms(), 0 = none */
 	int64_t armed_at;
+	bool exit_called;   /* os.exit() was called (and raised) */
+	int exit_code;
 };
 
 struct rigl_rt *rigl_rt(lua_State *L);
@@ -24,6 +26,8 @@ bool rigl_abort_due(lua_State *L);
 /* Clamp a timeout to the armed case deadline; raises if it already passed. */
 int rigl_clamp(lua_State *L, int timeout_ms);
 int rigl_abort(lua_State *L, const char *kind, const char *msg);
+/* "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT" */
+const char *rigl_sig_name(int sig);
 void rigl_register_rig(lua_State *L);
 /* rigor.http (lhttp.c), for package.preload */
 int luaopen_rigor_http(lua_State *L);

@@ -47,28 +47,32 @@ check(not ok4 and type(e4) == "table" and e4.rigor_infra and e4.code == "RIG_E_N
       and tostring(e4):find("device disappeared"), "device gone raises an infra error", tostring(e4))
 assert(rig:inject("power", "ok"))
 
--- case deadline aborts blocking calls and busy Lua loops
+-- case deadline aborts blocking calls and busy Lua loops. An abort raises again at every
+-- instruction after a pcall, so these catch it the runner's way: disarm in the handler.
+local function caught(f)
+	return xpcall(f, function(e) core.disarm(); return e end)
+end
 core.arm(core.now_ms() + 150)
 local t0 = core.now_ms()
-local ok5, e5 = pcall(function() return rig.console:expect("never appears", 60000) end)
+local ok5, e5 = caught(function() return rig.console:expect("never appears", 60000) end)
 core.disarm()
 check(not ok5 and e5.rigor_abort == "timeout" and core.now_ms() - t0 < 2000, "deadline aborts expect", tostring(e5))
 core.arm(core.now_ms() + 100)
-local ok6, e6 = pcall(function() while true do end end)
+local ok6, e6 = caught(function() while true do end end)
 core.disarm()
 check(not ok6 and e6.rigor_abort == "timeout", "deadline aborts a busy loop", tostring(e6))
 -- a hung back-end call is cut by the case deadline, not by its own (longer) timeout
 assert(rig:inject("power", "hang"))
 core.arm(core.now_ms() + 200)
 t0 = core.now_ms()
-local ok8, e8 = pcall(function() return rig.power:on() end)
+local ok8, e8 = caught(function() return rig.power:on() end)
 core.disarm()
 assert(rig:inject("power", "ok"))
 check(not ok8 and type(e8) == "table" and e8.rigor_abort == "timeout" and core.now_ms() - t0 < 1500,
       "deadline cuts a hung back-end call", tostring(e8))
 core.arm(core.now_ms() + 100)
 t0 = core.now_ms()
-local ok9, e9 = pcall(function() return rig.button.boot:press(5000) end)
+local ok9, e9 = caught(function() return rig.button.boot:press(5000) end)
 core.disarm()
 check(not ok9 and e9.rigor_abort == "timeout" and core.now_ms() - t0 < 1500, "deadline cuts a long press", tostring(e9))
 check(rig.power:state() == "off" or true, "rig usable after an abort")

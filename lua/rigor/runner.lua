@@ -126,6 +126,12 @@ local function protected(deadline, fn, ...)
 	if deadline then
 		core.disarm()
 	end
+	-- os.exit() raises (see rigor.core); taken here whether or not the code caught it
+	local exit_code = core.exit_called and core.exit_called()
+	if ok and exit_code then
+		return { kind = "abort", abort = "exit", message = string.format(
+			"os.exit(%d) called: a case ends by returning or raising an error", exit_code) }
+	end
 	if ok then
 		-- The code may have swallowed the timeout or interrupt error (pcall in a loop);
 		-- it still overran its deadline or was interrupted.
@@ -284,14 +290,17 @@ function Run:emit(method, ...)
 	end
 end
 
-function Run:open_log(path)
+function Run:open_log(path, append)
 	if not path then
 		return
 	end
-	-- Create/truncate first; the rig and the runner then both append.
-	local f = io.open(path, "w")
-	if f then
-		f:close()
+	-- Create/truncate first (unless reopening, as the suite log is for after_all); the rig
+	-- and the runner then both append.
+	if not append then
+		local f = io.open(path, "w")
+		if f then
+			f:close()
+		end
 	end
 	self:rig_call_log_to(path)
 	local lf = io.open(path, "a")
@@ -410,6 +419,8 @@ local function apply_error(r, info, phase, timeout_ms)
 		if info.kind == "abort" then
 			if info.abort == "timeout" then
 				msg = string.format("timed out after %d ms", timeout_ms or 0)
+			elseif info.abort == "exit" then
+				msg = info.message
 			else
 				msg = "interrupted by " .. tostring(info.abort)
 			end
@@ -577,13 +588,34 @@ function Run:run_suite(suite, cases)
 		tags = suite.tags, log = suite_rec.log, rig = rig,
 		artifacts = self.artifacts and self.artifacts .. "/" .. suite.slug or nil }
 
+	-- Only when a case will run: hooks that flash a card for cases that all skip waste
+	-- minutes and can fail for no reason.
+	local runnable = false
+	for _, c in ipairs(cases) do
+		runnable = runnable or not (c.skip_reason or missing_capability(rig, c.requires))
+	end
+	if not runnable then
+		for _, c in ipairs(cases) do
+			self:run_case(suite, suite_rec, c)
+		end
+		suite_rec.duration_ms = core.now_ms() - t0
+		self:emit("suite_end", suite_rec)
+		return
+	end
+
 	self:open_log(suite_rec.log)
 	self:log("runner", string.format("suite '%s' before_all", suite.name))
+	local hook_at
 	local binfo = protected(core.now_ms() + suite.timeout, function()
 		for _, h in ipairs(suite.hooks.before_all) do
+			local d = debug.getinfo(h, "S")
+			hook_at = d and d.short_src .. ":" .. d.linedefined
 			h(rig, suite_ctx)
 		end
 	end)
+	if binfo then
+		binfo.hook_where = binfo.where or hook_at
+	end
 	if binfo then
 		self:log("runner", "before_all: " .. tostring(binfo.message))
 		if binfo.traceback then
@@ -598,7 +630,7 @@ function Run:run_suite(suite, cases)
 			break
 		end
 		if binfo then
-			if binfo.kind == "abort" and binfo.abort ~= "timeout" then
+			if binfo.kind == "abort" and binfo.abort ~= "timeout" and binfo.abort ~= "exit" then
 				break
 			end
 			local r = new_result(suite, c)
@@ -606,13 +638,19 @@ function Run:run_suite(suite, cases)
 			if r.status ~= "skip" then
 				r.status = "error"
 			end
+			-- where it failed and what it logged: the hook's file:line, the suite log
+			r.where = r.where or binfo.hook_where
+			r.log = suite_rec.log
+			if r.status == "error" and r.where and not r.message:find(r.where, 1, true) then
+				r.message = r.message .. " (at " .. r.where .. ")"
+			end
 			self:finish_result(suite_rec, r)
 		else
 			self:run_case(suite, suite_rec, c)
 		end
 	end
 
-	self:open_log(suite_rec.log)
+	self:open_log(suite_rec.log, true)
 	self:log("runner", string.format("suite '%s' after_all", suite.name))
 	local ainfo = protected(nil, function()
 		for _, h in ipairs(suite.hooks.after_all) do
@@ -672,11 +710,11 @@ local function make_reporters(run, spec, errs)
 	return list
 end
 
+local SIGNAL_EXIT = { SIGINT = 130, SIGTERM = 143, SIGHUP = 129, SIGQUIT = 131 }
+
 local function exit_code(run)
-	if run.interrupted == "SIGTERM" then
-		return M.EXIT_SIGTERM
-	elseif run.interrupted then
-		return M.EXIT_SIGINT
+	if run.interrupted then
+		return SIGNAL_EXIT[run.interrupted] or M.EXIT_SIGINT
 	elseif run.had_infra or #run.infra_errors > 0 then
 		return M.EXIT_INFRA
 	elseif run.totals.failed + run.totals.errors > 0 then

@@ -205,23 +205,49 @@ function M.fmt_duration(ms)
 end
 
 -- A file reporter's start: check the path, create its directory, open it for writing and
--- record it in run.reports[kind]. Returns an object { f, path } with metatable mt (which
--- gets an abandon() method), or nil, message.
+-- record it in run.reports[kind]. Returns an object { f, path, tmp } with metatable mt
+-- (which gets an abandon() method), or nil, message.
+--
+-- Reports are written atomically: into PATH.tmp, renamed over PATH by commit_report()
+-- when complete. A report left from an earlier run is removed first, so a run killed
+-- outright (SIGKILL, power loss) leaves no report rather than a stale one that CI would
+-- read as this run's result.
 function M.open_report(kind, label, path, run, mt)
 	if type(path) ~= "string" then
 		return nil, "reporters." .. kind .. " must be a file path"
 	end
 	require("rigor.core").mkdir_p(M.dirname(path))
-	local f, err = io.open(path, "w")
+	local tmp = path .. ".tmp"
+	local f, err = io.open(tmp, "w")
 	if not f then
 		return nil, string.format("cannot write %s report: %s", label, err)
 	end
+	os.remove(path)
 	run.reports[kind] = path
 	mt.abandon = mt.abandon or function(self)
 		self.f:close()
-		os.remove(self.path)
+		os.remove(self.tmp)
 	end
-	return setmetatable({ f = f, path = path }, mt)
+	return setmetatable({ f = f, path = path, tmp = tmp }, mt)
+end
+
+-- A file reporter's end: write `data` (if any), close, and rename the temporary file over
+-- the report's path. Raises "cannot write 'PATH': why" on any failure, removing the
+-- temporary file.
+function M.commit_report(self, data)
+	local ok, err = true, nil
+	if data then
+		ok, err = self.f:write(data)
+	end
+	local cok, cerr = self.f:close()
+	local rok, rerr = true, nil
+	if ok and cok then
+		rok, rerr = os.rename(self.tmp, self.path)
+	end
+	if not (ok and cok and rok) then
+		os.remove(self.tmp)
+		error("cannot write '" .. self.path .. "': " .. tostring(err or cerr or rerr))
+	end
 end
 
 return M

@@ -97,11 +97,7 @@ end
 
 function M:finish(run)
 	local text = core.json_encode(clean(M.document(run)), 2)
-	local ok, err = self.f:write(text, "\n")
-	local cok, cerr = self.f:close()
-	if not ok or not cok then
-		error("cannot write '" .. self.path .. "': " .. tostring(err or cerr))
-	end
+	util.commit_report(self, text .. "\n")
 end
 
 return M

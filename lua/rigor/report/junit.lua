@@ -114,11 +114,7 @@ function M.render(run)
 end
 
 function M:finish(run)
-	local ok, err = self.f:write(M.render(run))
-	local cok, cerr = self.f:close()
-	if not ok or not cok then
-		error("cannot write '" .. self.path .. "': " .. tostring(err or cerr))
-	end
+	util.commit_report(self, M.render(run))
 end
 
 return M

@@ -127,10 +127,7 @@ function M:finish(run)
 	if run.interrupted then
 		self:w("Bail out! interrupted by " .. run.interrupted .. "\n")
 	end
-	local ok, err = self.f:close()
-	if not ok then
-		error("cannot write '" .. self.path .. "': " .. tostring(err))
-	end
+	util.commit_report(self)
 end
 
 return M
