@@ -121,7 +121,7 @@ static int l_flash(lua_State *L)
 		return 1;
 	}
 	luaL_checktype(L, -1, LUA_TTABLE);
-	if (rig_storage_resolve(rig, target, sizeof(target), why, sizeof(why)) < 0)
+	if (rig_storage_access(rig, target, sizeof(target), why, sizeof(why)) < 0)
 		/* a Compute Module's eMMC left with its power: files go in through the CLI's --inject */
 		return fail(L, "opts.files: the flashed disk is gone (the DUT was powered off after flashing over USB boot)",
 			    RIG_E_NODEV);
@@ -168,7 +168,8 @@ static int l_read_file(lua_State *L)
 	char target[4096], why[256], err[1024];
 	char *data = NULL;
 	size_t n = 0;
-	int rc = rig_storage_resolve(rig, target, sizeof(target), why, sizeof(why));
+	/* through the interlock: never read a card the powered DUT may be writing */
+	int rc = rig_storage_access(rig, target, sizeof(target), why, sizeof(why));
 
 	if (rc < 0)
 		return rigl_result(L, rig, rc);

@@ -767,6 +767,8 @@ size_t rig_console_peek(struct rig *rig, const char **data)
 void rig_console_consume(struct rig *rig, size_t n)
 {
 	assert(n <= rig->clen);
+	if (n == 0)
+		return;   /* also before the first fill, when cbuf is still NULL */
 	memmove(rig->cbuf, rig->cbuf + n, rig->clen - n);
 	rig->clen -= n;
 	if (rig->cbuf)
@@ -831,6 +833,21 @@ int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms)
 		return rig->errcode ? rc : fail_generic(p, rc, "usbboot");
 	rig_event(rig, "usbboot done");
 	return 0;
+}
+
+int rig_storage_access(struct rig *rig, char *buf, size_t len, char *why, size_t whylen)
+{
+	if (rig->role[RIG_ROLE_SDMUX]) {
+		int m = rig_sdmux_get(rig);
+
+		if (m < 0)
+			return m;
+		if (m != RIG_MUX_HOST)
+			return rig_set_error(rig, RIG_E_PERM,
+					     "interlock: the SD card is on the %s side; reading or writing it from the host needs the DUT off and the card on the host ('rigor power off && rigor sdmux host', or rig.power:off() and rig.sdmux:set(\"host\"))",
+					     m == RIG_MUX_DUT ? "DUT's" : "switched-off");
+	}
+	return rig_storage_resolve(rig, buf, len, why, whylen);
 }
 
 int rig_storage_resolve(struct rig *rig, char *buf, size_t len, char *why, size_t whylen)

@@ -401,6 +401,17 @@ RIG_API int rig_usbboot(struct rig *rig, const char *dir, int timeout_ms);
  */
 RIG_API int rig_storage_resolve(struct rig *rig, char *buf, size_t len, char *why,
 				size_t whylen);
+/**
+ * rig_storage_resolve() for code about to read or write the card itself, through the
+ * interlock: on a rig with an SD mux the card must be on the host side (which the mux's
+ * own interlock only allows with the DUT off). Rigs without a mux (a Compute Module's
+ * eMMC over USB boot) resolve as rig_storage_resolve() does.
+ * @retval 0 the path is in @p buf
+ * @retval RIG_E_PERM the card is on the DUT's side (or the mux is off): switch it first
+ * @retval other what rig_sdmux_get() or rig_storage_resolve() return
+ */
+RIG_API int rig_storage_access(struct rig *rig, char *buf, size_t len, char *why,
+			       size_t whylen);
 
 /* ---- flashing (the flash engine itself: rig_flash.h) ---- */
 
