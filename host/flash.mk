@@ -46,7 +46,7 @@ $(FLASH_UNIT): $(FLASH_UNIT_OBJ) $(FLASH_LIB)
 		$(shell $(PKG_CONFIG) --libs cmocka)
 
 BINS += $(FLASH_LIB) $(FLASH_TOOL)
-TESTS += $(FLASH_UNIT) host/tests/flash/test-flash.sh
+TESTS += $(FLASH_UNIT) host/tests/flash/test-flash.sh host/tests/faults/flash.sh
 TEST_DEPS += $(FLASH_UNIT) $(FLASH_TOOL)
 DEPFILES += $(FLASH_OBJS:.o=.d) $(FLASH_TOOL_OBJ:.o=.d) $(FLASH_UNIT_OBJ:.o=.d)
 

@@ -74,8 +74,11 @@ static void record(struct rig *rig, const char *image, int rc, const struct rig_
 	lk = rig_kv_lock(path);
 	kv = rig_kv_load(path);
 	if (kv) {
+		char *abs = realpath(image, NULL);
+
 		rig_kv_set(kv, "card", rig_flash_card_name(card));
-		kv_put(kv, "image", image, 500);
+		kv_put(kv, "image", abs ? abs : image, 500);
+		free(abs);
 		kv_put(kv, "why", rc < 0 ? err : "", 760);
 		rig_kv_set_int(kv, "at", rig_wall_ms());
 		if (rig_kv_save(kv, path) < 0)

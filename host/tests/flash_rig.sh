@@ -60,6 +60,27 @@ sz=$(stat -c %s "$T/os.img.xz")
 head -c $((sz / 2)) "$T/os.img.xz" >"$T/trunc.img.xz"
 run 2 "a truncated image is bad input (exit 2), never reports success" $R flash "$T/trunc.img.xz"
 if grep -q "^flashed" "$T/out"; then nok "no success line for a truncated image"; else ok "no success line for a truncated image"; fi
+if cmp -s -n 1048576 "$T/card" /dev/zero; then ok "the card the failed flash wrote to cannot boot"; else nok "the failed flash invalidated the card"; fi
+run 0 "storage status after the failure" $R storage status
+has "$T/out" "^card: invalidated: flashing '.*trunc.img.xz' failed .*truncated xz stream" "storage status says why the card does not boot"
+$R storage status --json >"$T/out" 2>"$T/err"
+has "$T/out" '"card":"invalidated",.*"error":"truncated xz' "storage status --json too"
+run 2 "a missing image is bad input (rig mode)" $R flash "$T/nope.img.xz"
+run 2 "a missing image is bad input (--target)" $RIGOR flash "$T/nope.img.xz" --target "$T/card" --force
+run 2 "a directory as the image" $R flash "$T"
+run 2 "an empty image" $R flash /dev/null
+has "$T/err" "character device" "/dev/null is refused as a character device"
+run 0 "a good flash after the failure" $R flash "$T/os.img.xz"
+run 0 "storage status after it" $R storage status
+has "$T/out" "^card: flashed with '.*os.img.xz'" "a successful flash clears the failure"
+run 2 "a missing device under /dev is not created" $RIGOR flash "$T/os.img.xz" --target /dev/rigor-no-card --force
+has "$T/err" "no such device '/dev/rigor-no-card'" "it says no such device"
+if [ -e /dev/rigor-no-card ]; then nok "nothing created under /dev"; rm -f /dev/rigor-no-card; else ok "nothing created under /dev"; fi
+run 2 "a missing file target needs --create" $RIGOR flash "$T/os.img.xz" --target "$T/new.img" --force
+has "$T/err" "add --create" "the refusal says what to do"
+run 0 "--create writes a new image file" $RIGOR flash "$T/os.img.xz" --target "$T/new.img" --force --create
+if cmp -s "$T/os.img" "$T/new.img"; then ok "the new file is the image"; else nok "the new file is the image"; fi
+run 2 "--create is for --target only" $R flash "$T/os.img.xz" --create
 run 2 "--target without --force is refused" $RIGOR flash "$T/os.img.xz" --target "$T/other"
 has "$T/err" "add --force" "refusal says what to do"
 truncate -s 20M "$T/other"

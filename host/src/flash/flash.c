@@ -472,14 +472,15 @@ static int too_big(struct job *j, uint64_t need, bool known)
 {
 	const double MiB = 1048576.0;
 
-	if (j->t.grow)
+	const char *what = j->t.grow ? "the free space of its file system" : "the card";
+
+	if (!known)
 		return fl_err_set(j->e, -ENOSPC, "target '%s' is too small: the image is larger "
-				  "than the free space of its file system (%s%.1f MiB > %.1f MiB)",
-				  j->target, known ? "" : "over ", (double)need / MiB,
+				  "than %s (it goes on past %.1f MiB)", j->target, what,
 				  (double)j->t.limit / MiB);
-	return fl_err_set(j->e, -ENOSPC, "target '%s' is too small: the image is larger than the "
-			  "card (%s%.1f MiB > %.1f MiB)", j->target, known ? "" : "over ",
-			  (double)need / MiB, (double)j->t.limit / MiB);
+	return fl_err_set(j->e, -ENOSPC, "target '%s' is too small: the image is larger than %s "
+			  "(%.1f MiB > %.1f MiB)", j->target, what, (double)need / MiB,
+			  (double)j->t.limit / MiB);
 }
 
 /* Writes the mapped piece [a, b) of the image whose data starts at p. */
@@ -783,13 +784,14 @@ static int write_phase(struct job *j)
 			rc = total_check(j, s->off + s->len);
 		if (!rc && !s->err && s->off == 0 && s->len && j->st->format != RIG_FLASH_FMT_RAW)
 			rc = fl_image_check_head(s->buf, s->len, j->image, j->st->format, j->e);
-		if (!rc && s->len) {
-			j->st->bytes_decompressed += s->len;
-			rc = consume(j, s);
-		}
+		/* A chunk that ends in a decoding error is not written: the flash fails anyway. */
 		if (!rc && s->err) {
 			j->st->fail_offset = s->off + s->len;
 			rc = fl_err_set(j->e, s->err, "%s", j->perrbuf);
+		}
+		if (!rc && s->len) {
+			j->st->bytes_decompressed += s->len;
+			rc = consume(j, s);
 		}
 		eof = s->eof;
 		pos = s->off + s->len; /* the slot is the decoder's again after this */

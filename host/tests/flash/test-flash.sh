@@ -266,9 +266,75 @@ check "SIGINT stops the flash with status 130" "[ $rc = 130 ] && grep -q 'cancel
 rm -f t.out
 expect_fail "timeout" "timed out" -- "$TOOL" flash img.img t.out --no-bmap --fault-delay 100 --timeout 150
 
+# --- not images: refused before the target is touched ----------------------------------------
+head -c "$SIZE" /dev/urandom >card.out
+CARD_SHA=$(sha256sum card.out | cut -d' ' -f1)
+unchanged() { [ "$(sha256sum card.out | cut -d' ' -f1)" = "$CARD_SHA" ]; }
+: >empty.img
+gzip -n -c empty.img >empty.gz
+head -c 6000 "$HERE/test-flash.sh" >notes.txt
+head -c 6144 "$HERE/test-flash.sh" >notes6k.txt
+gzip -n -c notes6k.txt >notes.gz
+python3 -c "import zipfile; zipfile.ZipFile('noentry.zip','w').close()"
+{ printf 'QFI\373\0\0\0\3'; head -c 4088 /dev/zero; } >disk.qcow2
+mkfifo fifo
+for c in "empty.img:is empty: it holds no image" "empty.gz:is empty: its gzip stream holds no image" \
+	 "notes.txt:not a whole number of 512-byte sectors" "notes6k.txt:looks like a text file" \
+	 "notes.gz:looks like a text file (inside its gzip stream)" "noentry.zip:holds no image" \
+	 "disk.qcow2:qemu-img convert" "/dev/zero:is a character device" "fifo:is a FIFO" \
+	 "adir-missing/x.img:does not exist"; do
+	f=${c%%:*} pat=${c#*:}
+	expect_fail "not an image: $f" "$pat" -- timeout 20 "$TOOL" flash "$f" card.out
+	check "not an image: $f leaves the target unchanged" unchanged
+done
+expect_fail "image and target are the same file" "same file" -- "$TOOL" flash card.out card.out
+check "same file: unchanged" unchanged
+
+# --- file targets are cards of fixed size; new files only on request, never in /dev ------------
+truncate -s 4M small.out
+expect_fail "file card smaller than the image (size known)" "larger than the card (12.0 MiB > 4.0 MiB)" -- \
+	"$TOOL" flash img.img small.out --no-bmap --no-create
+check "the small card was not grown" "[ \$(stat -c %s small.out) = 4194304 ]"
+expect_fail "file card smaller than the image (found while writing)" "larger than the card (it goes on past 4.0 MiB)" -- \
+	"$TOOL" flash img.img.xz small.out --no-bmap --no-create
+check "the small card was not grown, and was invalidated" \
+	"[ \$(stat -c %s small.out) = 4194304 ] && grep -q 'invalidated' err && cmp -s -n 1048576 small.out /dev/zero"
+expect_fail "no file is created under /dev" "no such device" -- "$TOOL" flash img.img /dev/rigor-test-no-card
+check "nothing appeared under /dev" "[ ! -e /dev/rigor-test-no-card ]"
+
+# --- after a write began, a failure leaves a card that cannot boot --------------------------
+cp img.img card.out
+# random data at the end, so a stream cut in half fails after the first chunks were written
+{ head -c 8M img.img; head -c 4M /dev/urandom; } | xz -T1 >late.img.xz
+head -c $(( $(stat -c %s late.img.xz) / 2 )) late.img.xz >trunc.late.img.xz
+expect_fail "truncated stream after writing: the card is invalidated" "truncated.*the card was invalidated (first and last MiB erased) so it cannot boot" -- \
+	"$TOOL" flash trunc.late.img.xz card.out --no-bmap --full
+check "first and last MiB are zeros" "cmp -s -n 1048576 card.out /dev/zero && tail -c 1048576 card.out | cmp -s -n 1048576 - /dev/zero"
+cp img.img card.out
+expect_fail "ENOSPC while writing (file system full) invalidates" "no space left.*invalidated" -- \
+	"$TOOL" flash img.img card.out --no-bmap --full --fault-write 5242880:28
+check "ENOSPC: first MiB zeros" "cmp -s -n 1048576 card.out /dev/zero"
+rm -f new.out
+expect_fail "a file created for the flash is removed when it fails" "the new file 'new.out' was removed" -- \
+	"$TOOL" flash bad.img.img.xz new.out --no-bmap
+check "no half-written new file left" "[ ! -e new.out ]"
+cp img.img card.out
+CARD_SHA=$(sha256sum card.out | cut -d' ' -f1)
+expect_fail "a failure before writing leaves the card as it was" "corrupt" -- "$TOOL" flash bad1.multi.xz card.out --bmap img.img.bmap --no-verify
+check "card byte-for-byte unchanged" "unchanged || ! grep -q invalidated err"
+# a file target replaced mid-flash: the image went to an inode the path no longer names
+cp img.img card.out
+"$TOOL" flash img.img card.out --no-bmap --full --fault-delay 300 >out.txt 2>err &
+pid=$!
+sleep 0.5
+cp img.img card.new && mv card.new card.out
+wait $pid
+rc=$?
+check "file target replaced mid-flash fails (no success)" "[ $rc != 0 ] && grep -q 'was replaced while it was being flashed' err && ! grep -q '^flashed' out.txt"
+
 # --- refusals ------------------------------------------------------------------------------
 mkdir adir
-expect_fail "directory target" "neither a block device" -- "$TOOL" flash img.img adir
+expect_fail "directory target" "is a directory, neither a block device" -- "$TOOL" flash img.img adir
 cp img.img ro.out && chmod 444 ro.out
 if [ "$(id -u)" != 0 ]; then
 	expect_fail "read-only target" "read-only" -- "$TOOL" flash img.img ro.out

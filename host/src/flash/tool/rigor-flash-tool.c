@@ -5,7 +5,7 @@
  *                    [--force] [--json] [--progress] [--threads N] [--timeout MS]
  *                    [--inject PART:SRC:DEST] [--append PART:SRC:DEST]
  *                    [--no-direct] [--fault-write OFF:ERRNO] [--fault-corrupt OFF]
- *                    [--fault-delay MS]
+ *                    [--fault-delay MS] [--no-create]
  *   rigor-flash-tool detect IMAGE
  *   rigor-flash-tool part list IMAGE [--json]
  *   rigor-flash-tool put IMAGE PART FILE DEST [--append]
@@ -35,7 +35,7 @@ static int usage(void)
 		"                        [--full] [--force] [--json] [--progress] [--threads N]\n"
 		"                        [--timeout MS] [--inject PART:SRC:DEST] [--append PART:SRC:DEST]\n"
 		"                        [--no-direct] [--fault-write OFF:ERRNO] [--fault-corrupt OFF]\n"
-		"                        [--fault-delay MS]\n"
+		"                        [--fault-delay MS] [--no-create]\n"
 		"       rigor-flash-tool detect IMAGE\n"
 		"       rigor-flash-tool part list IMAGE [--json]\n"
 		"       rigor-flash-tool put IMAGE PART FILE DEST [--append]\n"
@@ -99,6 +99,8 @@ static int cmd_flash(int argc, char **argv)
 			o.full = true;
 		else if (!strcmp(a, "--force"))
 			o.force = true;
+		else if (!strcmp(a, "--no-create"))
+			o.create = false;
 		else if (!strcmp(a, "--no-direct"))
 			o.no_direct = true;
 		else if (!strcmp(a, "--json"))
