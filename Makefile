@@ -53,8 +53,9 @@ include host/host.mk
 -include testcases/os/os.mk
 -include testcases/virtual/virtual.mk
 -include testcases/virtual/demo.mk
+-include testcases/soak/soak.mk
 
-.PHONY: all test check demo demo-sim bench install clean firmware
+.PHONY: all test check demo demo-sim bench install clean firmware soak
 all: $(BINS)
 
 test: $(BINS) $(TEST_DEPS)

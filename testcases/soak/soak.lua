@@ -146,7 +146,8 @@ local function sample_line(s)
 		parts[#parts + 1] = v and string.format("%s %d/%d", name, v.fd, v.rss)
 			or string.format("%s gone", name)
 	end
-	return "fd/RSS KiB: " .. table.concat(parts, ", ")
+	return string.format("fd/RSS KiB: %s (Lua heap %d KiB)", table.concat(parts, ", "),
+		collectgarbage("count") // 1)
 end
 
 -- one cycle ----------------------------------------------------------------------------
