@@ -456,6 +456,33 @@ static int c_hostname(lua_State *L)
 
 /* ---- JSON ---- */
 
+/* The json_t tree must not leak when to_json raises: it lives in a boxed userdata. */
+struct jbox {
+	json_t *j;
+};
+
+static int jbox_gc(lua_State *L)
+{
+	struct jbox *b = lua_touserdata(L, 1);
+
+	json_decref(b->j);
+	b->j = NULL;
+	return 0;
+}
+
+static struct jbox *push_jbox(lua_State *L)
+{
+	struct jbox *b = lua_newuserdatauv(L, sizeof(*b), 0);
+
+	b->j = NULL;
+	if (luaL_newmetatable(L, "rigor.jbox")) {
+		lua_pushcfunction(L, jbox_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);
+	return b;
+}
+
 static json_t *to_json(lua_State *L, int idx, int depth);
 
 static bool is_array(lua_State *L, int idx)
@@ -487,6 +514,7 @@ static json_t *to_json(lua_State *L, int idx, int depth)
 	idx = lua_absindex(L, idx);
 	if (depth > 64)
 		luaL_error(L, "json: nesting too deep (a cycle?)");
+	luaL_checkstack(L, 6, "json too deep");   /* box, key, value, key copy, is_array */
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL: return json_null();
 	case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
@@ -506,20 +534,22 @@ static json_t *to_json(lua_State *L, int idx, int depth)
 		if (!lua_touserdata(L, idx))
 			return json_null();
 		break;
-	case LUA_TTABLE:
+	case LUA_TTABLE: {
+		/* boxed while it fills: a raise further down must not leak what is built */
+		struct jbox *b = push_jbox(L);
+		json_t *c;
+
 		if (is_array(L, idx)) {
-			json_t *a = json_array();
 			lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
 
+			b->j = json_array();
 			for (lua_Integer i = 1; i <= n; i++) {
 				lua_rawgeti(L, idx, i);
-				json_array_append_new(a, to_json(L, -1, depth + 1));
+				json_array_append_new(b->j, to_json(L, -1, depth + 1));
 				lua_pop(L, 1);
 			}
-			return a;
 		} else {
-			json_t *o = json_object();
-
+			b->j = json_object();
 			lua_pushnil(L);
 			while (lua_next(L, idx)) {
 				const char *k;
@@ -527,43 +557,20 @@ static json_t *to_json(lua_State *L, int idx, int depth)
 				lua_pushvalue(L, -2);
 				k = lua_tostring(L, -1);
 				if (k)
-					json_object_set_new(o, k, to_json(L, -2, depth + 1));
+					json_object_set_new(b->j, k, to_json(L, -2, depth + 1));
 				lua_pop(L, 2);
 			}
-			return o;
 		}
+		c = b->j;
+		b->j = NULL;
+		lua_pop(L, 1);
+		return c;
+	}
 	default:
 		break;
 	}
 	luaL_error(L, "json: cannot encode a %s", luaL_typename(L, idx));
 	return NULL;
-}
-
-/* The json_t tree must not leak when to_json raises: it lives in a boxed userdata. */
-struct jbox {
-	json_t *j;
-};
-
-static int jbox_gc(lua_State *L)
-{
-	struct jbox *b = lua_touserdata(L, 1);
-
-	json_decref(b->j);
-	b->j = NULL;
-	return 0;
-}
-
-static struct jbox *push_jbox(lua_State *L)
-{
-	struct jbox *b = lua_newuserdatauv(L, sizeof(*b), 0);
-
-	b->j = NULL;
-	if (luaL_newmetatable(L, "rigor.jbox")) {
-		lua_pushcfunction(L, jbox_gc);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_setmetatable(L, -2);
-	return b;
 }
 
 static int c_json_encode(lua_State *L)
