@@ -54,8 +54,9 @@ include host/host.mk
 -include testcases/virtual/virtual.mk
 -include testcases/virtual/demo.mk
 -include testcases/soak/soak.mk
+-include host/fuzz.mk
 
-.PHONY: all test check demo demo-sim bench install clean firmware soak
+.PHONY: all test check demo demo-sim bench install clean firmware fuzz soak
 all: $(BINS)
 
 test: $(BINS) $(TEST_DEPS)

@@ -1,0 +1,1 @@
+rig { name = "x", button = sim { }, power = sim "s" }

@@ -1,0 +1,2 @@
+rig { name = "twice" }
+rig { name = "again" }

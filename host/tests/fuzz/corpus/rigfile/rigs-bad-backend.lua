@@ -1,0 +1,4 @@
+rig {
+  name = "bad-backend",
+  power = relay9000 { port = 1 },
+}

@@ -1,0 +1,4 @@
+rig {
+  name = "bad-role",
+  powr = sim {},
+}

@@ -1,0 +1,4 @@
+rig {
+  name = "bad-syntax"
+  power = sim {},
+}
