@@ -233,12 +233,15 @@ static int convert(lua_State *L, struct rig_desc *d, int line)
 				rig_desc_problem(d, line, "capabilities must be a list of strings");
 			} else {
 				lua_Integer n = luaL_len(L, -1);
+				bool bad = false;
 
-				for (lua_Integer i = 1; rc == 0 && i <= n; i++) {
+				/* stop at the first bad entry: # of a table with holes can be 2^40 */
+				for (lua_Integer i = 1; rc == 0 && !bad && i <= n; i++) {
 					lua_geti(L, -1, i);
-					if (lua_type(L, -1) != LUA_TSTRING)
-						rig_desc_problem(d, line, "capability %d must be a string",
-								 (int)i);
+					bad = lua_type(L, -1) != LUA_TSTRING;
+					if (bad)
+						rig_desc_problem(d, line, "capability %lld must be a string",
+								 (long long)i);
 					else
 						rc = rig_desc_add_cap(d, lua_tostring(L, -1), line);
 					lua_pop(L, 1);
