@@ -54,7 +54,8 @@ $(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG) $(BUILD)/librigflash.a
 	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(FLASH_LIB) $(HOST_PKG_LIBS) $(FLASH_LIBS) $(CMOCKA_LIBS) -lm -lpthread
 
 DEPFILES += $(HOST_TESTS:=.d)
-TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh host/tests/rigfw.sh host/tests/flash_rig.sh
+TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh host/tests/rigfw.sh host/tests/flash_rig.sh \
+	host/tests/faults/run.sh
 TEST_DEPS += $(HOST_TESTS)
 
 # The serial back-end over a pty: a preload shim that lets libserialport 0.1.1 open ptys

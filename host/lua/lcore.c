@@ -24,13 +24,14 @@
 #define RT_KEY "rigor.runtime"
 #define ARRAY_MT "rigor.array"
 
+/*
+ * The runtime hangs off the state's extra space (copied into every coroutine created
+ * later), not a registry lookup: the hook asks for it on every call.
+ */
 struct rigl_rt *rigl_rt(lua_State *L)
 {
-	struct rigl_rt *rt;
+	struct rigl_rt *rt = *(struct rigl_rt **)lua_getextraspace(L);
 
-	lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY);
-	rt = lua_touserdata(L, -1);
-	lua_pop(L, 1);
 	assert(rt);
 	return rt;
 }
@@ -685,7 +686,8 @@ void rigl_setup(lua_State *L, struct rig_ctx *ctx, const char *luadir, volatile 
 	memset(rt, 0, sizeof(*rt));
 	rt->ctx = ctx;
 	rt->sig = sig;
-	lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
+	*(struct rigl_rt **)lua_getextraspace(L) = rt;
+	lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);   /* keeps it alive */
 	luaL_openlibs(L);
 	luaL_newmetatable(L, "rigor.error");
 	lua_pushcfunction(L, err_tostring);

@@ -17,6 +17,8 @@ M.EXIT_FAIL = 1
 M.EXIT_USAGE = 2
 M.EXIT_INFRA = 3
 M.EXIT_SIGINT = 130
+-- How long the top level of one testcase file may run when it is loaded.
+M.LOAD_TIMEOUT_MS = 10000
 M.EXIT_SIGTERM = 143
 
 local REPORTERS = { "human", "tap", "junit", "json" }
@@ -161,10 +163,22 @@ local function load_files(files, errs)
 		if not chunk then
 			errs[#errs + 1] = string.format("cannot load '%s': %s", path, lerr)
 		else
-			local ok, ret = xpcall(chunk, debug.traceback)
+			-- top-level code of a suite file runs under a deadline too: an endless loop
+			-- there must not hang `rigor run` or `rigor list`
+			local ret
+			local info = protected(core.now_ms() + M.LOAD_TIMEOUT_MS, function()
+				ret = chunk()
+			end)
 			local got = T._take_registered()
-			if not ok then
-				errs[#errs + 1] = string.format("error loading '%s': %s", path, tostring(ret))
+			if info then
+				local msg = info.message
+				if info.abort == "timeout" then
+					msg = string.format("did not finish within %d ms (an endless loop at the top "
+						.. "level?)%s", M.LOAD_TIMEOUT_MS, info.where and " at " .. info.where or "")
+				elseif info.traceback and info.kind == "error" then
+					msg = msg .. "\n" .. info.traceback
+				end
+				errs[#errs + 1] = string.format("error loading '%s': %s", path, tostring(msg))
 			else
 				local seen = {}
 				for _, s in ipairs(got) do

@@ -217,6 +217,14 @@ function M.open_report(kind, label, path, run, mt)
 		return nil, "reporters." .. kind .. " must be a file path"
 	end
 	require("rigor.core").mkdir_p(M.dirname(path))
+	local probe = io.open(path, "r")
+	if probe then
+		local _, _, code = probe:read(0)
+		probe:close()
+		if code == 21 then   -- EISDIR
+			return nil, string.format("cannot write %s report: '%s' is a directory", label, path)
+		end
+	end
 	local tmp = path .. ".tmp"
 	local f, err = io.open(tmp, "w")
 	if not f then

@@ -34,8 +34,12 @@ fault_reports() {
 	xmllint --noout "$d/junit.xml" 2>/dev/null || echo "junit.xml does not parse"
 	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$d/results.json" 2>/dev/null ||
 		echo "results.json does not parse"
+	# Debian 12's TAP::Parser (3.44) predates TAP 14: parse the stream as version 13, which
+	# reads the same top-level test points and plan.
 	perl -MTAP::Parser -e '
-		my $p = TAP::Parser->new({ source => $ARGV[0] });
+		local $/; open(my $f, "<", $ARGV[0]) or exit 1; my $t = <$f>;
+		$t =~ s/\ATAP version 14\n/TAP version 13\n/;
+		my $p = TAP::Parser->new({ tap => $t });
 		1 while $p->next;
 		exit(($p->parse_errors || !defined $p->plan) ? 1 : 0)' "$d/results.tap" ||
 		echo "results.tap does not parse"
