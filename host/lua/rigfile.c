@@ -22,6 +22,7 @@
  */
 #define RIGFILE_BUDGET_MS 3000
 #define RIGFILE_MEM_MAX (64u << 20)
+#define RIGFILE_MAX_BUTTONS 256
 
 struct budget {
 	struct rig_ctx *ctx;
@@ -248,8 +249,17 @@ static int convert(lua_State *L, struct rig_desc *d, int line)
 				}
 			}
 		} else if (!strcmp(k, "button") && lua_istable(L, -1) && !is_backend(L, -1)) {
+			int nb = 0;
+
 			lua_pushnil(L);
 			while (rc == 0 && lua_next(L, -2)) {
+				if (++nb > RIGFILE_MAX_BUTTONS) {
+					/* validation compares every pair: 60000 took 11 s */
+					rig_desc_problem(d, line, "more than %d buttons",
+							 RIGFILE_MAX_BUTTONS);
+					lua_pop(L, 2);
+					break;
+				}
 				if (lua_type(L, -2) != LUA_TSTRING || !is_backend(L, -1))
 					rig_desc_problem(d, line,
 							 "button entries must be name = backend { ... }");
