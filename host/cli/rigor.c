@@ -34,7 +34,7 @@ static const struct cmd commands[] = {
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
 	{ "flash", cmd_flash,
-	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--json] [--target PATH --force]",
+	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--json] [--target PATH --force [--create]]",
 	  "write an OS image to the rig's SD card, verified",
 	  "The DUT is switched off and the card muxed to the host first; afterwards the card\n"
 	  "stays on the host. Formats by content: raw, gzip, xz, zstd, bzip2, zip.\n"
@@ -43,7 +43,11 @@ static const struct cmd commands[] = {
 	  "  --full            write every mapped block (default: skip blocks already right)\n"
 	  "  --inject P:S:D    copy local file S to D in partition P (index or label) after flashing\n"
 	  "  --target PATH --force  flash PATH directly, without the rig or its interlock\n"
-	  "Progress on stderr (a bar on a terminal, plain lines otherwise); --json prints stats." },
+	  "  --create          make PATH as a new image file for --target (never under /dev)\n"
+	  "Progress on stderr (a bar on a terminal, plain lines otherwise); --json prints stats.\n"
+	  "Exit 2 for a bad image, bmap or target (corrupt data included), 3 for a rig or\n"
+	  "infrastructure failure, 128+signal when interrupted. A flash that fails after writing\n"
+	  "began erases the card's first and last MiB, so a half-written card never boots." },
 	{ "power", cmd_power, "power on|off|cycle|status [--off-ms MS] [--json]", "switch or show DUT power",
 	  "  cycle             off, wait max(--off-ms, the rig's min_off_ms), on\n"
 	  "  status            on/off, with mV and mA when the back-end measures\n"
@@ -258,7 +262,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nThe rig is --rig, else $RIGOR_RIG, else 'sim'. 'rigor COMMAND --help' for details;\n"
 		   "exit status: 0 passed, 1 test failures, 2 usage or configuration error,\n"
-		   "3 infrastructure error, 130/143 interrupted. See rigor(1).\n");
+		   "3 infrastructure error, 128+N interrupted by signal N (129 SIGHUP, 130 SIGINT,\n"
+		   "131 SIGQUIT, 143 SIGTERM). See rigor(1).\n");
 }
 
 int main(int argc, char **argv)
