@@ -55,7 +55,8 @@ local DIR = os.getenv("RIGOR_VIRTUAL_DIR") or "/tmp/rigor-virtual"
 --   come from the heap, and stay there, from cycle 2 on. rigor's Lua heap is collected before each sample, but glibc keeps freed pages of
 --   the flash engine's buffers and thread arenas (the arenas' high-water marks move with
 --   thread scheduling: a few MiB); sanitizer builds keep a quarantine of freed memory
---   (ASAN_OPTIONS quarantine_size_mb, set to 16 by soak.sh) and shadow pages. rigfw-sim
+--   (ASAN_OPTIONS quarantine_size_mb=4, set by soak.sh, which adds SOAK_SAN_SLACK_KIB for
+--   it and the shadow pages to rigor and rigfw-sim). rigfw-sim
 --   has no heap: only stdio and page-cache noise. The Python emulators allocate per
 --   request and per poll; their allocator keeps arenas.
 local SLACK = {
@@ -64,6 +65,10 @@ local SLACK = {
 	["rigor-backend"] = { fd = 2, rss = 2048 },
 	["rigor-vboard"] = { fd = 2, rss = 2048 },
 }
+-- sanitizer builds (soak.sh sets it): the ASan quarantine and its shadow pages
+local SAN_SLACK = envint("SOAK_SAN_SLACK_KIB", 0)
+SLACK.rigor.rss = SLACK.rigor.rss + SAN_SLACK
+SLACK["rigfw-sim"].rss = SLACK["rigfw-sim"].rss + SAN_SLACK
 local WATCH = { "rigor", "rigfw-sim", "rigor-backend", "rigor-vboard" }
 local PIDFILE = { ["rigfw-sim"] = "sim.pid", ["rigor-backend"] = "backend.pid",
 	["rigor-vboard"] = "vboard.pid" }

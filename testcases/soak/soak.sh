@@ -91,6 +91,18 @@ rm -rf "$SOAK_DIR" && mkdir -p "$SOAK_DIR" || skip_or_fail "cannot create $SOAK_
 SOAK_DIR=$(cd "$SOAK_DIR" && pwd)
 R=$SOAK_DIR/rig
 
+# A sanitizer build keeps freed memory in a quarantine (256 MiB by default) before reusing
+# it: RSS grows until it is full, also in rigfw-sim, whose only allocations are stdio's
+# for its state file. Exported before the rig starts so that rigfw-sim gets it too: a
+# 4 MiB quarantine still catches use-after-free of recent frees, and soak.lua adds it to
+# the RSS slack of the sanitized processes (rigor, rigfw-sim). No effect on other builds.
+SAN_QUARANTINE_MB=4
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=$SAN_QUARANTINE_MB"
+if ldd "$RIGOR" 2>/dev/null | grep -q libasan; then
+	export SOAK_SAN_SLACK_KIB=$((SAN_QUARANTINE_MB * 1024 + 1024))   # + shadow pages
+	say "soak: sanitizer build: RSS slack of rigor and rigfw-sim +$SOAK_SAN_SLACK_KIB KiB"
+fi
+
 if ! scripts/virtual-rig start "$R" >"$SOAK_DIR/start.out" 2>&1; then
 	started=1
 	sed 's/^/# /' "$SOAK_DIR/start.out"
@@ -102,9 +114,6 @@ started=1
 port=$(cat "$R/api.port" 2>/dev/null)
 say "$(cat "$SOAK_DIR/start.out")"
 
-# The sanitizer build's quarantine of freed memory would otherwise grow RSS up to 256 MiB;
-# a small one still catches use-after-free of recent frees. No effect on other builds.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
 # glibc raises its mmap threshold after the first large free, and from then on keeps the
 # flash engine's 4 MiB buffers on the heap: RSS then swings by tens of MiB from cycle to
 # cycle with no leak. A fixed threshold maps and unmaps them every time, so RSS follows
