@@ -163,6 +163,24 @@ mkdir -p "$T/adir.xml"
 F_RIG=$RIG fault "a report path that is a directory" 2 "cannot write JSON report" \
 	"$RIGOR" --rig "$RIG" run --json "$T/adir.xml" "$T/fine.lua"
 
+# ---- reports ----
+TMO=30000 suite rmrep "os.execute('rm -rf $T/rmrep')"
+F_RIG=$RIG fault "the report directory vanishes mid-run: exit 3, not a pass" 3 \
+	"cannot write '.*rmrep/junit.xml'" $(R rmrep "$T/rmrep.lua")
+TMO=30000 suite killed 'require("rigor.core").sleep(30000)'
+mkdir -p "$T/killed"
+for f in junit.xml results.json results.tap; do echo stale >"$T/killed/$f"; done
+F_SUCCESS_RE=NONE fault "SIGKILL mid-run: exit 137" 137 "" "$SIG" KILL 1 \
+	$RIGOR --rig $RIG run --junit $T/killed/junit.xml --json $T/killed/results.json \
+	--tap $T/killed/results.tap "$T/killed.lua"
+if ls "$T/killed" | grep -Eq '^(junit.xml|results.json|results.tap)$'; then
+	nok "a killed run leaves no report, not the stale one of an earlier run"
+else
+	ok "a killed run leaves no report, not the stale one of an earlier run"
+fi
+"$RIGOR" --rig "$RIG" power off >/dev/null 2>&1 ||
+	echo "# the lock of the killed run was not released"
+
 # ---- signals during runs (to the whole process group, as a terminal sends them) ----
 TMO=30000 suite sexe 'os.execute("sleep 30")'
 F_RIG=$RIG F_REPORTS=$T/sint fault "SIGINT while a case runs a command: exit 130, not a pass" 130 \
@@ -225,10 +243,19 @@ F_RIG=$RIG F_SUCCESS_RE=NONE fault "os.exit(5) in rigor lua exits 5 after cleanu
 
 # ---- locks and concurrency ----
 printf 'assert(rig.power:off())\nrequire("rigor.core").sleep(3000)\n' >"$T/hold.lua"
+# hold: start a 3 s holder of the rig and return once it holds the lock (a loaded machine
+# may take long to start it; the contender must come second)
+cat >"$T/hold.sh" <<EOF
+'$RIGOR' --rig '$RIG' lua '$T/hold.lua' &
+i=0
+until '$RIGOR' --rig '$RIG' who | grep -q 'held by'; do
+	i=\$((i + 1)); [ \$i -gt 200 ] && break; sleep 0.02
+done
+EOF
 F_RIG=$RIG fault "a second run on a held rig is refused busy" 3 "busy|held by" \
-	sh -c "'$RIGOR' --rig '$RIG' lua '$T/hold.lua' & sleep 0.7; $(R busy "$T/fine.lua"); rc=\$?; wait; exit \$rc"
+	sh -c ". '$T/hold.sh'; $(R busy "$T/fine.lua"); rc=\$?; wait; exit \$rc"
 F_RIG=$RIG fault "SIGTERM while waiting for the lock" 143 "interrupted" \
-	sh -c "'$RIGOR' --rig '$RIG' lua '$T/hold.lua' & sleep 0.5; '$SIG' TERM 1 '$RIGOR' --rig '$RIG' --wait 30 run '$T/fine.lua'; rc=\$?; wait; exit \$rc"
+	sh -c ". '$T/hold.sh'; '$SIG' TERM 1 '$RIGOR' --rig '$RIG' --wait 30 run '$T/fine.lua'; rc=\$?; wait; exit \$rc"
 
 fault_done
 tap_done
