@@ -7,6 +7,8 @@
 #   json     rigor.core json_decode/json_encode    host/lua/lcore.c (jansson)
 #   balena   rigor.balena over http.json, fake     lua/rigor/balena.lua, lhttp.c json_src,
 #            request returning the input                 lcore.c
+#   http     raw HTTP responses from a loopback    host/src/http.c callbacks, lhttp.c,
+#            server to rigor.http.request/json     libcurl
 #   expect   console:expect/read over a fake       host/lua/lrig.c, host/src/rig.c buffer
 #            console delivering the input in chunks
 #
@@ -23,7 +25,7 @@
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS_ALL := bmap part rigfile json balena expect
+FUZZ_TARGETS_ALL := bmap part rigfile json balena http expect
 FUZZ_TARGETS ?= $(FUZZ_TARGETS_ALL)
 FUZZ_OUT := $(BUILD)/fuzz
 

@@ -9,7 +9,7 @@ set -eu
 C=host/tests/fuzz/corpus
 T=$(mktemp -d /tmp/rigor-seeds-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-targets=${*:-bmap part rigfile json balena expect}
+targets=${*:-bmap part rigfile json balena http expect}
 
 clean() { mkdir -p "$C/$1"; find "$C/$1" -type f ! -name 'regress-*' -delete; }
 
@@ -185,6 +185,18 @@ seeds_balena() {
 	{ printf '\012'; rec '\002\000' 'plain text body'; } >"$C/balena/call-text"
 	{ printf '\012'; rec '\000\000' '   '; } >"$C/balena/call-blank-json"
 	{ printf '\012'; rec '\000\000' '{"broken":'; } >"$C/balena/call-bad-json"
+}
+
+# http: <flags> then the raw response (flags bit 0: through http.json)
+seeds_http() {
+	clean http
+	{ printf '\001'; printf 'HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 27\r\nX-Dup: a\r\nx-dup:  b \r\n\r\n{"d":[{"is_online":true}]}\n'; } >"$C/http/json-200"
+	{ printf '\000'; printf 'HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nNot Found'; } >"$C/http/text-404-close"
+	{ printf '\001'; printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n5\r\n{"a":\r\n3\r\n12}\r\n0\r\nX-Trailer: t\r\n\r\n'; } >"$C/http/chunked-trailer"
+	{ printf '\000'; printf 'HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\nRetry-After: 3\r\n\r\nok'; } >"$C/http/continue-201"
+	{ printf '\001'; printf 'HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 120\r\n\r\n{"error":"busy"'; } >"$C/http/503-bad-json"
+	{ printf '\000'; printf 'HTTP/1.1 204 No Content\r\n:empty-name\r\nNoColon\r\n\tFolded: x\r\nA: \t \r\n\r\n'; } >"$C/http/odd-headers"
+	{ printf '\000'; printf 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort'; } >"$C/http/short-body"
 }
 
 # expect: <nops> then <op> <len> <pattern>, then chunks <len> <repeat> <bytes> (see
