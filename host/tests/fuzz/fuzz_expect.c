@@ -7,7 +7,7 @@
  * fake clock (--wrap=rig_now_ms) moves only when the console waits, so a run is
  * deterministic and never sleeps.
  *
- * Input: <nops> then nops times <op> <len> <pattern bytes>, then the console stream as
+ * Input: <n> then (n % 4 + 1) times <op> <len> <pattern bytes>, then the console stream as
  * chunks <len> <repeat> <bytes>; a chunk is delivered (repeat < 128 ? repeat + 1 :
  * (repeat - 127) * 64) times, as many times in one read as fit, up to 320 KiB in all, so
  * the buffer trim (at 256 KiB) is reached.

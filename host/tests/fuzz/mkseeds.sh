@@ -199,24 +199,24 @@ seeds_http() {
 	{ printf '\000'; printf 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort'; } >"$C/http/short-body"
 }
 
-# expect: <nops> then <op> <len> <pattern>, then chunks <len> <repeat> <bytes> (see
+# expect: <nops - 1> then <op> <len> <pattern>, then chunks <len> <repeat> <bytes> (see
 # fuzz_expect.c). op: 0 expect, 1 plain, 2 read, 3 clear; + 4 * timeout index.
 op() { printf '%b' "$1"; printf "\\$(printf %03o ${#2})"; printf '%s' "$2"; }
 chunk() { printf "\\$(printf %03o ${#2})"; printf '%b' "$1"; printf '%s' "$2"; }
 seeds_expect() {
 	clean expect
-	{ printf '\001'; op '\004' 'login:'; chunk '\000' 'U-Boot 2023.01'; chunk '\000' "
+	{ printf '\000'; op '\004' 'login:'; chunk '\000' 'U-Boot 2023.01'; chunk '\000' "
 Starting kernel ...
 "; chunk '\000' 'rigor-sim login: '; } >"$C/expect/login"
-	{ printf '\002'; op '\005' '# '; op '\010' 'balenaOS (%d+)%.(%d+)'; chunk '\000' 'root@dut:~# '; chunk '\000' 'cat /etc/os-release
+	{ printf '\001'; op '\005' '# '; op '\010' 'balenaOS (%d+)%.(%d+)'; chunk '\000' 'root@dut:~# '; chunk '\000' 'cat /etc/os-release
 balenaOS 5.3'; chunk '\000' '.10
 '; } >"$C/expect/captures"
-	{ printf '\003'; op '\002' ''; op '\003' ''; op '\000' '()x'; chunk '\000' 'abc'; chunk '\001' 'x'; } >"$C/expect/read-clear"
-	{ printf '\001'; op '\004' 'never'; chunk '\377' 'noise noise noise noise noise noise noise noise noise noise noise noise
+	{ printf '\002'; op '\002' ''; op '\003' ''; op '\000' '()x'; chunk '\000' 'abc'; chunk '\001' 'x'; } >"$C/expect/read-clear"
+	{ printf '\000'; op '\004' 'never'; chunk '\377' 'noise noise noise noise noise noise noise noise noise noise noise noise
 '; } >"$C/expect/big-timeout"
-	{ printf '\001'; op '\005' 'end'; chunk '\377' 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'; chunk '\000' 'end'; } >"$C/expect/trim-then-match"
-	{ printf '\001'; op '\000' '[a-'; chunk '\000' 'a'; } >"$C/expect/bad-pattern"
-	{ printf '\001'; op '\014' 'x'; } >"$C/expect/forever-dry"
+	{ printf '\000'; op '\005' 'end'; chunk '\377' 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'; chunk '\000' 'end'; } >"$C/expect/trim-then-match"
+	{ printf '\000'; op '\000' '[a-'; chunk '\000' 'a'; } >"$C/expect/bad-pattern"
+	{ printf '\000'; op '\014' 'x'; } >"$C/expect/forever-dry"
 }
 
 for t in $targets; do "seeds_$t"; done
