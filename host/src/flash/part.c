@@ -172,8 +172,9 @@ static int parse_gpt(int fd, uint64_t disk, const char *path, struct rig_part_ta
 	elba = le64(h + 72);
 	nent = le32(h + 80);
 	esz = le32(h + 84);
+	/* last < size / ss, so no LBA below it overflows when turned into bytes */
 	if (esz < 128 || esz > 4096 || nent > 1024 || first > last ||
-	    (disk && (last + 1) * ss > disk))
+	    last >= (disk ? disk : UINT64_MAX) / ss)
 		return fl_err_set(e, -EINVAL, "'%s': implausible GPT header (entries %u x %u, "
 				  "usable LBA %" PRIu64 "-%" PRIu64 ")", path, nent, esz, first,
 				  last);
