@@ -47,15 +47,20 @@ const char *rigl_sig_name(int sig)
 }
 #define sig_name rigl_sig_name
 
-/* Raise { rigor_abort = kind, message = msg }, printable through __tostring. */
-int rigl_abort(lua_State *L, const char *kind, const char *msg)
+/* Push { rigor_abort = kind, message = msg }, printable through __tostring. */
+static void push_abort(lua_State *L, const char *kind, const char *msg)
 {
-	lua_createtable(L, 0, 2);
+	lua_createtable(L, 0, 3);
 	lua_pushstring(L, kind);
 	lua_setfield(L, -2, "rigor_abort");
 	lua_pushstring(L, msg);
 	lua_setfield(L, -2, "message");
 	luaL_setmetatable(L, "rigor.error");
+}
+
+int rigl_abort(lua_State *L, const char *kind, const char *msg)
+{
+	push_abort(L, kind, msg);
 	return lua_error(L);
 }
 
@@ -215,14 +220,9 @@ static int c_exit(lua_State *L)
 	snprintf(msg, sizeof(msg),
 		 "os.exit(%d) called: a script ends by returning or raising an error, so that "
 		 "cleanup runs and the reports are written", code);
-	lua_createtable(L, 0, 3);
-	lua_pushliteral(L, "exit");
-	lua_setfield(L, -2, "rigor_abort");
-	lua_pushstring(L, msg);
-	lua_setfield(L, -2, "message");
+	push_abort(L, "exit", msg);
 	lua_pushinteger(L, code);
 	lua_setfield(L, -2, "exit_code");
-	luaL_setmetatable(L, "rigor.error");
 	return lua_error(L);
 }
 
