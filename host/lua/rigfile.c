@@ -260,7 +260,9 @@ static int convert(lua_State *L, struct rig_desc *d, int line)
 					lua_pop(L, 2);
 					break;
 				}
-				if (lua_type(L, -2) != LUA_TSTRING || !is_backend(L, -1))
+				/* a NUL in a name would cut it short: "\0a" and "\0b" both named "" */
+				if (lua_type(L, -2) != LUA_TSTRING || !is_backend(L, -1) ||
+				    strlen(lua_tostring(L, -2)) != lua_rawlen(L, -2))
 					rig_desc_problem(d, line,
 							 "button entries must be name = backend { ... }");
 				else
