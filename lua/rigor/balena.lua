@@ -200,13 +200,16 @@ function Client:fleet(slug)
 			{ "$select", M.FLEET_FIELDS } }
 	end
 	local r, msg, code = self:call("GET", path)
-	if not r then return nil, msg, code end
+	if r == nil then return nil, msg, code end
 	local d = type(r) == "table" and r.d
 	if type(d) ~= "table" then
 		return nil, "balena: unexpected answer to GET " .. path, "RIG_E_PROTO"
 	end
 	if not d[1] then
 		return nil, "balena: no fleet " .. tostring(slug), "RIG_E_NOENT"
+	end
+	if type(d[1]) ~= "table" then
+		return nil, "balena: unexpected answer to GET " .. path, "RIG_E_PROTO"
 	end
 	return d[1]
 end
@@ -230,7 +233,7 @@ function Client:download_config(opts)
 		developmentMode = opts.developmentMode, network = opts.network }
 	for k, v in pairs(opts.options or {}) do body[k] = v end
 	local cfg, msg, code = self:call("POST", "/download-config", body)
-	if not cfg then return nil, msg, code end
+	if cfg == nil then return nil, msg, code end
 	if type(cfg) ~= "table" then
 		return nil, "balena: /download-config did not return JSON", "RIG_E_PROTO"
 	end
@@ -251,7 +254,7 @@ function Client:register(opts)
 		application = opts.fleet_id, device_type = opts.device_type,
 		uuid = opts.uuid or M.uuid(), api_key = opts.api_key,
 	}, opts.provisioning_key)
-	if not dev then return nil, msg, code end
+	if dev == nil then return nil, msg, code end
 	if type(dev) ~= "table" then
 		return nil, "balena: /device/register did not return JSON", "RIG_E_PROTO"
 	end
@@ -265,13 +268,16 @@ function Client:device(uuid, select)
 		{ "$filter", "uuid eq " .. odata_string(uuid) },
 		{ "$select", select or M.DEVICE_FIELDS } }
 	local r, msg, code = self:call("GET", path)
-	if not r then return nil, msg, code end
+	if r == nil then return nil, msg, code end
 	local d = type(r) == "table" and r.d
 	if type(d) ~= "table" then
 		return nil, "balena: unexpected answer to GET /v7/device", "RIG_E_PROTO"
 	end
 	if not d[1] then
 		return nil, "balena: no device " .. uuid, "RIG_E_NOENT"
+	end
+	if type(d[1]) ~= "table" then
+		return nil, "balena: unexpected answer to GET /v7/device", "RIG_E_PROTO"
 	end
 	local dev = {}
 	for k, v in pairs(d[1]) do dev[k] = nonnull(v) end
