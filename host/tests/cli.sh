@@ -89,7 +89,9 @@ $RIGOR sdmux dut >/dev/null 2>&1
 $RIGOR power on >/dev/null 2>&1
 run 0 "console shows the boot" $RIGOR console --timeout 1 --log $T/console.log
 has "$T/out" "login: " "console reached the login prompt"
-if grep -q "console: boot: reading boot partition" $T/console.log; then ok "console log written"; else nok "console log written"; fi
+# The sim board's early lines depend on how long after power-on the console attaches (slow
+# under the sanitizers); the login prompt is its last line and is always there.
+if grep -q "console: .*login: " $T/console.log; then ok "console log written"; else nok "console log written"; fi
 
 # interactive: a terminal (script(1) provides one), keystrokes reach the DUT, Ctrl-] quits
 (sleep 1; printf 'echo tty-ok\r'; sleep 0.5; printf '\035') |
