@@ -92,7 +92,8 @@ static const char driver[] =
 	"  assert(type(k) == 'string' and type(v) == 'string', 'header types')\n"
 	"  assert(k == k:lower(), 'header name not lower case: ' .. k)\n"
 	"  -- repeats are joined with ', ' (an empty repeat leaves the separator at the end)\n"
-	"  local last = v:gsub(', $', '')\n"
+	"  local last, n = v, 1\n"
+	"  while n > 0 do last, n = last:gsub(', $', '') end\n"
 	"  assert(not v:find('^[ \\t]') and not last:find('[ \\t\\r\\n]$'), 'header value not trimmed: ' .. v)\n"
 	"end\n"
 	"if use_json and r.json_error then assert(type(r.json_error) == 'string') end\n";
