@@ -121,6 +121,8 @@ H.test("JUnit", function()
 		"counts, escaping, CDATA split, invalid bytes shown as \\xNN, log in system-out")
 	H.ok(not xml:find("\27", 1, true) and not xml:find("\0", 1, true) and utf8.len(xml),
 		"no control characters, valid UTF-8")
+	H.ok(xml:find("</testcase>\n    <system%-out><!%[CDATA%[[^\n]*runner: suite 'power & <mux>' "
+		.. "before_all") ~= nil, "the suite log (before_all) is the testsuite's system-out", xml)
 end)
 
 H.test("JSON", function()

@@ -1,7 +1,8 @@
 -- SPDX-License-Identifier: MIT
 -- rigor.report.junit: JUnit XML (the dialect GitLab and Jenkins read), written at the end of
 -- the run. Schema: lua/schema/junit.xsd. Each testcase's <system-out> holds its log file
--- (rig events, console bytes, runner lines), made XML-safe by rigor.util.xml_cdata.
+-- (rig events, console bytes, runner lines), and each testsuite's <system-out> its suite log
+-- (before_all/after_all), made XML-safe by rigor.util.xml_cdata.
 
 local util = require "rigor.util"
 
@@ -106,6 +107,12 @@ function M.render(run)
 				w("      <system-out>" .. util.xml_cdata(log) .. "</system-out>\n")
 			end
 			w("    </testcase>\n")
+		end
+		-- the suite's own log: what before_all/after_all did (a flash, provisioning), which
+		-- no case's log holds, so CI shows the setup too
+		local slog = s.log and util.read_tail(s.log, M.MAX_LOG)
+		if slog and slog ~= "" then
+			w("    <system-out>" .. util.xml_cdata(slog) .. "</system-out>\n")
 		end
 		w("  </testsuite>\n")
 	end
