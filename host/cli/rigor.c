@@ -3,6 +3,7 @@
  * rigor: main(), the command table, the options every command shares, and the helpers
  * that turn library results into messages and exit codes.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -18,12 +19,13 @@ volatile sig_atomic_t cli_signal;
 
 static const struct cmd commands[] = {
 	{ "run", cmd_run,
-	  "run [--case PATTERN] [--tag TAG] [--junit F] [--tap F] [--json F] [--artifacts DIR] [-q] FILE|DIR...",
+	  "run [--case PATTERN] [--tag TAG] [--junit F] [--tap F [--tap-version 13|14]] [--json F] [--artifacts DIR] [-q] FILE|DIR...",
 	  "run test suites on the rig and write reports",
 	  "  FILE|DIR          suite files, or directories of *.lua suites (sorted)\n"
 	  "  --case PATTERN    run only cases whose 'suite/case' name matches (Lua pattern or substring)\n"
 	  "  --tag TAG         run only cases with TAG; '!TAG' excludes; may repeat\n"
 	  "  --junit F         write JUnit XML;  --tap F  TAP 14;  --json F  JSON\n"
+	  "  --tap-version 13  write TAP 13 (Debian 12's prove rejects 14)\n"
 	  "  --artifacts DIR   one log per case (rig events + console); default ./rigor-artifacts\n"
 	  "  -q, --quiet       no live human report on stdout\n"
 	  "After every case and at the end the rig is put in its safe state (DUT off).\n"
@@ -163,12 +165,19 @@ const char *const *cli_rig_dirs(void)
 	return dirs;
 }
 
+/* A --rig argument with a '/' or a .lua suffix names a file; anything else is a rig name. */
+static bool rig_arg_is_path(const char *arg)
+{
+	size_t n = strlen(arg);
+
+	return strchr(arg, '/') || (n > 4 && !strcmp(arg + n - 4, ".lua"));
+}
+
 int cli_rig_path(const char *arg, char *buf, size_t len)
 {
 	const char *const *dirs = cli_rig_dirs();
-	size_t n = strlen(arg);
 
-	if (strchr(arg, '/') || (n > 4 && !strcmp(arg + n - 4, ".lua"))) {
+	if (rig_arg_is_path(arg)) {
 		snprintf(buf, len, "%s", arg);
 		return access(buf, R_OK) == 0 ? 0 : RIG_E_NOENT;
 	}
@@ -180,15 +189,51 @@ int cli_rig_path(const char *arg, char *buf, size_t len)
 	return RIG_E_NOENT;
 }
 
+/*
+ * A file named on the command line is missing or unreadable. The usual cause is a path
+ * relative to the source tree typed elsewhere ("rigs/virtual.lua" from $HOME), so say which
+ * directory it was relative to and point at a rig of the same base name on the rig path.
+ */
+static void report_rig_file(const char *arg)
+{
+	const char *const *dirs = cli_rig_dirs();
+	const char *base = strrchr(arg, '/') ? strrchr(arg, '/') + 1 : arg;
+	size_t n = strlen(base);
+	char cwd[4096], where[4200] = "", found[4096] = "";
+	int err = access(arg, R_OK) == 0 ? 0 : errno;
+
+	if (err && err != ENOENT) {
+		cli_error("cannot read rig file '%s': %s", arg, strerror(err));
+		return;
+	}
+	if (n > 4 && !strcmp(base + n - 4, ".lua"))
+		n -= 4;
+	for (size_t i = 0; n && dirs[i] && !*found; i++) {
+		snprintf(found, sizeof(found), "%s/%.*s.lua", dirs[i], (int)n, base);
+		if (access(found, R_OK) != 0)
+			*found = 0;
+	}
+	if (arg[0] != '/' && getcwd(cwd, sizeof(cwd)))
+		snprintf(where, sizeof(where), " (relative to %s)", cwd);
+	if (*found)
+		cli_error("rig file '%s' does not exist%s; did you mean --rig %.*s (%s)?", arg, where,
+			  (int)n, base, found);
+	else
+		cli_error("rig file '%s' does not exist%s (see 'rigor list rigs')", arg, where);
+}
+
 int cli_load_desc(struct cli *c)
 {
 	char path[4096];
 	int rc;
 
 	if (cli_rig_path(c->rig_arg, path, sizeof(path)) < 0) {
-		cli_error("no rig '%s': not a readable file, and no %s.lua in $RIGOR_RIG_PATH, ./rigs, "
-			  "%s or %s (see 'rigor list rigs')",
-			  c->rig_arg, c->rig_arg, RIGOR_SRC_RIGS, RIGOR_INSTALL_RIGS);
+		if (rig_arg_is_path(c->rig_arg))
+			report_rig_file(c->rig_arg);
+		else
+			cli_error("no rig '%s': no %s.lua in $RIGOR_RIG_PATH, ./rigs, %s or %s "
+				  "(see 'rigor list rigs')",
+				  c->rig_arg, c->rig_arg, RIGOR_SRC_RIGS, RIGOR_INSTALL_RIGS);
 		return EXIT_USAGE;
 	}
 	rc = rigl_load_rigfile(c->ctx, path, &c->desc);

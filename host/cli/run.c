@@ -150,7 +150,16 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		}
 		if (matched)
 			continue;
-		if (!strcmp(argv[i], "--case") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--tap-version")) {
+			/* 13 for harnesses older than Test::Harness 3.48 (Debian 12's prove) */
+			if (i + 1 >= argc || (strcmp(argv[i + 1], "13") && strcmp(argv[i + 1], "14"))) {
+				cli_error("run: --tap-version takes 13 or 14");
+				lua_close(L);
+				return EXIT_USAGE;
+			}
+			lua_pushinteger(L, atoi(argv[++i]));
+			lua_setfield(L, -4, "tap_version");   /* args.reporters */
+		} else if (!strcmp(argv[i], "--case") && i + 1 < argc) {
 			case_pat = argv[++i];
 		} else if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
 			lua_pushstring(L, argv[++i]);

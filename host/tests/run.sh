@@ -19,6 +19,12 @@ sed -n 's/^\(not \)\{0,1\}ok [0-9]* - /&lua: /p' "$T/lua.tap" | while read -r li
 if [ $rc = 0 ] && ! grep -q '^not ok' "$T/lua.tap"; then ok "Lua binding tests ($(grep -c '^ok' "$T/lua.tap") checks)"; else cp "$T/lua.tap" "$T/out"; nok "Lua binding tests"; fi
 
 run 0 "passing suite" $RIGOR run testcases/sim.lua --artifacts $T/a0
+# Debian 12's prove (Test::Harness 3.44) rejects TAP 14; --tap-version 13 is what it reads
+run 0 "--tap-version 13" $RIGOR run testcases/sim.lua --tap $T/t13.tap --tap-version 13 --artifacts $T/a13
+has "$T/t13.tap" "^TAP version 13" "--tap-version 13 writes TAP version 13"
+if prove --exec cat "$T/t13.tap" >"$T/out" 2>"$T/err"; then ok "prove passes on rigor's TAP 13"; else nok "prove passes on rigor's TAP 13"; fi
+run 2 "--tap-version takes 13 or 14" $RIGOR run testcases/sim.lua --tap-version 12
+has "$T/err" "takes 13 or 14" "a bad --tap-version is named"
 run 1 "a failing case exits 1" $RIGOR run $S/mixed.lua --junit $T/j1.xml --tap $T/t1.tap --json $T/r1.json --artifacts $T/a1
 has "$T/out" "FAIL +fails" "human report names the failing case"
 has "$T/j1.xml" '<failure' "junit has the failure"
