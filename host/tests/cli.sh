@@ -50,6 +50,17 @@ run 2 "button without name" $RIGOR --rig $R/bad-button.lua power status
 has "$T/err" "bad-button.lua:3: a button needs a name" "unnamed button reported"
 run 2 "missing rig" $RIGOR --rig nosuchrig power status
 has "$T/err" "no rig 'nosuchrig'" "missing rig is named"
+# A source-tree path typed in another directory: say the file is missing, offer the rig of
+# that name on the rig path, and never look for "X.lua.lua".
+case $RIGOR in /*) abs=$RIGOR ;; *) abs=$PWD/$RIGOR ;; esac
+mkdir -p "$T/elsewhere"
+run 2 "path-like --rig that does not exist" env -C "$T/elsewhere" "$abs" --rig rigs/virtual.lua power status
+has "$T/err" "rig file 'rigs/virtual.lua' does not exist \(relative to $T/elsewhere\)" "missing rig file is called missing"
+has "$T/err" "did you mean --rig virtual \(.*/rigs/virtual\.lua\)" "missing rig file suggests the rig of that name"
+if grep -q "\.lua\.lua" "$T/err"; then nok "no X.lua.lua in the message"; else ok "no X.lua.lua in the message"; fi
+run 2 "bare .lua --rig that does not exist" env -C "$T/elsewhere" "$abs" --rig nosuchrig.lua power status
+has "$T/err" "rig file 'nosuchrig.lua' does not exist" "missing .lua file without a namesake"
+if grep -q "did you mean\|\.lua\.lua" "$T/err"; then nok "no suggestion without a namesake"; else ok "no suggestion without a namesake"; fi
 run 0 "check rigs/sim.lua" $RIGOR check rigs/sim.lua
 for f in rigs/*.lua rigs/examples/*.lua; do
 	run 0 "shipped rig file $f validates" $RIGOR check "$f"
