@@ -190,6 +190,7 @@ static char *trimdup(const char *s, size_t n)
 {
 	char *d;
 
+	n = strnlen(s, n);   /* a NUL (invalid in HTTP) ends the text: trim what is kept */
 	while (n && (*s == ' ' || *s == '\t')) {
 		s++;
 		n--;
