@@ -11,27 +11,49 @@
 struct bar {
 	bool tty;
 	double last_plain;
+	bool started, printed;          /* plain lines: last is the phase's latest report */
+	struct rig_flash_progress last;
 };
+
+static void plain_line(const struct rig_flash_progress *p)
+{
+	char line[256];
+
+	rig_flash_progress_format(p, line, sizeof(line));
+	fprintf(stderr, "rigor: flash: %s\n", line);
+}
 
 static void progress(const struct rig_flash_progress *p, void *user)
 {
 	struct bar *b = user;
 	char line[256];
 
-	rig_flash_progress_format(p, line, sizeof(line));
 	if (b->tty) {
-		int width = 30, fill = p->total ? (int)((double)p->done / (double)p->total * width) : 0;
+		double f = rig_flash_progress_fraction(p);
+		int width = 30, fill = f > 0 ? (int)(f * width) : 0;
 
-		if (fill > width)
-			fill = width;
+		rig_flash_progress_format(p, line, sizeof(line));
 		fprintf(stderr, "\r[%.*s%*s] %s\033[K", fill, "##############################",
 			width - fill, "", line);
 		if (p->phase == RIG_FLASH_PHASE_DONE)
 			fputc('\n', stderr);
-	} else if (p->phase == RIG_FLASH_PHASE_DONE || p->elapsed - b->last_plain >= 5.0 ||
-		   p->elapsed < b->last_plain) {
-		/* not a terminal (CI logs): a plain line now and then, and one per phase */
-		fprintf(stderr, "rigor: flash: %s\n", line);
+		return;
+	}
+	/*
+	 * Not a terminal (CI logs): a line every 5 s, and each phase's last report when the next
+	 * phase begins, so even a quick flash logs how far each phase got and in what time. A
+	 * phase with nothing to measure (prepare, sync) is left out.
+	 */
+	if (b->started && p->phase != b->last.phase) {
+		if (!b->printed && (b->last.done || b->last.total))
+			plain_line(&b->last);
+		b->last_plain = 0;
+	}
+	b->started = true;
+	b->last = *p;
+	b->printed = p->phase == RIG_FLASH_PHASE_DONE || p->elapsed - b->last_plain >= 5.0;
+	if (b->printed) {
+		plain_line(p);
 		b->last_plain = p->elapsed;
 	}
 }

@@ -46,7 +46,8 @@ static const struct cmd commands[] = {
 	  "  --inject P:S:D    copy local file S to D in partition P (index or label) after flashing\n"
 	  "  --target PATH --force  flash PATH directly, without the rig or its interlock\n"
 	  "  --create          make PATH as a new image file for --target (never under /dev)\n"
-	  "Progress on stderr (a bar on a terminal, plain lines otherwise); --json prints stats.\n"
+	  "Progress on stderr (a bar on a terminal, plain lines otherwise: every 5 s and each\n"
+	  "phase's last state); --json prints stats.\n"
 	  "Exit 2 for a bad image, bmap or target (corrupt data included), 3 for a rig or\n"
 	  "infrastructure failure, 128+signal when interrupted. A flash that fails after writing\n"
 	  "began erases the card's first and last MiB, so a half-written card never boots." },

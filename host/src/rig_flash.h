@@ -115,7 +115,10 @@ enum rig_flash_format {
 /** Phase reported to the progress callback. Append-only. */
 enum rig_flash_phase {
 	RIG_FLASH_PHASE_PREPARE = 0, /**< opening, parsing bmap, safety checks */
-	RIG_FLASH_PHASE_WRITE,       /**< decompress + compare + write (done = image offset) */
+	RIG_FLASH_PHASE_WRITE,       /**< decompress + compare + write (done = image offset;
+				      total = the bmap's image size, else the decoded size the
+				      image declares (zstd, zip) or its xz index gives, else 0
+				      and in_done/in_total measure it) */
 	RIG_FLASH_PHASE_SYNC,        /**< flushing the target */
 	RIG_FLASH_PHASE_VERIFY,      /**< finishing the read-back that ran alongside the writes
 				      (done = bytes verified, rate since writing began) */
@@ -133,6 +136,10 @@ struct rig_flash_progress {
 	double elapsed;     /**< seconds since the phase started */
 	uint64_t written;   /**< bytes written to the target so far */
 	uint64_t skipped;   /**< mapped bytes skipped because the target already held them */
+	uint64_t in_done;   /**< write phase of a compressed image: bytes of the image file read
+			         so far (the decoder reads ahead up to a few MiB); else 0 */
+	uint64_t in_total;  /**< write phase of a compressed image: the image file's size, so
+			         in_done / in_total is the progress when total is 0; else 0 */
 };
 
 /**
@@ -258,8 +265,18 @@ RIG_API const char *rig_flash_format_name(enum rig_flash_format fmt);
 RIG_API const char *rig_flash_phase_name(enum rig_flash_phase phase);
 
 /**
+ * How far the phase of @p p is, from 0 to 1: done / total, else (a compressed image whose
+ * decoded size is not known) in_done / in_total.
+ * @retval -1 nothing is known to measure against (prepare, sync)
+ */
+RIG_API double rig_flash_progress_fraction(const struct rig_flash_progress *p);
+
+/**
  * Formats one plain progress line without newline, e.g.
- * "write   412.0/1024.0 MiB  40%  85.3 MB/s  eta 7s  (written 300.0 MiB, skipped 112.0 MiB)".
+ * "write   412.0/1024.0 MiB  40%  85.3 MB/s  eta 7s  (written 300.0 MiB, skipped 112.0 MiB)",
+ * or, when only the image file's progress is known,
+ * "write   412.0 MiB (image file 98.0/245.0 MiB read)  40%  85.3 MB/s  eta 7s  (...)".
+ * Sizes that are not known are left out, never shown as 0.0.
  * @return the length snprintf() would return (the line is truncated to @p len).
  */
 RIG_API int rig_flash_progress_format(const struct rig_flash_progress *p, char *buf,

@@ -35,6 +35,7 @@ struct slot {
 	unsigned char *buf;
 	size_t len;
 	uint64_t off;
+	uint64_t in;          /* image file bytes read when the slot was filled */
 	bool eof;
 	int err;
 };
@@ -98,6 +99,7 @@ struct job {
 	double phase_t0, last_report;
 	enum rig_flash_phase phase;
 	uint64_t phase_total;
+	uint64_t in_done, in_total; /* write phase: the image file read so far, its size */
 };
 
 static void *verifier(void *arg);
@@ -125,20 +127,47 @@ const char *rig_flash_phase_name(enum rig_flash_phase phase)
 	return "unknown";
 }
 
+double rig_flash_progress_fraction(const struct rig_flash_progress *p)
+{
+	double f;
+
+	if (p->total)
+		f = (double)p->done / (double)p->total;
+	else if (p->in_total)
+		f = (double)p->in_done / (double)p->in_total;
+	else
+		return -1;
+	/* an xz index can understate what a (corrupt) stream goes on to produce */
+	return f > 1 ? 1 : f;
+}
+
 int rig_flash_progress_format(const struct rig_flash_progress *p, char *buf, size_t len)
 {
 	const double MiB = 1048576.0;
-	char pct[16] = "", eta[32] = "";
+	char size[96] = "", pct[16] = "", eta[32] = "";
+	double f = rig_flash_progress_fraction(p), left = -1;
 
 	if (p->total) {
-		snprintf(pct, sizeof(pct), " %3d%%", (int)(100.0 * (double)p->done / (double)p->total));
+		snprintf(size, sizeof(size), " %.1f/%.1f MiB", (double)p->done / MiB,
+			 (double)p->total / MiB);
 		if (p->rate > 0 && p->done < p->total)
-			snprintf(eta, sizeof(eta), "  eta %.0fs",
-				 (double)(p->total - p->done) / p->rate);
+			left = (double)(p->total - p->done) / p->rate;
+	} else if (p->in_total) {
+		/* decoded size unknown: how much of the image file was read is the measure */
+		snprintf(size, sizeof(size), " %.1f MiB (image file %.1f/%.1f MiB read)",
+			 (double)p->done / MiB, (double)p->in_done / MiB,
+			 (double)p->in_total / MiB);
+		if (p->in_done && p->in_done < p->in_total && p->elapsed > 0)
+			left = p->elapsed * (double)(p->in_total - p->in_done) / (double)p->in_done;
+	} else if (p->done) {
+		snprintf(size, sizeof(size), " %.1f MiB", (double)p->done / MiB);
 	}
-	return snprintf(buf, len, "%-7s %.1f/%.1f MiB%s  %.1f MB/s%s  (written %.1f MiB, "
-			"skipped %.1f MiB)", rig_flash_phase_name(p->phase),
-			(double)p->done / MiB, (double)p->total / MiB, pct, p->rate / 1e6, eta,
+	if (f >= 0)
+		snprintf(pct, sizeof(pct), " %3d%%", (int)(100.0 * f));
+	if (left >= 0)
+		snprintf(eta, sizeof(eta), "  eta %.0fs", left);
+	return snprintf(buf, len, "%-7s%s%s  %.1f MB/s%s  (written %.1f MiB, skipped %.1f MiB)",
+			rig_flash_phase_name(p->phase), size, pct, p->rate / 1e6, eta,
 			(double)p->written / MiB, (double)p->skipped / MiB);
 }
 
@@ -162,6 +191,10 @@ static void report(struct job *j, uint64_t done, bool force)
 	p.rate = p.elapsed > 0 ? (double)done / p.elapsed : 0;
 	p.written = j->st->bytes_written;
 	p.skipped = j->st->bytes_skipped;
+	if (j->phase == RIG_FLASH_PHASE_WRITE && j->in_total) {
+		p.in_done = j->in_done;
+		p.in_total = j->in_total;
+	}
 	j->o->progress(&p, j->o->progress_user);
 }
 
@@ -274,6 +307,7 @@ static void *producer_sparse(void *arg)
 				return NULL;
 			n = fl_src_pread(j->src, s->buf, want, a, &j->perr);
 			s->off = a;
+			s->in = 0; /* the total is the bmap's: input progress is not needed */
 			s->len = n > 0 ? (size_t)n : 0;
 			s->err = n < 0 ? (int)n : 0;
 			if (n >= 0 && (size_t)n < want)
@@ -327,6 +361,8 @@ static void *producer(void *arg)
 		}
 		s->len = got;
 		s->off = off;
+		/* read here, by the source's thread; the slot hands it over under the lock */
+		s->in = fl_src_bytes_in(j->src);
 		s->err = n < 0 ? (int)n : 0;
 		s->eof = n <= 0;
 		off += got;
@@ -795,6 +831,7 @@ static int write_phase(struct job *j)
 		}
 		eof = s->eof;
 		pos = s->off + s->len; /* the slot is the decoder's again after this */
+		j->in_done = s->in;
 		pthread_mutex_lock(&j->mu);
 		j->tail = (j->tail + 1) % NSLOT;
 		j->count--;
@@ -1386,8 +1423,15 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	t = fl_now();
 	j.st->t_prepare = t - t0;
 
+	/*
+	 * Progress needs a total: the bmap's image size, else the decoded size the container
+	 * declares (zstd, zip) or its index gives (xz). Failing those (gzip, bzip2, an xz with an
+	 * unreadable index), the image file read so far tells how far the flash is.
+	 */
+	if (j.st->format != RIG_FLASH_FMT_RAW && !j.sparse)
+		j.in_total = fl_src_file_size(j.src);
 	phase_begin(&j, RIG_FLASH_PHASE_WRITE, j.have_bm ? j.bm.image_size :
-		    fl_src_size_hint(j.src));
+		    fl_src_size_expected(j.src));
 	t_write0 = j.phase_t0;
 	rc = write_phase(&j);
 	j.st->t_write = fl_now() - t;

@@ -49,6 +49,14 @@ FL_PRIV bool fl_src_gz_member(struct fl_src *s, size_t i, struct fl_gz_member *m
 FL_PRIV enum rig_flash_format fl_src_format(const struct fl_src *s);
 /* Decompressed size if known in advance, else 0. */
 FL_PRIV uint64_t fl_src_size_hint(const struct fl_src *s);
+/*
+ * The decoded size to show progress against: the size hint, else what the container's own
+ * index says (xz), else 0. Never used to accept or refuse an image: an index can be wrong.
+ */
+FL_PRIV uint64_t fl_src_size_expected(const struct fl_src *s);
+/* Size of the image file (or block device) itself, the compressed input. */
+FL_PRIV uint64_t fl_src_file_size(const struct fl_src *s);
+/* Bytes of the image file read so far; call from the thread that reads the source. */
 FL_PRIV uint64_t fl_src_bytes_in(const struct fl_src *s);
 FL_PRIV void fl_src_close(struct fl_src *s);
 /*
@@ -113,6 +121,12 @@ FL_PRIV int fl_xzb_open(int fd, const char *path, uint64_t fsize, int threads,
 FL_PRIV long fl_xzb_read(struct fl_xzb *x, void *buf, size_t len, struct fl_err *e);
 FL_PRIV uint64_t fl_xzb_bytes_in(struct fl_xzb *x);
 FL_PRIV uint64_t fl_xzb_skipped(const struct fl_xzb *x);
+/*
+ * The decoded size of the xz file (all its streams) from its index, or 0 if the index cannot
+ * be read (a truncated or corrupt tail). Only an estimate until the data is decoded: the
+ * streams' checks are what make it true.
+ */
+FL_PRIV uint64_t fl_xz_uncompressed_size(int fd, uint64_t fsize);
 /*
  * Makes a fl_xzb_read() blocked in another thread (or the next one) return -EINTR, and the
  * workers give up their blocks within a chunk. Thread-safe; NULL is a no-op.

@@ -31,6 +31,7 @@ struct fl_src {
 	const char *path;
 	uint64_t in_bytes;
 	uint64_t size_hint;
+	uint64_t size_index;       /* xz: the decoded size its index gives, for progress only */
 	unsigned char *in;
 	size_t in_len, in_pos;
 	bool in_eof;
@@ -370,6 +371,8 @@ int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_er
 		if (mt.threads == 0)
 			mt.threads = 1;
 		mt.flags = LZMA_CONCATENATED;
+		/* A few small reads at the end of the file; 0 when the tail is unreadable. */
+		s->size_index = fl_xz_uncompressed_size(s->fd, s->file_size);
 		mt.memlimit_threading = UINT64_C(1) << 30;
 		mt.memlimit_stop = UINT64_MAX;
 		s->u.x = (lzma_stream)LZMA_STREAM_INIT;
@@ -1095,6 +1098,16 @@ enum rig_flash_format fl_src_format(const struct fl_src *s)
 uint64_t fl_src_size_hint(const struct fl_src *s)
 {
 	return s->size_hint;
+}
+
+uint64_t fl_src_size_expected(const struct fl_src *s)
+{
+	return s->size_hint ? s->size_hint : s->size_index;
+}
+
+uint64_t fl_src_file_size(const struct fl_src *s)
+{
+	return s->file_size;
 }
 
 uint64_t fl_src_bytes_in(const struct fl_src *s)

@@ -124,6 +124,18 @@ static lzma_index *read_index(int fd, uint64_t fsize)
 	return NULL;
 }
 
+uint64_t fl_xz_uncompressed_size(int fd, uint64_t fsize)
+{
+	lzma_index *idx = read_index(fd, fsize);
+	uint64_t n;
+
+	if (!idx)
+		return 0;
+	n = lzma_index_uncompressed_size(idx);
+	lzma_index_end(idx, NULL);
+	return n;
+}
+
 /* Records the first error, naming the block; call with x->mu held. */
 static void set_err(struct fl_xzb *x, int code, const char *what, long bn, const char *detail)
 {

@@ -6,6 +6,8 @@ set -u
 BUILD=${BUILD:-build}
 TOOL=${FLASH_TOOL:-$BUILD/rigor-flash-tool}
 case $TOOL in /*) ;; *) TOOL=$PWD/$TOOL ;; esac
+RIGOR=${RIGOR:-$BUILD/rigor}
+case $RIGOR in /*) ;; *) RIGOR=$PWD/$RIGOR ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 MKIMAGE=$HERE/../../../scripts/bench-flash-mkimage
 W=$PWD/$BUILD/tmp/flash-test.$$
@@ -39,6 +41,7 @@ json() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
 mkdir src && cp "$HERE"/*.c src/ 2>/dev/null
 "$MKIMAGE" 12 img.img "$W/src" >mk.log 2>&1 || { echo "1..1"; echo "not ok 1 - mkimage"; cat mk.log; exit 1; }
 SIZE=$(stat -c %s img.img)
+MIB=$(awk "BEGIN { printf \"%.1f\", $SIZE / 1048576 }")
 bmaptool create img.img >img.img.bmap 2>/dev/null
 gzip -k -n img.img
 xz -k -T1 img.img
@@ -232,6 +235,29 @@ check "bmap 1.4 (SHA-1) flashes" "\"$TOOL\" flash img.img t.out --bmap v14.bmap 
 rm -f t.out
 "$TOOL" flash img.img.xz t.out --progress >out.txt 2>prog.txt
 check "progress lines name phases and sizes" "grep -q 'write .*MiB' prog.txt && grep -q 'verify' prog.txt && grep -q '^done' prog.txt || tr '\\r' '\\n' <prog.txt | grep -q '^done'"
+# An xz image says its decoded size only in its index: every report has a total (or none
+# at all), never "64.0/0.0 MiB".
+tr '\r' '\n' <prog.txt >prog.lines
+check "xz progress: the write phase has the index's total and a percentage, never a 0.0 total" \
+	"grep -q '^write .*/$MIB MiB .*%' prog.lines && ! grep -q '/0\\.0 MiB' prog.lines"
+
+# rigor flash with stderr not a terminal: plain lines, each phase's last report among them.
+# The write phase of xz has a total with and without a bmap (index or bmap image size);
+# gzip and bzip2 do not tell theirs, so the image file read so far measures the flash.
+for a in "img.img.xz --no-bmap" "multi.img.xz --no-bmap" "img.img.xz --bmap img.img.bmap" \
+	 "multi.img.xz --bmap img.img.bmap"; do
+	set -- $a
+	rm -f t.out
+	"$RIGOR" flash "$@" --target t.out --force --create >out.txt 2>prog.txt
+	check "rigor flash $*: plain write line with total and percentage, never a 0.0 total" \
+		"grep -q '^rigor: flash: write  *$MIB/$MIB MiB 100%' prog.txt && ! grep -q '/0\\.0 MiB' prog.txt && cmp -s t.out img.img"
+done
+for f in img.img.gz img.img.bz2; do
+	rm -f t.out
+	"$RIGOR" flash $f --no-bmap --target t.out --force --create >out.txt 2>prog.txt
+	check "rigor flash $f: progress through the image file, never a 0.0 total" \
+		"grep -q '^rigor: flash: write  *$MIB MiB (image file [0-9.]*/[0-9.]* MiB read) 100%' prog.txt && ! grep -q '/0\\.0 MiB' prog.txt"
+done
 
 # --- delta and verify --------------------------------------------------------------------
 head -c "$SIZE" /dev/urandom >t.out

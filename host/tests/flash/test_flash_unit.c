@@ -35,6 +35,52 @@ static void write_file(const char *path, const void *data, size_t len)
 	fclose(f);
 }
 
+/* ---- progress lines ---- */
+
+/* Whatever total is known gives a percentage and an ETA; an unknown one is never "0.0". */
+static void test_progress_format(void **state)
+{
+	struct rig_flash_progress p;
+	char line[256];
+
+	(void)state;
+	memset(&p, 0, sizeof(p));
+	p.phase = RIG_FLASH_PHASE_WRITE;
+	p.done = 64u << 20;
+	p.total = 256u << 20;
+	p.elapsed = 2;
+	p.rate = (double)p.done / p.elapsed;
+	rig_flash_progress_format(&p, line, sizeof(line));
+	assert_non_null(strstr(line, "64.0/256.0 MiB  25%"));
+	assert_non_null(strstr(line, "eta 6s"));
+	assert_true(rig_flash_progress_fraction(&p) == 0.25);
+
+	/* xz or gzip without a decoded size: the image file read so far is the measure */
+	p.total = 0;
+	p.in_done = 10u << 20;
+	p.in_total = 40u << 20;
+	rig_flash_progress_format(&p, line, sizeof(line));
+	assert_null(strstr(line, "/0.0"));
+	assert_non_null(strstr(line, "64.0 MiB (image file 10.0/40.0 MiB read)  25%"));
+	assert_non_null(strstr(line, "eta 6s"));
+	assert_true(rig_flash_progress_fraction(&p) == 0.25);
+
+	/* nothing to measure against: no total, no percentage, no ETA */
+	p.in_done = p.in_total = 0;
+	rig_flash_progress_format(&p, line, sizeof(line));
+	assert_null(strstr(line, "/0.0"));
+	assert_null(strstr(line, "%"));
+	assert_null(strstr(line, "eta"));
+	assert_true(rig_flash_progress_fraction(&p) < 0);
+	p.phase = RIG_FLASH_PHASE_SYNC;
+	p.done = 0;
+	rig_flash_progress_format(&p, line, sizeof(line));
+	assert_int_equal(strncmp(line, "sync ", 5), 0);
+	assert_non_null(strstr(line, "MB/s"));
+	*strstr(line, "MB/s") = 0;
+	assert_null(strstr(line, "MiB")); /* no size before the rate */
+}
+
 /* ---- format detection ---- */
 
 static void test_magic(void **state)
@@ -842,6 +888,7 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_progress_format),
 		cmocka_unit_test(test_magic),
 		cmocka_unit_test(test_opts_defaults),
 		cmocka_unit_test(test_bmap_v2),
