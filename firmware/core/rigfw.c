@@ -48,8 +48,24 @@ static void set_out(enum hal_out o, bool on)
 		hal_gpio_set(o, on);
 }
 
+static void stats_clear(struct rigfw *fw)
+{
+	fw->n = 0;
+	fw->mv_sum = 0;
+	fw->ma_sum = 0;
+}
+
 static void set_power(struct rigfw *fw, bool on)
 {
+	/*
+	 * A sample from before the switch describes a DUT that is no longer there: take the next
+	 * one in this task pass, before the host's next request is read, and start the statistics
+	 * over, so "power on" followed by a telemetry request shows the DUT powered.
+	 */
+	if (fw->power != on) {
+		fw->next_sample_ms = fw->now;
+		stats_clear(fw);
+	}
 	fw->power = on;
 	set_out(HAL_OUT_DUT_POWER, on);
 }
@@ -91,13 +107,6 @@ static void safe_state(struct rigfw *fw)
 	fw->mux_pending = false;
 	for (i = 0; i < RIGPROTO_BUTTONS; i++)
 		button_set(fw, i, false);
-}
-
-static void stats_clear(struct rigfw *fw)
-{
-	fw->n = 0;
-	fw->mv_sum = 0;
-	fw->ma_sum = 0;
 }
 
 static void on_frame(void *user, const struct rigproto_frame *f, int err);

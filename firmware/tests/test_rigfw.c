@@ -491,6 +491,34 @@ static void test_telemetry(void **state)
 	assert_int_equal(r->u.telemetry.mv_avg, 5200);
 }
 
+/* The first telemetry after a power switch is sampled after it, not up to 10 ms before. */
+static void test_telemetry_after_power_switch(void **state)
+{
+	struct rigproto_msg m = { .type = RIGPROTO_TELEMETRY };
+	const struct rigproto_msg *r;
+
+	(void)state;
+	test_hal.mv = 0;
+	test_hal.ma = 0;
+	advance(RIGFW_SAMPLE_PERIOD_MS);
+	request(&m);
+	test_hal.mv = 5000; /* what the sensor sees once the switch is closed */
+	test_hal.ma = 100;
+	assert_int_equal(power(true), RIGPROTO_ST_OK);
+	r = request(&m); /* no time passed: only a sample taken on the switch can show it */
+	assert_int_equal(r->status, RIGPROTO_ST_OK);
+	assert_int_equal(r->u.telemetry.mv, 5000);
+	assert_int_equal(r->u.telemetry.ma, 100);
+	assert_int_equal(r->u.telemetry.samples, 1);
+	assert_int_equal(r->u.telemetry.mv_min, 5000); /* the statistics start at the switch */
+	test_hal.mv = 0;
+	test_hal.ma = 0;
+	assert_int_equal(power(false), RIGPROTO_ST_OK);
+	r = request(&m);
+	assert_int_equal(r->u.telemetry.mv, 0);
+	assert_int_equal(r->u.telemetry.ma, 0);
+}
+
 static void test_sensor_failure(void **state)
 {
 	struct rigproto_msg m = { .type = RIGPROTO_TELEMETRY };
@@ -669,6 +697,7 @@ int main(void)
 		cmocka_unit_test_setup(test_config, setup),
 		cmocka_unit_test_setup(test_host_watchdog, setup),
 		cmocka_unit_test_setup(test_telemetry, setup),
+		cmocka_unit_test_setup(test_telemetry_after_power_switch, setup),
 		cmocka_unit_test_setup(test_sensor_failure, setup),
 		cmocka_unit_test_setup(test_status, setup),
 		cmocka_unit_test_setup(test_unknown_and_bad_len, setup),

@@ -7,6 +7,7 @@
 #ifndef RIGOR_FIRMWARE_PORTS_HOST_INA219_SIM_H
 #define RIGOR_FIRMWARE_PORTS_HOST_INA219_SIM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rigfw_config.h"
@@ -33,11 +34,19 @@ static inline uint16_t ina219_sim_bus(int32_t mv)
 	return (uint16_t)((mv / 4) << 3);
 }
 
-/** Answer a register read (big-endian, as on the wire); 0 or -1 for an unknown register. */
-static inline int ina219_sim_read(uint8_t reg, int32_t mv, int32_t ma, uint8_t out[2])
+/**
+ * Answer a register read (big-endian, as on the wire); 0 or -1 for an unknown register.
+ * @p mv and @p ma are the DUT's supply while @p powered. The INA219 sits between the
+ * high-side switch and the DUT (docs/hardware/rig-board.md), so with the switch open it sees
+ * no bus voltage and no current through its shunt: 0 mV, 0 mA.
+ */
+static inline int ina219_sim_read(uint8_t reg, bool powered, int32_t mv, int32_t ma,
+				  uint8_t out[2])
 {
 	uint16_t v;
 
+	if (!powered)
+		mv = ma = 0;
 	if (reg == 0x01)
 		v = ina219_sim_shunt(ma);
 	else if (reg == 0x02)

@@ -139,7 +139,7 @@ int hal_i2c_xfer(uint8_t addr, const uint8_t *w, size_t wlen, uint8_t *r, size_t
 		return -ETIMEDOUT;
 	if (addr != RIGFW_INA219_ADDR || wlen != 1 || rlen != 2)
 		return -ENXIO;
-	return ina219_sim_read(w[0], sim.mv, sim.ma, r) < 0 ? -EIO : 0;
+	return ina219_sim_read(w[0], sim.out[HAL_OUT_DUT_POWER], sim.mv, sim.ma, r) < 0 ? -EIO : 0;
 }
 
 void hal_wdt_start(uint32_t ms)
