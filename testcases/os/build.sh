@@ -6,6 +6,10 @@
 #                                     and extract OUT/vmlinuz + OUT/modules/*.ko
 #   build.sh initrd KERNEL OUT.img    busybox-static + modules + initramfs/init
 #   build.sh image OUT.img VERSION KERNEL INITRD AGENT [flasher PAYLOAD.img]
+#   build.sh image OUT.img VERSION KERNEL INITRD AGENT efi
+#                                     the UEFI A/B variant: GRUB (grub-mkstandalone) as
+#                                     /EFI/BOOT/BOOTX64.EFI, grub.cfg + grubenv choose the slot,
+#                                     kernel and initrd in each root slot's /boot
 # Image settings come from the environment: OS_SLUG, OS_MACHINE, OS_API_ENDPOINT,
 # OS_APP_ID, OS_USER_ID, OS_PROVISIONING_KEY, OS_HOSTNAME, OS_REPORT_INTERVAL, OS_SIZE_MIB.
 set -eu
@@ -107,9 +111,15 @@ cmd_image() {
 	: "${OS_API_ENDPOINT:=http://10.0.2.2:48484}" "${OS_APP_ID:=1}" "${OS_USER_ID:=1}"
 	: "${OS_PROVISIONING_KEY:=rigorProvisioningKey00000000000000}"
 	: "${OS_HOSTNAME:=}" "${OS_REPORT_INTERVAL:=5}"
+	rootsize=24MiB
 	if [ "$mode" = flasher ]; then
 		: "${OS_SIZE_MIB:=160}"
 		lb=flash
+	elif [ "$mode" = efi ]; then
+		# each slot carries its kernel and initrd: roots of 40 MiB (24 + 10 MB of boot files)
+		: "${OS_SIZE_MIB:=160}"
+		lb=resin
+		rootsize=40MiB
 	else
 		: "${OS_SIZE_MIB:=128}"
 		lb=resin
@@ -120,14 +130,18 @@ cmd_image() {
 
 	# resin-boot contents.
 	b=$work/boot
-	cp "$kdir/vmlinuz" "$b/vmlinuz"
-	cp "$initrd" "$b/initrd.img"
-	cmdline="console=ttyS0 quiet panic=-1 rigor.card=/dev/vda"
-	[ "$mode" = flasher ] && cmdline="$cmdline rigor.flasher=1 rigor.target=/dev/vdb"
-	echo "$cmdline" >"$b/cmdline.txt"
-	printf 'kernel=vmlinuz initrd=initrd.img cmdline=cmdline.txt\n' >"$b/boot.txt"
-	printf '# rigor test OS %s (%s): the virtual boot ROM reads boot.txt\nkernel=vmlinuz\ninitramfs initrd.img\n' \
-		"$ver" "$OS_SLUG" >"$b/config.txt"
+	if [ "$mode" = efi ]; then
+		make_efi_boot "$b" "$work/root" "$kdir" "$initrd"
+	else
+		cp "$kdir/vmlinuz" "$b/vmlinuz"
+		cp "$initrd" "$b/initrd.img"
+		cmdline="console=ttyS0 quiet panic=-1 rigor.card=/dev/vda"
+		[ "$mode" = flasher ] && cmdline="$cmdline rigor.flasher=1 rigor.target=/dev/vdb"
+		echo "$cmdline" >"$b/cmdline.txt"
+		printf 'kernel=vmlinuz initrd=initrd.img cmdline=cmdline.txt\n' >"$b/boot.txt"
+		printf '# rigor test OS %s (%s): the virtual boot ROM reads boot.txt\nkernel=vmlinuz\ninitramfs initrd.img\n' \
+			"$ver" "$OS_SLUG" >"$b/config.txt"
+	fi
 	cp "$work/root/etc/os-release" "$b/os-release"
 	host=
 	[ -n "$OS_HOSTNAME" ] && host="  \"hostname\": \"$OS_HOSTNAME\","
@@ -161,8 +175,8 @@ EOF
 label: dos
 unit: sectors
 start=2048, size=40MiB, type=e, bootable
-size=24MiB, type=83
-size=24MiB, type=83
+size=$rootsize, type=83
+size=$rootsize, type=83
 type=5
 size=8MiB, type=83
 type=83
@@ -175,13 +189,42 @@ EOF
 			die "mkfs.vfat failed"
 		   mcopy -s -i "$img.tmp@@$((start * 512))" "$b"/* ::/ ;;
 		2) mkext "$img.tmp" "$start" "$size" "$lb-rootA" "$work/root" ;;
-		3) mkext "$img.tmp" "$start" "$size" "$lb-rootB" "$work/empty" ;;
+		3) rootb=$work/empty
+		   [ "$mode" = efi ] && rootb=$work/root   # for now rootB is a copy of rootA
+		   mkext "$img.tmp" "$start" "$size" "$lb-rootB" "$rootb" ;;
 		5) mkext "$img.tmp" "$start" "$size" "$lb-state" "$work/state" ;;
 		6) mkext "$img.tmp" "$start" "$size" "$lb-data" "$work/data" ;;
 		esac
 	done <"$work/parts"
 	rm -rf "$work"
 	mv "$img.tmp" "$img"
+}
+
+# make_efi_boot BOOTDIR ROOTDIR KERNEL INITRD: the UEFI A/B variant's boot files. The
+# kernel and initrd go into the root slot (ROOTDIR/boot; both slots get a copy), as on
+# balenaOS's x86 images; the boot partition holds GRUB (standalone: its modules are built
+# in), its grub.cfg and the environment (grubenv) that picks the slot and counts boots.
+make_efi_boot() {
+	eb=$1 er=$2
+	command -v grub-mkstandalone >/dev/null || die "grub-mkstandalone not installed (grub-common)"
+	command -v grub-editenv >/dev/null || die "grub-editenv not installed (grub-common)"
+	[ -d /usr/lib/grub/x86_64-efi ] || die "no /usr/lib/grub/x86_64-efi (grub-efi-amd64-bin)"
+	mkdir -p "$er/boot" "$eb/EFI/BOOT"
+	cp "$3/vmlinuz" "$er/boot/vmlinuz"
+	cp "$4" "$er/boot/initrd.img"
+	# GRUB's built-in config only hands over to the one next to BOOTX64.EFI on the disk
+	# the firmware loaded it from ($cmdpath, for example (hd0,msdos1)/EFI/BOOT).
+	printf '%s\n' 'set bootdir=$cmdpath' 'export bootdir' 'configfile $bootdir/grub.cfg' \
+		>"$work/embedded.cfg"
+	mods="part_msdos fat ext2 loadenv regexp test linux echo configfile normal sleep"
+	grub-mkstandalone -O x86_64-efi -o "$eb/EFI/BOOT/BOOTX64.EFI" \
+		--modules="$mods" --install-modules="$mods" --locales= --fonts= --themes= \
+		"boot/grub/grub.cfg=$work/embedded.cfg" || die "grub-mkstandalone failed"
+	cp "$HERE/efi/grub.cfg" "$eb/EFI/BOOT/grub.cfg"
+	grub-editenv "$eb/EFI/BOOT/grubenv" create
+	grub-editenv "$eb/EFI/BOOT/grubenv" set resin_root_part=A upgrade_available=0 bootcount=0
+	printf '# rigor test OS %s (%s), UEFI A/B: firmware -> /EFI/BOOT/BOOTX64.EFI (GRUB) -> grub.cfg + grubenv\n' \
+		"$ver" "$OS_SLUG" >"$eb/config.txt"
 }
 
 mkext() {

@@ -4,6 +4,9 @@
 #
 #   make os-image      $(BUILD)/os/rigor-os-1.0.img, rigor-os-1.1.img, rigor-os-flasher-1.0.img
 #   make os-agent      the device agent: static (for the image) and host build (for tests)
+#   make os-image-efi  $(BUILD)/os/rigor-os-efi-1.0.img: the UEFI A/B variant (GRUB on resin-boot,
+#                      grubenv picks resin-rootA/B; boots on rigor-vboard --firmware ovmf);
+#                      needs grub-efi-amd64-bin and grub-common. Not part of os-image.
 #
 # The kernel package is downloaded once with apt-get into $(OS_CACHE) and re-used.
 
@@ -33,8 +36,11 @@ OS_ENV = OS_SLUG='$(OS_SLUG)' OS_MACHINE='$(OS_MACHINE)' OS_API_ENDPOINT='$(OS_A
 OS_STAMP := $(OS_DIR)/settings
 OS_SETTINGS = $(OS_SLUG) $(OS_MACHINE) $(OS_API_ENDPOINT) $(OS_APP_ID) $(OS_PROVISIONING_KEY) [$(OS_HOSTNAME)] $(OS_REPORT_INTERVAL)
 
-.PHONY: os-image os-agent os-image-for-test
+OS_EFI_IMAGES := $(OS_DIR)/rigor-os-efi-1.0.img
+
+.PHONY: os-image os-agent os-image-for-test os-image-efi
 os-image: $(OS_IMAGES)
+os-image-efi: $(OS_EFI_IMAGES)
 os-agent: $(OS_AGENT) $(OS_AGENT_HOST)
 
 $(OS_STAMP): FORCE_OS
@@ -60,6 +66,9 @@ $(OS_INITRD): $(OS_KERNEL)/vmlinuz testcases/os/initramfs/init testcases/os/buil
 
 $(OS_DIR)/rigor-os-%.img: $(OS_KERNEL)/vmlinuz $(OS_INITRD) $(OS_AGENT) $(OS_SCRIPTS) $(OS_STAMP)
 	$(OS_ENV) testcases/os/build.sh image $@ $* $(OS_KERNEL) $(OS_INITRD) $(OS_AGENT)
+
+$(OS_DIR)/rigor-os-efi-%.img: $(OS_KERNEL)/vmlinuz $(OS_INITRD) $(OS_AGENT) $(OS_SCRIPTS) testcases/os/efi/grub.cfg $(OS_STAMP)
+	$(OS_ENV) testcases/os/build.sh image $@ $* $(OS_KERNEL) $(OS_INITRD) $(OS_AGENT) efi
 
 $(OS_DIR)/rigor-os-flasher-%.img: $(OS_DIR)/rigor-os-%.img $(OS_KERNEL)/vmlinuz $(OS_INITRD) $(OS_AGENT) $(OS_SCRIPTS) $(OS_STAMP)
 	$(OS_ENV) testcases/os/build.sh image $@ $* $(OS_KERNEL) $(OS_INITRD) $(OS_AGENT) flasher $<
