@@ -26,7 +26,12 @@ struct rig {
 	struct rig_part **buttons;
 	char *state_path;                      /* persisted front-end state */
 	FILE *sink;                            /* rig_log_to() */
-	bool sink_at_bol;
+	char *sink_path;                       /* the open log, or the last one */
+	long long sink_size;                   /* its size after our last write; -1: unknown */
+	bool sink_nl;                          /* it ends with a newline (or is empty) */
+	bool sink_mid;                         /* it ends inside a console line of ours */
+	bool sink_cut;                         /* a console line was ended early (by another
+						  line, or in an earlier log): "continued" */
 	rig_event_cb event_cb;
 	void *event_user;
 	char *cbuf;                            /* console bytes not yet consumed */
@@ -128,16 +133,58 @@ void *rig_part_shared(struct rig_part *p, const char *key, void *(*create)(struc
 
 /* ---- events ---- */
 
-static void sink_stamp(struct rig *rig)
+/*
+ * The log has other writers: the runner appends its own lines to the same file through
+ * its own handle. So before writing, look at how the file really ends, and start every
+ * line of ours on a line of its own. A console line of ours that someone else's line
+ * (or our own event line) interrupted goes on later as "console (continued)".
+ */
+static void sink_cut_line(struct rig *rig)
+{
+	if (rig->sink_mid) {
+		rig->sink_mid = false;
+		rig->sink_cut = true;
+	}
+}
+
+static void sink_sync(struct rig *rig)
+{
+	int fd = fileno(rig->sink);
+	struct stat st;
+	char last = '\n';
+
+	if (fstat(fd, &st) < 0 || (long long)st.st_size == rig->sink_size)
+		return;
+	if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
+		last = '\n';
+	sink_cut_line(rig);
+	rig->sink_nl = last == '\n';
+	rig->sink_size = st.st_size;
+}
+
+static void sink_flush(struct rig *rig)
+{
+	struct stat st;
+
+	fflush(rig->sink);
+	rig->sink_size = fstat(fileno(rig->sink), &st) < 0 ? -1 : (long long)st.st_size;
+}
+
+/* Start a line "[HH:MM:SS.mmm] @who: " (after sink_sync). */
+static void sink_line(struct rig *rig, const char *who)
 {
 	char ts[64];
 	struct timespec now;
 	struct tm tm;
 
+	sink_cut_line(rig);
+	if (!rig->sink_nl)
+		fputc('\n', rig->sink);
 	clock_gettime(CLOCK_REALTIME, &now);
 	localtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
-	fprintf(rig->sink, "[%s.%03ld] ", ts, now.tv_nsec / 1000000);
+	fprintf(rig->sink, "[%s.%03ld] %s: ", ts, now.tv_nsec / 1000000, who);
+	rig->sink_nl = false;
 }
 
 void rig_event(struct rig *rig, const char *fmt, ...)
@@ -150,31 +197,99 @@ void rig_event(struct rig *rig, const char *fmt, ...)
 	va_end(ap);
 	rig_info(rig->ctx, "%s: %s", rig->name, msg);
 	if (rig->sink) {
-		if (!rig->sink_at_bol)
-			fputc('\n', rig->sink);
-		sink_stamp(rig);
-		fprintf(rig->sink, "rig: %s\n", msg);
-		fflush(rig->sink);
-		rig->sink_at_bol = true;
+		sink_sync(rig);
+		sink_line(rig, "rig");
+		fprintf(rig->sink, "%s\n", msg);
+		rig->sink_nl = true;
+		sink_flush(rig);
 	}
 	if (rig->event_cb)
 		rig->event_cb(rig->event_user, msg);
 }
 
+static int sink_open(struct rig *rig, const char *path)
+{
+	rig->sink = fopen(path, "a+e");    /* '+': sink_sync() reads the last byte */
+	if (!rig->sink)
+		return -errno;
+	rig->sink_size = -1;
+	rig->sink_nl = true;
+	rig->sink_mid = false;     /* sink_cut stays: a console line can go on in the next log */
+	return 0;
+}
+
+static void sink_close(struct rig *rig)
+{
+	sink_sync(rig);
+	sink_cut_line(rig);
+	if (!rig->sink_nl)
+		fputc('\n', rig->sink);
+	fclose(rig->sink);
+	rig->sink = NULL;
+}
+
+static void sink_console(struct rig *rig, const char *buf, size_t n, const char *who);
+
+/*
+ * Read what the console has pending into the console buffer (and, with a log open, into
+ * the log). Returns how many bytes came; they are the last ones in the buffer. A failure
+ * is left for the next real read to report.
+ */
+static size_t console_drain(struct rig *rig)
+{
+	struct rig_part *p = rig->role[RIG_ROLE_CONSOLE];
+	int had = rig->errcode, rc;
+	size_t n = 0;
+
+	/* The cap keeps the drained bytes clear of rig_console_fill()'s compaction. */
+	while (p && p->priv && n < 64 * 1024 && (rc = rig_console_fill(rig, 0)) > 0)
+		n += (size_t)rc;
+	if (!had && rig->errcode) {
+		rig_dbg(rig->ctx, "console not drained: %s", rig->err);
+		rig_clear_error(rig);
+	}
+	return n < rig->clen ? n : rig->clen;
+}
+
 int rig_log_to(struct rig *rig, const char *path)
 {
+	size_t early = 0;
+	char *copy;
+	int rc;
+
+	/*
+	 * Console bytes belong to the log that was open when they arrived: read what is
+	 * pending before switching. What came while no log was open goes to the last one.
+	 */
 	if (rig->sink) {
-		if (!rig->sink_at_bol)
-			fputc('\n', rig->sink);
-		fclose(rig->sink);
-		rig->sink = NULL;
+		console_drain(rig);
+		sink_close(rig);
+	} else if (path) {
+		bool cut = rig->sink_cut;
+
+		early = console_drain(rig);
+		rig->sink_cut = cut;        /* as it was before them: they are logged below */
+		if (early && rig->sink_path && sink_open(rig, rig->sink_path) == 0) {
+			sink_console(rig, rig->cbuf + rig->clen - early, early, "console");
+			sink_close(rig);
+			early = 0;
+		}
 	}
 	if (!path)
 		return 0;
-	rig->sink = fopen(path, "ae");
-	if (!rig->sink)
-		return rig_set_error(rig, -errno, "cannot open log '%s': %s", path, strerror(errno));
-	rig->sink_at_bol = true;
+	copy = strdup(path);
+	if (!copy)
+		return rig_set_error(rig, RIG_E_NOMEM, "out of memory");
+	rc = sink_open(rig, path);
+	if (rc < 0) {
+		free(copy);
+		return rig_set_error(rig, rc, "cannot open log '%s': %s", path, strerror(-rc));
+	}
+	free(rig->sink_path);
+	rig->sink_path = copy;
+	/* The first log: what was pending is older than it, and says so. */
+	if (early)
+		sink_console(rig, rig->cbuf + rig->clen - early, early, "console (earlier)");
 	return 0;
 }
 
@@ -344,6 +459,7 @@ void rig_close(struct rig *rig)
 	free(rig->device_type);
 	free(rig->file);
 	free(rig->state_path);
+	free(rig->sink_path);
 	free(rig);
 }
 
@@ -700,23 +816,35 @@ int rig_safe(struct rig *rig)
 
 /* ---- console ---- */
 
-static void sink_console(struct rig *rig, const char *buf, size_t n)
+static void sink_console(struct rig *rig, const char *buf, size_t n, const char *who)
 {
-	if (!rig->sink)
+	if (!rig->sink) {
+		/* not logged; but does the next logged byte start a line? */
+		while (n > 0 && buf[n - 1] == '\r')
+			n--;
+		if (n > 0)
+			rig->sink_cut = buf[n - 1] != '\n';
 		return;
+	}
+	sink_sync(rig);
 	for (size_t i = 0; i < n; i++) {
-		if (rig->sink_at_bol) {
-			sink_stamp(rig);
-			fputs("console: ", rig->sink);
-			rig->sink_at_bol = false;
-		}
 		if (buf[i] == '\r')
 			continue;
+		if (!rig->sink_mid) {
+			if (buf[i] == '\n' && rig->sink_cut) {
+				/* all that was left of the cut line was its end */
+				rig->sink_cut = false;
+				continue;
+			}
+			sink_line(rig, rig->sink_cut ? "console (continued)" : who);
+			rig->sink_cut = false;
+			rig->sink_mid = true;
+		}
 		fputc(buf[i], rig->sink);
-		if (buf[i] == '\n')
-			rig->sink_at_bol = true;
+		rig->sink_nl = buf[i] == '\n';
+		rig->sink_mid = !rig->sink_nl;
 	}
-	fflush(rig->sink);
+	sink_flush(rig);
 }
 
 int rig_console_fill(struct rig *rig, int timeout_ms)
@@ -752,7 +880,7 @@ int rig_console_fill(struct rig *rig, int timeout_ms)
 		return rc;
 	if (rc < 0)
 		return rig->errcode ? rc : fail_generic(p, rc, "reading");
-	sink_console(rig, rig->cbuf + rig->clen, (size_t)rc);
+	sink_console(rig, rig->cbuf + rig->clen, (size_t)rc, "console");
 	rig->clen += (size_t)rc;
 	rig->cbuf[rig->clen] = 0;
 	return rc;

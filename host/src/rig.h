@@ -284,8 +284,25 @@ RIG_API int rig_safe(struct rig *rig);
 
 /**
  * Event sink: every state change ("power on", "sdmux host", "button boot press 200 ms")
- * and, verbatim, every console byte read are appended to @p path (created, appended)
- * with a timestamp per event line. NULL closes the sink. Used for per-case logs.
+ * and, verbatim, every console byte read are appended to @p path (created, appended),
+ * one line each, "[HH:MM:SS.mmm] rig: ..." or "[HH:MM:SS.mmm] console: ...". NULL closes
+ * the sink. Used for per-case logs.
+ *
+ * Console bytes go to the log that was open when they arrived: before switching, the
+ * console output pending then is read (into the console buffer, where expect() still
+ * sees it) and logged into the log being closed, or, when none is open, appended to the
+ * last log this rig had. With no earlier log, it opens the new one as
+ * "console (earlier): ...".
+ *
+ * Other writers may append to the same file (the runner does): every line starts on a
+ * line of its own. A console line that is unfinished when another line is written, or
+ * when the log is switched, is ended there, and its rest is logged as
+ * "console (continued): ...".
+ *
+ * Blocks only for a console read with a zero timeout. A console read failure here is
+ * not reported (the next read reports it).
+ * @retval RIG_E_NOMEM out of memory
+ * @retval negative errno @p path cannot be opened (the old log is closed all the same)
  */
 RIG_API int rig_log_to(struct rig *rig, const char *path);
 /** Callback for each event line (no newline), in addition to the log file. */

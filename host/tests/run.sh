@@ -40,6 +40,19 @@ run 0 "--case selects one case" $RIGOR run testcases/sim.lua --case interlock --
 has "$T/sel.json" '"name": "interlock keeps the card' "selected case ran"
 if grep -q '"name": "power switches' "$T/sel.json"; then nok "other cases not run"; else ok "other cases not run"; fi
 
+# per-case logs: console output belongs to the case it arrived in, and every log line
+# (console, rig, runner, test) starts on its own line with its time stamp
+run 0 "two-case suite on the sim console" $RIGOR run $S/caselogs.lua --artifacts $T/acl
+l1=$T/acl/case-logs/boots-without-reading-the-console.log l2=$T/acl/case-logs/logs-in.log
+has "$l1" "console: sim-dut login: " "the boot and login prompt are in the log of the case that booted"
+if grep -q "boot ROM\|login: " "$l2"; then cp "$l2" "$T/out"; nok "the next case's log does not start with them"; else ok "the next case's log does not start with them"; fi
+head -1 "$l2" >"$T/first"
+has "$T/first" "^\[[0-9:.]+\] runner: case 'case logs/logs in' start" "the next case's log starts with its start line"
+cat "$l1" "$l2" >"$T/logs"
+if grep -vq '^\[[0-9:.]*\] [a-z]' "$T/logs"; then cp "$T/logs" "$T/out"; nok "every log line starts on its own line with a stamp"; else ok "every log line starts on its own line with a stamp"; fi
+has "$l2" "^\[[0-9:.]+\] test: at the shell prompt$" "a test line after a console prompt is a line of its own"
+has "$l2" "^\[[0-9:.]+\] console \(continued\): echo second$" "the console line cut by it goes on, marked as continued"
+
 # signals: abort the case, clean up, leave the DUT off, write reports, free the lock
 for sig in INT TERM; do
 	want=130

@@ -371,6 +371,101 @@ static void test_console_boot_and_log(void **state)
 	assert_non_null(strstr(buf, "console: boot: reading boot partition"));
 }
 
+static char *slurp(const char *path, char *buf, size_t len)
+{
+	FILE *lf = fopen(path, "r");
+	size_t n = 0;
+
+	if (lf) {
+		n = fread(buf, 1, len - 1, lf);
+		fclose(lf);
+	}
+	buf[n] = 0;
+	return buf;
+}
+
+/* Every line starts with a stamp "[HH:MM:SS.mmm] " followed by its source. */
+static void assert_lines_stamped(const char *log)
+{
+	for (const char *l = log; *l; l = strchr(l, '\n') + 1) {
+		if (l[0] != '[' || !strchr(l, ']') || strchr(l, ']') > strchr(l, '\n'))
+			fail_msg("line not stamped: %.60s", l);
+		if (!strchr(l, '\n'))
+			fail_msg("log ends mid-line: %s", l);
+	}
+}
+
+/* Console output that arrived before a log was switched goes to the old log. */
+static void test_console_log_switch(void **state)
+{
+	struct fx *f = *state;
+	char a[128], b[128], c[128], buf[8192];
+	const char *data;
+
+	open_sim(f, false, 0);
+	snprintf(a, sizeof(a), "%s/a.log", f->dir);
+	snprintf(b, sizeof(b), "%s/b.log", f->dir);
+	snprintf(c, sizeof(c), "%s/c.log", f->dir);
+	assert_int_equal(rig_log_to(f->rig, a), 0);
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_DUT), 0);
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+	usleep(150 * 1000);     /* the whole boot (10 lines, 5 ms apart), nobody reading */
+	assert_int_equal(rig_log_to(f->rig, b), 0);
+	assert_non_null(strstr(slurp(a, buf, sizeof(buf)), "console: rigor-sim login: "));
+	assert_lines_stamped(buf);
+	/* still there for the next expect, but not logged again */
+	assert_true(wait_for(f->rig, "login: ", 1000));
+	assert_null(strstr(slurp(b, buf, sizeof(buf)), "login: "));
+	rig_console_consume(f->rig, rig_console_peek(f->rig, &data));
+
+	/* Output that arrives while no log is open belongs to the log before. */
+	assert_int_equal(rig_log_to(f->rig, NULL), 0);
+	assert_int_equal(rig_power_set(f->rig, false), 0);
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+	usleep(150 * 1000);
+	assert_int_equal(rig_log_to(f->rig, c), 0);
+	assert_int_equal(rig_log_to(f->rig, NULL), 0);
+	assert_non_null(strstr(slurp(b, buf, sizeof(buf)), "console: rigor-sim boot ROM"));
+	assert_lines_stamped(buf);
+	assert_string_equal(slurp(c, buf, sizeof(buf)), "");
+	assert_int_equal(rig_errmsg(f->rig)[0], 0);
+}
+
+/* Another writer (the runner) appends to the same file: lines never run together. */
+static void test_console_log_other_writer(void **state)
+{
+	struct fx *f = *state;
+	char log[128], buf[8192];
+	const char *data;
+	FILE *other;
+
+	open_sim(f, false, 0);
+	snprintf(log, sizeof(log), "%s/case.log", f->dir);
+	assert_int_equal(rig_log_to(f->rig, log), 0);
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_DUT), 0);
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+	assert_true(wait_for(f->rig, "login: ", 3000));
+	rig_console_consume(f->rig, rig_console_peek(f->rig, &data));
+	other = fopen(log, "a");
+	assert_non_null(other);
+	/* as the runner does: end the console's unfinished line, then write its own */
+	fputs("\n[00:00:00.000] runner: between\n", other);
+	fflush(other);
+	assert_int_equal(rig_console_write(f->rig, "echo hi\n", 8, 1000), 8);
+	assert_true(wait_for(f->rig, "hi\r\n# ", 2000));
+	fputs("\n[00:00:00.000] runner: unfinished", other);
+	fflush(other);
+	assert_int_equal(rig_sdmux_set(f->rig, RIG_MUX_DUT), 0);
+	fclose(other);
+	assert_int_equal(rig_log_to(f->rig, NULL), 0);
+	slurp(log, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "console: rigor-sim login: \n[00:00:00.000] runner: between\n["));
+	assert_non_null(strstr(buf, "] console (continued): echo hi\n"));
+	assert_non_null(strstr(buf, "] console: # \n[00:00:00.000] runner: unfinished\n["));
+	assert_null(strstr(buf, "\n\n"));
+	assert_lines_stamped(buf);
+}
+
 static void test_console_no_card(void **state)
 {
 	struct fx *f = *state;
@@ -517,6 +612,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_safe_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_boot_and_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_log_switch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_log_other_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_no_card, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usbboot_and_storage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cm_flash_deadline, setup, teardown),

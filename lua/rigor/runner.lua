@@ -317,7 +317,7 @@ function Run:open_log(path, append)
 		end
 	end
 	self:rig_call_log_to(path)
-	local lf = io.open(path, "a")
+	local lf = io.open(path, "a+")   -- '+': Run:log reads the last byte
 	if lf then
 		lf:setvbuf("line")
 	end
@@ -349,9 +349,24 @@ local function stamp(run)
 	return string.format("[+%.3f]", (core.now_ms() - run.log_t0) / 1000)
 end
 
+-- Whether the file ends inside a line: the rig appends console bytes to the same file
+-- through its own handle, and a console line may be unfinished ("login: ").
+local function ends_mid_line(f)
+	local size = f:seek("end")
+	if not size or size == 0 or not f:seek("set", size - 1) then
+		return false
+	end
+	local last = f:read(1)
+	f:seek("end")
+	return last ~= nil and last ~= "\n"
+end
+
 function Run:log(who, text)
 	if self.logf then
 		local st = stamp(self)
+		if ends_mid_line(self.logf) then
+			self.logf:write("\n")   -- the rig goes on with that line as "console (continued)"
+		end
 		for line in (tostring(text) .. "\n"):gmatch("(.-)\n") do
 			self.logf:write(string.format("%s %s: %s\n", st, who, line))
 		end

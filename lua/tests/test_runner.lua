@@ -289,6 +289,33 @@ return s
 		"t.log writes to the case log")
 end)
 
+H.test("runner lines start on their own line after console bytes without a newline", function()
+	local art = H.tmpdir() .. "/midline-art"
+	local rig = fake_rig.new{ console = "sim-dut login: " }
+	local code = H.run{ rig = rig, artifacts = art, files = { [[
+local t = require "rigor.test"
+local s = t.suite("Mid", { timeout = 1000 })
+s:case("prompt", function(rig)
+	assert(rig.console:expect("login: "))
+	t.log("at the prompt")
+end)
+return s
+]] } }
+	H.eq(code, 0, "exit 0")
+	local log = H.read(art .. "/mid/prompt.log") or ""
+	H.has(log, { "sim-dut login: \n[" }, "the console's unfinished line is ended first")
+	local bad
+	for line in log:gmatch("[^\n]+") do
+		if not line:find("^%[") and not line:find("^event: ") and not line:find("^sim%-dut") then
+			bad = bad or line
+		end
+		if line:find("login: %[") then
+			bad = bad or line
+		end
+	end
+	H.ok(bad == nil, "no runner or test line is glued to a console line", bad)
+end)
+
 H.test("rig without has()", function()
 	local rig = { name = "bare", capabilities = { "power" } }
 	local code, out = H.run{ rig = rig, files = { [[
