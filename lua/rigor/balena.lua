@@ -9,7 +9,7 @@
 --   local dev = assert(b:wait_online(cfg.uuid, 10 * 60 * 1000))
 --
 -- Endpoints (the same ones balena-sdk, balena-cli and balenaOS use; see
--- docs/lua-api.md and /work/shared/research/protocols.md section 7):
+-- docs/lua-api.md and the balena API reference):
 --   GET  /actor/v1/whoami (falls back to /user/v1/whoami on 404)  whoami()
 --   GET  /v7/application?$filter=slug eq '<slug>'&$select=...       fleet()
 --   POST /download-config {appId, deviceType, version, ...}          download_config()
