@@ -75,11 +75,17 @@ $(OS_DIR)/rigor-os-flasher-%.img: $(OS_DIR)/rigor-os-%.img $(OS_KERNEL)/vmlinuz 
 
 # For `make test`: build the images, but let the image tests SKIP (not fail) when the kernel
 # package cannot be downloaded ($(OS_CACHE)/FETCH-FAILED); any other build error fails.
+# The EFI variant is built too where GRUB's EFI files are installed (else its test skips).
 os-image-for-test: $(OS_AGENT_HOST)
 	@$(MAKE) --no-print-directory os-image > $(OS_DIR)/build.log 2>&1 || \
 	{ if [ -e $(OS_CACHE)/FETCH-FAILED ]; then \
 		echo "os-image: kernel download failed; OS image tests will skip"; \
 	  else cat $(OS_DIR)/build.log; exit 1; fi; }
+	@if [ ! -e $(OS_CACHE)/FETCH-FAILED ] && command -v grub-mkstandalone >/dev/null && \
+	    [ -d /usr/lib/grub/x86_64-efi ]; then \
+		$(MAKE) --no-print-directory os-image-efi >> $(OS_DIR)/build.log 2>&1 || \
+		{ cat $(OS_DIR)/build.log; exit 1; }; \
+	else echo "os-image-efi: no GRUB EFI (grub-efi-amd64-bin) or no kernel; its test will skip"; fi
 
 TEST_DEPS += os-image-for-test
 TESTS += testcases/os/test-agent.sh testcases/os/test-image.sh testcases/os/test-qemu.py

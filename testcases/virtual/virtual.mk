@@ -9,7 +9,10 @@
 #                     testcases/flasher.lua on both concurrently
 #   test-vboard-rom.sh the board's own logic with a fake QEMU (no OS image needed): power
 #                     cycles during the ROM read, unread console input, signals
+#   test-vboard-efi.sh --firmware ovmf with rigor-os-efi-1.0.img (make os-image-efi): OVMF,
+#                     GRUB, grubenv slot A/B, a guest reboot is a reset, the trial fallback;
+#                     SKIPs without OVMF or the EFI image
 TESTS += testcases/virtual/test-vboard-rom.sh testcases/virtual/test-vboard.sh \
-	testcases/virtual/test-two-rigs.sh
+	testcases/virtual/test-two-rigs.sh testcases/virtual/test-vboard-efi.sh
 # os-image-for-test runs `make os-image`, tolerating only a failed kernel download.
 TEST_DEPS += $(BUILD)/rigor $(FW_SIM) $(if $(OS_IMAGES),os-image-for-test)
