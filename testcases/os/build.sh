@@ -212,6 +212,7 @@ make_efi_boot() {
 	mkdir -p "$er/boot" "$eb/EFI/BOOT"
 	cp "$3/vmlinuz" "$er/boot/vmlinuz"
 	cp "$4" "$er/boot/initrd.img"
+	install -m 755 "$HERE/efi/rigor-bootenv" "$er/usr/sbin/rigor-bootenv"
 	# GRUB's built-in config only hands over to the one next to BOOTX64.EFI on the disk
 	# the firmware loaded it from ($cmdpath, for example (hd0,msdos1)/EFI/BOOT).
 	printf '%s\n' 'set bootdir=$cmdpath' 'export bootdir' 'configfile $bootdir/grub.cfg' \

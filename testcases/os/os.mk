@@ -67,7 +67,7 @@ $(OS_INITRD): $(OS_KERNEL)/vmlinuz testcases/os/initramfs/init testcases/os/buil
 $(OS_DIR)/rigor-os-%.img: $(OS_KERNEL)/vmlinuz $(OS_INITRD) $(OS_AGENT) $(OS_SCRIPTS) $(OS_STAMP)
 	$(OS_ENV) testcases/os/build.sh image $@ $* $(OS_KERNEL) $(OS_INITRD) $(OS_AGENT)
 
-$(OS_DIR)/rigor-os-efi-%.img: $(OS_KERNEL)/vmlinuz $(OS_INITRD) $(OS_AGENT) $(OS_SCRIPTS) testcases/os/efi/grub.cfg $(OS_STAMP)
+$(OS_DIR)/rigor-os-efi-%.img: $(OS_KERNEL)/vmlinuz $(OS_INITRD) $(OS_AGENT) $(OS_SCRIPTS) testcases/os/efi/grub.cfg testcases/os/efi/rigor-bootenv $(OS_STAMP)
 	$(OS_ENV) testcases/os/build.sh image $@ $* $(OS_KERNEL) $(OS_INITRD) $(OS_AGENT) efi
 
 $(OS_DIR)/rigor-os-flasher-%.img: $(OS_DIR)/rigor-os-%.img $(OS_KERNEL)/vmlinuz $(OS_INITRD) $(OS_AGENT) $(OS_SCRIPTS) $(OS_STAMP)
