@@ -225,7 +225,7 @@ cp "$T/loop-rig.lua" "$T/rigpath/"
 cp "$RIG" "$T/rigpath/"
 F_SUCCESS_RE=NONE fault "rigor list rigs with a looping rig file on the path" 0 "loop-rig.lua .*invalid" \
 	env RIGOR_RIG_PATH="$T/rigpath" "$RIGOR" list rigs
-fault "a missing rig file" 2 "no rig '.*nosuch-rig.lua'" "$RIGOR" --rig "$T/nosuch-rig.lua" power status
+fault "a missing rig file" 2 "rig file '.*nosuch-rig.lua' does not exist" "$RIGOR" --rig "$T/nosuch-rig.lua" power status
 printf 'rig { name = "s", power = sim { min_off_ms = "soon" } }\n' >"$T/bad-rig.lua"
 fault "a rig parameter of the wrong type" 2 "bad-rig.lua:1: power \(sim\): parameter 'min_off_ms' must be an integer" \
 	"$RIGOR" --rig "$T/bad-rig.lua" power status
