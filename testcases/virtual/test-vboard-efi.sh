@@ -142,6 +142,8 @@ has "$T/first.out" "^two-facts R=root=LABEL=resin-rootB D=/dev/vda3 L=resin-root
 grep -q "Restarting system" "$T/console.log" && [ "$(grep -c 'BdsDxe: starting' "$T/console.log")" = 2 ] &&
 	ok "the console shows the kernel restarting and the firmware starting the bootloader twice" ||
 	nok "the console shows the kernel restarting and the firmware starting the bootloader twice"
+has "$T/vboard.log" "reset \(guest-reset\)" "vboard.log: the board saw the guest's reset (QMP RESET event)"
+has "$T/console.log" "rigor-vboard: reset \(guest-reset\)" "the console shows the board's reset line"
 has "$T/first.out" "^halted power=on" "poweroff -f halts the board; its power stays on"
 has "$T/vboard.log" "board halted \(QEMU exited with status 0\); power is still on" "vboard.log: halted after the guest's power-off"
 
