@@ -5,11 +5,12 @@
 # (/EFI/BOOT/BOOTX64.EFI of $(BUILD)/os/rigor-os-efi-1.0.img, make os-image-efi); grub.cfg
 # reads grubenv and boots resin-rootA or resin-rootB. Flash, boot to the login prompt, check
 # the slot (/proc/cmdline root=, the mounted root) and the boot disk's serial number; flip
-# grubenv to the other slot from inside the guest (rigor-bootenv) and `reboot -f`: the reboot is a reset
-# (same QEMU, no halt), the other slot comes up. Then the trial counter: with power off,
-# grubenv set on the card from the host (grub-editenv on a copy, mcopy) to a trial of slot A
-# at its last boot; GRUB falls back to B and records it in grubenv (save_env). And
-# `poweroff -f` halts the board with power on. Prints TAP; SKIPs without
+# grubenv to the other slot from inside the guest (rigor-bootenv) and `reboot -f`: the
+# reboot is a reset (same QEMU, no halt), the other slot comes up; `poweroff -f` halts the
+# board with power on. Then an unattended rollback: with power off, slot A loses its init
+# (debugfs -w) and goes on trial in grubenv (grub-editenv on a copy, mcopy); one power-on:
+# A panics, the kernel resets the board (panic=-1), twice, and GRUB falls back to B and
+# records it in grubenv (save_env). Prints TAP; SKIPs without
 # qemu-system-x86_64, OVMF, grub-editenv or the EFI image. RIGOR_VBOARD_KEEP=1 keeps the
 # scratch directory and its logs.
 T=$(mktemp -d /tmp/rigor-vboard-efi-XXXXXX)
@@ -36,7 +37,7 @@ skip() { echo "ok 1 # SKIP $1"; echo "1..1"; exit 0; }
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || skip "no OVMF ($OVMF_CODE; Debian package ovmf)"
 [ -f "$IMG" ] || skip "no EFI OS image $IMG (make os-image-efi)"
-for t in mtype mcopy grub-editenv python3; do command -v $t >/dev/null || skip "$t not installed"; done
+for t in mtype mcopy grub-editenv debugfs sfdisk python3; do command -v $t >/dev/null || skip "$t not installed"; done
 [ -x "$SIM" ] || { echo "not ok 1 - $SIM not built"; echo "1..1"; exit 1; }
 
 # the QEMU processes running on our card, by PID (matched on their own command line)
@@ -116,11 +117,20 @@ if arg[1] == "first" then
 	assert(c:expect("board halted", 60000, true), "no halt")
 	print("halted power=" .. tostring(rig.power:state()))
 elseif arg[1] == "altboot" then
-	-- GRUB saves grubenv before it prints its line: the power can go at once
+	-- slot A on trial with no init: each boot of A panics, the kernel resets the board
+	-- (panic=-1), GRUB counts; at the third boot it falls back to B by itself
+	t0 = now()
 	assert(rig.power:on())
-	local slot = c:expect("rigor%-grub: booting resin%-root(%u)", 90000)
-	assert(slot, "no GRUB line")
-	print("three-grub=" .. slot)
+	for i = 1, 2 do
+		local slot = c:expect("rigor%-grub: booting resin%-root(%u)", 90000)
+		assert(slot, "no GRUB line")
+		print("trial" .. i .. "-grub=" .. slot)
+		assert(c:expect("Kernel panic", 90000, true), "no panic")
+		print("trial" .. i .. "-panic")
+		assert(c:expect("rigor-vboard: reset (", 30000, true), "no reset")
+		print("trial" .. i .. "-reset")
+	end
+	boot("three")
 	assert(rig.power:off())
 end
 EOL
@@ -151,23 +161,38 @@ run 0 "power off" $R power off
 i=0; while [ -n "$(qemu_pids)" ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
 [ -z "$(qemu_pids)" ] && ok "power off kills QEMU" || nok "power off kills QEMU"
 
-# the trial counter, set from the host: slot A on trial at its last allowed boot
+# Unattended rollback (altboot): from the host, break slot A's init (debugfs) and put A on
+# trial in grubenv (grub-editenv on a copy, mcopy back); power on once and let the board
+# reset itself until GRUB gives up on A.
 run 0 "mux to the host" $R sdmux host
 mtype -i "$T/card.img@@1M" ::/EFI/BOOT/grubenv >"$T/grubenv" 2>"$T/err"
 grub-editenv "$T/grubenv" list >"$T/out" 2>&1
 has "$T/out" "^resin_root_part=B$" "grub-editenv reads the guest's grubenv from the card (resin_root_part=B)"
-grub-editenv "$T/grubenv" set resin_root_part=A upgrade_available=1 bootcount=2 &&
-	mcopy -o -i "$T/card.img@@1M" "$T/grubenv" ::/EFI/BOOT/grubenv && ok "grubenv set on the card from the host" ||
-	nok "grubenv set on the card from the host"
+grub-editenv "$T/grubenv" set resin_root_part=A upgrade_available=1 bootcount=0 &&
+	mcopy -o -i "$T/card.img@@1M" "$T/grubenv" ::/EFI/BOOT/grubenv && ok "grubenv on the card: slot A on trial" ||
+	nok "grubenv on the card: slot A on trial"
+a_off=$(sfdisk -J "$T/card.img" | python3 -c 'import json,sys
+print([p["start"] for p in json.load(sys.stdin)["partitiontable"]["partitions"] if p["node"].endswith("2")][0] * 512)')
+debugfs -w -R "rm /sbin/rigor-init" "$T/card.img?offset=$a_off" >"$T/out" 2>&1
+debugfs -R "stat /sbin/rigor-init" "$T/card.img?offset=$a_off" >"$T/out" 2>&1
+has "$T/out" "File not found" "resin-rootA has no /sbin/rigor-init (debugfs -w)"
 run 0 "mux to the DUT" $R sdmux dut
-run 0 "altboot: power on until GRUB's line, power off" $R lua "$T/boot.lua" altboot
+run 0 "altboot: power on; A panics twice, the board resets itself, GRUB falls back to B" $R lua "$T/boot.lua" altboot
 cp "$T/out" "$T/altboot.out"
-has "$T/altboot.out" "^three-grub=B" "a trial of A at bootcount 2: GRUB boots the other slot, resin-rootB"
+has "$T/altboot.out" "^trial1-grub=A" "trial boot 1 of resin-rootA"
+has "$T/altboot.out" "^trial2-reset" "A's missing init: kernel panic, reset by the guest, twice"
+has "$T/altboot.out" "^trial2-grub=A" "trial boot 2 of resin-rootA"
+has "$T/altboot.out" "^three-grub=B" "the third boot of the trial: GRUB boots the other slot, resin-rootB"
+has "$T/altboot.out" "^three-facts R=root=LABEL=resin-rootB D=/dev/vda3" "resin-rootB is up after the unattended rollback"
+[ "$(grep -c 'qemu pid [0-9]* started' "$T/vboard.log")" = 2 ] &&
+	ok "the rollback needed no power cycle: one QEMU for the whole power-on" ||
+	{ cp "$T/vboard.log" "$T/out"; nok "the rollback needed no power cycle: one QEMU for the whole power-on"; }
 run 0 "mux to the host" $R sdmux host
 mtype -i "$T/card.img@@1M" ::/EFI/BOOT/grubenv >"$T/grubenv" 2>"$T/err"
 grub-editenv "$T/grubenv" list >"$T/out" 2>&1
 sort "$T/out" | tr '\n' ' ' >"$T/env1"
 has "$T/env1" "^bootcount=0 resin_root_part=B rollback_altboot=1 upgrade_available=0 $" \
 	"GRUB saved the fallback in grubenv (save_env on FAT): B, no trial, rollback_altboot=1"
-echo "# seconds to the login prompt (power-on / reboot -f):" $(sed -n 's/^[a-z]*-login //p' "$T/first.out")
+echo "# seconds to the login prompt (power-on / reboot -f / power-on with two failed trial boots):" \
+	$(sed -n 's/^[a-z]*-login //p' "$T/first.out" "$T/altboot.out")
 tap_done
