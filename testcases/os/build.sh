@@ -217,7 +217,7 @@ make_efi_boot() {
 	# the firmware loaded it from ($cmdpath, for example (hd0,msdos1)/EFI/BOOT).
 	printf '%s\n' 'set bootdir=$cmdpath' 'export bootdir' 'configfile $bootdir/grub.cfg' \
 		>"$work/embedded.cfg"
-	mods="part_msdos fat ext2 loadenv regexp test linux echo configfile normal sleep"
+	mods="part_msdos fat ext2 loadenv regexp test linux echo configfile normal sleep reboot"
 	grub-mkstandalone -O x86_64-efi -o "$eb/EFI/BOOT/BOOTX64.EFI" \
 		--modules="$mods" --install-modules="$mods" --locales= --fonts= --themes= \
 		"boot/grub/grub.cfg=$work/embedded.cfg" || die "grub-mkstandalone failed"
