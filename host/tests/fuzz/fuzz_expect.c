@@ -167,9 +167,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	fuzz_state_dir();
-	ctx = rig_ctx_new();
-	desc = ctx ? rig_desc_new(ctx, "fuzz-rig") : NULL;
+	ctx = fuzz_ctx_new();
+	desc = rig_desc_new(ctx, "fuzz-rig");
 	if (!desc || rig_desc_set_str(desc, -1, "name", "fuzz", 1) < 0 ||
 	    rig_desc_add_part(desc, "console", NULL, "fuzz", 2) < 0 || rig_desc_validate(desc)) {
 		fprintf(stderr, "fuzz rig: %s\n", desc ? rig_desc_problems(desc) : "no memory");

@@ -108,14 +108,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	fuzz_state_dir();
 	unsetenv("http_proxy");
 	unsetenv("HTTP_PROXY");
 	unsetenv("all_proxy");
 	unsetenv("ALL_PROXY");
-	ctx = rig_ctx_new();
+	ctx = fuzz_ctx_new();
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (!ctx || lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    listen(lfd, 16) < 0 || getsockname(lfd, (struct sockaddr *)&a, &alen) < 0 ||
 	    pthread_create(&th, NULL, server, NULL)) {
 		perror("fuzz_http: loopback server");

@@ -43,10 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	fuzz_state_dir();
-	ctx = rig_ctx_new();
-	if (!ctx)
-		abort();
+	ctx = fuzz_ctx_new();
 	return 0;
 }
 

@@ -44,6 +44,18 @@ static inline void fuzz_state_dir(void)
 		setenv("RIGOR_STATE_DIR", dir, 1);
 }
 
+/* The context every Lua-side target runs on, over a scratch state directory. */
+static inline struct rig_ctx *fuzz_ctx_new(void)
+{
+	struct rig_ctx *c;
+
+	fuzz_state_dir();
+	c = rig_ctx_new();
+	if (!c)
+		abort();
+	return c;
+}
+
 /*
  * The input as an in-memory file, extended with zeros to @size_to if larger than the
  * input. Returns the descriptor (close it) and its /proc path in @path.
