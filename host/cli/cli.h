@@ -41,6 +41,8 @@ struct cmd {
 };
 
 extern volatile sig_atomic_t cli_signal;
+/* The exit code of a command stopped by a signal: 128 + the signal (SIGINT when none). */
+int cli_signal_exit(void);
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the usage of @cmd to @f. */

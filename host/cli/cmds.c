@@ -273,7 +273,7 @@ int cmd_console(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "\nrigor: console closed\n");
 	}
 	if (cli_signal && !ret)
-		ret = 128 + cli_signal;
+		ret = cli_signal_exit();
 	return ret;
 }
 

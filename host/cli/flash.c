@@ -201,8 +201,7 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 				snprintf(hint, sizeof(err) - (size_t)(hint - err),
 					 "(add --create to write a new image file)");
 			cli_error("flash: %s", err[0] ? err : rig_strerror(rc));
-			/* 128 + signal number: 130 SIGINT, 143 SIGTERM, 129 SIGHUP */
-			return cli_signal ? 128 + cli_signal : target_exit(rc);
+			return cli_signal ? cli_signal_exit() : target_exit(rc);
 		}
 		print_stats(c, image, target, &st);
 		return 0;
@@ -214,7 +213,7 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 	if (rc < 0 && cli_signal) {
 		/* the detail says how far it got and what was done to the card */
 		cli_error("%s", *rig_errmsg(c->rig) ? rig_errmsg(c->rig) : "flash: interrupted");
-		return 128 + cli_signal;
+		return cli_signal_exit();
 	}
 	if (rc < 0)
 		return cli_fail(c, rc, "flash");

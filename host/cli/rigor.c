@@ -118,7 +118,7 @@ int cli_fail(struct cli *c, int rc, const char *what)
 
 	if (rc == RIG_E_INTR || cli_signal) {
 		cli_error("%s: interrupted", what);
-		return 128 + (cli_signal ? cli_signal : SIGINT);
+		return cli_signal_exit();
 	}
 	/* The detail already names the part ("power: ..."); @what is for bare codes. */
 	if (*detail)
@@ -285,6 +285,11 @@ const char *cli_lua_dir(void)
 	if (access(RIGOR_SRC_LUA "/rigor/runner.lua", R_OK) == 0)
 		return RIGOR_SRC_LUA;
 	return RIGOR_INSTALL_LUA;
+}
+
+int cli_signal_exit(void)
+{
+	return 128 + (cli_signal ? cli_signal : SIGINT);
 }
 
 static void on_signal(int sig)

@@ -234,7 +234,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	}
 	lua_close(L);
 	if (cli_signal && code < 128)
-		code = 128 + cli_signal;
+		code = cli_signal_exit();
 	return code;
 }
 
@@ -292,7 +292,7 @@ int cmd_lua(struct cli *c, int argc, char **argv)
 	}
 	lua_close(L);
 	if (cli_signal)
-		code = 128 + cli_signal;
+		code = cli_signal_exit();
 	return code;
 }
 
@@ -358,7 +358,7 @@ int cmd_list(struct cli *c, int argc, char **argv)
 	if (!strcmp(what, "all") || !strcmp(what, "rigs"))
 		list_rigs(c);
 	if (cli_signal)
-		return 128 + cli_signal;
+		return cli_signal_exit();
 	if (!strcmp(what, "rigs"))
 		return 0;
 	L = new_state(c);

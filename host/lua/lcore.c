@@ -36,7 +36,7 @@ struct rigl_rt *rigl_rt(lua_State *L)
 	return rt;
 }
 
-const char *rigl_sig_name(int sig)
+static const char *rigl_sig_name(int sig)
 {
 	switch (sig) {
 	case SIGTERM: return "SIGTERM";
@@ -45,7 +45,6 @@ const char *rigl_sig_name(int sig)
 	default: return "SIGINT";
 	}
 }
-#define sig_name rigl_sig_name
 
 /* Push { rigor_abort = kind, message = msg }, printable through __tostring. */
 static void push_abort(lua_State *L, const char *kind, const char *msg)
@@ -80,8 +79,8 @@ void rigl_check_abort(lua_State *L)
 	if (rt->sig && *rt->sig) {
 		char msg[64];
 
-		snprintf(msg, sizeof(msg), "interrupted by %s", sig_name(*rt->sig));
-		rigl_abort(L, sig_name(*rt->sig), msg);
+		snprintf(msg, sizeof(msg), "interrupted by %s", rigl_sig_name(*rt->sig));
+		rigl_abort(L, rigl_sig_name(*rt->sig), msg);
 	}
 	if (rt->deadline && rig_now_ms() >= rt->deadline) {
 		char msg[96];
@@ -189,12 +188,10 @@ static int c_interrupted(lua_State *L)
 {
 	struct rigl_rt *rt = rigl_rt(L);
 
-	if (rt->sig && *rt->sig) {
-		lua_pushstring(L, sig_name(*rt->sig));
-		lua_pushinteger(L, 128 + *rt->sig);
-		return 2;
-	}
-	lua_pushnil(L);
+	if (rt->sig && *rt->sig)
+		lua_pushstring(L, rigl_sig_name(*rt->sig));
+	else
+		lua_pushnil(L);
 	return 1;
 }
 

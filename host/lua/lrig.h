@@ -26,8 +26,6 @@ bool rigl_abort_due(lua_State *L);
 /* Clamp a timeout to the armed case deadline; raises if it already passed. */
 int rigl_clamp(lua_State *L, int timeout_ms);
 int rigl_abort(lua_State *L, const char *kind, const char *msg);
-/* "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT" */
-const char *rigl_sig_name(int sig);
 void rigl_register_rig(lua_State *L);
 /* rigor.http (lhttp.c), for package.preload */
 int luaopen_rigor_http(lua_State *L);
