@@ -20,20 +20,7 @@ IMG=$BUILD/os/rigor-os-efi-1.0.img
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 export RIGOR_STATE_DIR=$T/state MTOOLS_SKIP_CHECK=1
-simpid=
-vbpid=
-bepid=
-cleanup() {
-	# by PID only: the board first (it kills its QEMU), then the rig board
-	[ -n "$vbpid" ] && kill "$vbpid" 2>/dev/null && wait "$vbpid" 2>/dev/null
-	[ -n "$simpid" ] && kill "$simpid" 2>/dev/null && wait "$simpid" 2>/dev/null
-	[ -n "$bepid" ] && kill "$bepid" 2>/dev/null && wait "$bepid" 2>/dev/null
-	if [ "$fail" = 0 ] && [ -z "$RIGOR_VBOARD_KEEP" ]; then rm -rf "$T"; else echo "# logs kept in $T"; fi
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
-
-skip() { echo "ok 1 # SKIP $1"; echo "1..1"; exit 0; }
+. testcases/virtual/board-test.sh
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || skip "no OVMF ($OVMF_CODE; Debian package ovmf)"
 [ -f "$IMG" ] || skip "no EFI OS image $IMG (make os-image-efi)"

@@ -14,22 +14,7 @@ T=$(mktemp -d /tmp/rigor-vboard-XXXXXX)
 SIM=$BUILD/firmware/host/rigfw-sim
 IMG=$BUILD/os/rigor-os-1.0.img
 export RIGOR_STATE_DIR=$T/state
-simpid=
-vbpid=
-bepid=
-luapid=
-cleanup() {
-	# by PID only: the board first (it kills its QEMU), then the rig board
-	[ -n "$luapid" ] && kill "$luapid" 2>/dev/null && wait "$luapid" 2>/dev/null
-	[ -n "$vbpid" ] && kill "$vbpid" 2>/dev/null && wait "$vbpid" 2>/dev/null
-	[ -n "$simpid" ] && kill "$simpid" 2>/dev/null && wait "$simpid" 2>/dev/null
-	[ -n "$bepid" ] && kill "$bepid" 2>/dev/null && wait "$bepid" 2>/dev/null
-	if [ "$fail" = 0 ] && [ -z "$RIGOR_VBOARD_KEEP" ]; then rm -rf "$T"; else echo "# logs kept in $T"; fi
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
-
-skip() { echo "ok 1 # SKIP $1"; echo "1..1"; exit 0; }
+. testcases/virtual/board-test.sh
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
 [ -f "$IMG" ] || skip "no OS image $IMG (make os-image; kernel download unavailable?)"
 for t in mtype mcopy sfdisk python3 fsck.fat e2fsck; do command -v $t >/dev/null || skip "$t not installed"; done
