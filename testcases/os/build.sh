@@ -6,10 +6,11 @@
 #                                     and extract OUT/vmlinuz + OUT/modules/*.ko
 #   build.sh initrd KERNEL OUT.img    busybox-static + modules + initramfs/init
 #   build.sh image OUT.img VERSION KERNEL INITRD AGENT [flasher PAYLOAD.img]
-#   build.sh image OUT.img VERSION KERNEL INITRD AGENT efi
-#                                     the UEFI A/B variant: GRUB (grub-mkstandalone) as
-#                                     /EFI/BOOT/BOOTX64.EFI, grub.cfg + grubenv choose the slot,
-#                                     kernel and initrd in each root slot's /boot
+#                                     a UEFI A/B disk image: GRUB (grub-mkstandalone) as
+#                                     /EFI/BOOT/BOOTX64.EFI on resin-boot, grub.cfg + grubenv
+#                                     choose the root slot, kernel and initrd in the slot's
+#                                     /boot; an OS image also gives its host OS update
+#                                     payload OUT-rootfs.img.gz (+ .sha256; docs/hup.md)
 # Image settings come from the environment: OS_SLUG, OS_MACHINE, OS_API_ENDPOINT,
 # OS_APP_ID, OS_USER_ID, OS_PROVISIONING_KEY, OS_HOSTNAME, OS_REPORT_INTERVAL, OS_SIZE_MIB.
 set -eu
@@ -110,38 +111,23 @@ cmd_image() {
 	: "${OS_SLUG:=qemux86-64}" "${OS_MACHINE:=$OS_SLUG}"
 	: "${OS_API_ENDPOINT:=http://10.0.2.2:48484}" "${OS_APP_ID:=1}" "${OS_USER_ID:=1}"
 	: "${OS_PROVISIONING_KEY:=rigorProvisioningKey00000000000000}"
-	: "${OS_HOSTNAME:=}" "${OS_REPORT_INTERVAL:=5}"
-	rootsize=24MiB
+	: "${OS_HOSTNAME:=}" "${OS_REPORT_INTERVAL:=5}" "${OS_SIZE_MIB:=192}"
+	# each root slot carries its kernel and initrd (24 + 10 MB of boot files)
+	rootsize=40
 	if [ "$mode" = flasher ]; then
-		: "${OS_SIZE_MIB:=160}"
 		lb=flash
-	elif [ "$mode" = efi ]; then
-		# each slot carries its kernel and initrd: roots of 40 MiB (24 + 10 MB of boot files)
-		: "${OS_SIZE_MIB:=160}"
-		lb=resin
-		rootsize=40MiB
+		args="rigor.flasher=1 rigor.target=/dev/vdb"
 	else
-		: "${OS_SIZE_MIB:=128}"
 		lb=resin
+		args=
 	fi
 	work=$img.d
 	rm -rf "$work" "$img.tmp" && mkdir -p "$work/boot" "$work/state" "$work/data" "$work/empty"
 	make_rootfs "$work/root" "$ver" "$agent"
 
-	# resin-boot contents.
+	# resin-boot contents: GRUB, its grub.cfg and grubenv; the kernel is in the root slot.
 	b=$work/boot
-	if [ "$mode" = efi ]; then
-		make_efi_boot "$b" "$work/root" "$kdir" "$initrd"
-	else
-		cp "$kdir/vmlinuz" "$b/vmlinuz"
-		cp "$initrd" "$b/initrd.img"
-		cmdline="console=ttyS0 quiet panic=-1 rigor.card=/dev/vda"
-		[ "$mode" = flasher ] && cmdline="$cmdline rigor.flasher=1 rigor.target=/dev/vdb"
-		echo "$cmdline" >"$b/cmdline.txt"
-		printf 'kernel=vmlinuz initrd=initrd.img cmdline=cmdline.txt\n' >"$b/boot.txt"
-		printf '# rigor test OS %s (%s): the virtual boot ROM reads boot.txt\nkernel=vmlinuz\ninitramfs initrd.img\n' \
-			"$ver" "$OS_SLUG" >"$b/config.txt"
-	fi
+	make_efi_boot "$b" "$work/root" "$kdir" "$initrd" "$lb" "$args"
 	cp "$work/root/etc/os-release" "$b/os-release"
 	host=
 	[ -n "$OS_HOSTNAME" ] && host="  \"hostname\": \"$OS_HOSTNAME\","
@@ -169,14 +155,19 @@ EOF
 		gzip -1nc "$payload" >"$work/data/$(basename "$payload").gz"
 	fi
 
+	# The root file system once, as a file: it goes into slot A and, for an OS image, is
+	# the host OS update payload (IMG without .img, + -rootfs.img.gz; docs/hup.md).
+	: >"$work/rootfs.img"
+	mkext "$work/rootfs.img" 0 $((rootsize * 2048)) "$lb-rootA" "$work/root"
+
 	# MBR like balenaOS: 1 boot (FAT16, bootable), 2 rootA, 3 rootB, 4 extended, 5 state, 6 data.
 	truncate -s "${OS_SIZE_MIB}M" "$img.tmp"
 	sfdisk -q --no-tell-kernel --no-reread "$img.tmp" >/dev/null <<EOF
 label: dos
 unit: sectors
 start=2048, size=40MiB, type=e, bootable
-size=$rootsize, type=83
-size=$rootsize, type=83
+size=${rootsize}MiB, type=83
+size=${rootsize}MiB, type=83
 type=5
 size=8MiB, type=83
 type=83
@@ -188,22 +179,27 @@ EOF
 		1) mkfs.vfat --offset "$start" -F 16 -n "$lb-boot" "$img.tmp" $((size / 2)) >/dev/null 2>&1 ||
 			die "mkfs.vfat failed"
 		   mcopy -s -i "$img.tmp@@$((start * 512))" "$b"/* ::/ ;;
-		2) mkext "$img.tmp" "$start" "$size" "$lb-rootA" "$work/root" ;;
-		3) rootb=$work/empty
-		   [ "$mode" = efi ] && rootb=$work/root   # for now rootB is a copy of rootA
-		   mkext "$img.tmp" "$start" "$size" "$lb-rootB" "$rootb" ;;
+		2) dd if="$work/rootfs.img" of="$img.tmp" bs=512 seek="$start" conv=notrunc status=none ||
+			die "writing $lb-rootA failed" ;;
+		3) mkext "$img.tmp" "$start" "$size" "$lb-rootB" "$work/empty" ;;
 		5) mkext "$img.tmp" "$start" "$size" "$lb-state" "$work/state" ;;
 		6) mkext "$img.tmp" "$start" "$size" "$lb-data" "$work/data" ;;
 		esac
 	done <"$work/parts"
+	if [ "$mode" != flasher ]; then
+		p=${img%.img}-rootfs.img.gz
+		gzip -6nc "$work/rootfs.img" >"$p.tmp" && mv "$p.tmp" "$p"
+		(cd "$(dirname "$p")" && sha256sum "$(basename "$p")") >"$p.sha256"
+	fi
 	rm -rf "$work"
 	mv "$img.tmp" "$img"
 }
 
-# make_efi_boot BOOTDIR ROOTDIR KERNEL INITRD: the UEFI A/B variant's boot files. The
-# kernel and initrd go into the root slot (ROOTDIR/boot; both slots get a copy), as on
-# balenaOS's x86 images; the boot partition holds GRUB (standalone: its modules are built
-# in), its grub.cfg and the environment (grubenv) that picks the slot and counts boots.
+# make_efi_boot BOOTDIR ROOTDIR KERNEL INITRD LABELPREFIX ARGS: the boot files. The kernel
+# and initrd go into the root slot (ROOTDIR/boot), as on balenaOS's x86 images; the boot
+# partition holds GRUB (standalone: its modules are built in), its grub.cfg and the
+# environment (grubenv) that picks the slot and counts boots. The root slots are
+# LABELPREFIX-rootA/B; ARGS go on the kernel command line (the flasher's).
 make_efi_boot() {
 	eb=$1 er=$2
 	command -v grub-mkstandalone >/dev/null || die "grub-mkstandalone not installed (grub-common)"
@@ -212,7 +208,6 @@ make_efi_boot() {
 	mkdir -p "$er/boot" "$eb/EFI/BOOT"
 	cp "$3/vmlinuz" "$er/boot/vmlinuz"
 	cp "$4" "$er/boot/initrd.img"
-	install -m 755 "$HERE/efi/rigor-bootenv" "$er/usr/sbin/rigor-bootenv"
 	# GRUB's built-in config only hands over to the one next to BOOTX64.EFI on the disk
 	# the firmware loaded it from ($cmdpath, for example (hd0,msdos1)/EFI/BOOT).
 	printf '%s\n' 'set bootdir=$cmdpath' 'export bootdir' 'configfile $bootdir/grub.cfg' \
@@ -221,7 +216,7 @@ make_efi_boot() {
 	grub-mkstandalone -O x86_64-efi -o "$eb/EFI/BOOT/BOOTX64.EFI" \
 		--modules="$mods" --install-modules="$mods" --locales= --fonts= --themes= \
 		"boot/grub/grub.cfg=$work/embedded.cfg" || die "grub-mkstandalone failed"
-	cp "$HERE/efi/grub.cfg" "$eb/EFI/BOOT/grub.cfg"
+	sed -e "s|@LABEL@|$5|g" -e "s|@ARGS@|${6:+ $6}|g" "$HERE/efi/grub.cfg" >"$eb/EFI/BOOT/grub.cfg"
 	grub-editenv "$eb/EFI/BOOT/grubenv" create
 	grub-editenv "$eb/EFI/BOOT/grubenv" set resin_root_part=A upgrade_available=0 bootcount=0
 	printf '# rigor test OS %s (%s), UEFI A/B: firmware -> /EFI/BOOT/BOOTX64.EFI (GRUB) -> grub.cfg + grubenv\n' \
@@ -230,8 +225,10 @@ make_efi_boot() {
 
 mkext() {
 	# -E root_owner: files as root even when built by a user; no loop device needed.
-	mkfs.ext4 -q -F -E offset=$(($2 * 512)),root_owner=0:0 -L "$4" -d "$5" -O ^has_journal \
-		-T small -m 0 "$1" $(($3 / 2))k || die "mkfs.ext4 $4 failed"
+	# No metadata_csum: rigor-hup rewrites the label of the root slot it wrote (an update
+	# payload is labelled for slot A) with dd, which a superblock checksum would forbid.
+	mkfs.ext4 -q -F -E offset=$(($2 * 512)),root_owner=0:0 -L "$4" -d "$5" \
+		-O ^has_journal,^metadata_csum -T small -m 0 "$1" $(($3 / 2))k || die "mkfs.ext4 $4 failed"
 }
 
 sub=${1:-}

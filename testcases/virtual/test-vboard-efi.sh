@@ -16,7 +16,7 @@
 T=$(mktemp -d /tmp/rigor-vboard-efi-XXXXXX)
 . host/tests/tap.sh
 SIM=$BUILD/firmware/host/rigfw-sim
-IMG=$BUILD/os/rigor-os-efi-1.0.img
+IMG=$BUILD/os/rigor-os-1.0.img
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 export RIGOR_STATE_DIR=$T/state MTOOLS_SKIP_CHECK=1
