@@ -59,7 +59,12 @@ if [ ! -f "$dir/node_modules/balena-sdk/package.json" ] || [ "$(cat "$stamp" 2>/
 	echo "$want" >"$stamp"
 fi
 
+# Host OS releases for check.js's os/pinning checks (the payload's content does not matter).
+printf 'rigor sdk-check payload\n' | gzip >"$tmp/hostos.img.gz"
 "$here/rigor-backend" --port 0 --state "$tmp/state.json" --port-file "$tmp/port" \
+	--hostos "raspberrypi4-64:6.0.13:$tmp/hostos.img.gz" \
+	--hostos "raspberrypi4-64:6.1.0:$tmp/hostos.img.gz" \
+	--hostos "raspberrypi3:6.1.0:$tmp/hostos.img.gz" \
 	>"$tmp/out" 2>"$tmp/err" &
 pid=$!
 i=0

@@ -489,6 +489,106 @@ def test_faults(tmp):
     s.stop()
 
 
+def test_hostos(tmp):
+    import hashlib
+    p10, p11 = os.path.join(tmp, "p10.gz"), os.path.join(tmp, "p11.gz")
+    open(p10, "wb").write(b"\x1f\x8b" + os.urandom(1000))
+    open(p11, "wb").write(b"\x1f\x8b" + os.urandom(200000))
+    r = subprocess.run([BACKEND, "--state", os.path.join(tmp, "x.json"), "--hostos",
+                        "qemux86-64:1.1:" + os.path.join(tmp, "missing")],
+                       capture_output=True, text=True)
+    ok(r.returncode == 2 and "cannot read" in r.stderr, "--hostos with an unreadable PATH: exit 2",
+       (r.returncode, r.stderr))
+    s = Server(tmp, "--hostos", "qemux86-64:1.0:" + p10, "--hostos", "qemux86-64:1.1:" + p11,
+               "--hostos", "raspberrypi4-64:6.1.0:" + p10)
+    st, body, _ = s.get(q("/v7/application", _select="id,app_name,is_host",
+                          _expand="is_for__device_type($select=slug),owns__release($select=id,"
+                                  "raw_version,semver,semver_major,semver_minor,is_final,status;"
+                                  "$expand=release_tag($select=tag_key,value))",
+                          _filter="is_host eq true and is_for__device_type/any(dt:dt/slug in "
+                                  "('qemux86-64'))"), USER_KEY)
+    rels = body["d"][0]["owns__release"] if st == 200 and len(body["d"]) == 1 else []
+    ok(st == 200 and body["d"][0]["app_name"] == "qemux86-64" and
+       [r["raw_version"] for r in rels] == ["1.0", "1.1"] and rels[1]["semver"] == "1.1.0" and
+       rels[1]["semver_minor"] == 1 and all(r["is_final"] and r["status"] == "success"
+                                            for r in rels) and
+       rels[1]["release_tag"] == [{"tag_key": "version", "value": "1.1"}],
+       "host application per device type with its releases (the SDK's os query)", body)
+    r10, r11 = rels[0]["id"], rels[1]["id"]
+    st, other, _ = s.get(q("/v7/release", _select="id",
+                           _filter="belongs_to__application/any(a:a/is_for__device_type/any("
+                                   "dt:dt/slug eq 'raspberrypi4-64'))"), USER_KEY)
+    rpi = other["d"][0]["id"]
+    uuid = new_uuid()
+    st, reg, _ = s.req("POST", "/device/register", {"application": 1, "uuid": uuid,
+                                                    "device_type": "qemux86-64"}, PROV_KEY)
+    dkey = reg["api_key"]
+    st, body, _ = s.get("/rigor/v1/device/%s/hostos" % uuid, dkey)
+    ok(st == 200 and body == {"target": None}, "unpinned: hostos is {target: null}", body)
+    st, _, _ = s.get("/rigor/v1/device/%s/hostos" % uuid)
+    st2, _, _ = s.get("/rigor/v1/device/%s/hostos" % uuid, USER_KEY)
+    ok(st == 401 and st2 == 401, "hostos endpoint needs the device's own key (401)", (st, st2))
+    s.req("PATCH", "/device/v3/state", {uuid: {"os_version": "1.0", "os_variant": "prod"}}, dkey)
+    st, body, _ = s.get(q("/v7/device(uuid='%s')" % uuid, _select="should_be_operated_by__release"),
+                        USER_KEY)
+    ok(body["d"][0]["should_be_operated_by__release"] == {"__id": r10},
+       "the first os_version report pins the device to the matching release (as balena)", body)
+    dev = "/v7/device(uuid='%s')" % uuid
+    st, body, _ = s.req("PATCH", dev, {"should_be_operated_by__release": r11}, dkey)
+    ok(st == 401, "a device key cannot pin its own OS (401)", st)
+    st, body, _ = s.req("PATCH", dev, {"should_be_operated_by__release": "x"}, USER_KEY)
+    ok(st == 400 and "Expected an ID" in str(body), "pin to a non-id -> 400", (st, body))
+    st, body, _ = s.req("PATCH", dev, {"should_be_operated_by__release": 999}, USER_KEY)
+    ok(st == 400 and "Could not find a hostapp release" in str(body),
+       "pin to an unknown release -> 400", (st, body))
+    st, body, _ = s.req("PATCH", dev, {"should_be_operated_by__release": rpi}, USER_KEY)
+    ok(st == 400 and "is for a device type that describes the device" in str(body),
+       "pin to a release of another device type -> 400 (the API's rule)", (st, body))
+    st, body, _ = s.req("PATCH", q("/v7/device", _filter="id in (%d)" % reg["id"]),
+                        {"should_be_operated_by__release": r11}, USER_KEY)
+    ok(st == 200, "pin with $filter=id in (...) as balena-sdk pinToOsRelease sends it", (st, body))
+    st, body, _ = s.get(q(dev, _select="os_version",
+                          _expand="should_be_operated_by__release($select=raw_version)"), USER_KEY)
+    ok(body["d"][0]["should_be_operated_by__release"] == [{"raw_version": "1.1"}],
+       "$expand=should_be_operated_by__release shows the pinned release", body)
+    st, body, _ = s.req("PATCH", dev, {"should_be_operated_by__release": r10}, USER_KEY)
+    ok(st == 400 and "downgrade" in str(body), "pin back to 1.0 -> 400 downgrade", (st, body))
+    st, body, _ = s.get("/rigor/v1/device/%s/hostos" % uuid, dkey)
+    sha = hashlib.sha256(open(p11, "rb").read()).hexdigest()
+    ok(st == 200 and body == {"target": "1.1", "release": r11,
+                              "url": "/rigor/v1/hostos/qemux86-64/1.1/rootfs.img.gz",
+                              "sha256": sha, "size": os.path.getsize(p11)},
+       "pinned: hostos gives target, url, sha256 and size of the payload", body)
+    st, data, r = s.get(body["url"], dkey, raw=True)
+    ok(st == 200 and data == open(p11, "rb").read() and
+       r.getheader("Content-Length") == str(len(data)) and
+       hashlib.sha256(data).hexdigest() == body["sha256"],
+       "payload download with the device key: the file, with Content-Length", st)
+    st, data, _ = s.get(body["url"], USER_KEY, raw=True)
+    ok(st == 200 and len(data) == os.path.getsize(p11), "payload download with a user key", st)
+    st1, _, _ = s.get(body["url"], raw=True)
+    st2, _, _ = s.get("/rigor/v1/hostos/raspberrypi4-64/6.1.0/rootfs.img.gz", dkey, raw=True)
+    st3, _, _ = s.get("/rigor/v1/hostos/qemux86-64/9.9/rootfs.img.gz", dkey, raw=True)
+    ok((st1, st2, st3) == (401, 403, 404),
+       "payload: no key 401, a device of another type 403, unknown version 404", (st1, st2, st3))
+    s.req("PATCH", "/device/v3/state", {uuid: {"os_version": "1.1", "os_variant": "prod"}}, dkey)
+    st, body, _ = s.get(q("/v6/device(uuid='%s')" % uuid, _select="os_version"), USER_KEY)
+    ok(body["d"][0]["os_version"] == "1.1", "a report after the update changes os_version", body)
+    st, body, _ = s.req("PATCH", dev, {"should_be_operated_by__release": None}, USER_KEY)
+    st2, body2, _ = s.get("/rigor/v1/device/%s/hostos" % uuid, dkey)
+    ok(st == 200 and body2 == {"target": None}, "unpin (null) -> hostos {target: null}", body2)
+    st, body, _ = s.req("POST", "/__rigor/hostos", {"device_type": "qemux86-64", "version": "1.2",
+                                                    "path": p10})
+    st2, lst, _ = s.get("/__rigor/hostos")
+    ok(st == 200 and body["raw_version"] == "1.2" and
+       [(x["device_type"], x["version"]) for x in lst] ==
+       [("qemux86-64", "1.0"), ("qemux86-64", "1.1"), ("qemux86-64", "1.2"),
+        ("raspberrypi4-64", "6.1.0")], "POST /__rigor/hostos adds a release and payload", lst)
+    st, body, _ = s.req("POST", "/__rigor/hostos", {"device_type": "nope", "version": "1"})
+    ok(st == 400, "POST /__rigor/hostos with an unknown device type -> 400", (st, body))
+    s.stop()
+
+
 def main():
     # Make SIGTERM/SIGHUP unwind through the finally below, so no server is left behind.
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -500,7 +600,7 @@ def main():
         uuid, reg = test_config_register(s, app_id)
         test_device(s, app_id, uuid, reg)
         s.stop()
-        for fn in (test_heartbeat, test_persistence, test_seed, test_faults):
+        for fn in (test_heartbeat, test_persistence, test_seed, test_faults, test_hostos):
             sub = os.path.join(tmp, fn.__name__)
             os.mkdir(sub)
             fn(sub)

@@ -133,6 +133,71 @@ async function check(sdkName) {
 			d.belongs_to__application[0].slug === fleetSlug && d.is_of__device_type[0].slug === deviceType,
 		'device.get shows reported versions, online state and expanded fleet/type', d);
 	});
+	await step('host OS releases', async () => {
+		// The emulator runs with --hostos for 6.0.13 and 6.1.0 of this device type and 6.1.0 of
+		// raspberrypi3 (sdk-check.sh).
+		const versions = await balena.models.os.getAvailableOsVersions(deviceType);
+		const raw = versions.map((v) => v.raw_version);
+		ok(raw.length === 2 && raw[0] === '6.1.0' && raw[1] === '6.0.13' &&
+			versions.every((v) => typeof v.id === 'number' && v.strippedVersion === v.raw_version),
+		`os.getAvailableOsVersions('${deviceType}') lists the host OS releases, newest first`, versions);
+		const all = await balena.models.os.getAllOsVersions(deviceType);
+		ok(all.length === 2, 'os.getAllOsVersions agrees', all);
+		const target = versions[0];
+		const before = await balena.models.device.get(uuid, {
+			$select: 'id', $expand: { should_be_operated_by__release: { $select: 'raw_version' } },
+		});
+		ok(before.should_be_operated_by__release.length === 1 &&
+			before.should_be_operated_by__release[0].raw_version === '6.0.13',
+		'the first os_version report set should_be_operated_by__release to the running release', before);
+		if (typeof balena.models.device.pinToOsRelease === 'function') {
+			await balena.models.device.pinToOsRelease(uuid, target.raw_version);
+		} else {
+			// balena-sdk 20 has only startOsUpdate (the actions service); pin as 23 does.
+			await balena.pine.patch({
+				resource: 'device', options: { $filter: { id: { $in: [reg.id] } } },
+				body: { should_be_operated_by__release: target.id },
+			});
+		}
+		const d = await balena.models.device.get(uuid, {
+			$select: ['os_version', 'should_be_operated_by__release'],
+			$expand: { should_be_operated_by__release: { $select: ['id', 'raw_version', 'is_final'] } },
+		});
+		ok(d.should_be_operated_by__release.length === 1 &&
+			d.should_be_operated_by__release[0].id === target.id &&
+			d.should_be_operated_by__release[0].raw_version === '6.1.0',
+		`device pinned to OS ${target.raw_version} (${typeof balena.models.device.pinToOsRelease === 'function' ? 'device.pinToOsRelease' : 'pine.patch'}) and read back with $expand`, d);
+		let err;
+		try {
+			await balena.pine.patch({
+				resource: 'device', id: reg.id, body: { should_be_operated_by__release: versions[1].id },
+			});
+		} catch (e) {
+			err = e;
+		}
+		ok(err && err.statusCode === 400 && /downgrade/.test(err.message),
+			'pinning back to an older OS release is refused (400, as the API\'s downgrade check)', err && (err.stack || err));
+		const other = await balena.models.os.getAvailableOsVersions('raspberrypi3');
+		err = undefined;
+		try {
+			await balena.pine.patch({
+				resource: 'device', id: reg.id, body: { should_be_operated_by__release: other[0].id },
+			});
+		} catch (e) {
+			err = e;
+		}
+		ok(other.length === 1 && err && err.statusCode === 400,
+			'pinning to a release of another device type is refused with 400', err && (err.stack || err));
+		if (typeof balena.models.device.pinToOsRelease === 'function') {
+			err = undefined;
+			try {
+				await balena.models.device.pinToOsRelease(uuid, '9.9.9');
+			} catch (e) {
+				err = e;
+			}
+			ok(err && err.code === 'BalenaReleaseNotFound', 'device.pinToOsRelease to an unknown version rejects with BalenaReleaseNotFound', err && (err.stack || err));
+		}
+	});
 	await step('device.getAllByApplication', async () => {
 		const all = await balena.models.device.getAllByApplication(fleetSlug, { $select: ['uuid'] });
 		ok(all.some((d) => d.uuid === uuid), 'device.getAllByApplication lists the new device', all);
