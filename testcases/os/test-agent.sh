@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # TAP: the rigor test OS device agent (host build) against the balena API emulator:
 # registration, config.json rewrite, no re-registration, state reports, 409 key exchange,
-# errors. See docs/os-image.md.
+# errors, host OS update (a fake rigor-hup run when the device is pinned). See docs/os-image.md.
 set -u
 BUILD=${BUILD:-build}
 AGENT=$BUILD/os/rigor-agent-host
@@ -27,7 +27,7 @@ check() { # check DESC CMD...
 # jget FILE EXPR: python expression on j (the parsed JSON)
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-echo "1..23"
+echo "1..32"
 if [ ! -x "$AGENT" ]; then
 	nok "agent built ($AGENT)"
 	exit 1
@@ -119,6 +119,47 @@ http POST /__rigor/faults '{"status": 503, "status_count": 1, "path_prefix": "/d
 $A --once >"$T/run5" 2>&1
 rc=$?
 check "state PATCH answered 503: error printed, exit 1" sh -c "test $rc = 1 && grep -q 'state report: HTTP 503' '$T/run5'"
+
+# Host OS update: releases 1.0 and 1.1 of qemux86-64 added through the control endpoint, a
+# fake rigor-hup that records its arguments and exits with the status in $T/hup.rc.
+head -c 4096 /dev/urandom | gzip >"$T/rootfs-1.1.img.gz"
+SHA=$(sha256sum "$T/rootfs-1.1.img.gz" | cut -d' ' -f1)
+for v in 1.0 1.1; do
+	python3 -c 'import sys,json,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/__rigor/hostos", method="POST", data=json.dumps({"device_type": "qemux86-64", "version": sys.argv[3], "path": sys.argv[2]}).encode(), headers={"Content-Type": "application/json"})).read()' \
+		"$API" "$T/rootfs-1.1.img.gz" "$v"
+done
+printf '#!/bin/sh\necho "$*" >>"%s/hup.args"\nexit $(cat "%s/hup.rc")\n' "$T" "$T" >"$T/fake-hup"
+chmod +x "$T/fake-hup"
+echo 0 >"$T/hup.rc"
+: >"$T/hup.args"
+KEY=$(jget "$T/config.json" 'j["deviceApiKey"]' 2>/dev/null)
+python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})).read().decode())' \
+	"$API/rigor/v1/device/$UUID/hostos" "$KEY" >"$T/hostos.json" 2>&1
+check "unpinned device: GET /rigor/v1/device/<uuid>/hostos is {\"target\": null}" jget "$T/hostos.json" '1/0 if j != {"target": None} else 1'
+sed -i 's/"1.1"/"1.0"/' "$T/os-release"
+$A --hup "$T/fake-hup" --reports 2 >"$T/run7" 2>&1
+check "unpinned: rigor-hup not run" sh -c "test ! -s '$T/hup.args' && ! grep -q 'host OS update' '$T/run7'"
+REL=$(api_get "/v7/release?\$filter=raw_version%20eq%20'1.1'&\$select=id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["d"][0]["id"])')
+http PATCH "/v7/device(uuid='$UUID')" "{\"should_be_operated_by__release\": $REL}" >/dev/null
+$A --hup "$T/fake-hup" --reports 3 >"$T/run8" 2>&1
+check "pinned to 1.1, running 1.0: rigor-hup run once in 3 reports" test "$(wc -l <"$T/hup.args")" = 1
+check "rigor-hup gets -u <apiEndpoint>/rigor/v1/hostos/qemux86-64/1.1/rootfs.img.gz -s <sha256>" \
+	test "$(cat "$T/hup.args")" = "-u $API/rigor/v1/hostos/qemux86-64/1.1/rootfs.img.gz -s $SHA"
+check "console: 'rigor-agent: host OS update to 1.1', then its result" sh -c \
+	"grep -q '^rigor-agent: host OS update to 1.1\$' '$T/run8' && grep -q '^rigor-agent: host OS update to 1.1 written, rebooting\$' '$T/run8'"
+: >"$T/hup.args"
+sed -i 's/"1.0"/"1.1"/' "$T/os-release"
+$A --hup "$T/fake-hup" --reports 2 >"$T/run9" 2>&1
+check "pinned to the running version: rigor-hup not run" test ! -s "$T/hup.args"
+sed -i 's/"1.1"/"1.0"/' "$T/os-release"
+echo 3 >"$T/hup.rc"
+$A --hup "$T/fake-hup" --reports 3 >"$T/run10" 2>&1
+check "rigor-hup fails: not retried while the agent runs (3 reports, 1 run)" test "$(wc -l <"$T/hup.args")" = 1
+check "console: 'host OS update to 1.1 failed (exit 3)'" grep -q '^rigor-agent: host OS update to 1.1 failed (exit 3)$' "$T/run10"
+: >"$T/hup.args"
+http PATCH "/v7/device(uuid='$UUID')" '{"should_be_operated_by__release": null}' >/dev/null
+$A --hup "$T/fake-hup" --reports 2 >"$T/run11" 2>&1
+check "unpinned again: rigor-hup not run" test ! -s "$T/hup.args"
 
 kill "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null

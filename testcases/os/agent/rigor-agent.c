@@ -5,7 +5,9 @@
 // statically: it reads config.json, registers the device with the provisioning key
 // (POST /device/register) when needed, writes uuid/deviceApiKey/registered_at/deviceId
 // back and drops apiKey, then reports its state (PATCH /device/v3/state) and reads its
-// target state (GET /device/v3/<uuid>/state) every few seconds.
+// target state (GET /device/v3/<uuid>/state) every few seconds. After each report it asks
+// the emulator for the device's pinned host OS release (GET /rigor/v1/device/<uuid>/hostos)
+// and runs rigor-hup once per new target (docs/os-image.md).
 //
 // Plain HTTP/1.1 over TCP (the device reaches the loopback emulator through QEMU slirp);
 // the host is an IPv4 address or "localhost" (no resolver in the initramfs). No libcurl,
@@ -28,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -559,6 +562,15 @@ struct agent {
 	int set_hostname;
 	int interval_override; /* seconds, 0 = from config */
 	int timeout_ms;
+	const char *hup_path; /* host OS update program, "" = never update */
+};
+
+/* The host OS update started by the agent (one at a time) and the targets already tried. */
+struct hup_state {
+	pid_t pid;	  /* running rigor-hup, 0 = none */
+	char running[64]; /* its target */
+	char tried[16][64];
+	int ntried;
 };
 
 static char *os_release_field(const char *path, const char *field)
@@ -849,6 +861,112 @@ out:
 	return rc;
 }
 
+/* Logs how a finished rigor-hup ended. */
+static void hup_reaped(struct hup_state *h, int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		say("host OS update to %s written, rebooting", h->running);
+	else if (WIFEXITED(status))
+		say("host OS update to %s failed (exit %d)", h->running, WEXITSTATUS(status));
+	else
+		say("host OS update to %s failed (signal %d)", h->running,
+		    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	h->pid = 0;
+}
+
+/* Reaps a finished rigor-hup without blocking (block != 0: waits for it). */
+static void hup_poll(struct hup_state *h, int block)
+{
+	int status;
+	if (h->pid <= 0)
+		return;
+	pid_t r;
+	do
+		r = waitpid(h->pid, &status, block ? 0 : WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == h->pid)
+		hup_reaped(h, status);
+	else if (r < 0)
+		h->pid = 0;
+}
+
+/* After a successful report: GET /rigor/v1/device/<uuid>/hostos (emulator only) and, when
+ * the target differs from the running VERSION and was not tried since start, start
+ * `rigor-hup -u <apiEndpoint><url> -s <sha256>` in the background. */
+static void hostos_check(const struct agent *ag, const struct jobj *cfg, const char *os_version,
+			 struct hup_state *h)
+{
+	struct url u;
+	char *uuid = jobj_get(cfg, "uuid"), *key = jobj_get(cfg, "deviceApiKey");
+	char *ep = NULL, *target = NULL, *url = NULL, *sha = NULL;
+	struct resp r = {0};
+	struct jobj o = {0};
+	hup_poll(h, 0);
+	if (!ag->hup_path || !*ag->hup_path || h->pid > 0 || !uuid || !key ||
+	    api_url(ag, cfg, &u))
+		goto out;
+	char path[256];
+	snprintf(path, sizeof path, "/rigor/v1/device/%s/hostos", uuid);
+	if (http(&u, "GET", path, key, NULL, &r, ag->timeout_ms) || r.status != 200) {
+		note("host OS target: %s", r.status ? "HTTP error" : strerror(errno));
+		goto out;
+	}
+	if (jobj_parse(&o, r.body)) {
+		note("host OS target: not a JSON object");
+		goto out;
+	}
+	target = jobj_get(&o, "target");
+	if (!target || !*target || (os_version && strcmp(target, os_version) == 0) ||
+	    strlen(target) >= sizeof h->running)
+		goto out;
+	for (int i = 0; i < h->ntried; i++)
+		if (strcmp(h->tried[i], target) == 0)
+			goto out;
+	url = jobj_get(&o, "url");
+	sha = jobj_get(&o, "sha256");
+	if (!url || !sha || url[0] != '/') {
+		note("host OS target %s has no payload", target);
+		goto out;
+	}
+	if (h->ntried < (int)(sizeof h->tried / sizeof h->tried[0]))
+		snprintf(h->tried[h->ntried++], sizeof h->tried[0], "%s", target);
+	ep = ag->api_override ? strdup(ag->api_override) : jobj_get(cfg, "apiEndpoint");
+	if (!ep)
+		goto out;
+	size_t el = strlen(ep);
+	while (el && ep[el - 1] == '/')
+		ep[--el] = 0;
+	char full[1024];
+	snprintf(full, sizeof full, "%s%s", ep, url);
+	say("host OS update to %s", target);
+	note("running %s -u %s -s %s", ag->hup_path, full, sha);
+	fflush(stdout);
+	pid_t p = fork();
+	if (p < 0) {
+		say("host OS update to %s failed (fork: %s)", target, strerror(errno));
+		goto out;
+	}
+	if (p == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		execl(ag->hup_path, ag->hup_path, "-u", full, "-s", sha, (char *)NULL);
+		fprintf(stderr, "rigor-agent: cannot run %s: %s\n", ag->hup_path, strerror(errno));
+		_exit(127);
+	}
+	h->pid = p;
+	snprintf(h->running, sizeof h->running, "%s", target);
+out:
+	jobj_free(&o);
+	free(r.body);
+	free(uuid);
+	free(key);
+	free(ep);
+	free(target);
+	free(url);
+	free(sha);
+}
+
 static int report_interval(const struct agent *ag, const struct jobj *cfg)
 {
 	if (ag->interval_override > 0)
@@ -876,20 +994,26 @@ static void usage(FILE *f)
 		"usage: rigor-agent [--config FILE] [--os-release FILE] [--api URL] [--interval S]\n"
 		"                   [--once] [--reports N] [--daemon] [--register-wait S]\n"
 		"                   [--set-hostname] [--timeout MS] [--log FILE] [--quiet]\n"
+		"                   [--hup PROGRAM]\n"
 		"Device agent of the rigor test OS (docs/os-image.md). Defaults: --config\n"
 		"/mnt/boot/config.json, --os-release /etc/os-release, API from config.json apiEndpoint.\n"
 		"  --once           register if needed, report state once, exit (0 = ok)\n"
 		"  --reports N      stop after N state reports\n"
 		"  --daemon         after the first report (or --register-wait S of retries),\n"
 		"                   continue in the background\n"
-		"  --set-hostname   set the hostname from config.json hostname / uuid prefix\n");
+		"  --set-hostname   set the hostname from config.json hostname / uuid prefix\n"
+		"  --hup PROGRAM    host OS update program run when the device is pinned to another\n"
+		"                   OS release (default /usr/sbin/rigor-hup; \"\" = never; not\n"
+		"                   with --once)\n");
 }
 
 int main(int argc, char **argv)
 {
 	struct agent ag = {.config_path = "/mnt/boot/config.json",
 			   .os_release_path = "/etc/os-release",
-			   .timeout_ms = 5000};
+			   .timeout_ms = 5000,
+			   .hup_path = "/usr/sbin/rigor-hup"};
+	struct hup_state hup = {0};
 	int once = 0, daemonize = 0, max_reports = -1, register_wait = 20;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -911,6 +1035,8 @@ int main(int argc, char **argv)
 			ag.timeout_ms = atoi(v);
 		else if (ARG("--log"))
 			g_log_path = v;
+		else if (ARG("--hup"))
+			ag.hup_path = v;
 		else if (strcmp(a, "--once") == 0)
 			once = 1, max_reports = 1;
 		else if (strcmp(a, "--daemon") == 0)
@@ -974,6 +1100,8 @@ int main(int argc, char **argv)
 			rc = r ? 1 : 0;
 			goto done;
 		}
+		if (r == 0 && !daemonize)
+			hostos_check(&ag, &cfg, os_version, &hup);
 	}
 	if (daemonize) {
 		pid_t p = fork();
@@ -1000,10 +1128,16 @@ int main(int argc, char **argv)
 		 * them; everything goes to the --log file. */
 		g_err_console = last != 1;
 		int r = report(&ag, &cfg, os_version, "Idle", last != 0);
-		if (r == 0)
+		if (r == 0) {
 			reports++;
+			hostos_check(&ag, &cfg, os_version, &hup);
+		} else {
+			hup_poll(&hup, 0);
+		}
 		last = r != 0;
 	}
+	/* A running update is waited for, so that its result is logged. */
+	hup_poll(&hup, 1);
 done:
 	jobj_free(&cfg);
 	free(os_version);
