@@ -49,6 +49,32 @@ check(d and balena.is_online(d), "wait_online sees it online", msg or show(d))
 check(b:os_version(uuid) == "balenaOS 5.3.10", "os_version", b:os_version(uuid))
 check(b:supervisor_version(uuid) == "16.1.0", "supervisor_version", b:supervisor_version(uuid))
 
+-- host OS releases (added through the emulator's control endpoint) and pinning
+for _, v in ipairs{ "5.3.10", "6.0.13" } do
+	http.json{ method = "POST", url = base .. "/__rigor/hostos",
+		body = { device_type = "raspberrypi4-64", version = v } }
+end
+local rels
+rels, msg = b:os_releases("raspberrypi4-64")
+check(rels and #rels == 2 and rels[1].raw_version == "5.3.10" and rels[2].raw_version == "6.0.13"
+	and math.type(rels[2].id) == "integer", "os_releases lists the host OS releases", msg or show(rels))
+rels, msg = b:os_releases("raspberrypi3")
+check(rels and #rels == 0, "os_releases of a type without releases is empty", msg or show(rels))
+local t
+t, msg = b:os_target(uuid)
+check(t and t.os_version == "balenaOS 5.3.10" and t.target == nil,
+	"os_target: reported version, not pinned (the releases came after the first report)", msg or show(t))
+ok, msg = b:pin_os_release(uuid, "6.0.13")
+t = b:os_target(uuid)
+check(ok == true and t and t.target == "6.0.13", "pin_os_release to 6.0.13, read back", msg or show(t))
+ok, msg, code = b:pin_os_release(uuid, "9.9.9")
+check(ok == nil and code == "RIG_E_NOENT", "pin_os_release to an unknown version: RIG_E_NOENT", msg)
+ok, msg, code = b:pin_os_release(uuid, "5.3.10")
+check(ok == nil and code == "HTTP_400" and msg:find("downgrade", 1, true), "pin_os_release refuses a downgrade (HTTP_400)", msg)
+ok, msg = b:pin_os_release(uuid, nil)
+t = b:os_target(uuid)
+check(ok == true and t and t.target == nil, "pin_os_release(uuid, nil) unpins", msg or show(t))
+
 local leaked = {}
 for _, l in ipairs(logs) do
 	if l:find(USER_KEY, 1, true) or (cfg and l:find(cfg.apiKey, 1, true)) then leaked[#leaked + 1] = l end

@@ -339,5 +339,89 @@ function Client:supervisor_version(uuid)
 	return dev.supervisor_version
 end
 
+--- The final, valid host OS releases of device type @device_type (slug), as
+-- balena-sdk os.getAvailableOsVersions finds them (releases of the host application
+-- for the type): a list of { id, raw_version, semver, variant, phase }, in API order.
+-- An unknown device type or one without host OS releases gives an empty list.
+function Client:os_releases(device_type)
+	local path = "/v7/application" .. query{
+		{ "$select", "id" },
+		{ "$expand", "owns__release($select=id,raw_version,semver,variant,phase;" ..
+			"$filter=is_final eq true and is_invalidated eq false and status eq 'success')" },
+		{ "$filter", "is_host eq true and is_for__device_type/any(dt:dt/slug eq " ..
+			odata_string(device_type) .. ")" } }
+	local r, msg, code = self:call("GET", path)
+	if r == nil then return nil, msg, code end
+	local d = type(r) == "table" and r.d
+	if type(d) ~= "table" then
+		return nil, "balena: unexpected answer to GET /v7/application", "RIG_E_PROTO"
+	end
+	local out = {}
+	for _, app in ipairs(d) do
+		for _, rel in ipairs(type(app) == "table" and app.owns__release or {}) do
+			local t = {}
+			for k, v in pairs(rel) do t[k] = nonnull(v) end
+			out[#out + 1] = t
+		end
+	end
+	return out
+end
+
+--- Pin the device @uuid to the host OS release whose raw_version is @version (as
+-- balena-sdk device.pinToOsRelease: PATCH device {should_be_operated_by__release}); the
+-- device's update agent then installs it. @version nil unpins. Returns true, or nil,
+-- message, code ("RIG_E_NOENT" for an unknown device or version; the API refuses other
+-- device types' releases and downgrades with "HTTP_400").
+function Client:pin_os_release(uuid, version)
+	local path = "/v7/device" .. query{
+		{ "$filter", "uuid eq " .. odata_string(uuid) },
+		{ "$select", "id" },
+		{ "$expand", "is_of__device_type($select=slug)" } }
+	local r, msg, code = self:call("GET", path)
+	if r == nil then return nil, msg, code end
+	local dev = type(r) == "table" and type(r.d) == "table" and r.d[1]
+	if not dev then return nil, "balena: no device " .. uuid, "RIG_E_NOENT" end
+	local target = core.null
+	if version ~= nil then
+		local dt = type(dev.is_of__device_type) == "table" and dev.is_of__device_type[1]
+		if type(dt) ~= "table" or type(dt.slug) ~= "string" then
+			return nil, "balena: unexpected answer to GET /v7/device", "RIG_E_PROTO"
+		end
+		local rels
+		rels, msg, code = self:os_releases(dt.slug)
+		if not rels then return nil, msg, code end
+		for _, rel in ipairs(rels) do
+			if rel.raw_version == version then target = rel.id end
+		end
+		if target == core.null then
+			return nil, string.format("balena: no OS release %s for %s", version, dt.slug), "RIG_E_NOENT"
+		end
+	end
+	r, msg, code = self:call("PATCH", "/v7/device" .. query{ { "$filter", "id in (" .. dev.id .. ")" } },
+		{ should_be_operated_by__release = target })
+	if r == nil then return nil, msg, code end
+	return true
+end
+
+--- The device's OS as the API sees it: { os_version = reported version or nil,
+-- target = raw_version of the pinned OS release or nil }.
+function Client:os_target(uuid)
+	local path = "/v7/device" .. query{
+		{ "$filter", "uuid eq " .. odata_string(uuid) },
+		{ "$select", "id,os_version" },
+		{ "$expand", "should_be_operated_by__release($select=id,raw_version)" } }
+	local r, msg, code = self:call("GET", path)
+	if r == nil then return nil, msg, code end
+	local d = type(r) == "table" and r.d
+	if type(d) ~= "table" then
+		return nil, "balena: unexpected answer to GET /v7/device", "RIG_E_PROTO"
+	end
+	if type(d[1]) ~= "table" then return nil, "balena: no device " .. uuid, "RIG_E_NOENT" end
+	local rel = type(d[1].should_be_operated_by__release) == "table" and
+		d[1].should_be_operated_by__release[1]
+	return { os_version = nonnull(d[1].os_version),
+		target = type(rel) == "table" and nonnull(rel.raw_version) or nil }
+end
+
 M.Client = Client
 return M
