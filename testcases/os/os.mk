@@ -82,5 +82,5 @@ os-image-for-test: $(OS_AGENT_HOST)
 	  else cat $(OS_DIR)/build.log; exit 1; fi; }
 
 TEST_DEPS += os-image-for-test
-TESTS += testcases/os/test-agent.sh testcases/os/test-image.sh testcases/os/test-qemu.py
+TESTS += testcases/os/test-agent.sh testcases/os/test-image.sh testcases/os/test-hup.sh testcases/os/test-qemu.py
 CLEAN_EXTRA += $(OS_DIR)
