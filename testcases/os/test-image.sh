@@ -34,7 +34,7 @@ start() { sfdisk -J "$1" | python3 -c "import json,sys; p=json.load(sys.stdin)['
 ext_cat() { debugfs -R "cat $3" "$1?offset=$(start "$1" "$2")" 2>/dev/null; }
 fat() { echo "$1@@$(start "$1" 1)"; }
 
-echo "1..23"
+echo "1..30"
 
 # Partition table: dos, 1 FAT16 bootable, 2/3 Linux, 4 extended, 5/6 Linux.
 sfdisk -J "$IMG10" >"$T/pt.json"
@@ -73,16 +73,28 @@ got=$(labels "$FL")
 check "flasher labels flash-* (like balena's flasher)" test "$got" = "$wantf"
 
 mdir -b -i "$(fat "$IMG10")" ::/ | sed 's|^::/||' | sort | tr '\n' ' ' >"$T/files"
-check "resin-boot files" test "$(cat "$T/files")" = \
-	"balena-image boot.txt cmdline.txt config.json config.txt device-type.json image-version-info initrd.img os-release vmlinuz "
-mtype -i "$(fat "$IMG10")" ::/boot.txt >"$T/boot.txt"
-check "boot.txt is the boot-ROM manifest" test "$(cat "$T/boot.txt")" = "kernel=vmlinuz initrd=initrd.img cmdline=cmdline.txt"
-mtype -i "$(fat "$IMG10")" ::/cmdline.txt >"$T/cmdline"
-check "cmdline.txt: serial console, card /dev/vda, not a flasher" sh -c \
-	"grep -q 'console=ttyS0' '$T/cmdline' && grep -q 'rigor.card=/dev/vda' '$T/cmdline' && ! grep -q flasher '$T/cmdline'"
-mcopy -n -i "$(fat "$IMG10")" ::/vmlinuz "$T/vmlinuz"
-check "vmlinuz is an x86 bzImage" sh -c "od -An -c -j 514 -N 4 '$T/vmlinuz' | tr -d ' ' | grep -qx 'HdrS'"
-mcopy -n -i "$(fat "$IMG10")" ::/initrd.img "$T/initrd.img"
+check "resin-boot files: GRUB in EFI/, no kernel (it is in the root slot)" test "$(cat "$T/files")" = \
+	"EFI/ balena-image config.json config.txt device-type.json image-version-info os-release "
+mdir -b -i "$(fat "$IMG10")" ::/EFI/BOOT | sed 's|^::/EFI/BOOT/||' | sort | tr '\n' ' ' >"$T/efi"
+check "EFI/BOOT: BOOTX64.EFI (the removable-media path the firmware boots), grub.cfg, grubenv" \
+	test "$(cat "$T/efi")" = "BOOTX64.EFI grub.cfg grubenv "
+mcopy -n -i "$(fat "$IMG10")" ::/EFI/BOOT/BOOTX64.EFI "$T/bootx64"
+check "BOOTX64.EFI is an x86-64 PE image (MZ, PE, machine 0x8664)" sh -c "
+	test \"\$(head -c 2 '$T/bootx64')\" = MZ &&
+	off=\$(od -An -tu4 -j 60 -N 4 '$T/bootx64' | tr -d ' ') &&
+	test \"\$(od -An -c -j \$off -N 4 '$T/bootx64' | tr -d ' ')\" = 'PE\\0\\0' &&
+	test \"\$(od -An -tx2 -j \$((off + 4)) -N 2 '$T/bootx64' | tr -d ' ')\" = 8664"
+mcopy -n -i "$(fat "$IMG10")" ::/EFI/BOOT/grubenv "$T/grubenv"
+check "grubenv: a 1024-byte block grub-editenv reads: slot A, no trial" sh -c "
+	test \$(wc -c <'$T/grubenv') = 1024 &&
+	grub-editenv '$T/grubenv' list | sort | tr '\n' ' ' | grep -qx 'bootcount=0 resin_root_part=A upgrade_available=0 '"
+mtype -i "$(fat "$IMG10")" ::/EFI/BOOT/grub.cfg >"$T/grub.cfg"
+check "grub.cfg boots root=LABEL=resin-root<slot> with the serial console, card /dev/vda, not a flasher" sh -c "
+	grep -q 'root=LABEL=resin-root\$resin_root_part' '$T/grub.cfg' && grep -q 'console=ttyS0' '$T/grub.cfg' &&
+	grep -q 'rigor.card=/dev/vda' '$T/grub.cfg' && ! grep -q 'rigor.flasher' '$T/grub.cfg' && ! grep -q '@' '$T/grub.cfg'"
+debugfs -R "dump /boot/vmlinuz $T/vmlinuz" "$IMG10?offset=$(start "$IMG10" 2)" >/dev/null 2>&1
+check "vmlinuz in resin-rootA/boot is an x86 bzImage" sh -c "od -An -c -j 514 -N 4 '$T/vmlinuz' | tr -d ' ' | grep -qx 'HdrS'"
+debugfs -R "dump /boot/initrd.img $T/initrd.img" "$IMG10?offset=$(start "$IMG10" 2)" >/dev/null 2>&1
 check "initrd: gzip newc cpio with /init, static busybox, 18 modules in order" sh -c "
 	gzip -dc '$T/initrd.img' | cpio -t --quiet >'$T/initrd.list' &&
 	grep -qx init '$T/initrd.list' && grep -qx bin/busybox '$T/initrd.list' &&
@@ -106,8 +118,8 @@ check "1.1 os-release: VERSION 1.1" grep -qx 'VERSION="1.1"' "$T/osr11"
 check "the two versions' os-release files differ" sh -c "! cmp -s '$T/osr10' '$T/osr11'"
 mtype -i "$(fat "$IMG11")" ::/os-release >"$T/osr11b"
 check "resin-boot carries a copy of os-release" cmp "$T/osr11" "$T/osr11b"
-check "rootA: agent, stage-2 init, busybox, udhcpc script" sh -c "
-	for f in /usr/bin/rigor-agent /sbin/rigor-init /sbin/rigor-flasher /bin/busybox /etc/udhcpc.sh; do
+check "rootA: agent, stage-2 init, update and rollback tools, busybox, udhcpc script" sh -c "
+	for f in /usr/bin/rigor-agent /sbin/rigor-init /sbin/rigor-flasher /usr/sbin/rigor-hup /usr/sbin/rigor-rollback /usr/sbin/rigor-bootenv /bin/busybox /etc/udhcpc.sh; do
 		debugfs -R \"stat \$f\" '$IMG10?offset=$(start "$IMG10" 2)' 2>/dev/null | grep -q 'Type: regular' || { echo missing \$f; exit 1; }
 	done"
 debugfs -R 'dump /usr/bin/rigor-agent '"$T/agent" "$IMG10?offset=$(start "$IMG10" 2)" >/dev/null 2>&1
@@ -117,25 +129,40 @@ for i in 2 3 5 6; do
 	e2fsck -fn "$IMG10?offset=$(start "$IMG10" $i)" >/dev/null 2>&1 || fsck="$fsck $i"
 done
 check "ext4 partitions pass e2fsck -fn" test -z "$fsck"
-check "images are sparse (<= 32 MiB allocated each for 1.0/1.1)" sh -c \
-	"test \$(du -k '$IMG10' | cut -f1) -le 32768 && test \$(du -k '$IMG11' | cut -f1) -le 32768"
-check "image sizes 128 MiB (flasher 160 MiB)" sh -c \
-	"test \$(stat -c %s '$IMG10') = 134217728 && test \$(stat -c %s '$FL') = 167772160"
+check "images are sparse (<= 48 MiB allocated each for 1.0/1.1)" sh -c \
+	"test \$(du -k '$IMG10' | cut -f1) -le 49152 && test \$(du -k '$IMG11' | cut -f1) -le 49152"
+check "image sizes 192 MiB" sh -c \
+	"test \$(stat -c %s '$IMG10') = 201326592 && test \$(stat -c %s '$FL') = 201326592"
+check "resin-rootB is an empty file system (no payload written yet)" sh -c "
+	debugfs -R 'ls -p /' '$IMG10?offset=$(start "$IMG10" 3)' 2>/dev/null | cut -d/ -f6 >'$T/rootb' &&
+	grep -qx lost+found '$T/rootb' && test -z \"\$(grep -vx -e . -e .. -e lost+found -e '' '$T/rootb')\""
+for v in 1.0 1.1; do
+	P=$OS/rigor-os-$v-rootfs.img.gz
+	gzip -dc "$P" >"$T/payload$v" 2>/dev/null
+	check "update payload $v: sha256 file matches, a resin-rootA file system of the slot's size (40 MiB)" sh -c "
+		(cd '$OS' && sha256sum -c --quiet 'rigor-os-$v-rootfs.img.gz.sha256') &&
+		test \$(wc -c <'$T/payload$v') = 41943040 &&
+		dumpe2fs -h '$T/payload$v' 2>/dev/null | grep -Eq '^Filesystem volume name: +resin-rootA\$'"
+done
+check "payload 1.0 is byte for byte resin-rootA of rigor-os-1.0.img" sh -c "
+	dd if='$IMG10' bs=512 skip=\$(($(start "$IMG10" 2) / 512)) count=81920 status=none | cmp - '$T/payload1.0'"
+check "root slots have no metadata_csum (rigor-hup rewrites a slot's label)" sh -c "
+	! dumpe2fs -h '$T/payload1.1' 2>/dev/null | grep -q metadata_csum"
 
 # Flasher.
-mtype -i "$(fat "$FL")" ::/cmdline.txt >"$T/fcmdline"
-check "flasher cmdline: rigor.flasher=1 rigor.target=/dev/vdb" sh -c \
-	"grep -q 'rigor.flasher=1' '$T/fcmdline' && grep -q 'rigor.target=/dev/vdb' '$T/fcmdline'"
+mtype -i "$(fat "$FL")" ::/EFI/BOOT/grub.cfg >"$T/fcmdline"
+check "flasher grub.cfg: root=LABEL=flash-root<slot> rigor.flasher=1 rigor.target=/dev/vdb" sh -c \
+	"grep -q 'root=LABEL=flash-root\$resin_root_part rigor.flasher=1 rigor.target=/dev/vdb' '$T/fcmdline'"
 check "flasher boot has the balena-image-flasher flag file" mtype -i "$(fat "$FL")" ::/balena-image-flasher
 debugfs -R "dump /rigor-os-1.0.img.gz $T/payload.gz" "$FL?offset=$(start "$FL" 6)" >/dev/null 2>&1
 check "flasher resin-data payload is exactly rigor-os-1.0.img" sh -c "gzip -dc '$T/payload.gz' | cmp - '$IMG10'"
 
 # Settings: slug, hostname, endpoint (build.sh directly, into the temp dir).
-OS_SLUG=genericx86-64-ext OS_HOSTNAME=dut7 OS_API_ENDPOINT=http://10.0.2.100 OS_SIZE_MIB=112 \
+OS_SLUG=genericx86-64-ext OS_HOSTNAME=dut7 OS_API_ENDPOINT=http://10.0.2.100 OS_SIZE_MIB=224 \
 	testcases/os/build.sh image "$T/custom.img" 2.5 "$OS/kernel" "$OS/initrd.img" "$OS/rigor-agent" >"$T/build.log" 2>&1
 ext_cat "$T/custom.img" 2 /etc/os-release >"$T/osr25"
 mtype -i "$(fat "$T/custom.img")" ::/config.json >"$T/config25.json"
-check "settable slug/hostname/endpoint/size (OS_SLUG=genericx86-64-ext, 112 MiB)" sh -c "
+check "settable slug/hostname/endpoint/size (OS_SLUG=genericx86-64-ext, 224 MiB)" sh -c "
 	grep -qx 'SLUG=\"genericx86-64-ext\"' '$T/osr25' && grep -qx 'VERSION=\"2.5\"' '$T/osr25' &&
 	grep -q '\"hostname\": \"dut7\"' '$T/config25.json' && grep -q '\"deviceType\": \"genericx86-64-ext\"' '$T/config25.json' &&
-	grep -q 'http://10.0.2.100' '$T/config25.json' && test \$(stat -c %s '$T/custom.img') = 117440512" 
+	grep -q 'http://10.0.2.100' '$T/config25.json' && test \$(stat -c %s '$T/custom.img') = 234881024" 
