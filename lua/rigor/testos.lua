@@ -70,16 +70,35 @@ function M.login(rig)
 end
 
 --- Runs a shell command on the console; returns its output (lines joined with "\n").
+--- `timeout_ms` (default 10000) bounds the wait for the command's end.
 local n = 0
-function M.sh(rig, cmd)
+function M.sh(rig, cmd, timeout_ms)
 	n = n + 1
 	rig.console:clear()
 	-- the markers are computed by the shell, so the echoed command line does not match
 	assert(rig.console:sendline(string.format("echo RIG-BEGIN-$((%d+1)); %s; echo RIG-END-$((%d+1))",
 		n * 10, cmd, n * 10)))
-	local out = A.ok(rig.console:expect(string.format("RIG%%-BEGIN%%-%d\r?\n(.-)\r?\nRIG%%-END%%-%d",
-		n * 10 + 1, n * 10 + 1), 10000))
+	local out = A.ok(rig.console:expect(string.format("RIG%%-BEGIN%%-%d\r?\n(.-)\r?\n?RIG%%-END%%-%d",
+		n * 10 + 1, n * 10 + 1), timeout_ms or 10000))
 	return (out:gsub("\r", ""))
+end
+
+--- Reads the console until one of the plain strings in `needles` appears or `timeout_ms`
+--- passes. Returns the index of the first one seen and the text read, or nil and the text.
+function M.expect_any(rig, needles, timeout_ms)
+	local seen, t_end = "", core.now_ms() + timeout_ms
+	while true do
+		local first, at
+		for i, needle in ipairs(needles) do
+			local p = seen:find(needle, 1, true)
+			if p and (not at or p < at) then first, at = i, p end
+		end
+		if first then return first, seen end
+		local left = t_end - core.now_ms()
+		if left <= 0 then return nil, seen end
+		local data = rig.console:read(left)
+		if data then seen = seen .. data end
+	end
 end
 
 return M

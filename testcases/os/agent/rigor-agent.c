@@ -553,6 +553,122 @@ static int http(const struct url *u, const char *method, const char *path, const
 	return 0;
 }
 
+/* GET url into the file out (streamed: a payload can be larger than memory wants to
+ * hold), for rigor-hup and rigor-rollback: busybox-static's wget crashes in the static
+ * resolver. Returns 0, or -1 with a message on stderr; a partial file is removed. */
+static int fetch(const char *url, const char *out, int timeout_ms)
+{
+	struct url u;
+	if (parse_url(url, &u)) {
+		fprintf(stderr, "rigor-agent: --fetch: '%s' is not an http://HOST[:PORT]/PATH URL\n", url);
+		return -1;
+	}
+	int fd = connect_to(&u, timeout_ms);
+	if (fd < 0) {
+		fprintf(stderr, "rigor-agent: --fetch: cannot connect to %s:%d: %s\n", u.host, u.port,
+			strerror(errno));
+		return -1;
+	}
+	char *head = NULL;
+	int hn = asprintf(&head,
+			  "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: " AGENT_VERSION
+			  "\r\nConnection: close\r\n\r\n",
+			  *u.base ? u.base : "/", u.host, u.port);
+	if (hn < 0 || write_all(fd, head, (size_t)hn)) {
+		fprintf(stderr, "rigor-agent: --fetch: cannot send the request: %s\n", strerror(errno));
+		free(head);
+		close(fd);
+		return -1;
+	}
+	free(head);
+	int of = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (of < 0) {
+		fprintf(stderr, "rigor-agent: --fetch: cannot write '%s': %s\n", out, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	char buf[65536], hdr[8192];
+	size_t hlen = 0;
+	long long want = -1, got = 0;
+	int in_body = 0, status = 0, rc = -1;
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "rigor-agent: --fetch: %s after %lld bytes\n",
+				errno == EAGAIN ? "timed out" : strerror(errno), got);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		const char *p = buf;
+		size_t left = (size_t)n;
+		if (!in_body) {
+			size_t take = left < sizeof hdr - 1 - hlen ? left : sizeof hdr - 1 - hlen;
+			memcpy(hdr + hlen, p, take);
+			hlen += take;
+			hdr[hlen] = 0;
+			char *e = strstr(hdr, "\r\n\r\n");
+			if (!e) {
+				if (hlen == sizeof hdr - 1) {
+					fprintf(stderr, "rigor-agent: --fetch: response header too long\n");
+					goto out;
+				}
+				continue;
+			}
+			size_t hsize = (size_t)(e + 4 - hdr);
+			int maj, min;
+			if (sscanf(hdr, "HTTP/%d.%d %d", &maj, &min, &status) != 3) {
+				fprintf(stderr, "rigor-agent: --fetch: not an HTTP response\n");
+				goto out;
+			}
+			if (status != 200) {
+				fprintf(stderr, "rigor-agent: --fetch: %s: HTTP %d\n", url, status);
+				goto out;
+			}
+			*e = 0;
+			const char *cl = strcasestr(hdr, "\r\nContent-Length:");
+			if (cl)
+				want = strtoll(cl + 17, NULL, 10);
+			in_body = 1;
+			/* the body bytes of this read: after the header within buf */
+			size_t before = hlen - take; /* header bytes from earlier reads */
+			p = buf + (hsize - before);
+			left = (size_t)n - (hsize - before);
+		}
+		while (left) {
+			ssize_t w = write(of, p, left);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				fprintf(stderr, "rigor-agent: --fetch: writing '%s': %s\n", out, strerror(errno));
+				goto out;
+			}
+			p += w;
+			left -= (size_t)w;
+			got += w;
+		}
+	}
+	if (!in_body)
+		fprintf(stderr, "rigor-agent: --fetch: connection closed before the response\n");
+	else if (want >= 0 && got != want)
+		fprintf(stderr, "rigor-agent: --fetch: %lld of %lld bytes (connection dropped)\n", got, want);
+	else if (fsync(of) && errno != EINVAL)
+		fprintf(stderr, "rigor-agent: --fetch: fsync '%s': %s\n", out, strerror(errno));
+	else
+		rc = 0;
+out:
+	close(fd);
+	if (close(of) && rc == 0) {
+		fprintf(stderr, "rigor-agent: --fetch: closing '%s': %s\n", out, strerror(errno));
+		rc = -1;
+	}
+	if (rc && strcmp(out, "/dev/null") != 0)
+		unlink(out);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- device side */
 
 struct agent {
@@ -995,6 +1111,7 @@ static void usage(FILE *f)
 		"                   [--once] [--reports N] [--daemon] [--register-wait S]\n"
 		"                   [--set-hostname] [--timeout MS] [--log FILE] [--quiet]\n"
 		"                   [--hup PROGRAM]\n"
+		"       rigor-agent --fetch URL --out FILE [--timeout MS]\n"
 		"Device agent of the rigor test OS (docs/os-image.md). Defaults: --config\n"
 		"/mnt/boot/config.json, --os-release /etc/os-release, API from config.json apiEndpoint.\n"
 		"  --once           register if needed, report state once, exit (0 = ok)\n"
@@ -1004,7 +1121,9 @@ static void usage(FILE *f)
 		"  --set-hostname   set the hostname from config.json hostname / uuid prefix\n"
 		"  --hup PROGRAM    host OS update program run when the device is pinned to another\n"
 		"                   OS release (default /usr/sbin/rigor-hup; \"\" = never; not\n"
-		"                   with --once)\n");
+		"                   with --once)\n"
+		"  --fetch URL      GET URL (http://ADDRESS[:PORT]/PATH) into --out FILE and exit\n"
+		"                   (0 = a complete 200 response; for rigor-hup and rigor-rollback)\n");
 }
 
 int main(int argc, char **argv)
@@ -1015,6 +1134,7 @@ int main(int argc, char **argv)
 			   .hup_path = "/usr/sbin/rigor-hup"};
 	struct hup_state hup = {0};
 	int once = 0, daemonize = 0, max_reports = -1, register_wait = 20;
+	const char *fetch_url = NULL, *fetch_out = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1037,6 +1157,10 @@ int main(int argc, char **argv)
 			g_log_path = v;
 		else if (ARG("--hup"))
 			ag.hup_path = v;
+		else if (ARG("--fetch"))
+			fetch_url = v;
+		else if (ARG("--out"))
+			fetch_out = v;
 		else if (strcmp(a, "--once") == 0)
 			once = 1, max_reports = 1;
 		else if (strcmp(a, "--daemon") == 0)
@@ -1055,6 +1179,13 @@ int main(int argc, char **argv)
 #undef ARG
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (fetch_url || fetch_out) {
+		if (!fetch_url || !fetch_out) {
+			fprintf(stderr, "rigor-agent: --fetch and --out go together\n");
+			return 2;
+		}
+		return fetch(fetch_url, fetch_out, ag.timeout_ms) ? 1 : 0;
+	}
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
 
