@@ -1,69 +1,104 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# rigor-vboard's own logic, without QEMU or the OS image: the pins file is written here,
-# the disks are tiny FAT images with a boot.txt, "QEMU" is a script that prints its
-# arguments and then never reads its input, and mcopy is slowed down so that the ROM read
-# takes about a second. Checks: a power cycle during the ROM read (strap changed while
-# off) boots what the new power-on selects; a power cut during the read starts nothing;
-# console input QEMU does not take does not stall the board (power off still kills QEMU
-# at once); SIGHUP and SIGTERM leave no process, socket or temporary directory behind.
-# Prints TAP.
-T=$(mktemp -d /tmp/rigor-vboard-rom-XXXXXX)
+# rigor-vboard's own logic, without QEMU, OVMF or an OS image: the pins file is written here,
+# the disks and firmware files are empty files, and "QEMU" is a Python script that prints
+# its arguments, never reads its console input, answers on the board's QMP socket (a
+# RESET event at start, system_reset) and, with the watchdog, plays a guest on ttyS1:
+# firmware text (not kicks), kicks every 100 ms, silence until the board resets it,
+# silence again, one kick, silence until the next reset. Checks: power cycles while QEMU
+# starts (strap changed while off) leave one QEMU with the disks of the last power-on; the
+# mux interlock starts nothing; console input QEMU does not take does not stall the board
+# (power off still kills QEMU at once); a RESET event is shown; the watchdog is armed by
+# the first kick only, resets N ms after the last one, and is disarmed by the reset; SIGHUP
+# and SIGTERM leave no process, socket or temporary directory behind. Prints TAP.
+T=$(mktemp -d /tmp/rigor-vboard-fake-XXXXXX)
 . host/tests/tap.sh
 VB=testcases/virtual/rigor-vboard
 vbpid=
 cleanup() {
 	[ -n "$vbpid" ] && kill "$vbpid" 2>/dev/null && wait "$vbpid" 2>/dev/null
-	rm -rf "$T"
+	if [ "$fail" = 0 ]; then rm -rf "$T"; else echo "# logs kept in $T"; fi
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
-skip() { echo "ok 1 # SKIP $1"; echo "1..1"; exit 0; }
-for t in mformat mcopy mtype sfdisk python3; do command -v $t >/dev/null || skip "$t not installed"; done
-export MTOOLS_SKIP_CHECK=1
+command -v python3 >/dev/null || { echo "ok 1 # SKIP python3 not installed"; echo "1..1"; exit 0; }
 
-# disk NAME: an 8 MiB image, partition 1 FAT with boot.txt naming files that say NAME
-disk() {
-	truncate -s 8M "$T/$1.img"
-	echo 'start=2048, type=c' | sfdisk -q "$T/$1.img" >/dev/null 2>&1
-	mformat -i "$T/$1.img@@1M" -T 14336 :: >/dev/null 2>&1
-	printf 'kernel=k initrd=i cmdline=c\n' >"$T/boot.txt"
-	echo "kernel-$1" >"$T/k"
-	echo "initrd-$1" >"$T/i"
-	echo "from-$1" >"$T/c"
-	for f in boot.txt k i c; do mcopy -i "$T/$1.img@@1M" "$T/$f" ::/$f; done
-}
-disk card
-disk internal
-# "QEMU": says how it was started, then sleeps without reading its input
-cat >"$T/qemu" <<'EOF'
-#!/bin/sh
-echo "FAKEQEMU $*"
-exec sleep 600
-EOF
+truncate -s 8M "$T/card.img" "$T/internal.img"
+: >"$T/code.fd"
+: >"$T/vars.fd"
+mkdir "$T/tmp"
+cat >"$T/qemu" <<'EOF2'
+#!/usr/bin/env python3
+# fake qemu-system-x86_64 for test-vboard-fake.sh
+import json, re, socket, sys, time
+print("FAKEQEMU " + " ".join(sys.argv[1:]), flush=True)
+paths = dict(re.findall(r"socket,id=(\w+),path=([^,]+),server=off", " ".join(sys.argv)))
+qmp = socket.socket(socket.AF_UNIX); qmp.connect(paths["qmp"])
+qmp.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+qmp.sendall(b'{"event": "RESET", "data": {"guest": true, "reason": "guest-reset"}}\n')
+if "wd" not in paths:
+    time.sleep(600)
+    sys.exit(0)
+wd = socket.socket(socket.AF_UNIX); wd.connect(paths["wd"])
+qmp.settimeout(0.05)
+buf = b""
+def reset_came(seconds):
+    """Reads QMP for `seconds`; True at a system_reset (answered with a RESET event)."""
+    global buf
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            buf += qmp.recv(4096)
+        except socket.timeout:
+            continue
+        if b"system_reset" in buf:
+            buf = b""
+            qmp.sendall(b'{"return": {}}\n{"event": "RESET", "data": {"guest": false, '
+                        b'"reason": "host-qmp-system-reset"}}\n')
+            return True
+    return False
+def say(s):
+    print("FAKEQEMU " + s, flush=True)
+for _ in range(8):                      # firmware text on COM2: not kicks
+    wd.sendall(b"\x1b[2J BdsDxe: loading Boot0001 \r\n")
+    if reset_came(0.1):
+        say("reset during firmware text")
+for _ in range(10):                     # the kicker
+    wd.sendall(b"\x16")
+    last = time.monotonic()
+    if reset_came(0.1):
+        say("reset while kicking")
+if reset_came(5):
+    say("reset after %d ms" % ((time.monotonic() - last) * 1000))
+if reset_came(1.5):                     # disarmed until the next kick
+    say("reset before a kick")
+wd.sendall(b"\x16")
+last = time.monotonic()
+if reset_came(5):
+    say("reset after %d ms" % ((time.monotonic() - last) * 1000))
+say("done")
+time.sleep(600)
+EOF2
 chmod +x "$T/qemu"
-# a slow mcopy: the ROM copies three files, so its read takes about a second
-mkdir "$T/bin" "$T/tmp"
-real_mcopy=$(command -v mcopy)
-printf '#!/bin/sh\nsleep 0.3\nexec %s "$@"\n' "$real_mcopy" >"$T/bin/mcopy"
-chmod +x "$T/bin/mcopy"
 
 # pins LINE: the rig board's state file, replaced atomically as rigfw-sim does
 pins() { echo "$1" >"$T/pins.tmp" && mv "$T/pins.tmp" "$T/pins"; }
 vb_start() {
 	: >"$T/vb.log"
 	: >"$T/console.log"
-	PATH="$T/bin:$PATH" TMPDIR="$T/tmp" $VB --state "$T/pins" --card "$T/card.img" \
-		--internal "$T/internal.img" --console "$T/console" --log "$T/console.log" \
-		--qemu "$T/qemu" >/dev/null 2>"$T/vb.log" &
+	TMPDIR="$T/tmp" $VB --state "$T/pins" --card "$T/card.img" --internal "$T/internal.img" \
+		--console "$T/console" --log "$T/console.log" --qemu "$T/qemu" \
+		--ovmf-code "$T/code.fd" --ovmf-vars "$T/vars.fd" "$@" >/dev/null 2>"$T/vb.log" &
 	vbpid=$!
 	wait_for "$T/console"
 }
-# qemu_pid: the fake QEMU the board started last, if it still runs
-qemu_pid() {
-	p=$(sed -n 's/.*qemu pid \([0-9]*\) started.*/\1/p' "$T/vb.log" | tail -n 1)
-	[ -n "$p" ] && [ -d "/proc/$p" ] && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null &&
-		echo "$p"
+# alive PID: the process runs (not a zombie)
+alive() { [ -n "$1" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+# qemu_pids: the fake QEMUs the board started that still run
+qemu_pids() {
+	for p in $(sed -n 's/.*qemu pid \([0-9]*\) started.*/\1/p' "$T/vb.log"); do
+		alive "$p" && echo "$p"
+	done
 }
 # wait_log REGEX SECONDS: until the console log matches
 wait_log() {
@@ -75,24 +110,29 @@ wait_log() {
 pins "power=0 mux=dut buttons=0000"
 vb_start
 
-# 1. power cycle during the ROM read: released strap (internal) -> off, strap held -> on
+# 1. power cycles while QEMU starts: released strap (internal) -> off, strap held -> on
 pins "power=1 mux=dut buttons=0000"
-sleep 0.3
+sleep 0.1
 pins "power=0 mux=dut buttons=1000"
-sleep 0.15
+sleep 0.1
 pins "power=1 mux=dut buttons=1000"
-wait_log FAKEQEMU 5
-cp "$T/console.log" "$T/out"
-if grep -q "FAKEQEMU.*from-card rigor.boot=card" "$T/out" && ! grep -q "rigor.boot=internal" "$T/out"; then
-	ok "a power cycle during the ROM read boots what the new power-on selects (the card)"
+sleep 1
+wait_log "FAKEQEMU.*serial=rigor-card,bootindex=0" 5
+[ "$(qemu_pids | wc -l)" = 1 ] && ok "power cycles while QEMU starts: one QEMU runs" ||
+	{ cp "$T/vb.log" "$T/out"; nok "power cycles while QEMU starts: one QEMU runs"; }
+grep "^FAKEQEMU -accel" "$T/console.log" | tail -n 1 | tr -d "\r" >"$T/out"   # the last QEMU's arguments
+if grep -q "file=$T/card.img,if=none,id=disk0.*serial=rigor-card,bootindex=0.*file=$T/internal.img,if=none,id=disk1.*serial=rigor-internal,bootindex=1" "$T/out" &&
+	grep -q "if=pflash.*readonly=on,file=$T/code.fd" "$T/out" && ! grep -q "id=wd" "$T/out"; then
+	ok "it boots what the last power-on selects: the card first (rigor-card), OVMF read-only, no watchdog port"
 else
-	nok "a power cycle during the ROM read boots what the new power-on selects (the card)"
+	nok "it boots what the last power-on selects: the card first (rigor-card), OVMF read-only, no watchdog port"
 fi
-[ "$(grep -c FAKEQEMU "$T/out")" = 1 ] && ok "one QEMU for the last power-on" || nok "one QEMU for the last power-on"
+wait_log "rigor-vboard: reset (guest-reset)" 5 && ok "a QMP RESET event is shown on the console" ||
+	nok "a QMP RESET event is shown on the console"
 
 # 2. console input QEMU does not read: the board must not stall on it
-q=$(qemu_pid)
-python3 - "$T/console" <<'EOF' &
+q=$(qemu_pids)
+python3 - "$T/console" <<'EOP' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
@@ -101,12 +141,11 @@ try:
     s.sendall(b"x" * (1 << 20))
 except OSError:
     pass
-EOF
+EOP
 sender=$!
 sleep 1
 pins "power=0 mux=dut buttons=1000"
-i=0; while [ -n "$q" ] && [ -d "/proc/$q" ] && ! grep -q '^State:.*Z' "/proc/$q/status" 2>/dev/null &&
-	[ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while alive "$q" && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
 wait $sender 2>/dev/null
 if [ -n "$q" ] && [ $i -lt 20 ]; then
 	ok "power off kills QEMU at once after 1 MiB of console input it did not read"
@@ -115,39 +154,59 @@ else
 	nok "power off kills QEMU at once after 1 MiB of console input it did not read"
 fi
 
-# 3. power cut during the ROM read: nothing starts, the read is thrown away
-: >"$T/console.log"
-pins "power=1 mux=dut buttons=1000"
+# 3. the interlock: the card with the mux on the host side starts nothing
+n0=$(grep -c 'qemu pid' "$T/vb.log")
+pins "power=1 mux=host buttons=1000"
+wait_log "rigor-vboard: no bootable card (SD card not connected: mux=host)" 5 &&
+	ok "strap held, mux on the host: 'no bootable card (SD card not connected: mux=host)'" ||
+	nok "strap held, mux on the host: 'no bootable card (SD card not connected: mux=host)'"
 sleep 0.3
+[ "$(grep -c 'qemu pid' "$T/vb.log")" = "$n0" ] && ok "no QEMU without the card" || nok "no QEMU without the card"
 pins "power=0 mux=dut buttons=1000"
-sleep 1.5
-if ! grep -q FAKEQEMU "$T/console.log" && [ -z "$(qemu_pid)" ]; then
-	ok "a power cut during the ROM read starts no QEMU"
-else
-	nok "a power cut during the ROM read starts no QEMU"
-fi
-ls "$T/tmp" | grep -v '^rigor-vboard-cache\.' >"$T/out"   # the kernel cache stays
-[ ! -s "$T/out" ] && ok "the abandoned ROM read leaves no temporary directory" ||
-	nok "the abandoned ROM read leaves no temporary directory"
 
-# 4. SIGHUP and SIGTERM with QEMU running: exit 0, nothing left behind
+# 4. SIGHUP and SIGTERM with QEMU running: exit 0, nothing left behind; between them, the
+# board comes back with --watchdog-ms 500 and the fake guest plays with ttyS1
 for sig in HUP TERM; do
 	pins "power=1 mux=dut buttons=1000"
-	wait_log FAKEQEMU 5
-	q=$(qemu_pid)
+	i=0; while [ -z "$(qemu_pids)" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	if [ $sig = TERM ]; then
+		wait_log "FAKEQEMU done" 15
+		tr -d '\r' <"$T/console.log" >"$T/wd.out"
+		cp "$T/wd.out" "$T/out"
+		grep -q "id=wd,path=.*-serial chardev:wd" "$T/wd.out" &&
+			ok "--watchdog-ms: QEMU gets a second serial port on the board's socket" ||
+			nok "--watchdog-ms: QEMU gets a second serial port on the board's socket"
+		! grep -q "FAKEQEMU reset during firmware text" "$T/wd.out" &&
+			! grep -q "FAKEQEMU reset while kicking" "$T/wd.out" &&
+			ok "firmware text on ttyS1 does not arm it; kicks every 100 ms keep it quiet" ||
+			nok "firmware text on ttyS1 does not arm it; kicks every 100 ms keep it quiet"
+		[ "$(grep -c '^FAKEQEMU reset after [5-8][0-9][0-9] ms$' "$T/wd.out")" = 2 ] &&
+			ok "the board resets the guest 500-900 ms after its last kick (twice)" ||
+			nok "the board resets the guest 500-900 ms after its last kick (twice)"
+		! grep -q "FAKEQEMU reset before a kick" "$T/wd.out" &&
+			ok "after a reset the watchdog waits for the next first kick" ||
+			nok "after a reset the watchdog waits for the next first kick"
+		[ "$(grep -c '^rigor-vboard: watchdog reset (no kick for 500 ms)$' "$T/wd.out")" = 2 ] &&
+			ok "the console shows 'rigor-vboard: watchdog reset (no kick for 500 ms)' for each" ||
+			nok "the console shows 'rigor-vboard: watchdog reset (no kick for 500 ms)' for each"
+		! grep -q "reset (host-qmp-system-reset)" "$T/wd.out" &&
+			ok "the board's own reset is not shown twice (no 'reset (host-qmp-system-reset)' line)" ||
+			nok "the board's own reset is not shown twice (no 'reset (host-qmp-system-reset)' line)"
+	fi
+	q=$(qemu_pids)
 	kill -$sig $vbpid
 	wait $vbpid
 	rc=$?
 	vbpid=
 	sleep 0.2
 	ls "$T/tmp" >"$T/out"
-	if [ $rc = 0 ] && [ -n "$q" ] && [ ! -d "/proc/$q" ] && [ ! -e "$T/console" ] && [ ! -s "$T/out" ]; then
-		ok "SIG$sig: exit 0, QEMU gone, socket and temporary directories removed"
+	if [ $rc = 0 ] && [ -n "$q" ] && ! alive "$q" && [ ! -e "$T/console" ] && [ ! -s "$T/out" ]; then
+		ok "SIG$sig: exit 0, QEMU gone, socket and temporary directory removed"
 	else
 		echo "# exit $rc, qemu pid '$q'"
-		nok "SIG$sig: exit 0, QEMU gone, socket and temporary directories removed"
+		nok "SIG$sig: exit 0, QEMU gone, socket and temporary directory removed"
 	fi
 	pins "power=0 mux=dut buttons=1000"
-	[ $sig = HUP ] && vb_start
+	[ $sig = HUP ] && vb_start --watchdog-ms 500
 done
 tap_done
