@@ -85,12 +85,16 @@ s:case("the installed OS boots from the internal disk", function(rig)
 	A.eq(rel.ID, "rigor-os", "os-release ID")
 	A.eq(rel.VERSION, version, "os-release VERSION (installed OS vs the flasher's payload)")
 	A.eq(rel.SLUG, rig.device_type, "os-release SLUG")
-	-- booted from the internal disk: the boot ROM says so on the kernel command line, and
-	-- the mounted boot partition is the installed image's, not the flasher's
+	-- booted from the internal disk: the installed image's bootloader (not the flasher's
+	-- command line), the boot disk is the internal one (on the virtual board its serial
+	-- number says so), and the mounted boot partition is the installed image's
 	local cmdline = sh(rig, "cat /proc/cmdline")
 	t.log("/proc/cmdline: %s", cmdline)
 	A.not_match(cmdline, "rigor%.flasher", "the flasher's command line")
-	if rig:has("virtual") then A.match(cmdline, "rigor%.boot=internal") end
+	A.match(cmdline, "root=LABEL=resin%-rootA", "the installed OS's root slot")
+	if rig:has("virtual") then
+		A.eq(sh(rig, "cat /sys/block/vda/serial"), "rigor-internal", "serial number of the boot disk")
+	end
 	A.eq(sh(rig, "ls /mnt/boot/balena-image /mnt/boot/balena-image-flasher 2>/dev/null"),
 		"/mnt/boot/balena-image", "image marker on the mounted boot partition")
 	-- the flasher copied its config.json to the installed OS
