@@ -27,7 +27,7 @@ check() { # check DESC CMD...
 # jget FILE EXPR: python expression on j (the parsed JSON)
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-echo "1..32"
+echo "1..36"
 if [ ! -x "$AGENT" ]; then
 	nok "agent built ($AGENT)"
 	exit 1
@@ -160,6 +160,22 @@ check "console: 'host OS update to 1.1 failed (exit 3)'" grep -q '^rigor-agent: 
 http PATCH "/v7/device(uuid='$UUID')" '{"should_be_operated_by__release": null}' >/dev/null
 $A --hup "$T/fake-hup" --reports 2 >"$T/run11" 2>&1
 check "unpinned again: rigor-hup not run" test ! -s "$T/hup.args"
+
+# --fetch (rigor-hup's and rigor-rollback's HTTP client): the payload byte for byte, a 404
+# leaves no file, a bad URL is refused, --fetch without --out is a usage error.
+$AGENT --fetch "$API/rigor/v1/hostos/qemux86-64/1.1/rootfs.img.gz" --out "$T/got.gz" >"$T/f1" 2>&1
+rc=$?
+check "--fetch: the payload byte for byte, exit 0" sh -c "test $rc = 0 && cmp '$T/got.gz' '$T/rootfs-1.1.img.gz'"
+$AGENT --fetch "$API/rigor/v1/hostos/qemux86-64/9.9/rootfs.img.gz" --out "$T/none.gz" >"$T/f2" 2>&1
+rc=$?
+check "--fetch of a missing payload: HTTP 404 named, exit 1, no file left" sh -c \
+	"test $rc = 1 && grep -q 'HTTP 404' '$T/f2' && test ! -e '$T/none.gz'"
+$AGENT --fetch "https://example.invalid/x" --out "$T/x" >"$T/f3" 2>&1
+rc=$?
+check "--fetch of a non-http URL: refused with the reason, exit 1" sh -c "test $rc = 1 && grep -q 'is not an http://' '$T/f3'"
+$AGENT --fetch "$API/ping" >"$T/f4" 2>&1
+rc=$?
+check "--fetch without --out: usage error, exit 2" sh -c "test $rc = 2 && grep -q 'go together' '$T/f4'"
 
 kill "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null
