@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""TAP: boot the rigor test OS under qemu-system-x86_64 (TCG) against the balena API
-emulator: first boot registers and reports, the console has a login prompt and a shell,
-a second boot does not register again, the flasher writes the internal disk and powers
-off, and the flashed disk boots and registers. SKIPs without QEMU or without images.
-See docs/os-image.md."""
+"""TAP: boot the rigor test OS under qemu-system-x86_64 (TCG) in OVMF, as the virtual board
+does (read-only pflash code, a copy of the variable store, disks with serial numbers, the
+boot disk first): GRUB boots the slot. Against the balena API emulator: first boot
+registers and reports, the console has a login prompt and a shell, a second boot does not
+register again, the flasher writes the internal disk and powers off, and the flashed disk
+boots and registers. SKIPs without QEMU, OVMF or images. See docs/os-image.md."""
 
 import json
 import os
@@ -26,6 +27,8 @@ FLASHER = os.path.join(OS_DIR, "rigor-os-flasher-1.0.img")
 BACKEND = "testcases/backend/rigor-backend"
 USERKEY = "rigorUserApiKey0000000000000000000"
 QEMU = shutil.which("qemu-system-x86_64")
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 BOOT_TIMEOUT = float(os.environ.get("RIGOR_OS_BOOT_TIMEOUT", "90"))
 ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")
 PLAN = 13
@@ -66,15 +69,20 @@ def fat(img):
 
 
 class Console:
-    """qemu-system-x86_64 with the serial console on stdin/stdout."""
+    """qemu-system-x86_64 in OVMF with the serial console on stdin/stdout; `drives` are
+    (image, serial) pairs, the boot disk first. -no-reboot: an unexpected reboot ends the
+    run instead of looping."""
 
-    def __init__(self, kernel, initrd, cmdline, drives, log):
-        args = [QEMU, "-accel", "tcg", "-M", "q35", "-m", "256", "-display", "none",
-                "-monitor", "none", "-serial", "stdio", "-no-reboot",
-                "-kernel", kernel, "-initrd", initrd, "-append", cmdline,
-                "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"]
-        for d in drives:
-            args += ["-drive", "file=%s,if=virtio,format=raw" % d]
+    def __init__(self, vars_, drives, log):
+        args = [QEMU, "-accel", "tcg", "-M", "q35", "-m", "512", "-display", "none",
+                "-monitor", "none", "-nodefaults", "-serial", "stdio", "-no-reboot",
+                "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMF_CODE,
+                "-drive", "if=pflash,format=raw,unit=1,file=" + vars_,
+                "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile="]
+        for i, (d, serial) in enumerate(drives):
+            args += ["-drive", "file=%s,if=none,id=disk%d,format=raw" % (d, i),
+                     "-device", "virtio-blk-pci,drive=disk%d,serial=%s,bootindex=%d" % (
+                         i, serial, i)]
         self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT)
         self.buf = b""
@@ -136,6 +144,8 @@ class Console:
 def main():
     if not QEMU:
         skip_all("qemu-system-x86_64 not installed (scripts/install-deps: qemu-system-x86)")
+    if not (os.path.isfile(OVMF_CODE) and os.path.isfile(OVMF_VARS)):
+        skip_all("no OVMF (%s; Debian package ovmf)" % OVMF_CODE)
     if not (os.path.exists(IMG) and os.path.exists(FLASHER)):
         if os.path.exists(os.path.join(CACHE, "FETCH-FAILED")):
             skip_all("kernel package could not be downloaded (no network); no OS images")
@@ -178,31 +188,15 @@ def main():
             run("mcopy", "-o", "-i", fat(dst), p, "::/config.json")
             return dst
 
-        def boot_files(img, tag):
-            """The virtual boot ROM: kernel, initrd and cmdline from the FAT partition
-            (boot.txt); the bzImage is unpacked to a PVH vmlinux, which boots ~3 s faster."""
-            d = os.path.join(tmp, tag)
-            os.makedirs(d)
-            manifest = dict(kv.split("=", 1) for kv in
-                            run("mtype", "-i", fat(img), "::/boot.txt").decode().split())
-            for key in ("kernel", "initrd", "cmdline"):
-                run("mcopy", "-n", "-i", fat(img), "::/" + manifest[key], os.path.join(d, key))
-            kernel = os.path.join(d, "kernel")
-            data = open(kernel, "rb").read()
-            i = data.find(b"\xfd7zXZ\x00")
-            if i >= 0:
-                x = subprocess.run(["xz", "-dc", "--single-stream"], input=data[i:],
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-                if len(x.stdout) > 1 << 20 and x.stdout[:4] == b"\x7fELF":
-                    kernel = os.path.join(d, "vmlinux")
-                    with open(kernel, "wb") as f:
-                        f.write(x.stdout)
-            cmdline = open(os.path.join(d, "cmdline")).read().strip()
-            return kernel, os.path.join(d, "initrd"), cmdline
+        vars_ = os.path.join(tmp, "OVMF_VARS.fd")   # NVRAM, kept across the boots
+        shutil.copyfile(OVMF_VARS, vars_)
 
         def boot(img, tag, extra=()):
-            k, i, c = boot_files(img, tag)
-            con = Console(k, i, c, [img, *extra], os.path.join(tmp, tag + ".log"))
+            """Power on with `img` as the boot disk (serial rigor-card, or rigor-internal
+            for the internal disk) and `extra` disks after it."""
+            serial = "rigor-internal" if img.endswith("internal.img") else "rigor-card"
+            con = Console(vars_, [(img, serial)] + [(d, "rigor-internal") for d in extra],
+                          os.path.join(tmp, tag + ".log"))
             consoles.append(con)
             return con
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Shared by test-vboard.sh and test-vboard-efi.sh, which start rigfw-sim, the API emulator,
+# Shared by the board tests (test-vboard.sh), which start rigfw-sim, the API emulator,
 # rigor-vboard and a rigor script themselves. Source after setting $T and sourcing
 # host/tests/tap.sh; set simpid, bepid, vbpid and luapid as the processes start.
 simpid=
