@@ -65,6 +65,7 @@ const char *const *cli_rig_dirs(void);
 
 int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_flash(struct cli *c, int argc, char **argv);
+int cmd_image(struct cli *c, int argc, char **argv);
 int cmd_lua(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_drivers(struct cli *c, int argc, char **argv);

@@ -51,6 +51,14 @@ static const struct cmd commands[] = {
 	  "Exit 2 for a bad image, bmap or target (corrupt data included), 3 for a rig or\n"
 	  "infrastructure failure, 128+signal when interrupted. A flash that fails after writing\n"
 	  "began erases the card's first and last MiB, so a half-written card never boots." },
+	{ "image", cmd_image, "image inspect IMAGE [--json]",
+	  "show what an OS image is: format, sha256, partitions, os-release, boot loader",
+	  "Any format 'rigor flash' takes (raw, gzip, xz, zstd, bzip2, zip). Needs no rig and no\n"
+	  "root and writes nothing: a compressed image is decoded to a sparse temporary file in\n"
+	  "$TMPDIR (else /tmp), removed before the command ends.\n"
+	  "  --json            one JSON document (schema rigor.image/1, see rigor(1))\n"
+	  "Exit 2 for a missing file, an image that is not a disk image, corrupt or truncated,\n"
+	  "or has no partition table; 3 when it cannot be read or decoded for other reasons." },
 	{ "power", cmd_power, "power on|off|cycle|status [--off-ms MS] [--json]", "switch or show DUT power",
 	  "  cycle             off, wait max(--off-ms, the rig's min_off_ms), on\n"
 	  "  status            on/off, with mV and mA when the back-end measures\n"

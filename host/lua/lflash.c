@@ -3,15 +3,19 @@
  * rig:flash(image [, opts]) and rig:read_file(part, path): the flash engine for scripts.
  * opts.files = { ["config.json"] = text, ... } are written into the boot partition after
  * the image, then read back and compared, so one call flashes, provisions and verifies.
+ * A successful flash records the image's identity (rig_image_inspect() of the card just
+ * written) as stats.image and rig.image, so suites and reports can say what they verified.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <lauxlib.h>
 
 #include "lrig.h"
 #include "rig_flash.h"
+#include "rig_image.h"
 
 static const char *const boot_labels[] = { "resin-boot", "balena-boot", "flash-boot", NULL };
 
@@ -78,6 +82,105 @@ static void push_stats(lua_State *L, const struct rig_flash_stats *st)
 	lua_setfield(L, -2, "seconds");
 }
 
+/* A JSON value as a Lua value; object members that are null are left out. */
+static void push_json(lua_State *L, json_t *j)
+{
+	luaL_checkstack(L, 4, "image identity too deep");
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+
+		lua_createtable(L, 0, (int)json_object_size(j));
+		json_object_foreach(j, k, v) {
+			if (json_is_null(v))
+				continue;
+			push_json(L, v);
+			lua_setfield(L, -2, k);
+		}
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *v;
+
+		lua_createtable(L, (int)json_array_size(j), 0);
+		json_array_foreach(j, i, v) {
+			push_json(L, v);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		break;
+	}
+	case JSON_STRING: lua_pushlstring(L, json_string_value(j), json_string_length(j)); break;
+	case JSON_INTEGER: lua_pushinteger(L, json_integer_value(j)); break;
+	case JSON_REAL: lua_pushnumber(L, json_real_value(j)); break;
+	case JSON_TRUE: lua_pushboolean(L, 1); break;
+	case JSON_FALSE: lua_pushboolean(L, 0); break;
+	default: lua_pushnil(L); break;
+	}
+}
+
+/*
+ * Pushes the identity of @image for suites (docs/lua-api.md, rig.image): rigor.image/1
+ * flattened for scripts: os_release is the fields, bootloader the kind, device_type and
+ * config_json come up from "balena", partitions up from "partition_table". Read from the
+ * card just written (@target, NULL when it is gone), else only from the file. Never fails
+ * the flash: what cannot be read is left out, and at least name and path are there.
+ */
+static void push_identity(lua_State *L, struct rig *rig, const char *image, const char *target,
+			  uint64_t raw_size)
+{
+	struct rig_image_opts o;
+	struct rig_image *img = NULL;
+	json_t *j = NULL, *bal, *pt;
+	char *text;
+	int rc;
+
+	rig_image_opts_init(&o);
+	o.decoded = target;
+	o.raw_size = raw_size;
+	o.shallow = target == NULL;
+	o.timeout_ms = rigl_clamp(L, 60000);
+	rc = rig_image_inspect(rig_ctx(rig), image, &o, &img);
+	if (rc < 0 && !o.shallow) {
+		/* a disk image without a table flashes fine; its identity is the file's */
+		o.shallow = true;
+		rc = rig_image_inspect(rig_ctx(rig), image, &o, &img);
+	}
+	rig_ctx_clear_error(rig_ctx(rig));
+	text = rc == 0 ? rig_image_to_json(img, 0) : NULL;
+	rig_image_free(img);
+	if (text)
+		j = json_loads(text, 0, NULL);
+	free(text);
+	if (!j) {
+		const char *base = strrchr(image, '/');
+
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, base && base[1] ? base + 1 : image);
+		lua_setfield(L, -2, "name");
+		lua_pushstring(L, image);
+		lua_setfield(L, -2, "path");
+		return;
+	}
+	json_object_del(j, "schema");
+	json_object_set(j, "os_release", json_object_get(json_object_get(j, "os_release"), "fields"));
+	json_object_set(j, "bootloader", json_object_get(json_object_get(j, "bootloader"), "kind"));
+	bal = json_object_get(j, "balena");
+	if (json_is_object(bal)) {
+		json_object_set(j, "device_type", json_object_get(bal, "device_type"));
+		json_object_set(j, "config_json", json_object_get(bal, "config_json"));
+	}
+	json_object_set_new(j, "balena", json_boolean(json_is_object(bal)));
+	pt = json_object_get(j, "partition_table");
+	if (json_is_object(pt)) {
+		json_object_set(j, "partitions", json_object_get(pt, "partitions"));
+		json_object_set(j, "partition_table", json_object_get(pt, "type"));
+	}
+	push_json(L, j);
+	json_decref(j);
+}
+
 static int fail(lua_State *L, const char *msg, int rc)
 {
 	lua_pushnil(L);
@@ -94,6 +197,7 @@ static int l_flash(lua_State *L)
 	struct rig_flash_stats st;
 	char target[4096], why[256], part[64], err[1024];
 	int rc, nfiles = 0;
+	bool have_target;
 
 	rig_flash_opts_init(&o);
 	if (!lua_isnoneornil(L, 3)) {
@@ -113,6 +217,15 @@ static int l_flash(lua_State *L)
 		return 3;
 	}
 	push_stats(L, &st);
+	/* a Compute Module's eMMC left with its power: only the image file can be read */
+	have_target = rig_storage_access(rig, target, sizeof(target), why, sizeof(why)) == 0;
+	rig_clear_error(rig);
+	push_identity(L, rig, image, have_target ? target : NULL, st.image_size);
+	lua_getiuservalue(L, 1, 1);        /* rig.image: the rig's fields live in its user value */
+	lua_pushvalue(L, -2);
+	lua_setfield(L, -2, "image");
+	lua_pop(L, 1);
+	lua_setfield(L, -2, "image");
 	if (lua_isnoneornil(L, 3))
 		return 1;
 	lua_getfield(L, 3, "files");
@@ -121,8 +234,8 @@ static int l_flash(lua_State *L)
 		return 1;
 	}
 	luaL_checktype(L, -1, LUA_TTABLE);
-	if (rig_storage_access(rig, target, sizeof(target), why, sizeof(why)) < 0)
-		/* a Compute Module's eMMC left with its power: files go in through the CLI's --inject */
+	if (!have_target)
+		/* files go in through the CLI's --inject there */
 		return fail(L, "opts.files: the flashed disk is gone (the DUT was powered off after flashing over USB boot)",
 			    RIG_E_NODEV);
 	lua_getfield(L, 3, "partition");

@@ -258,6 +258,23 @@ RIG_API int rig_flash_image(const char *image, const char *target,
 RIG_API int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt,
 				    char *err, size_t errlen);
 
+/**
+ * Checks what rig_flash_image() checks of @p image before it writes anything, without a
+ * target and without decoding: a regular file or block device, not empty; a raw image is
+ * whole 512-byte sectors and not text, an ELF file, qcow2 or another container rigor cannot
+ * read; a zip holds exactly one image. What a compressed stream holds is checked only as it
+ * is decoded (rig_flash_image()), so a corrupt or truncated one passes here. Reads the first
+ * MiB (and a zip's directory); does not block otherwise.
+ * @param fmt    set to the container format, or NULL
+ * @retval 0 the image can be given to rig_flash_image()
+ * @retval -ENOENT the image does not exist (or is a dangling symbolic link)
+ * @retval -EINVAL not an image (message says what it is instead)
+ * @retval -EBADMSG a zip whose directory cannot be read
+ * @retval other  -errno from the OS
+ */
+RIG_API int rig_flash_image_check(const char *path, enum rig_flash_format *fmt, char *err,
+				  size_t errlen);
+
 /** Static lowercase name of @p fmt ("raw", "gzip", "xz", "zstd", "bzip2", "zip"). */
 RIG_API const char *rig_flash_format_name(enum rig_flash_format fmt);
 

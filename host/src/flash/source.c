@@ -122,6 +122,25 @@ int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt, char *
 	return fl_detect_magic(b, (size_t)n, fmt);
 }
 
+/*
+ * The checks fl_src_open() makes before anything is written, for callers that only read an
+ * image (rig_image_inspect()): same code, same messages.
+ */
+int rig_flash_image_check(const char *path, enum rig_flash_format *fmt, char *err,
+			  size_t errlen)
+{
+	struct fl_src *s = NULL;
+	struct fl_err e;
+	int rc;
+
+	fl_err_init(&e, err, errlen);
+	rc = fl_src_open(path, 1, &s, &e);
+	if (rc == 0 && fmt)
+		*fmt = fl_src_format(s);
+	fl_src_close(s);
+	return rc;
+}
+
 /* Containers and files that are not disk images, by their first bytes. */
 static const struct {
 	size_t off, len;
