@@ -253,8 +253,7 @@ static int console_expect(lua_State *L)
 	const char *pat = luaL_checkstring(L, 2);
 	int timeout = (int)luaL_optinteger(L, 3, 10000);
 	int plain = lua_toboolean(L, 4);
-	int64_t start = rig_now_ms();
-	int64_t end = timeout < 0 ? INT64_MAX : start + timeout;
+	struct rig_deadline end = rig_deadline_start(timeout);
 
 	lua_settop(L, 4);   /* results of string.find start at index 6 */
 	for (;;) {
@@ -283,17 +282,14 @@ static int console_expect(lua_State *L)
 			return 1;
 		}
 		lua_settop(L, 4);
-		left = end == INT64_MAX ? -1 : (int)(end - rig_now_ms());
-		if (left < 0 && end != INT64_MAX)
-			left = 0;
-		left = rigl_clamp(L, left);
-		if (left == 0 && rig_now_ms() >= end)
+		left = rigl_clamp(L, rig_deadline_left_ms(end));
+		if (left == 0 && rig_deadline_expired(end))
 			rc = RIG_E_TIMEOUT;
 		else
 			rc = rig_console_fill(rig, left);
 		if (rc == RIG_E_TIMEOUT) {
 			rigl_check_abort(L);
-			if (rig_now_ms() < end)
+			if (!rig_deadline_expired(end))
 				continue;
 			lua_pushnil(L);
 			lua_pushfstring(L, "console: no match for '%s' within %d ms; last output: ", pat,

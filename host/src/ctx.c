@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define LOG_PREFIX "ctx"
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,8 @@ int rig_ctx_clamp(const struct rig_ctx *ctx, int timeout_ms)
 	left = ctx->deadline - rig_now_ms();
 	if (left < 0)
 		left = 0;
+	if (left > INT_MAX)
+		left = INT_MAX;
 	return timeout_ms < 0 || left < timeout_ms ? (int)left : timeout_ms;
 }
 
@@ -235,10 +238,11 @@ void rig_log(struct rig_ctx *ctx, enum rig_log_level lvl, const char *module, co
 
 int rig_ctx_sleep(struct rig_ctx *ctx, int ms)
 {
-	int64_t end = rig_now_ms() + rig_ctx_clamp(ctx, ms);
+	int span = rig_ctx_clamp(ctx, ms);
+	struct rig_deadline d = rig_deadline_start(span < 0 ? 0 : span);
 
 	for (;;) {
-		int64_t left = end - rig_now_ms();
+		int left = rig_deadline_left_ms(d);
 		struct timespec ts;
 
 		if (rig_ctx_cancelled(ctx))
@@ -253,25 +257,44 @@ int rig_ctx_sleep(struct rig_ctx *ctx, int ms)
 	}
 }
 
+struct rig_deadline rig_deadline_start(int timeout_ms)
+{
+	return (struct rig_deadline){ .end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms };
+}
+
+int rig_deadline_left_ms(struct rig_deadline d)
+{
+	int64_t left;
+
+	if (d.end == INT64_MAX)
+		return -1;
+	left = d.end - rig_now_ms();
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+bool rig_deadline_expired(struct rig_deadline d)
+{
+	return d.end != INT64_MAX && rig_now_ms() >= d.end;
+}
+
 int rig_ctx_poll(struct rig_ctx *ctx, int fd, short events, int timeout_ms)
 {
-	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
+	/* cut to the context's deadline, as rig_ctx_sleep() is: a case's bound ends the wait */
+	struct rig_deadline d = rig_deadline_start(rig_ctx_clamp(ctx, timeout_ms));
 
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = events };
-		int64_t left = end - rig_now_ms();
+		int left = rig_deadline_left_ms(d);
 		int rc;
 
 		if (rig_ctx_cancelled(ctx))
 			return RIG_E_INTR;
-		if (left < 0)
-			left = 0;
-		rc = poll(&pfd, 1, left > SLICE_MS ? SLICE_MS : (int)left);
+		rc = poll(&pfd, 1, left < 0 || left > SLICE_MS ? SLICE_MS : left);
 		if (rc > 0)
 			return 1;
 		if (rc < 0 && errno != EINTR)
 			return -errno;
-		if (rc == 0 && left <= SLICE_MS && rig_now_ms() >= end)
+		if (rc == 0 && rig_deadline_expired(d))
 			return RIG_E_TIMEOUT;
 	}
 }

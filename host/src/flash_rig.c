@@ -71,7 +71,11 @@ static void record(struct rig *rig, const char *image, int rc, const struct rig_
 	if (rc < 0 && !st->target_written)
 		return;
 	record_path(rig, path, sizeof(path));
-	lk = rig_kv_lock(path);
+	lk = rig_kv_lock(rig_ctx(rig), path, RIG_KV_LOCK_MS);
+	if (lk < 0) {
+		rig_warn(rig_ctx(rig), "flash record '%s' not saved: %s", path, rig_err_name(lk));
+		return;
+	}
 	kv = rig_kv_load(path);
 	if (kv) {
 		char *abs = realpath(image, NULL);
@@ -209,7 +213,7 @@ static int wait_disk(struct rig *rig, int timeout_ms, char *target, size_t len, 
 {
 	struct rig_ctx *ctx = rig_ctx(rig);
 	int limit = rig_ctx_clamp(ctx, timeout_ms);
-	int64_t end = limit < 0 ? INT64_MAX : rig_now_ms() + limit;
+	struct rig_deadline end = rig_deadline_start(limit);
 	char last[RIG_ERRMSG_MAX];
 	int rc;
 
@@ -220,7 +224,7 @@ static int wait_disk(struct rig *rig, int timeout_ms, char *target, size_t len, 
 			return rc;
 		snprintf(last, sizeof(last), "%s", rig_errmsg(rig));
 		rig_clear_error(rig);       /* not there yet is not an error yet */
-		rc = rig_now_ms() >= end ? RIG_E_TIMEOUT : rig_ctx_sleep(ctx, 50);
+		rc = rig_deadline_expired(end) ? RIG_E_TIMEOUT : rig_ctx_sleep(ctx, 50);
 		if (rc == RIG_E_INTR)
 			return rig_set_error(rig, rc, "interrupted while waiting for the DUT's storage (%s)",
 					     last);

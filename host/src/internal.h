@@ -57,8 +57,14 @@ int rig_kv_set(struct rig_kv *kv, const char *key, const char *val);
 int rig_kv_set_int(struct rig_kv *kv, const char *key, long long val);
 /* Write atomically (temp file + rename). */
 int rig_kv_save(const struct rig_kv *kv, const char *path);
-/* Lock @path.lck exclusively (flock, blocking) for a read-modify-write; returns fd or <0. */
-int rig_kv_lock(const char *path);
+/*
+ * Lock @path.lck exclusively (flock) for a read-modify-write, waiting at most @timeout_ms
+ * through @ctx (cancel and the context's deadline end the wait too). Returns the lock's
+ * fd, RIG_E_BUSY when another process held it the whole time, RIG_E_INTR, or -errno.
+ * Holders keep it for one load and save: RIG_KV_LOCK_MS is a generous bound for callers.
+ */
+#define RIG_KV_LOCK_MS 5000
+int rig_kv_lock(struct rig_ctx *ctx, const char *path, int timeout_ms);
 void rig_kv_unlock(int fd);
 
 /* ---- parameters: back-ends declare a schema, the core fills a typed struct ---- */

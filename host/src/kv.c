@@ -137,8 +137,9 @@ int rig_kv_save(const struct rig_kv *kv, const char *path)
 	return 0;
 }
 
-int rig_kv_lock(const char *path)
+int rig_kv_lock(struct rig_ctx *ctx, const char *path, int timeout_ms)
 {
+	struct rig_deadline d = rig_deadline_start(timeout_ms);
 	char lck[4200];
 	int fd;
 
@@ -146,11 +147,17 @@ int rig_kv_lock(const char *path)
 	fd = open(lck, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, LOCK_EX) < 0) {
-		int e = -errno;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = errno == EWOULDBLOCK ? 0 : -errno;
 
-		close(fd);
-		return e;
+		if (rc == 0 && rig_deadline_expired(d))
+			rc = RIG_E_BUSY;
+		if (rc == 0)
+			rc = rig_ctx_sleep(ctx, 10);
+		if (rc < 0) {
+			close(fd);
+			return rc;
+		}
 	}
 	return fd;
 }

@@ -39,7 +39,7 @@ static void read_holder(int fd, char *buf, size_t len)
 int rig_lock_acquire(struct rig_ctx *ctx, const char *name, const char *who, int timeout_ms,
 		     struct rig_lock **out)
 {
-	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
+	struct rig_deadline d = rig_deadline_start(timeout_ms);
 	char path[4200], info[1024], ts[64];
 	struct rig_lock *lk;
 	time_t now;
@@ -54,7 +54,7 @@ int rig_lock_acquire(struct rig_ctx *ctx, const char *name, const char *who, int
 		return rig_ctx_fail(ctx, RIG_E_IO, "cannot open lock file '%s': %s", path,
 				    strerror(errno));
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK || rig_now_ms() >= end) {
+		if (errno != EWOULDBLOCK || rig_deadline_expired(d)) {
 			read_holder(fd, info, sizeof(info));
 			close(fd);
 			return rig_ctx_fail(ctx, RIG_E_BUSY,

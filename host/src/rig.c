@@ -303,10 +303,15 @@ void rig_set_event_cb(struct rig *rig, rig_event_cb cb, void *user)
 
 static void state_save(struct rig *rig, const char *key, long long v)
 {
-	int lk = rig_kv_lock(rig->state_path);
-	struct rig_kv *kv = rig_kv_load(rig->state_path);
+	int lk = rig_kv_lock(rig->ctx, rig->state_path, RIG_KV_LOCK_MS);
+	struct rig_kv *kv;
 	char k2[64];
 
+	if (lk < 0) {
+		rig_warn(rig->ctx, "rig state '%s' not saved: %s", rig->state_path, rig_err_name(lk));
+		return;
+	}
+	kv = rig_kv_load(rig->state_path);
 	if (kv) {
 		snprintf(k2, sizeof(k2), "%s_at", key);
 		rig_kv_set_int(kv, key, v);

@@ -127,6 +127,31 @@ RIG_API int rig_ctx_sleep(struct rig_ctx *ctx, int ms);
 /** Milliseconds of CLOCK_MONOTONIC. */
 RIG_API int64_t rig_now_ms(void);
 
+/**
+ * The end of a bounded loop of waits, made once from a call's timeout_ms and asked at
+ * every turn, so a loop of short waits never outlives its caller's bound:
+ *
+ *     struct rig_deadline d = rig_deadline_start(timeout_ms);
+ *     while (!done) {
+ *         if (rig_deadline_expired(d))
+ *             return RIG_E_TIMEOUT;
+ *         rc = rig_ctx_poll(ctx, fd, POLLIN, rig_deadline_left_ms(d));
+ *         ...
+ *     }
+ *
+ * A value, not an object: copy it freely. The context's own deadline (a test case's) still
+ * cuts every wait made through the context.
+ */
+struct rig_deadline {
+	int64_t end;    /**< rig_now_ms() time; INT64_MAX: never */
+};
+/** A deadline @p timeout_ms from now; -1: never (0: already expired, a poll). */
+RIG_API struct rig_deadline rig_deadline_start(int timeout_ms);
+/** Milliseconds left, 0 once expired, at most INT_MAX; -1 for a deadline that never ends. */
+RIG_API int rig_deadline_left_ms(struct rig_deadline d);
+/** Whether the deadline has passed (never for rig_deadline_start(-1)). */
+RIG_API bool rig_deadline_expired(struct rig_deadline d);
+
 /* ----------------------------------------------------------------------------------- */
 /** @name Rig descriptions
  *

@@ -160,5 +160,47 @@ run 0 "mux off" $R sdmux off
 hp4=$(holder)
 if wait_until gone "$hp4"; then ok "no holder left behind"; else nok "no holder left behind"; fi
 
+# ---- a holder that never answers: the case's deadline ends the call, not the part's 3 s ----
+cat >"$T/stuck.py" <<'EOP'
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(sys.argv[1]); s.listen(4)
+open(sys.argv[2], "w").write("ready")
+conns = []
+while True:
+    c, _ = s.accept()
+    conns.append(c)      # read nothing, answer nothing
+EOP
+rm -f "$RIGOR_STATE_DIR/g1.gpio.sock"
+python3 "$T/stuck.py" "$RIGOR_STATE_DIR/g1.gpio.sock" "$T/stuck.ready" &
+stuckpid=$!
+wait_until test -e "$T/stuck.ready"
+cat >"$T/g1s.lua" <<'EOR'
+rig {
+  name = "g1",
+  power = gpio { chip = "pinctrl-rig", line = "RELAY1", min_off_ms = 0, timeout_ms = 3000 },
+  sdmux = gpio { chip = "gpiochip0", line = "SD_SEL", enable_line = "SD_EN", host_level = 1, timeout_ms = 200 },
+  button = { boot = gpio { chip = "gpiochip0", line = "BOOT", active_low = true, timeout_ms = 200 } },
+}
+EOR
+cat >"$T/stuck_suite.lua" <<'EOL'
+local t = require "rigor.test"
+local s = t.suite("stuck", { timeout = 700 })
+s:case("power on through a holder that never answers", function(rig) assert(rig.power:on()) end)
+return s
+EOL
+# the rig cannot reach its safe state either: an infrastructure error (exit 3)
+run 3 "a case calling a stuck holder, then the safe state, fail" \
+	$RIGOR --rig "$T/g1s.lua" run "$T/stuck_suite.lua" --artifacts "$T/art" --json "$T/stuck.json"
+has "$T/out" "timed out after 700 ms" "the case ends at its 700 ms deadline"
+ms=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(int(r["suites"][0]["cases"][0]["duration_ms"]))' "$T/stuck.json" 2>/dev/null)
+# generous bound (a loaded machine); without the fix the call waits the power part's 3000 ms
+if [ -n "$ms" ] && [ "$ms" -lt 2500 ]; then ok "... within the case's deadline, not the power part's 3 s ($ms ms)"; else
+	echo "# case took '$ms' ms"; nok "... within the case's deadline, not the power part's 3 s"; fi
+has "$T/err" "could not put the rig in its safe state" "... and the failed safe state is reported"
+kill "$stuckpid" 2>/dev/null
+wait "$stuckpid" 2>/dev/null
+rm -f "$RIGOR_STATE_DIR/g1.gpio.sock"
+
 echo "1..$n"
 exit $fail

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
 
 #include <cmocka.h>
 
@@ -594,6 +598,77 @@ static void test_kv(void **state)
 	rig_kv_free(kv);
 }
 
+/* The deadline value: forever, a poll, a bound that runs out. */
+static void test_deadline(void **state)
+{
+	struct rig_deadline never = rig_deadline_start(-1), now = rig_deadline_start(0);
+	struct rig_deadline soon = rig_deadline_start(150);
+	int left = rig_deadline_left_ms(soon);
+
+	(void)state;
+	assert_int_equal(rig_deadline_left_ms(never), -1);
+	assert_false(rig_deadline_expired(never));
+	assert_int_equal(rig_deadline_left_ms(now), 0);
+	assert_true(rig_deadline_expired(now));
+	assert_true(left > 0 && left <= 150);
+	assert_false(rig_deadline_expired(soon));
+	usleep(200 * 1000);
+	assert_true(rig_deadline_expired(soon));
+	assert_int_equal(rig_deadline_left_ms(soon), 0);
+}
+
+/* rig_ctx_poll() ends at the context's deadline (a case's), like rig_ctx_sleep(). */
+static void test_poll_clamped(void **state)
+{
+	struct fx *f = *state;
+	int pfd[2];
+	int64_t t0;
+
+	assert_int_equal(pipe(pfd), 0);
+	rig_ctx_set_deadline(f->ctx, rig_now_ms() + 200);
+	t0 = rig_now_ms();
+	/* nothing to read and no bound of its own: only the context's deadline ends it */
+	assert_int_equal(rig_ctx_poll(f->ctx, pfd[0], POLLIN, -1), RIG_E_TIMEOUT);
+	assert_true(rig_now_ms() - t0 >= 150);
+	assert_true(rig_now_ms() - t0 < 5000);    /* generous: a loaded CI machine */
+	rig_ctx_set_deadline(f->ctx, 0);
+	assert_int_equal(write(pfd[1], "x", 1), 1);
+	assert_int_equal(rig_ctx_poll(f->ctx, pfd[0], POLLIN, -1), 1);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/* A state file's lock held elsewhere: rig_kv_lock() gives up after its bound, or at cancel. */
+static void test_kv_lock_bound(void **state)
+{
+	struct fx *f = *state;
+	volatile sig_atomic_t cancel = 0;
+	char path[128], lck[160];
+	int held, fd;
+	int64_t t0;
+
+	snprintf(path, sizeof(path), "%s/kv", f->dir);
+	snprintf(lck, sizeof(lck), "%s.lck", path);
+	fd = rig_kv_lock(f->ctx, path, 0);
+	assert_true(fd >= 0);
+	rig_kv_unlock(fd);
+	/* another open file description holds it (as another process would) */
+	held = open(lck, O_RDWR);
+	assert_true(held >= 0);
+	assert_int_equal(flock(held, LOCK_EX), 0);
+	t0 = rig_now_ms();
+	assert_int_equal(rig_kv_lock(f->ctx, path, 200), RIG_E_BUSY);
+	assert_true(rig_now_ms() - t0 >= 150);
+	cancel = 1;
+	rig_ctx_set_cancel(f->ctx, &cancel);
+	assert_int_equal(rig_kv_lock(f->ctx, path, -1), RIG_E_INTR);
+	rig_ctx_set_cancel(f->ctx, NULL);
+	close(held);
+	fd = rig_kv_lock(f->ctx, path, 200);
+	assert_true(fd >= 0);
+	rig_kv_unlock(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -619,6 +694,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cm_flash_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
+		cmocka_unit_test(test_deadline),
+		cmocka_unit_test_setup_teardown(test_poll_clamped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kv_lock_bound, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -606,10 +606,13 @@ static int holder_spawn(struct rig_part *p, struct gpio_rig *g)
 	return 0;
 }
 
-/* Connect to the rig's holder; with @spawn, start one when none runs. */
-static int holder_ensure(struct rig_part *p, struct gpio_rig *g, bool spawn)
+/*
+ * Connect to the rig's holder; with @spawn, start one when none runs and wait for it
+ * until @d, at most SPAWN_WAIT_MS.
+ */
+static int holder_ensure(struct rig_part *p, struct gpio_rig *g, bool spawn, struct rig_deadline d)
 {
-	int64_t end = rig_now_ms() + SPAWN_WAIT_MS;
+	struct rig_deadline start = rig_deadline_start(SPAWN_WAIT_MS);
 	int fd, rc;
 
 	if (g->fd >= 0)
@@ -630,7 +633,7 @@ static int holder_ensure(struct rig_part *p, struct gpio_rig *g, bool spawn)
 			rc = holder_spawn(p, g);
 		if (rc < 0)
 			return rc;
-		if (rig_now_ms() >= end)
+		if (rig_deadline_expired(start) || rig_deadline_expired(d))
 			return rig_part_fail(p, RIG_E_TIMEOUT, "the GPIO holder at '%s' did not start",
 					     g->sock);
 		rc = rig_ctx_sleep(g->ctx, 20);
@@ -670,7 +673,7 @@ static int holder_call(struct rig_part *p, struct gpio_rig *g, const char *req, 
 }
 
 static int via_holder(struct rig_part *p, struct gpio_rig *g, const struct gspec *s, int set,
-		      int *value, char *msg, size_t len)
+		      int *value, char *msg, size_t len, struct rig_deadline d)
 {
 	char req[MSG_MAX];
 	int rc = 0;
@@ -683,12 +686,12 @@ static int via_holder(struct rig_part *p, struct gpio_rig *g, const struct gspec
 			 s->offset, s->open_drain, s->rest);
 	/* A holder that exited (idle) or died between calls is started again, once. */
 	for (int attempt = 0; attempt < 2; attempt++) {
-		rc = holder_ensure(p, g, set);
+		rc = holder_ensure(p, g, set, d);
 		if (rc == RIG_E_NOENT && !set)
 			return table_get(&g->t, s, value, msg, len);  /* none runs: read as is */
 		if (rc < 0)
 			return rc;
-		rc = holder_call(p, g, req, value, msg, len, p->common.timeout_ms);
+		rc = holder_call(p, g, req, value, msg, len, rig_deadline_left_ms(d));
 		if (rc == RIG_E_TIMEOUT || rc == RIG_E_INTR) {
 			close(g->fd);   /* a late answer must not be taken for the next one */
 			g->fd = -1;
@@ -701,8 +704,12 @@ static int via_holder(struct rig_part *p, struct gpio_rig *g, const struct gspec
 	return rc;
 }
 
-/* Drive (@set) or read one line, in process or through the holder. */
-static int line_io(struct rig_part *p, const struct gspec *s, bool set, int *value)
+/*
+ * Drive (@set) or read one line, in process or through the holder, within @d (the op's
+ * timeout_ms, which the front end has already cut to the case's deadline).
+ */
+static int line_io(struct rig_part *p, const struct gspec *s, bool set, int *value,
+		   struct rig_deadline d)
 {
 	struct gpio_rig *g = ((struct gpio_priv *)p->priv)->g;
 	char msg[MSG_MAX] = "";
@@ -712,7 +719,7 @@ static int line_io(struct rig_part *p, const struct gspec *s, bool set, int *val
 		rc = set ? table_set(&g->t, s, *value, msg, sizeof(msg))
 			 : table_get(&g->t, s, value, msg, sizeof(msg));
 	else
-		rc = via_holder(p, g, s, set, value, msg, sizeof(msg));
+		rc = via_holder(p, g, s, set, value, msg, sizeof(msg), d);
 	if (rc < 0 && msg[0])
 		return rig_part_fail(p, rc, "%s", msg);
 	if (rc == RIG_E_NODEV)
@@ -775,12 +782,14 @@ static int power_set(struct rig_part *p, bool on, int timeout_ms)
 {
 	int v = on;
 
-	return line_io(p, &((struct gpio_priv *)p->priv)->line, true, &v);
+	return line_io(p, &((struct gpio_priv *)p->priv)->line, true, &v,
+		       rig_deadline_start(timeout_ms));
 }
 
 static int power_get(struct rig_part *p, bool *on, int timeout_ms)
 {
-	int v = 0, rc = line_io(p, &((struct gpio_priv *)p->priv)->line, false, &v);
+	int v = 0, rc = line_io(p, &((struct gpio_priv *)p->priv)->line, false, &v,
+				rig_deadline_start(timeout_ms));
 
 	*on = v != 0;
 	return rc;
@@ -794,20 +803,21 @@ static int mux_set(struct rig_part *p, enum rig_mux m, int timeout_ms)
 	struct gpio_priv *pv = p->priv;
 	int sel = m == RIG_MUX_HOST ? c->host_level : !c->host_level;
 	int en = m == RIG_MUX_OFF ? !c->enable_level : c->enable_level;
+	struct rig_deadline d = rig_deadline_start(timeout_ms);   /* one bound for all steps */
 	int rc;
 
 	if (!pv->enable.chip) {
 		if (m == RIG_MUX_OFF)
 			return rig_part_fail(p, RIG_E_NOTSUP,
 					     "this mux has no enable_line, so it cannot switch the card off");
-		return line_io(p, &pv->line, true, &sel);
+		return line_io(p, &pv->line, true, &sel, d);
 	}
 	/* Disconnect first, move the select line, connect: the card never sees the wrong side. */
-	rc = line_io(p, &pv->enable, true, &(int){ !c->enable_level });
+	rc = line_io(p, &pv->enable, true, &(int){ !c->enable_level }, d);
 	if (rc == 0 && m != RIG_MUX_OFF)
-		rc = line_io(p, &pv->line, true, &sel);
+		rc = line_io(p, &pv->line, true, &sel, d);
 	if (rc == 0 && m != RIG_MUX_OFF)
-		rc = line_io(p, &pv->enable, true, &en);
+		rc = line_io(p, &pv->enable, true, &en, d);
 	return rc;
 }
 
@@ -815,10 +825,11 @@ static int mux_get(struct rig_part *p, enum rig_mux *m, int timeout_ms)
 {
 	const struct gpio_conf *c = p->conf;
 	struct gpio_priv *pv = p->priv;
+	struct rig_deadline d = rig_deadline_start(timeout_ms);
 	int v = 0, rc;
 
 	if (pv->enable.chip) {
-		rc = line_io(p, &pv->enable, false, &v);
+		rc = line_io(p, &pv->enable, false, &v, d);
 		if (rc < 0)
 			return rc;
 		if (v != c->enable_level) {
@@ -826,7 +837,7 @@ static int mux_get(struct rig_part *p, enum rig_mux *m, int timeout_ms)
 			return 0;
 		}
 	}
-	rc = line_io(p, &pv->line, false, &v);
+	rc = line_io(p, &pv->line, false, &v, d);
 	if (rc == 0)
 		*m = v == c->host_level ? RIG_MUX_HOST : RIG_MUX_DUT;
 	return rc;
@@ -838,7 +849,8 @@ static int button_set(struct rig_part *p, bool asserted, int timeout_ms)
 {
 	int v = asserted;
 
-	return line_io(p, &((struct gpio_priv *)p->priv)->line, true, &v);
+	return line_io(p, &((struct gpio_priv *)p->priv)->line, true, &v,
+		       rig_deadline_start(timeout_ms));
 }
 
 #define P(f) offsetof(struct gpio_conf, f)

@@ -183,7 +183,7 @@ static int exchange(struct rig_part *p, struct rigfw_link *l, struct rigproto_ms
 		    int timeout_ms)
 {
 	struct rigproto_out out;
-	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
+	struct rig_deadline end = rig_deadline_start(timeout_ms);
 	uint8_t buf[256];
 
 	req->seq = ++l->seq;
@@ -197,15 +197,14 @@ static int exchange(struct rig_part *p, struct rigfw_link *l, struct rigproto_ms
 		return RIG_E_NODEV;      /* the link dropped under us */
 	}
 	while (!l->got) {
-		int64_t left = end - rig_now_ms();
 		int rc;
 		ssize_t n;
 
 		if (l->rebooted)
 			return RIG_E_PROTO;    /* the board reset before answering */
-		if (left <= 0)
+		if (rig_deadline_expired(end))
 			return RIG_E_TIMEOUT;
-		rc = rig_ctx_poll(l->ctx, l->fd, POLLIN, left > INT32_MAX ? -1 : (int)left);
+		rc = rig_ctx_poll(l->ctx, l->fd, POLLIN, rig_deadline_left_ms(end));
 		if (rc < 0)
 			return rc;
 		n = read(l->fd, buf, sizeof(buf));
@@ -229,15 +228,15 @@ static int hello(struct rig_part *p, struct rigfw_link *l, int timeout_ms)
 	 * its boot banner may race our hello: hello is idempotent, so resend it every
 	 * HELLO_RETRY_MS until the caller's timeout.
 	 */
-	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
+	struct rig_deadline end = rig_deadline_start(timeout_ms);
 
 	do {
-		int64_t left = end - rig_now_ms();
+		int left = rig_deadline_left_ms(end);
 
 		m.type = RIGPROTO_HELLO;
 		m.u.hello_req.version = RIGPROTO_VERSION;
-		rc = exchange(p, l, &m, left < HELLO_RETRY_MS ? (int)left : HELLO_RETRY_MS);
-	} while ((rc == RIG_E_TIMEOUT || rc == RIG_E_PROTO) && rig_now_ms() < end);
+		rc = exchange(p, l, &m, left >= 0 && left < HELLO_RETRY_MS ? left : HELLO_RETRY_MS);
+	} while ((rc == RIG_E_TIMEOUT || rc == RIG_E_PROTO) && !rig_deadline_expired(end));
 	if (rc < 0)
 		return rc;
 	if (l->reply.status != RIGPROTO_ST_OK)

@@ -68,7 +68,7 @@ struct boot {
 	libusb_context *usb;
 	const char *dir;
 	int timeout_ms;
-	int64_t end;                /* rig_now_ms() bound, INT64_MAX: none */
+	struct rig_deadline end;    /* of the whole boot */
 	bool hotplug;
 	const char *stage;          /* for messages: "ROM stage", "file server", ... */
 	char port[32];              /* the port followed after the ROM stage, "" before */
@@ -116,14 +116,12 @@ static const char *soc_name(int pid)
 
 /* ---- time ---- */
 
+/* What is left of the boot's time; INT_MAX for a boot without a bound. */
 static int left_ms(const struct boot *b)
 {
-	int64_t left;
+	int left = rig_deadline_left_ms(b->end);
 
-	if (b->end == INT64_MAX)
-		return INT_MAX;
-	left = b->end - rig_now_ms();
-	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+	return left < 0 ? INT_MAX : left;
 }
 
 /* A libusb timeout: @cap cut to what is left; 0 when nothing is (libusb's 0 is forever). */
@@ -758,7 +756,7 @@ static int rpiboot_boot(struct rig_part *p, const char *dir, int timeout_ms)
 	const struct rpiboot_conf *c = p->conf;
 	struct boot b = {
 		.p = p, .ctx = rig_part_ctx(p), .dir = dir, .timeout_ms = timeout_ms,
-		.end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms,
+		.end = rig_deadline_start(timeout_ms),
 		.stage = "waiting for the boot ROM", .last_bus = -1, .last_addr = -1, .rom_rc = -1,
 	};
 	libusb_hotplug_callback_handle hp;

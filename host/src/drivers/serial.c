@@ -288,10 +288,10 @@ static bool try_reconnect(struct rig_part *p, struct serial_priv *s)
 }
 
 /*
- * Wait for the port to come back, until @end (rig_now_ms() time; INT64_MAX: forever).
+ * Wait for the port to come back, until @end.
  * Returns 0 when it is connected, RIG_E_TIMEOUT, or RIG_E_INTR.
  */
-static int wait_back(struct rig_part *p, struct serial_priv *s, int64_t end)
+static int wait_back(struct rig_part *p, struct serial_priv *s, struct rig_deadline end)
 {
 	for (;;) {
 		int64_t left;
@@ -300,10 +300,10 @@ static int wait_back(struct rig_part *p, struct serial_priv *s, int64_t end)
 		timer_drain(s);     /* get_fd turns readable again at the next attempt */
 		if (s->port || try_reconnect(p, s))
 			return 0;
-		left = end - rig_now_ms();
-		if (left <= 0)
+		if (rig_deadline_expired(end))
 			return RIG_E_TIMEOUT;
-		if (left > s->next_try - rig_now_ms())
+		left = rig_deadline_left_ms(end);
+		if (left < 0 || left > s->next_try - rig_now_ms())
 			left = s->next_try - rig_now_ms();
 		rc = rig_ctx_sleep(rig_part_ctx(p), left > 0 ? (int)left : 0);
 		if (rc < 0)
@@ -379,11 +379,10 @@ static void serial_close(struct rig_part *p)
 static int serial_read(struct rig_part *p, void *buf, size_t len, int timeout_ms)
 {
 	struct serial_priv *s = p->priv;
-	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
+	struct rig_deadline end = rig_deadline_start(timeout_ms);
 
 	for (;;) {
 		struct pollfd pfd;
-		int64_t left;
 		int rc;
 
 		if (s->marker_off < s->marker_len) {
@@ -400,10 +399,7 @@ static int serial_read(struct rig_part *p, void *buf, size_t len, int timeout_ms
 				return rc;
 			continue;         /* the marker comes first */
 		}
-		left = end - rig_now_ms();
-		if (left < 0)
-			left = 0;
-		rc = rig_ctx_poll(rig_part_ctx(p), s->fd, POLLIN, left > INT_MAX ? -1 : (int)left);
+		rc = rig_ctx_poll(rig_part_ctx(p), s->fd, POLLIN, rig_deadline_left_ms(end));
 		if (rc == RIG_E_TIMEOUT || rc == RIG_E_INTR)
 			return rc;
 		if (rc < 0) {
@@ -426,10 +422,9 @@ static int serial_write(struct rig_part *p, const void *buf, size_t len, int tim
 	struct serial_priv *s = p->priv;
 	const char *b = buf;
 	size_t done = 0;
-	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
+	struct rig_deadline end = rig_deadline_start(timeout_ms);
 
 	while (done < len) {
-		int64_t left;
 		int rc;
 
 		if (!s->port) {
@@ -441,10 +436,7 @@ static int serial_write(struct rig_part *p, const void *buf, size_t len, int tim
 			if (rc < 0)
 				return rc;
 		}
-		left = end - rig_now_ms();
-		if (left < 0)
-			left = 0;
-		rc = rig_ctx_poll(rig_part_ctx(p), s->fd, POLLOUT, left > INT_MAX ? -1 : (int)left);
+		rc = rig_ctx_poll(rig_part_ctx(p), s->fd, POLLOUT, rig_deadline_left_ms(end));
 		if (rc == RIG_E_TIMEOUT)
 			return rig_part_fail(p, RIG_E_TIMEOUT,
 					     "console port '%s' took no data for %d ms (flow control?)",

@@ -28,7 +28,10 @@ static int sim_put(struct rig_part *p, const char *key, long long v)
 	struct rig_kv *kv;
 
 	sim_path(p, path, sizeof(path));
-	lk = rig_kv_lock(path);
+	lk = rig_kv_lock(rig_part_ctx(p), path, RIG_KV_LOCK_MS);
+	if (lk < 0)
+		return rig_part_fail(p, lk, "sim state '%s': %s", path,
+				     lk == RIG_E_BUSY ? "locked by another process for 5 s" : rig_err_name(lk));
 	kv = rig_kv_load(path);
 	if (kv && rig_kv_set_int(kv, key, v) == 0)
 		rc = rig_kv_save(kv, path);
@@ -300,7 +303,7 @@ static int console_read(struct rig_part *p, void *buf, size_t len, int timeout_m
 	struct console_priv *s = p->priv;
 	const struct console_conf *c = p->conf;
 	int line_ms = c->line_ms > 0 ? c->line_ms : 30;
-	int64_t end = timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
+	struct rig_deadline end = rig_deadline_start(timeout_ms);
 	int rc = sim_fault(p, timeout_ms);
 
 	if (rc < 0)
@@ -336,7 +339,7 @@ static int console_read(struct rig_part *p, void *buf, size_t len, int timeout_m
 				continue;
 			}
 		}
-		if (rig_now_ms() >= end)
+		if (rig_deadline_expired(end))
 			return RIG_E_TIMEOUT;
 		rc = rig_ctx_sleep(rig_part_ctx(p), 5);
 		if (rc < 0)

@@ -78,16 +78,15 @@ static int try_connect(struct rig_part *p, struct sock_priv *s)
 }
 
 /*
- * Connect if not connected, retrying until @end (rig_now_ms() time). Returns 0,
+ * Connect if not connected, retrying until @end. Returns 0,
  * RIG_E_TIMEOUT (nothing listening; error not recorded), RIG_E_INTR, or another error.
  */
-static int ensure(struct rig_part *p, struct sock_priv *s, int64_t end)
+static int ensure(struct rig_part *p, struct sock_priv *s, struct rig_deadline end)
 {
 	const struct sock_conf *c = p->conf;
 
 	for (;;) {
-		int rc;
-		int64_t left;
+		int rc, left;
 
 		if (s->fd >= 0)
 			return 0;
@@ -101,35 +100,19 @@ static int ensure(struct rig_part *p, struct sock_priv *s, int64_t end)
 			rig_warn(rig_part_ctx(p), "%s: cannot connect to console socket '%s' (%s); retrying",
 				 p->label, c->path, strerror(-rc));
 		s->warned = true;
-		left = end - rig_now_ms();
-		if (left <= 0)
+		if (rig_deadline_expired(end))
 			return RIG_E_TIMEOUT;
-		rc = rig_ctx_sleep(rig_part_ctx(p), left < RETRY_MS ? (int)left : RETRY_MS);
+		left = rig_deadline_left_ms(end);
+		rc = rig_ctx_sleep(rig_part_ctx(p), left >= 0 && left < RETRY_MS ? left : RETRY_MS);
 		if (rc < 0)
 			return rc;
 	}
 }
 
-static int64_t deadline(int timeout_ms)
-{
-	return timeout_ms < 0 ? INT64_MAX : rig_now_ms() + timeout_ms;
-}
-
-static int poll_left(int64_t end)
-{
-	int64_t left = end - rig_now_ms();
-
-	if (end == INT64_MAX)
-		return -1;
-	if (left < 0)
-		left = 0;
-	return left > INT_MAX ? INT_MAX : (int)left;
-}
-
 static int sock_read(struct rig_part *p, void *buf, size_t len, int timeout_ms)
 {
 	struct sock_priv *s = p->priv;
-	int64_t end = deadline(timeout_ms);
+	struct rig_deadline end = rig_deadline_start(timeout_ms);
 
 	for (;;) {
 		ssize_t r;
@@ -137,7 +120,7 @@ static int sock_read(struct rig_part *p, void *buf, size_t len, int timeout_ms)
 
 		if (rc < 0)
 			return rc;
-		rc = rig_ctx_poll(rig_part_ctx(p), s->fd, POLLIN, poll_left(end));
+		rc = rig_ctx_poll(rig_part_ctx(p), s->fd, POLLIN, rig_deadline_left_ms(end));
 		if (rc == RIG_E_TIMEOUT || rc == RIG_E_INTR)
 			return rc;
 		if (rc < 0) {
@@ -153,7 +136,7 @@ static int sock_read(struct rig_part *p, void *buf, size_t len, int timeout_ms)
 		rig_dbg(rig_part_ctx(p), "%s: console socket closed by the peer (%s)", p->label,
 			r < 0 ? strerror(errno) : "end of file");
 		sock_drop(s);
-		if (rig_now_ms() >= end)
+		if (rig_deadline_expired(end))
 			return RIG_E_TIMEOUT;
 	}
 }
@@ -164,7 +147,7 @@ static int sock_write(struct rig_part *p, const void *buf, size_t len, int timeo
 	struct sock_priv *s = p->priv;
 	const char *b = buf;
 	size_t done = 0;
-	int64_t end = deadline(timeout_ms);
+	struct rig_deadline end = rig_deadline_start(timeout_ms);
 
 	while (done < len) {
 		ssize_t w;
@@ -176,7 +159,7 @@ static int sock_write(struct rig_part *p, const void *buf, size_t len, int timeo
 					     c->path, timeout_ms);
 		if (rc < 0)
 			return rc;
-		rc = rig_ctx_poll(rig_part_ctx(p), s->fd, POLLOUT, poll_left(end));
+		rc = rig_ctx_poll(rig_part_ctx(p), s->fd, POLLOUT, rig_deadline_left_ms(end));
 		if (rc == RIG_E_TIMEOUT)
 			return rig_part_fail(p, RIG_E_TIMEOUT,
 					     "console socket '%s' took no data for %d ms", c->path,
