@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "rig_flash.h"
+#include "rig_image.h"
 
 struct bar {
 	bool tty;
@@ -58,14 +59,38 @@ static void progress(const struct rig_flash_progress *p, void *user)
 	}
 }
 
-static void print_stats(struct cli *c, const char *image, const char *target,
-			const struct rig_flash_stats *st)
+/*
+ * The identity of what was flashed, read back from the target it is now on (@target NULL:
+ * gone, so from the file only). NULL if even that fails: the flash itself succeeded.
+ */
+static struct rig_image *identify(struct cli *c, const char *image, const char *target,
+				  const struct rig_flash_stats *st)
 {
+	struct rig_image_opts o;
+	struct rig_image *img = NULL;
+
+	rig_image_opts_init(&o);
+	o.decoded = target;
+	o.raw_size = st->image_size;
+	o.shallow = !target;
+	if (rig_image_inspect(c->ctx, image, &o, &img) < 0 && !o.shallow) {
+		o.shallow = true;
+		rig_image_inspect(c->ctx, image, &o, &img);
+	}
+	rig_ctx_clear_error(c->ctx);
+	return img;
+}
+
+static void print_stats(struct cli *c, const char *image, const char *target,
+			const struct rig_flash_stats *st, const struct rig_image *img)
+{
+	char *ij = img ? rig_image_to_json(img, 0) : NULL;
+
 	if (c->json) {
 		printf("{\"target\":\"%s\",\"format\":\"%s\",\"bmap\":%s,\"image_size\":%llu,"
 		       "\"bytes_read\":%llu,\"decompressed\":%llu,\"undecoded\":%llu,\"mapped\":%llu,\"written\":%llu,"
 		       "\"skipped\":%llu,\"verified\":%llu,\"seconds\":{\"prepare\":%.3f,\"write\":%.3f,"
-		       "\"sync\":%.3f,\"verify\":%.3f,\"inject\":%.3f,\"total\":%.3f},\"mbps\":%.1f}\n",
+		       "\"sync\":%.3f,\"verify\":%.3f,\"inject\":%.3f,\"total\":%.3f},\"mbps\":%.1f",
 		       target, rig_flash_format_name(st->format), st->bmap_used ? "true" : "false",
 		       (unsigned long long)st->image_size, (unsigned long long)st->bytes_read,
 		       (unsigned long long)st->bytes_decompressed,
@@ -73,6 +98,11 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 		       (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,
 		       (unsigned long long)st->bytes_verified, st->t_prepare, st->t_write, st->t_sync,
 		       st->t_verify, st->t_inject, st->t_total, st->mbps);
+		/* what was flashed (rigor.image/1, by jansson), then the object ends */
+		if (ij)
+			printf(",\"image\":%s", ij);
+		printf("}\n");
+		free(ij);
 		return;
 	}
 	printf("flashed %s (%s%s) to %s: %.1f MB mapped, %.1f MB written, %.1f MB skipped "
@@ -80,6 +110,11 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 	       image, rig_flash_format_name(st->format), st->bmap_used ? ", bmap" : "", target,
 	       st->bytes_mapped / 1e6, st->bytes_written / 1e6, st->bytes_skipped / 1e6,
 	       st->bytes_verified / 1e6, st->t_total, st->mbps);
+	free(ij);
+	if (img)
+		printf("image %s: version %s, sha256 %s\n", rig_image_name(img),
+		       rig_image_version(img) ? rig_image_version(img) : "unknown",
+		       rig_image_sha256(img));
 }
 
 /*
@@ -122,6 +157,7 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 	struct bar bar = { .tty = isatty(2) != 0 };
 	struct sigaction sa = { .sa_handler = on_hangup };
 	bool force = false;
+	struct rig_image *img;
 	int rc;
 
 	sigaction(SIGHUP, &sa, NULL);
@@ -203,7 +239,9 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 			cli_error("flash: %s", err[0] ? err : rig_strerror(rc));
 			return cli_signal ? cli_signal_exit() : target_exit(rc);
 		}
-		print_stats(c, image, target, &st);
+		img = identify(c, image, target, &st);
+		print_stats(c, image, target, &st, img);
+		rig_image_free(img);
 		return 0;
 	}
 	rc = cli_open_rig(c);
@@ -224,8 +262,12 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 		if (rig_storage_resolve(c->rig, path, sizeof(path), why, sizeof(why)) < 0) {
 			snprintf(path, sizeof(path), "the rig's storage");
 			rig_clear_error(c->rig);
+			img = identify(c, image, NULL, &st);
+		} else {
+			img = identify(c, image, path, &st);
 		}
-		print_stats(c, image, path, &st);
+		print_stats(c, image, path, &st, img);
+		rig_image_free(img);
 	}
 	return 0;
 }

@@ -411,6 +411,43 @@ function Run:safe(what)
 	return msg
 end
 
+-- The image identity rig:flash() leaves in rig.image (docs/lua-api.md): each flash makes a
+-- new table, so a table not seen before means a hook or case flashed an image. The run
+-- keeps it (run.image, run.images), the suite it happened in too (suite_rec.images), the
+-- case log says so, and reporters with an image() method hear of it at once.
+local IMAGE_KEYS = { "name", "path", "sha256", "version", "format", "size", "raw_size",
+	"bootloader", "device_type" }
+
+function Run:note_image(suite_rec, quiet)
+	local ok, img = pcall(function() return self.rig.image end)
+	if not ok or type(img) ~= "table" or img == self.seen_image then
+		return
+	end
+	self.seen_image = img
+	local rec = {}
+	for _, k in ipairs(IMAGE_KEYS) do
+		local v = img[k]
+		if type(v) == "string" or math.type(v) == "integer" then
+			rec[k] = v
+		end
+	end
+	if type(img.os_release) == "table" and type(img.os_release.ID) == "string" then
+		rec.os_id = img.os_release.ID
+	end
+	rec.name = rec.name or "?"
+	self.image = rec
+	self.images[#self.images + 1] = rec
+	if suite_rec then
+		suite_rec.images = suite_rec.images or {}
+		suite_rec.images[#suite_rec.images + 1] = rec
+	end
+	if not quiet then
+		self:log("runner", string.format("image %s: version %s, sha256 %s", rec.name,
+			rec.version or "unknown", rec.sha256 or "unknown"))
+		self:emit("image", suite_rec, rec)
+	end
+end
+
 function Run:check_interrupt()
 	local sig = core.interrupted()
 	if sig and not self.interrupted then
@@ -545,6 +582,7 @@ function Run:run_case(suite, suite_rec, case)
 			apply_error(r, hinfo, "after_each")
 		end
 	end
+	self:note_image(suite_rec)
 	if suite.safe_state then
 		local msg = self:safe("case '" .. r.id .. "'")
 		if msg then
@@ -642,6 +680,7 @@ function Run:run_suite(suite, cases)
 			h(rig, suite_ctx)
 		end
 	end)
+	self:note_image(suite_rec)
 	if binfo then
 		binfo.hook_where = binfo.where or hook_at
 	end
@@ -686,6 +725,7 @@ function Run:run_suite(suite, cases)
 			h(rig, suite_ctx)
 		end
 	end)
+	self:note_image(suite_rec)
 	if ainfo and ainfo.kind ~= "skip" then
 		self:log("runner", "after_all: " .. tostring(ainfo.message))
 		if ainfo.traceback then
@@ -705,6 +745,7 @@ function Run:run_suite(suite, cases)
 	end
 	self:close_log()
 	self:check_interrupt()
+	suite_rec.image = self.image
 	suite_rec.duration_ms = core.now_ms() - t0
 	self:emit("suite_end", suite_rec)
 end
@@ -909,6 +950,7 @@ function M.main(args)
 		timestamp = util.iso_time(),
 		hostname = util.hostname(),
 		reports = {},
+		images = {},
 	}, Run)
 	local suites = load_files(args.files, errs)
 	if args.list then
@@ -958,6 +1000,8 @@ function M.main(args)
 	end
 
 	local t0 = core.now_ms()
+	-- a script that flashed before calling the runner: reporters show it from the start
+	run:note_image(nil, true)
 	run:emit("start")
 	run:check_interrupt()
 	for _, p in ipairs(plan) do

@@ -110,6 +110,18 @@ function Rig:log_to(path)
 	return true
 end
 
+--- rig:flash(image): records the call and, as the real binding does, leaves a new identity
+--- table in rig.image (opts.identity(image) makes it, else a default from the path).
+function Rig:flash(image)
+	record(self, "flash:" .. tostring(image))
+	local id = self.opts.identity and self.opts.identity(image) or {
+		name = tostring(image):match("[^/]*$"), path = image, format = "raw",
+		sha256 = string.rep("ab", 32), version = "1.0", os_release = { ID = "fake-os" },
+	}
+	self.image = id
+	return { format = id.format, image = id }
+end
+
 --- The calls recorded, without log_to bookkeeping, as one string ("a,b,c").
 function Rig:trace()
 	local t = {}

@@ -189,5 +189,79 @@ H.test("human output", function()
 	H.has(cout, { "\27[32mok   \27[0m a", "\27[32mok\27[0m 1 case" }, "colour when asked")
 end)
 
+-- Image identity: a before_all that flashes puts the image in every report. The name and
+-- version hold what XML, JSON and TAP must escape.
+H.test("image identity in every report", function()
+	local idir = H.tmpdir() .. "/image"
+	local odd = 'odd "os" <&> \\ #1\nline2'
+	local isrc = H.testcase([[
+local t = require "rigor.test"
+local s = t.suite("flashes")
+s:before_all(function(rig) assert(rig:flash("/images/os-1.2.img.gz")) end)
+s:case("sees rig.image", function(rig)
+	t.assert.eq(rig.image.name, "os-1.2.img.gz")
+	t.assert.eq(rig.image.os_release.ID, "fake-os")
+end)
+local m = t.suite("after")
+m:case("still there", function(rig) t.assert.eq(rig.image.version, ]] .. string.format("%q", odd)
+		.. [[) end)
+return { s, m }
+]], "img")
+	local code, out = H.run{ files = { isrc }, artifacts = idir .. "/artifacts",
+		rig_opts = { identity = function(path)
+			return { name = path:match("[^/]*$"), path = path, format = "gzip",
+				sha256 = string.rep("0f", 32), version = odd,
+				os_release = { ID = "fake-os" } }
+		end },
+		reporters = { human = true, tap = idir .. "/r.tap", junit = idir .. "/j.xml",
+			json = idir .. "/r.json" } }
+	H.eq(code, 0, "the suite passes and sees rig.image")
+	local sha = string.rep("0f", 32)
+	H.has(out, { "  image os-1.2.img.gz: version " .. odd:gsub("\n", " ") .. ", sha256 " .. sha },
+		"human: the image when it is flashed, and in the summary")
+	local tap = H.read(idir .. "/r.tap") or ""
+	H.has(tap, { "    # image: os-1.2.img.gz version odd \"os\" <&> \\\\ \\#1 line2 sha256 " .. sha },
+		"TAP: a comment inside the suite's subtest, newline and # escaped")
+	if H.sh("command -v prove") == 0 then
+		local st, res = H.sh("perl lua/tests/tap-check.pl " .. idir .. "/r.tap")
+		H.ok(st == 0 and res:find("parse_errors=0", 1, true) and
+			not res:find("parse_errors=[1-9]"), "TAP with the image comment parses", res)
+	end
+	local xml = H.read(idir .. "/j.xml") or ""
+	H.has(xml, { '<property name="image" value="os-1.2.img.gz"/>',
+		'<property name="image_sha256" value="' .. sha .. '"/>',
+		'<property name="image_version" value="odd &quot;os&quot; &lt;&amp;&gt; \\ #1',
+		'<property name="image_format" value="gzip"/>' },
+		"JUnit: image, image_sha256, image_version properties, escaped")
+	local _, n = xml:gsub('<property name="image" ', "")
+	H.eq(n, 2, "JUnit: both suites name the image (the second ran against it)")
+	if H.sh("command -v xmllint") == 0 then
+		local st, res = H.sh("xmllint --noout --schema " .. XSD .. " " .. idir .. "/j.xml")
+		H.ok(st == 0, "JUnit with image properties validates against the schema", res)
+	end
+	local ok, doc = pcall(core.json_decode, H.read(idir .. "/r.json") or "")
+	H.ok(ok and type(doc) == "table", "JSON decodes", tostring(doc))
+	if ok and type(doc) == "table" then
+		H.eq(doc.image and doc.image.sha256, sha, "JSON: image.sha256")
+		H.eq(doc.image and doc.image.version, odd, "JSON: image.version round-trips")
+		H.eq(#(doc.images or {}), 1, "JSON: one image flashed")
+		H.eq(doc.suites[1].image and doc.suites[1].image.name, "os-1.2.img.gz",
+			"JSON: the suite's image")
+		H.eq(doc.suites[2].image and doc.suites[2].image.name, "os-1.2.img.gz",
+			"JSON: the next suite ran against it too")
+	end
+	local slog = H.read(idir .. "/artifacts/flashes/suite.log") or ""
+	H.has(slog, { "runner: image os-1.2.img.gz: version odd" }, "the suite log says what was flashed")
+	-- a run that flashes nothing carries no image at all
+	local ndir = H.tmpdir() .. "/noimage"
+	H.run{ files = { H.testcase("local t = require 'rigor.test'\n"
+		.. "t.suite('n'):case('a', function() end)\n", "noimg") },
+		reporters = { junit = ndir .. "/j.xml", json = ndir .. "/r.json" } }
+	local nx = H.read(ndir .. "/j.xml") or ""
+	H.ok(not nx:find('name="image"', 1, true), "no image property when nothing was flashed")
+	local nok_, ndoc = pcall(core.json_decode, H.read(ndir .. "/r.json") or "")
+	H.ok(nok_ and ndoc.image == nil and #ndoc.images == 0, "JSON: no image, empty images")
+end)
+
 H.cleanup()
 H.done()

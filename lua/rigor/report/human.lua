@@ -24,16 +24,29 @@ local function indent(text, prefix)
 	return prefix .. tostring(text):gsub("\n", "\n" .. prefix)
 end
 
+local function image_line(img)
+	return (string.format("image %s: version %s, sha256 %s", img.name, img.version or "unknown",
+		img.sha256 or "unknown"):gsub("[\r\n]+", " "))
+end
+
 function M:start(run)
 	local r = run.rig_info
 	run.out(string.format("rigor: rig '%s'%s, %d %s selected from %d %s\n", r.name,
 		r.device_type and (" (" .. r.device_type .. ")") or "", run.planned_cases,
 		run.planned_cases == 1 and "case" or "cases", #run.files,
 		#run.files == 1 and "file" or "files"))
+	if run.image then
+		run.out("rigor: " .. image_line(run.image) .. "\n")
+	end
 end
 
 function M:suite_start(run, suite)
 	run.out(paint(run, "bold", suite.name) .. "\n")
+end
+
+-- A hook or case flashed an image: say what is on the card from now on.
+function M:image(run, suite, img)
+	run.out(paint(run, "dim", "  " .. image_line(img)) .. "\n")
 end
 
 function M:case_end(run, suite, r)
@@ -80,6 +93,9 @@ function M:finish(run)
 	}
 	local summary = string.format("%d %s: %s in %s", t.cases, t.cases == 1 and "case" or "cases",
 		table.concat(parts, ", "), util.fmt_duration(run.duration_ms or 0))
+	for _, img in ipairs(run.images or {}) do
+		run.out(image_line(img) .. "\n")
+	end
 	local verdict = run.exit_code == 0 and "ok" or "FAIL"
 	run.out(paint(run, verdict, verdict) .. " " .. summary .. "\n")
 	local where = {}

@@ -1,6 +1,8 @@
 -- SPDX-License-Identifier: MIT
 -- rigor.report.json: the machine-readable run report, schema "rigor.run/1" (documented in
 -- docs/lua-api.md). Encoded by rigor.core.json_encode; absent optional fields are omitted.
+-- A run that flashed images says which: "images" (each one flashed, in order), "image"
+-- (the last) and each suite's "image" (the one on the card when the suite ended).
 
 local core = require "rigor.core"
 local util = require "rigor.util"
@@ -52,6 +54,7 @@ function M.document(run)
 			timestamp = s.timestamp,
 			duration_ms = s.duration_ms or 0,
 			log = s.log,
+			image = s.image,
 			cases = cases,
 		}
 	end
@@ -78,6 +81,8 @@ function M.document(run)
 			skipped = run.totals.skipped,
 		},
 		infra_errors = array(run.infra_errors),
+		image = run.image,
+		images = array(run.images),
 		suites = suites,
 	}
 end

@@ -80,6 +80,17 @@ function M.render(run)
 			w(string.format('      <property name="device_type" value="%s"/>\n',
 				e(run.rig_info.device_type)))
 		end
+		-- the image the suite verified: the last one flashed when it ended
+		local img = s.image
+		if img then
+			w(string.format('      <property name="image" value="%s"/>\n', e(img.name)))
+			for _, k in ipairs({ "sha256", "version", "format" }) do
+				if img[k] then
+					w(string.format('      <property name="image_%s" value="%s"/>\n', k,
+						e(img[k])))
+				end
+			end
+		end
 		w("    </properties>\n")
 		for _, r in ipairs(s.cases) do
 			local attrs = string.format('classname="%s" name="%s" time="%s"', e(s.name), e(r.name),

@@ -68,6 +68,9 @@ function M:start(run)
 	else
 		self:w(string.format("1..%d\n", run.planned_suites))
 	end
+	if run.image then
+		self:image(run, nil, run.image)
+	end
 end
 
 function M:suite_start(run, suite)
@@ -114,10 +117,17 @@ function M:case_end(run, suite, r)
 	end
 end
 
+-- A flash in a hook or case: a comment, inside the suite's subtest when there is one.
+function M:image(run, suite, img)
+	self:w(string.format("%s# image: %s version %s sha256 %s\n", suite and self.sub and "    " or "",
+		desc(img.name), desc(img.version or "unknown"), desc(img.sha256 or "unknown")))
+end
+
 function M:suite_end(run, suite)
 	self.n = self.n + 1
 	self:w(string.format("    1..%d\n", self.sub))
 	self:w(string.format("%s %d - %s\n", self.bad and "not ok" or "ok", self.n, desc(suite.name)))
+	self.sub = nil
 end
 
 function M:finish(run)
