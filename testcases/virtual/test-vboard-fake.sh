@@ -163,6 +163,7 @@ wait_log "rigor-vboard: no bootable card (SD card not connected: mux=host)" 5 &&
 sleep 0.3
 [ "$(grep -c 'qemu pid' "$T/vb.log")" = "$n0" ] && ok "no QEMU without the card" || nok "no QEMU without the card"
 pins "power=0 mux=dut buttons=1000"
+sleep 0.2   # the board polls every 20 ms: let it see the power go off
 
 # 4. SIGHUP and SIGTERM with QEMU running: exit 0, nothing left behind; between them, the
 # board comes back with --watchdog-ms 500 and the fake guest plays with ttyS1
