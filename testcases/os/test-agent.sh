@@ -27,7 +27,7 @@ check() { # check DESC CMD...
 # jget FILE EXPR: python expression on j (the parsed JSON)
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-echo "1..36"
+echo "1..38"
 if [ ! -x "$AGENT" ]; then
 	nok "agent built ($AGENT)"
 	exit 1
@@ -147,6 +147,17 @@ check "rigor-hup gets -u <apiEndpoint>/rigor/v1/hostos/qemux86-64/1.1/rootfs.img
 	test "$(cat "$T/hup.args")" = "-u $API/rigor/v1/hostos/qemux86-64/1.1/rootfs.img.gz -s $SHA"
 check "console: 'rigor-agent: host OS update to 1.1', then its result" sh -c \
 	"grep -q '^rigor-agent: host OS update to 1.1\$' '$T/run8' && grep -q '^rigor-agent: host OS update to 1.1 written, rebooting\$' '$T/run8'"
+# after a rollback (the record on resin-state names 1.1, rollback-health-triggered next to
+# it) the same target is not started again; a record without a rollback is no obstacle
+mkdir -p "$T/state"
+: >"$T/hup.args"
+$A --hup "$T/fake-hup" --hup-record "$T/state/target" --reports 2 >"$T/run8b" 2>&1
+check "--hup-record: the started target is recorded" sh -c "test \"\$(cat '$T/state/target')\" = 1.1 && test \$(wc -l <'$T/hup.args') = 1"
+: >"$T/hup.args"
+touch "$T/state/rollback-health-triggered"
+$A --hup "$T/fake-hup" --hup-record "$T/state/target" --reports 2 >"$T/run8c" 2>&1
+check "a target that rolled back is not started again, and the console says why" sh -c \
+	"test ! -s '$T/hup.args' && grep -q 'host OS update to 1.1 rolled back before; not started again' '$T/run8c'"
 : >"$T/hup.args"
 sed -i 's/"1.0"/"1.1"/' "$T/os-release"
 $A --hup "$T/fake-hup" --reports 2 >"$T/run9" 2>&1

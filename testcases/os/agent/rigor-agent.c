@@ -679,6 +679,8 @@ struct agent {
 	int interval_override; /* seconds, 0 = from config */
 	int timeout_ms;
 	const char *hup_path; /* host OS update program, "" = never update */
+	/* the last target started, on resin-state: survives the reboot (and a rollback) */
+	const char *hup_record;
 };
 
 /* The host OS update started by the agent (one at a time) and the targets already tried. */
@@ -1046,6 +1048,34 @@ static void hostos_check(const struct agent *ag, const struct jobj *cfg, const c
 	}
 	if (h->ntried < (int)(sizeof h->tried / sizeof h->tried[0]))
 		snprintf(h->tried[h->ntried++], sizeof h->tried[0], "%s", target);
+	/* A target that was started before and rolled back (the rollback files sit next to
+	 * the record on resin-state) is not started again: an update that fails its health
+	 * checks would otherwise loop, update and roll back, for as long as the pin stays. */
+	if (ag->hup_record && *ag->hup_record) {
+		char *last = read_file(ag->hup_record), *dir = strdup(ag->hup_record);
+		int rolled_back = 0;
+		if (dir) {
+			char f[600];
+			const char *d = dirname(dir);
+			snprintf(f, sizeof f, "%s/rollback-health-triggered", d);
+			rolled_back = access(f, F_OK) == 0;
+			snprintf(f, sizeof f, "%s/rollback-altboot-triggered", d);
+			rolled_back |= access(f, F_OK) == 0;
+		}
+		if (last)
+			last[strcspn(last, "\n")] = 0;
+		int again = last && strcmp(last, target) == 0 && rolled_back;
+		free(last);
+		free(dir);
+		if (again) {
+			say("host OS update to %s rolled back before; not started again (pin another release)",
+			    target);
+			goto out;
+		}
+		FILE *rf = fopen(ag->hup_record, "w");
+		if (!rf || fprintf(rf, "%s\n", target) < 0 || fclose(rf) != 0)
+			note("cannot record the update target in %s: %s", ag->hup_record, strerror(errno));
+	}
 	ep = ag->api_override ? strdup(ag->api_override) : jobj_get(cfg, "apiEndpoint");
 	if (!ep)
 		goto out;
@@ -1110,7 +1140,7 @@ static void usage(FILE *f)
 		"usage: rigor-agent [--config FILE] [--os-release FILE] [--api URL] [--interval S]\n"
 		"                   [--once] [--reports N] [--daemon] [--register-wait S]\n"
 		"                   [--set-hostname] [--timeout MS] [--log FILE] [--quiet]\n"
-		"                   [--hup PROGRAM]\n"
+		"                   [--hup PROGRAM] [--hup-record FILE]\n"
 		"       rigor-agent --fetch URL --out FILE [--timeout MS]\n"
 		"Device agent of the rigor test OS (docs/os-image.md). Defaults: --config\n"
 		"/mnt/boot/config.json, --os-release /etc/os-release, API from config.json apiEndpoint.\n"
@@ -1122,6 +1152,9 @@ static void usage(FILE *f)
 		"  --hup PROGRAM    host OS update program run when the device is pinned to another\n"
 		"                   OS release (default /usr/sbin/rigor-hup; \"\" = never; not\n"
 		"                   with --once)\n"
+		"  --hup-record FILE  the last update target started (default\n"
+		"                   /mnt/state/rigor-agent-hup-target): a target that was rolled back\n"
+		"                   (rollback-*-triggered next to FILE) is not started again\n"
 		"  --fetch URL      GET URL (http://ADDRESS[:PORT]/PATH) into --out FILE and exit\n"
 		"                   (0 = a complete 200 response; for rigor-hup and rigor-rollback)\n");
 }
@@ -1131,7 +1164,8 @@ int main(int argc, char **argv)
 	struct agent ag = {.config_path = "/mnt/boot/config.json",
 			   .os_release_path = "/etc/os-release",
 			   .timeout_ms = 5000,
-			   .hup_path = "/usr/sbin/rigor-hup"};
+			   .hup_path = "/usr/sbin/rigor-hup",
+			   .hup_record = "/mnt/state/rigor-agent-hup-target"};
 	struct hup_state hup = {0};
 	int once = 0, daemonize = 0, max_reports = -1, register_wait = 20;
 	const char *fetch_url = NULL, *fetch_out = NULL;
@@ -1157,6 +1191,8 @@ int main(int argc, char **argv)
 			g_log_path = v;
 		else if (ARG("--hup"))
 			ag.hup_path = v;
+		else if (ARG("--hup-record"))
+			ag.hup_record = v;
 		else if (ARG("--fetch"))
 			fetch_url = v;
 		else if (ARG("--out"))
