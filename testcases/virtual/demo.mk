@@ -1,16 +1,17 @@
 # SPDX-License-Identifier: MIT
-# make demo (alias demo-virtual), the main job: the OS, cloud and flasher suites on the
-# virtual rig (rigs/virtual.lua; docs/virtual-rig.md).
+# make demo (alias demo-virtual), the main job: the OS, cloud, flasher and hup suites on
+# the virtual rig (rigs/virtual.lua; docs/virtual-rig.md, docs/hup.md).
 # Builds the OS images, starts the virtual rig (scripts/virtual-rig: rigfw-sim, the balena
-# API emulator, rigor-vboard with QEMU) in $(DEMO_VIRTUAL_DIR), runs testcases/os.lua,
-# testcases/cloud.lua and testcases/flasher.lua, prints the verdict and the seconds from
+# API emulator with the host OS update payloads, rigor-vboard with OVMF and QEMU) in
+# $(DEMO_VIRTUAL_DIR), runs testcases/os.lua, testcases/cloud.lua, testcases/flasher.lua
+# and testcases/hup.lua, prints the verdict and the seconds from
 # `rigor run` to the verdict, and always stops the rig. Not part of `make test` (it needs
 # QEMU and the kernel package).
 # Reports: $(BUILD)/demo/{junit.xml,results.tap,results.json,artifacts/}; rig logs in
 # $(DEMO_VIRTUAL_DIR) (console.log, backend.log, vboard.log).
 DEMO_VIRTUAL := $(BUILD)/demo
 DEMO_VIRTUAL_DIR ?= $(abspath $(DEMO_VIRTUAL))/rig
-DEMO_VIRTUAL_SUITES ?= testcases/os.lua testcases/cloud.lua testcases/flasher.lua
+DEMO_VIRTUAL_SUITES ?= testcases/os.lua testcases/cloud.lua testcases/flasher.lua testcases/hup.lua
 
 .PHONY: demo demo-virtual
 demo demo-virtual: $(BUILD)/rigor $(FW_SIM) os-image
