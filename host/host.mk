@@ -92,6 +92,9 @@ $(BUILD)/host/tests/libgpiochipshim.so: host/tests/fixtures/gpiochip_shim.c
 	$(CC) -std=gnu11 -O2 $(WARNFLAGS) -shared -fPIC $< -o $@ -ldl
 TESTS += host/tests/gpio.sh
 TESTS += host/tests/http.sh
+# rigor.shell over a socket console against a fake DUT (host/tests/fake_dut.py: a real shell
+# on a pty behind a login prompt, with kernel noise, slowness and reboots injected)
+TESTS += host/tests/shell.sh
 TEST_DEPS += $(BUILD)/host/tests/gpiochip-emu $(BUILD)/host/tests/libgpiochipshim.so
 DEPFILES += $(GPIOEMU_OBJ:.o=.d) $(BUILD)/host/tests/fixtures/gpiochip_emu.d
 

@@ -30,7 +30,7 @@ M.DEFAULTS = {
 	prompt = "root@[%w%-%.]+:[^\n]*#",
 	-- a whole console line matching one of these while a command runs means the DUT
 	-- restarted (the kernel log starting again at 0.000000, the kernel's restart lines)
-	boot_patterns = { "^%[%s*0%.000000%]", "reboot: Restarting system", "reboot: Power down" },
+	boot_patterns = { "^%[%s*0%.000000%] ", "reboot: Restarting system", "reboot: Power down" },
 	timeout_ms = 10000,
 	login_timeout_ms = 10000,
 	max_out = 1024 * 1024,
@@ -73,8 +73,10 @@ local function screen_tail(partial)
 	return (s:gsub("%s+$", ""))
 end
 
+-- A kernel-log line as printk writes it with CONFIG_PRINTK_TIME: "[" seconds padded to
+-- five columns, ".", six digits of microseconds, "] ", text.
 local function is_kmsg(line)
-	return line:find("^%[%s*%d+%.%d+%]") ~= nil
+	return line:find("^%[%s*%d+%.%d%d%d%d%d%d%] ") ~= nil
 end
 
 local function tail(s, n)
@@ -409,7 +411,7 @@ function Shell:run(cmd, opts)
 		if quiet < o.settle_ms then return end
 		local tl = screen_tail(partial)
 		if matches_end(tl, o.login_prompt) then return rebooted(tl) end
-		if phase == "echo" and got_lines > 0 and matches_end(tl, o.prompt) then return "not_run" end
+		if got_lines > 0 and matches_end(tl, o.prompt) then return phase == "echo" and "not_run" or "abandoned" end
 		if phase == "echo" and got_lines > 1 and tl:find("^>$") then return "incomplete" end
 	end, keep_ansi, max_out + 4096)
 	local out = table.concat(lines, "\n")
@@ -428,6 +430,7 @@ function Shell:run(cmd, opts)
 	end
 	self.state = "unknown"
 	if r == "reboot" then
+		out = out:gsub("\n+$", "")
 		return nil, string.format("the DUT rebooted while running '%s' (console: %s)", cmd, evidence),
 			"rebooted", { out = out }
 	end
@@ -435,6 +438,11 @@ function Shell:run(cmd, opts)
 		pcall(self.console.send, self.console, "\3")
 		return nil, string.format("the shell did not run '%s': it waits for more input (an unbalanced quote?)", cmd),
 			"not_run", { out = out }
+	end
+	if r == "abandoned" then
+		self.state = "shell"
+		return nil, string.format("the shell abandoned '%s' before its end (an error in a special built-in?): %s",
+			cmd, tail(out)), "not_run", { out = out }
 	end
 	if r == "not_run" then
 		return nil, string.format("the shell did not run '%s' (a syntax error?): %s", cmd,
@@ -473,7 +481,7 @@ function Shell:put(path, data, opts)
 	end
 	local tmp = shell_quote(path .. ".rigor-part")
 	local ropts = { timeout_ms = opts.timeout_ms }
-	local r, msg, kind = ok_run(self, what, ": > " .. tmp, ropts)
+	local r, msg, kind = ok_run(self, what, "true > " .. tmp, ropts)
 	if not r then return nil, msg, kind end
 	for i = 1, #data, PUT_CHUNK do
 		local b64 = b64_encode(data:sub(i, i + PUT_CHUNK - 1)):gsub(("."):rep(76), "%0\n"):gsub("\n$", "")
@@ -511,8 +519,9 @@ function Shell:get(path, opts)
 		return nil, string.format("%s: %d bytes, more than the limit of %d", what, size, max), "too_long"
 	end
 	local b64_len = (size + 2) // 3 * 4
+	-- room for the line breaks and for kernel lines landing mid-line (the checksum catches those)
 	local ropts = { timeout_ms = opts.timeout_ms or (self.o.timeout_ms + size // 4), -- 4 KB/s at worst
-		max_out = b64_len + b64_len // 76 + 16 }
+		max_out = b64_len * 2 + 4096 }
 	local data
 	for _ = 1, 2 do    -- a second try when the first was garbled (a kernel line mid-line)
 		r, msg, kind = ok_run(self, what, "base64 " .. q, ropts)

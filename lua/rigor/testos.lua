@@ -7,6 +7,7 @@
 
 local t = require "rigor.test"
 local core = require "rigor.core"
+local shell = require "rigor.shell"
 local A = t.assert
 
 local M = {}
@@ -63,24 +64,30 @@ function M.strap_card_boot(rig)
 	if rig:has("flasher") then assert(rig.button.boot:hold()) end
 end
 
---- Logs in as root on the console (at the login prompt).
-function M.login(rig)
-	assert(rig.console:sendline("root"))
-	A.ok(rig.console:expect("root@[%w%-]+:/# ", 10000))
+-- One rigor.shell per rig (docs/lua-api.md "rigor.shell"), with the test OS's prompts.
+local shells = setmetatable({}, { __mode = "k" })
+local function shell_of(rig)
+	local s = shells[rig]
+	if not s then
+		s = shell.console(rig, { login_prompt = "rigor%-os login:", prompt = "root@[%w%-%.]+:[^\n]*#" })
+		shells[rig] = s
+	end
+	return s
 end
 
---- Runs a shell command on the console; returns its output (lines joined with "\n").
---- `timeout_ms` (default 10000) bounds the wait for the command's end.
-local n = 0
+--- Logs in as root on the console (at the login prompt).
+function M.login(rig)
+	A.ok(shell_of(rig):login())
+end
+
+--- Runs a shell command on the console (rigor.shell: kernel lines stripped, robust to an
+--- echoing or slow console); returns its output (lines joined with "\n", no final line
+--- end). `timeout_ms` (default 10000) bounds the wait for the command's end. A timeout,
+--- a reboot or no shell fails the case.
 function M.sh(rig, cmd, timeout_ms)
-	n = n + 1
-	rig.console:clear()
-	-- the markers are computed by the shell, so the echoed command line does not match
-	assert(rig.console:sendline(string.format("echo RIG-BEGIN-$((%d+1)); %s; echo RIG-END-$((%d+1))",
-		n * 10, cmd, n * 10)))
-	local out = A.ok(rig.console:expect(string.format("RIG%%-BEGIN%%-%d\r?\n(.-)\r?\n?RIG%%-END%%-%d",
-		n * 10 + 1, n * 10 + 1), timeout_ms or 10000))
-	return (out:gsub("\r", ""))
+	local r, err = shell_of(rig):run(cmd, { timeout_ms = timeout_ms or 10000 })
+	A.ok(r, err)
+	return r.out
 end
 
 --- Reads the console until one of the plain strings in `needles` appears or `timeout_ms`
