@@ -37,7 +37,6 @@ scenario() {
 	wait_for "$T/$name.sock"
 	printf 'rig {\n  name = "%s",\n  console = socket { path = "%s" },\n}\n' "$name" "$T/$name.sock" >"$T/$name.rig.lua"
 	mkdir -p "$T/$name.d"
-	(cd "$T/$name.d" && true)
 	$RIGOR --rig "$T/$name.rig.lua" lua host/tests/shell_api.lua "$name" "$T/$name.ctl" "$T/$name.in" "$T/$name.d" \
 		>"$T/$name.out" 2>"$T/$name.err"
 	rc=$?
