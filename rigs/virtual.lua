@@ -1,10 +1,10 @@
 -- SPDX-License-Identifier: MIT
 -- The virtual rig: rigfw-sim as the rig board, testcases/virtual/rigor-vboard as the DUT
--- (QEMU x86_64 booting the card file or its internal disk), the balena API emulator behind
+-- (QEMU x86_64 with OVMF booting the card file or its internal disk), the balena API emulator behind
 -- it. Start it with `scripts/virtual-rig start DIR` and `. DIR/env` (sets
 -- RIGOR_VIRTUAL_DIR); without the variable the default directory /tmp/rigor-virtual is
--- used. `make demo` runs testcases/os.lua, testcases/cloud.lua and testcases/flasher.lua
--- on it. rigs/virtual-2.lua is a second one that can run at the same time.
+-- used. `make demo` runs testcases/os.lua, testcases/cloud.lua, testcases/flasher.lua and
+-- testcases/hup.lua on it. rigs/virtual-2.lua is a second one that can run at the same time.
 -- docs/virtual-rig.md.
 local dir = os.getenv("RIGOR_VIRTUAL_DIR")
 if dir == nil or dir == "" then dir = "/tmp/rigor-virtual" end
