@@ -10,7 +10,6 @@
 
 #include "cli.h"
 #include "rig_flash.h"
-#include "rigl.h"
 
 static int bad_usage(const char *cmd, const char *fmt, const char *arg)
 {
@@ -86,10 +85,14 @@ static int print_power(struct cli *c)
 	mrc = rig_power_measure(c->rig, &r);
 	rig_clear_error(c->rig);
 	if (c->json) {
-		printf("{\"rig\":\"%s\",\"power\":\"%s\"", rig_name(c->rig), on ? "on" : "off");
-		if (mrc == 0)
-			printf(",\"mv\":%d,\"ma\":%d", r.mv, r.ma);
-		printf("}\n");
+		json_t *o = json_pack("{s:o,s:s}", "rig", cli_json_str(rig_name(c->rig)), "power",
+				      on ? "on" : "off");
+
+		if (o && mrc == 0) {
+			json_object_set_new(o, "mv", json_integer(r.mv));
+			json_object_set_new(o, "ma", json_integer(r.ma));
+		}
+		return cli_json_print(o);
 	} else if (mrc == 0) {
 		printf("power: %s (%d mV, %d mA)\n", on ? "on" : "off", r.mv, r.ma);
 	} else {
@@ -151,10 +154,9 @@ int cmd_sdmux(struct cli *c, int argc, char **argv)
 	if (rc < 0)
 		return cli_fail(c, rc, "sdmux status");
 	if (c->json)
-		printf("{\"rig\":\"%s\",\"sdmux\":\"%s\"}\n", rig_name(c->rig),
-		       rig_mux_name((enum rig_mux)rc));
-	else
-		printf("sdmux: %s\n", rig_mux_name((enum rig_mux)rc));
+		return cli_json_print(json_pack("{s:o,s:s}", "rig", cli_json_str(rig_name(c->rig)),
+						"sdmux", rig_mux_name((enum rig_mux)rc)));
+	printf("sdmux: %s\n", rig_mux_name((enum rig_mux)rc));
 	return 0;
 }
 
@@ -301,19 +303,6 @@ int cmd_usbboot(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
-/* @s as a JSON string body (quotes and control characters escaped). */
-static void json_puts(const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-}
-
 int cmd_storage(struct cli *c, int argc, char **argv)
 {
 	char path[4096], why[512], at[64] = "";
@@ -337,13 +326,11 @@ int cmd_storage(struct cli *c, int argc, char **argv)
 		strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S", localtime(&t));
 	}
 	if (c->json) {
-		printf("{\"rig\":\"%s\",\"target\":\"%s\",\"why\":\"%s\",\"card\":\"%s\",\"image\":\"",
-		       rig_name(c->rig), path, why, rig_flash_card_name(fr.card));
-		json_puts(fr.image);
-		printf("\",\"at_ms\":%lld,\"error\":\"", (long long)fr.at_ms);
-		json_puts(fr.why);
-		printf("\"}\n");
-		return 0;
+		return cli_json_print(json_pack("{s:o,s:o,s:o,s:s,s:o,s:I,s:o}",
+			"rig", cli_json_str(rig_name(c->rig)), "target", cli_json_str(path),
+			"why", cli_json_str(why), "card", rig_flash_card_name(fr.card),
+			"image", cli_json_str(fr.image), "at_ms", (json_int_t)fr.at_ms,
+			"error", cli_json_str(fr.why)));
 	}
 	printf("target: %s\nresolved: %s\n", path, why);
 	if (fr.card == RIG_FLASH_CARD_FLASHED)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* rigor flash: option parsing, progress rendering and one library call. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,28 +82,38 @@ static struct rig_image *identify(struct cli *c, const char *image, const char *
 	return img;
 }
 
+/* @v rounded to 1/@scale, as the %.3f / %.1f figures of the text output were */
+static double rnd(double v, double scale)
+{
+	return round(v * scale) / scale;
+}
+
 static void print_stats(struct cli *c, const char *image, const char *target,
 			const struct rig_flash_stats *st, const struct rig_image *img)
 {
 	char *ij = img ? rig_image_to_json(img, 0) : NULL;
 
 	if (c->json) {
-		printf("{\"target\":\"%s\",\"format\":\"%s\",\"bmap\":%s,\"image_size\":%llu,"
-		       "\"bytes_read\":%llu,\"decompressed\":%llu,\"undecoded\":%llu,\"mapped\":%llu,\"written\":%llu,"
-		       "\"skipped\":%llu,\"verified\":%llu,\"seconds\":{\"prepare\":%.3f,\"write\":%.3f,"
-		       "\"sync\":%.3f,\"verify\":%.3f,\"inject\":%.3f,\"total\":%.3f},\"mbps\":%.1f",
-		       target, rig_flash_format_name(st->format), st->bmap_used ? "true" : "false",
-		       (unsigned long long)st->image_size, (unsigned long long)st->bytes_read,
-		       (unsigned long long)st->bytes_decompressed,
-		       (unsigned long long)st->bytes_undecoded, (unsigned long long)st->bytes_mapped,
-		       (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,
-		       (unsigned long long)st->bytes_verified, st->t_prepare, st->t_write, st->t_sync,
-		       st->t_verify, st->t_inject, st->t_total, st->mbps);
+		json_t *o = json_pack("{s:o,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+				      "s:{s:f,s:f,s:f,s:f,s:f,s:f},s:f}",
+			"target", cli_json_str(target), "format", rig_flash_format_name(st->format),
+			"bmap", (int)st->bmap_used, "image_size", (json_int_t)st->image_size,
+			"bytes_read", (json_int_t)st->bytes_read,
+			"decompressed", (json_int_t)st->bytes_decompressed,
+			"undecoded", (json_int_t)st->bytes_undecoded,
+			"mapped", (json_int_t)st->bytes_mapped, "written", (json_int_t)st->bytes_written,
+			"skipped", (json_int_t)st->bytes_skipped,
+			"verified", (json_int_t)st->bytes_verified,
+			"seconds", "prepare", rnd(st->t_prepare, 1e3), "write", rnd(st->t_write, 1e3),
+			"sync", rnd(st->t_sync, 1e3), "verify", rnd(st->t_verify, 1e3),
+			"inject", rnd(st->t_inject, 1e3), "total", rnd(st->t_total, 1e3),
+			"mbps", rnd(st->mbps, 10));
+
 		/* what was flashed (rigor.image/1, by jansson), then the object ends */
-		if (ij)
-			printf(",\"image\":%s", ij);
-		printf("}\n");
+		if (o && ij)
+			json_object_set_new(o, "image", json_loads(ij, 0, NULL));
 		free(ij);
+		cli_json_print(o);
 		return;
 	}
 	printf("flashed %s (%s%s) to %s: %.1f MB mapped, %.1f MB written, %.1f MB skipped "

@@ -94,6 +94,32 @@ run 2 "usbboot without --dir" $RIGOR usbboot
 has "$T/err" "give a directory, or msd_dir in the usbboot entry" "usbboot without --dir and msd_dir says what to do"
 run 2 "list unknown kind" $RIGOR list widgets
 
+# JSON output is valid whatever the strings hold: a state directory (so the sim card's
+# path) with '"', '\' and a newline, a rig name with those and a byte that is not UTF-8
+# (shown as U+FFFD)
+json_ok() { python3 -c 'import json,sys; json.load(sys.stdin)' <"$1" 2>"$T/err"; }
+json_get() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(ascii(eval(sys.argv[1])))' "$2" <"$1"; }
+H="$T/st\"ate\\dir
+x"
+mkdir -p "$H"
+printf 'rig {\n  name = "ev\\"il\\\\rig\\n\\xff",\n  power = sim { mv = 5000, ma = 100 },\n  sdmux = sim {},\n  storage = sim { size_mb = 1 },\n}\n' >"$T/hostile.lua"
+head -c 65536 /dev/zero >"$T/img\"q\\b.img"
+for cmd in "power status" "sdmux status" "storage status"; do
+	# shellcheck disable=SC2086
+	run 0 "hostile strings: $cmd --json" env RIGOR_STATE_DIR="$H" $RIGOR --rig "$T/hostile.lua" $cmd --json
+	if json_ok "$T/out"; then ok "hostile strings: $cmd --json parses"; else nok "hostile strings: $cmd --json parses"; fi
+	if [ "$(json_get "$T/out" 'd["rig"]')" = "'ev\"il\\\\rig\\n\\ufffd'" ]; then ok "$cmd --json: rig name kept, bad byte as U+FFFD"; else json_get "$T/out" 'd["rig"]' >"$T/err"; nok "$cmd --json: rig name kept, bad byte as U+FFFD"; fi
+done
+json_get "$T/out" 'd["target"]' >"$T/tgt"
+has "$T/tgt" 'st"ate\\\\dir\\nx/' "storage status --json: the target path with '\"', '\\' and a newline"
+run 0 "hostile strings: flash --json" env RIGOR_STATE_DIR="$H" $RIGOR --rig "$T/hostile.lua" flash "$T/img\"q\\b.img" --json
+if json_ok "$T/out"; then ok "hostile strings: flash --json parses"; else nok "hostile strings: flash --json parses"; fi
+json_get "$T/out" '(d["target"], d["format"], d["written"] >= 0, d["seconds"]["total"] >= 0)' >"$T/fl"
+has "$T/fl" "st\"ate.*'raw', True, True" "flash --json: target path, format and figures"
+run 0 "storage status --json after a flash" env RIGOR_STATE_DIR="$H" $RIGOR --rig "$T/hostile.lua" storage status --json
+json_get "$T/out" 'd["image"]' >"$T/im"
+has "$T/im" 'img"q' "storage status --json: the flashed image path with '\"' and '\\'"
+
 # console: power on with the card on the DUT side, the sim board boots to a login prompt
 $RIGOR power off >/dev/null 2>&1
 $RIGOR sdmux dut >/dev/null 2>&1
