@@ -135,6 +135,8 @@ int cli_fail(struct cli *c, int rc, const char *what)
 		cli_error("%s: %s", what, rig_strerror(rc));
 	switch (rc) {
 	case RIG_E_INVAL:
+	case RIG_E_CORRUPT:     /* the image given is bad: on another rig it fails the same way */
+	case RIG_E_NOSPC:
 	case RIG_E_NOENT:
 	case RIG_E_PERM:
 	case RIG_E_NOTSUP:

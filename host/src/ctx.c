@@ -29,7 +29,30 @@ static const struct {
 	{ RIG_E_PROTO, "RIG_E_PROTO", "protocol error" },
 	{ RIG_E_NOTSUP, "RIG_E_NOTSUP", "not supported by this back-end" },
 	{ RIG_E_TIMEOUT, "RIG_E_TIMEOUT", "timed out" },
+	{ RIG_E_CORRUPT, "RIG_E_CORRUPT", "corrupt or truncated data" },
+	{ RIG_E_NOSPC, "RIG_E_NOSPC", "does not fit the target" },
 };
+
+int rig_err_from_errno(int rc)
+{
+	switch (rc) {
+	case -EINVAL:
+	case -EBADMSG:
+	case -ENOSPC:
+	case -ENOENT:
+	case -EPERM:
+	case -EINTR:
+	case -ETIMEDOUT:
+	case -ENODEV:
+	case -EBUSY:
+	case -ENOMEM:
+	case -ENOTSUP:
+	case -EIO:
+		return rc;      /* enum rig_err has the same values */
+	default:        /* -EROFS (a write-protected card) and other OS failures */
+		return RIG_E_IO;
+	}
+}
 
 const char *rig_strerror(int err)
 {

@@ -129,33 +129,10 @@ int rig_flash_record_get(struct rig *rig, struct rig_flash_record *r)
 }
 
 /*
- * The engine speaks errno; the rig speaks enum rig_err (what the CLI turns into exit codes
- * and Lua into nil, msg, code or a raise). Bad input is RIG_E_INVAL whatever the engine
- * found wrong with it; a card the rig cannot write is the rig's trouble, RIG_E_IO.
+ * Write @image to @target (found as @why) with the engine; logs and records the outcome.
+ * The engine speaks errno, the rig enum rig_err (rig_err_from_errno): bad input is
+ * RIG_E_INVAL, RIG_E_CORRUPT or RIG_E_NOSPC; a card the rig cannot write is RIG_E_IO.
  */
-static int rig_code(int rc)
-{
-	switch (rc) {
-	case -EBADMSG:  /* corrupt or truncated image data: the user's input */
-	case -ENOSPC:   /* the image does not fit the rig's card */
-	case -EINVAL:
-		return RIG_E_INVAL;
-	case -ENOENT:
-	case -EPERM:
-	case -EINTR:
-	case -ETIMEDOUT:
-	case -ENODEV:
-	case -EBUSY:
-	case -ENOMEM:
-	case -ENOTSUP:
-	case -EIO:
-		return rc;
-	default:        /* -EROFS (write-protected card) and OS failures */
-		return RIG_E_IO;
-	}
-}
-
-/* Write @image to @target (found as @why) with the engine; logs and records the outcome. */
 static int flash_to(struct rig *rig, const char *image, const char *target, const char *why,
 		    struct rig_flash_opts *o, struct rig_flash_stats *st)
 {
@@ -184,7 +161,7 @@ static int flash_to(struct rig *rig, const char *image, const char *target, cons
 			 "(add allow_fixed = true to the storage entry of the rig file if it really is the DUT's card)");
 	if (rc < 0) {
 		rig_event(rig, "flash FAILED: %s", err);
-		return rig_set_error(rig, rig_code(rc), "flash: %s", err[0] ? err : rig_strerror(rc));
+		return rig_set_error(rig, rig_err_from_errno(rc), "flash: %s", err[0] ? err : rig_strerror(rc));
 	}
 	rig_event(rig, "flash done: %llu bytes written, %llu skipped, %llu verified in %.1f s",
 		  (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,

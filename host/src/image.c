@@ -123,20 +123,6 @@ static const char *jget_str(const json_t *o, const char *key)
 
 /* ---- errors ---- */
 
-/* The engine speaks errno; librig speaks enum rig_err. */
-static int rig_code(int rc)
-{
-	switch (rc) {
-	case -ENOENT: return RIG_E_NOENT;
-	case -EINVAL:
-	case -EBADMSG: return RIG_E_INVAL;
-	case -EINTR: return RIG_E_INTR;
-	case -ETIMEDOUT: return RIG_E_TIMEOUT;
-	case -ENOMEM: return RIG_E_NOMEM;
-	default: return RIG_E_IO;
-	}
-}
-
 static int left_ms(const struct insp *in)
 {
 	int64_t left;
@@ -241,7 +227,7 @@ static int decode(struct insp *in, const char *tmp, uint64_t *raw_size)
 
 		if (cut)
 			*cut = 0;
-		return rig_ctx_fail(in->ctx, rig_code(rc), "%s", err[0] ? err : strerror(-rc));
+		return rig_ctx_fail(in->ctx, rig_err_from_errno(rc), "%s", err[0] ? err : strerror(-rc));
 	}
 	*raw_size = st.image_size;
 	return 0;
@@ -744,7 +730,7 @@ static int inspect(struct insp *in, const struct rig_image_opts *o, char *tmpdir
 
 	rc = rig_flash_image_check(in->path, &fmt, err, sizeof(err));
 	if (rc < 0)
-		return rig_ctx_fail(in->ctx, rig_code(rc), "%s", err);
+		return rig_ctx_fail(in->ctx, rig_err_from_errno(rc), "%s", err);
 	if (stat(in->path, &st) < 0)
 		return rig_ctx_fail(in->ctx, RIG_E_IO, "cannot stat '%s': %s", in->path,
 				    strerror(errno));

@@ -65,6 +65,12 @@ int rig_kv_save(const struct rig_kv *kv, const char *path);
  */
 #define RIG_KV_LOCK_MS 5000
 int rig_kv_lock(struct rig_ctx *ctx, const char *path, int timeout_ms);
+
+/*
+ * The flash engine and other errno-speaking code to enum rig_err: the codes librig names
+ * pass through (-EBADMSG is RIG_E_CORRUPT, -ENOSPC RIG_E_NOSPC), anything else is RIG_E_IO.
+ */
+int rig_err_from_errno(int rc);
 void rig_kv_unlock(int fd);
 
 /* ---- parameters: back-ends declare a schema, the core fills a typed struct ---- */

@@ -63,6 +63,8 @@ enum rig_err {
 	RIG_E_PROTO = -EPROTO,        /**< the device answered something unexpected */
 	RIG_E_NOTSUP = -ENOTSUP,      /**< the back-end does not implement this operation */
 	RIG_E_TIMEOUT = -ETIMEDOUT,   /**< the operation did not finish within its timeout */
+	RIG_E_CORRUPT = -EBADMSG,     /**< image data corrupt or truncated: the input, not the rig */
+	RIG_E_NOSPC = -ENOSPC,        /**< the image does not fit the target */
 };
 
 /** Short description of an error code ("interlock refused"); never NULL. */

@@ -231,11 +231,17 @@ local st, msg, code = rig:flash(arg[1])
 assert(st == nil and code == "RIG_E_INVAL", tostring(code))
 assert(msg:find("is empty"), msg)
 st, msg, code = rig:flash(arg[2])
-assert(st == nil and code == "RIG_E_INVAL" and msg:find("invalidated"), tostring(msg))
+assert(st == nil and code == "RIG_E_CORRUPT" and msg:find("invalidated"), tostring(code) .. ": " .. tostring(msg))
+st, msg, code = rig:flash(arg[3])
+assert(st == nil and code == "RIG_E_NOSPC" and msg:find("larger than the card"), tostring(code) .. ": " .. tostring(msg))
+st, msg, code = rig:flash(arg[4])
+assert(st == nil and code == "RIG_E_NOENT", tostring(code) .. ": " .. tostring(msg))
 print("lua-nil-msg-code")
 EOF
 card
-F_RIG=$T/rig.lua F_TARGET=$CARD F_SHA=invalid fault "rig:flash returns nil, msg, RIG_E_INVAL for bad input" 0 "lua-nil-msg-code" $R lua "$T/f.lua" "$T/empty.img" "$T/bad.os.img.zst"
+truncate -s 160M "$T/toolarge.img"
+printf '\125\252' | dd of="$T/toolarge.img" bs=1 seek=510 conv=notrunc 2>/dev/null   # an MBR signature
+F_RIG=$T/rig.lua F_TARGET=$CARD F_SHA=invalid fault "rig:flash returns nil, msg, code for bad input: RIG_E_INVAL (empty), RIG_E_CORRUPT (corrupt zstd), RIG_E_NOSPC (larger than the card), RIG_E_NOENT (missing)" 0 "lua-nil-msg-code" $R lua "$T/f.lua" "$T/empty.img" "$T/bad.os.img.zst" "$T/toolarge.img" "$T/nope.img"
 
 # --- two flashes on one rig -------------------------------------------------------------------
 card
