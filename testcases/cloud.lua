@@ -1,10 +1,19 @@
 -- SPDX-License-Identifier: MIT
--- Provisioning the rigor test OS against a balena API (the emulator of
--- testcases/backend/, started by scripts/virtual-rig) with rigor.provision and
--- rigor.balena: the device comes online, reports the image's version, keeps only its own
--- device key on the card, and comes back after a reboot without registering again.
--- Needs the "os-image" and "balena" capabilities (rigs/virtual.lua); SKIPPED elsewhere. On
--- a rig with the "flasher" capability the boot strap is held so that the board boots the card.
+-- Provisioning a balenaOS-shaped image (default: the rigor test OS) against a balena API
+-- (the emulator of testcases/backend/, started by scripts/virtual-rig) with
+-- rigor.provision and rigor.balena: the device comes online, reports the image's version,
+-- keeps only its own device key on the card, and comes back after a reboot without
+-- registering again. Needs the "os-image" and "balena" capabilities (rigs/virtual.lua);
+-- SKIPPED elsewhere, and for an image that is not balenaOS-shaped (rig.image.balena: it
+-- has no boot partition that takes a config.json). On a rig with the "flasher" capability
+-- the boot strap is held so that the board boots the card.
+--
+-- What to expect comes from the image's identity (rig.image; docs/os-image.md "What the
+-- suites read from the image"): the OS version the API reports is the image's VERSION
+-- (else VERSION_ID), its balena device type is the rig's device_type, config.json is read
+-- from its boot partition. Nothing is read from the DUT's console: "no new registration"
+-- is the API's word (same id, same created_at, as many devices in the fleet) and the
+-- card's (config.json keeps the uuid).
 --
 -- Environment: RIGOR_BALENA_API, RIGOR_BALENA_API_KEY (a user key; scripts/virtual-rig
 -- writes both into DIR/env), RIGOR_BALENA_FLEET (default rigor/test), RIGOR_OS_IMAGE
@@ -29,7 +38,8 @@ local s = t.suite("cloud", { requires = { "os-image", "balena", "sd", "serial" }
 	tags = { "cloud", "virtual" }, timeout = ONLINE_MS + 60000 })
 
 local client        -- rigor.balena client
-local version       -- VERSION of the image's os-release
+local image         -- rig.image: the identity of the image under test
+local boot_part     -- its boot partition (number), where config.json is
 local dev           -- { uuid, id, created_at } once provisioned
 
 local function fleet_device_count()
@@ -66,10 +76,18 @@ s:before_all(function(rig)
 	client = balena.new{ timeout = 10000 }
 	local me, msg = client:whoami()
 	assert(me, "the balena API does not answer: " .. tostring(msg))
-	-- the image's version, from its os-release on the card
-	assert(rig:flash(IMAGE))
-	version = testos.parse_os_release(assert(rig:read_file("resin-rootA", "/etc/os-release"))).VERSION
-	assert(version, "no VERSION in the image's os-release")
+	-- the image's identity, read back from the card by the flash
+	image = assert(rig:flash(IMAGE)).image
+	if not image.balena then
+		t.skip("not a balenaOS-shaped image (" .. image.name .. "): it has no boot partition for config.json")
+	end
+	boot_part = assert(testos.boot_partition(image), "no boot partition in " .. image.name)
+	assert(image.version, "no VERSION or VERSION_ID in " .. image.name .. "'s os-release")
+	if image.device_type then
+		A.eq(image.device_type, rig.device_type, "the image's balena device type vs the rig's device_type")
+	end
+	t.log("image %s: version %s, device type %s, sha256 %s", image.name, image.version,
+		tostring(image.device_type), image.sha256)
 end)
 
 s:case("provisioned device comes online", function(rig)
@@ -82,14 +100,14 @@ end)
 
 s:case("reported OS version is the image's", function(rig)
 	local d = ensure_provisioned(rig)
-	A.eq(client:os_version(d.uuid), version)
+	A.eq(client:os_version(d.uuid), image.version, "the API's os_version vs the image's VERSION")
 end)
 
 s:case("config.json keeps the device key, not the provisioning key", function(rig)
 	local d = ensure_provisioned(rig)
 	assert(rig.power:off())
 	assert(rig.sdmux:set("host"))
-	local text = assert(rig:read_file("resin-boot", "/config.json"))
+	local text = assert(rig:read_file(boot_part, "/config.json"))
 	local cfg = A.ok(core.json_decode(text))
 	A.eq(cfg.uuid, d.uuid, "config.json uuid")
 	A.type(cfg.deviceApiKey, "string", "config.json deviceApiKey")
@@ -113,21 +131,18 @@ s:case("back online after a reboot, same uuid, no new registration", function(ri
 	strap_card_boot(rig)
 	rig.console:clear()
 	assert(rig.power:on())
-	-- follow the console until the agent's first report of this boot
-	local seen, t_end = "", core.now_ms() + ONLINE_MS
-	while not seen:find("rigor-agent: state reported", 1, true) and core.now_ms() < t_end do
-		local data = rig.console:read(math.max(0, t_end - core.now_ms()))
-		if data then seen = seen .. data end
-	end
-	A.contains(seen, "rigor-agent: state reported", "the agent reported after the reboot")
-	A.not_match(seen, "registered uuid=", "the agent registered again")
-	A.not_match(seen, "generated uuid=", "the agent made a new uuid")
+	-- online again: on the emulator only after a heartbeat of this boot
 	local on = A.ok(client:wait_online(d.uuid, ONLINE_MS))
 	A.eq(on.uuid, d.uuid)
 	A.eq(on.id, d.id, "device id")
 	A.eq(fleet_device_count(), count, "devices in " .. FLEET .. " (a second registration?)")
 	local full = assert(client:device(d.uuid, "id,uuid,created_at"))
 	A.eq(full.created_at, d.created_at, "created_at")
+	-- the card still names the same device (no new uuid made on this boot)
+	assert(rig.power:off())
+	assert(rig.sdmux:set("host"))
+	local cfg = A.ok(core.json_decode(assert(rig:read_file(boot_part, "/config.json"))))
+	A.eq(cfg.uuid, d.uuid, "config.json uuid after the reboot")
 end)
 
 return s

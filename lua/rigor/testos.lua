@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
--- rigor.testos: steps shared by the suites that flash and boot the rigor test OS
--- (testcases/os.lua, testcases/flasher.lua, testcases/cloud.lua; docs/os-image.md).
+-- rigor.testos: steps shared by the suites that flash and boot an OS image
+-- (testcases/os.lua, testcases/cloud.lua: any image; testcases/flasher.lua,
+-- testcases/hup.lua: the rigor test OS; docs/os-image.md).
 --
 --   local testos = require "rigor.testos"
 --   s:before_all(function(rig) testos.need_image(IMAGE, "OS image") end)
@@ -12,8 +13,12 @@ local A = t.assert
 
 local M = {}
 
---- The console's login prompt.
+--- The rigor test OS's login prompt (plain text; testcases/flasher.lua, testcases/hup.lua).
+--- Suites that verify any image match M.LOGIN_PATTERN instead.
 M.LOGIN = "rigor-os login: "
+
+--- A login prompt of any image ("<hostname> login:"; a Lua pattern, rigor.shell's default).
+M.LOGIN_PATTERN = shell.DEFAULTS.login_prompt
 
 --- SKIPs the suite unless the image file `path` exists; `what` names it in the message.
 function M.need_image(path, what)
@@ -64,18 +69,33 @@ function M.strap_card_boot(rig)
 	if rig:has("flasher") then assert(rig.button.boot:hold()) end
 end
 
--- One rigor.shell per rig (docs/lua-api.md "rigor.shell"), with the test OS's prompts.
+--- The number of the image's boot partition (where config.json goes): for a
+--- balenaOS-shaped image the one labelled "<prefix>-boot" (resin-boot, balena-boot,
+--- flash-boot), else the first bootable FAT one; nil if none. `image`: rig.image.
+function M.boot_partition(image)
+	local parts = image and image.partitions or {}
+	for _, p in ipairs(parts) do
+		if p.label and p.label:match("^%a+%-boot$") then return p.number end
+	end
+	for _, p in ipairs(parts) do
+		if p.bootable and p.fs == "vfat" then return p.number end
+	end
+	return nil
+end
+
+-- One rigor.shell per rig (docs/lua-api.md "rigor.shell"), with its generic prompts
+-- (any "<hostname> login:", a root shell prompt "root@<hostname>:...#").
 local shells = setmetatable({}, { __mode = "k" })
 local function shell_of(rig)
 	local s = shells[rig]
 	if not s then
-		s = shell.console(rig, { login_prompt = "rigor%-os login:", prompt = "root@[%w%-%.]+:[^\n]*#" })
+		s = shell.console(rig)
 		shells[rig] = s
 	end
 	return s
 end
 
---- Logs in as root on the console (at the login prompt).
+--- Logs in as root on the console (at the login prompt; any "<hostname> login:").
 function M.login(rig)
 	A.ok(shell_of(rig):login())
 end
