@@ -19,7 +19,7 @@ volatile sig_atomic_t cli_signal;
 
 static const struct cmd commands[] = {
 	{ "run", cmd_run,
-	  "run [--case PATTERN] [--tag TAG] [--junit F] [--tap F [--tap-version 13|14]] [--json F] [--artifacts DIR] [-q] FILE|DIR...",
+	  "run [--case PATTERN] [--tag TAG] [--junit F] [--tap F [--tap-version 13|14]] [--json F] [--artifacts DIR] [-q] [--color|--no-color] [--list] FILE|DIR...",
 	  "run test suites on the rig and write reports",
 	  "  FILE|DIR          suite files, or directories of *.lua suites (sorted)\n"
 	  "  --case PATTERN    run only cases whose 'suite/case' name matches (Lua pattern or substring)\n"
@@ -28,10 +28,15 @@ static const struct cmd commands[] = {
 	  "  --tap-version 13  write TAP 13 (Debian 12's prove rejects 14)\n"
 	  "  --artifacts DIR   one log per case (rig events + console); default ./rigor-artifacts\n"
 	  "  -q, --quiet       no live human report on stdout\n"
+	  "  --color, --no-color  colour the live report (default: when stdout is a terminal)\n"
+	  "  --list            dry run: print the selected cases and exit; the rig is not opened\n"
+	  "  --OPT=VALUE       same as --OPT VALUE;  --  ends the options\n"
 	  "After every case and at the end the rig is put in its safe state (DUT off).\n"
 	  "SIGINT/SIGTERM abort the current case, clean up and exit 130/143." },
-	{ "list", cmd_list, "list [rigs|suites|cases] [FILE|DIR...]", "list rigs, suites and test cases",
-	  "Without a kind: rigs, then the cases of the given suites (default: testcases/)." },
+	{ "list", cmd_list, "list [rigs|suites|cases] [--case PATTERN] [--tag TAG] [FILE|DIR...]",
+	  "list rigs, suites and test cases",
+	  "Without a kind: rigs, then the cases of the given suites (default: testcases/).\n"
+	  "  --case PATTERN, --tag TAG   select as 'rigor run' does (suites: those with a selected case)" },
 	{ "drivers", cmd_drivers, "drivers", "list every back-end: <role> <name> <description>", NULL },
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },

@@ -6,7 +6,7 @@
 #include <assert.h>
 #include <stdbool.h>
 
-#include "rigl.h"
+#include "rigl_lua.h"
 
 struct rigl_rt {
 	struct rig_ctx *ctx;

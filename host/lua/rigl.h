@@ -1,43 +1,69 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file rigl.h
- * @brief The Lua binding of librig: the only C in rigor that includes lua.h.
+ * @brief What the rigor CLI asks of the Lua side: run suites, list them, run a script,
+ * read a rig file. No Lua type appears here, so the CLI never includes lua.h; the
+ * binding's lua_State entry points are in rigl_lua.h.
  *
  * Scripts see the module `rigor.core` (clock, sleep, case deadlines, signals, JSON) and
  * rig objects (`rig.power:on()`, `rig.console:expect(...)`); see docs/lua-api.md.
+ *
+ * Exit codes returned below are rigor's (rigor(1), EXIT STATUS): 0 passed, 1 test
+ * failures, 2 usage, 3 infrastructure, 128 + N stopped by signal N.
  */
 #ifndef RIGOR_HOST_RIGL_H
 #define RIGOR_HOST_RIGL_H
 
 #include <signal.h>
-
-#include <lua.h>
+#include <stdbool.h>
 
 #include "rig.h"
 
 /**
- * Prepare @p L for rigor scripts: standard libraries, package.path pointing at rigor's
- * Lua modules (@p luadir), and `rigor.core` in package.preload. @p sig is the flag the
- * process's SIGINT/SIGTERM handler sets (its value is the signal number); it interrupts
- * armed cases.
+ * What a Lua run needs from its host. The caller owns it and everything it points to;
+ * it must outlive the call it is passed to.
  */
-void rigl_setup(lua_State *L, struct rig_ctx *ctx, const char *luadir,
-		volatile sig_atomic_t *sig);
+struct rigl_env {
+	struct rig_ctx *ctx;
+	/** Directory of rigor's Lua modules (rigor/runner.lua, ...). */
+	const char *luadir;
+	/** Set to the signal number by the process's SIGINT/SIGTERM handler. */
+	volatile sig_atomic_t *sig;
+	/** Default of `rigor run --color/--no-color` (e.g. stdout is a terminal). */
+	bool color;
+	/**
+	 * Open (and lock) the rig, called at most once and only when it is needed: not for
+	 * `rigor run --list`. Returns 0 and *rig (the caller keeps ownership and closes it after
+	 * the call returns), or an exit code. NULL: no rig (rigl_script() without --rig).
+	 */
+	int (*open_rig)(void *arg, struct rig **rig);
+	/** Print one error line (no trailing newline) for the user. Required. */
+	void (*error)(void *arg, const char *msg);
+	void *arg;              /**< passed to open_rig() and error() */
+};
+
 /**
- * Make signals (the @p sig flag of rigl_setup()) end the script running on @p L even when
- * no case is armed: a busy loop, a pcall or a child process cannot hold on to them. Used
- * by `rigor lua`; `rigor run` arms per case instead.
+ * `rigor run ARGS...`: @p argv (@p argc words, without the command name) goes to
+ * rigor.runner.cli, the one parser of run's options (docs/rigor.1); suites run on the rig
+ * from @p env->open_rig and reports go to stdout/stderr and the files asked for.
+ * Blocks until the run ends; a signal (@p env->sig) aborts the current case.
+ * @return the run's exit code: 0, 1, 2 (usage), 3 (infrastructure, also when the runner
+ *         cannot be loaded or raises), 128 + N.
  */
-void rigl_watch_signals(lua_State *L);
+int rigl_run(const struct rigl_env *env, int argc, char **argv);
 /**
- * The code a script asked for with os.exit() (which raises instead of exiting, so cleanup
- * runs), or -1 when it did not call it.
+ * `rigor list suites|cases ARGS...`: [--case PATTERN] [--tag TAG]... [FILE|DIR...]
+ * (default: testcases). Prints suites (@p suites_only) or cases; never opens a rig.
+ * @return 0, 2 (a usage error or a suite that fails to load), 3 (runner not loadable).
  */
-int rigl_exit_code(lua_State *L);
-/** Push a rig object for @p rig. The caller keeps ownership; see rigl_forget_rig(). */
-void rigl_push_rig(lua_State *L, struct rig *rig);
-/** Mark the rig object at @p idx closed, so later use raises instead of touching freed memory. */
-void rigl_forget_rig(lua_State *L, int idx);
+int rigl_list(const struct rigl_env *env, int argc, char **argv, bool suites_only);
+/**
+ * `rigor lua FILE ARGS...`: run the script @p argv[0] with `arg` and `...` set from
+ * @p argv[1..]; the global `rig` is set when @p env->open_rig is given.
+ * @return the script's os.exit() code or returned integer, 0, 1 (an error), 2 (the file
+ *         cannot be loaded), or the exit code of open_rig().
+ */
+int rigl_script(const struct rigl_env *env, int argc, char **argv);
 /**
  * Read a rig file into a new description. Syntax and run-time errors of the file become
  * problems of the description, so the caller reports everything with rig_desc_validate().

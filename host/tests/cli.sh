@@ -93,6 +93,17 @@ has "$T/out" "^target: .*/sim.card" "storage resolves the virtual card"
 run 2 "usbboot without --dir" $RIGOR usbboot
 has "$T/err" "give a directory, or msd_dir in the usbboot entry" "usbboot without --dir and msd_dir says what to do"
 run 2 "list unknown kind" $RIGOR list widgets
+run 0 "list cases --case" $RIGOR list cases --case interlock testcases/sim.lua
+has "$T/out" "^basics/interlock keeps the card" "list cases --case prints the match"
+if [ "$(wc -l <"$T/out")" = 1 ]; then ok "list cases --case prints only the match"; else nok "list cases --case prints only the match"; fi
+run 0 "list cases --tag (default testcases/)" $RIGOR list cases --tag smoke --case=power
+has "$T/out" "^basics/power switches and measures \[smoke\]" "list cases --tag --case=P from testcases/"
+run 0 "list cases --tag that nothing has" $RIGOR list cases --tag no-such-tag testcases/sim.lua
+if [ -s "$T/out" ]; then nok "list cases --tag: nothing selected, nothing printed"; else ok "list cases --tag: nothing selected, nothing printed"; fi
+run 0 "list suites --tag" $RIGOR list suites --tag smoke testcases/sim.lua
+has "$T/out" "^basics \([0-9]+ cases\)" "list suites --tag counts the selected cases"
+run 2 "list refuses run's options" $RIGOR list cases --junit x.xml
+has "$T/err" "list: unknown option '--junit'" "list names the option it refuses"
 
 # JSON output is valid whatever the strings hold: a state directory (so the sim card's
 # path) with '"', '\' and a newline, a rig name with those and a byte that is not UTF-8

@@ -40,6 +40,29 @@ run 0 "--case selects one case" $RIGOR run testcases/sim.lua --case interlock --
 has "$T/sel.json" '"name": "interlock keeps the card' "selected case ran"
 if grep -q '"name": "power switches' "$T/sel.json"; then nok "other cases not run"; else ok "other cases not run"; fi
 
+# one option parser (rigor.runner.parse_argv) for every documented option
+run 0 "-q: no live report" $RIGOR run -q testcases/sim.lua --case interlock --artifacts $T/aq
+if [ -s "$T/out" ]; then nok "-q prints nothing on stdout"; else ok "-q prints nothing on stdout"; fi
+run 0 "--opt=value and --no-color" $RIGOR run --case=interlock --tap=$T/eq.tap --no-color testcases/sim.lua --artifacts=$T/aeq
+has "$T/eq.tap" "^ +ok 1 - interlock" "--tap=FILE written with the --case=PATTERN selection"
+run 2 "a report option without its file" $RIGOR run testcases/sim.lua --junit
+has "$T/err" "option '--junit' needs a value" "the missing value is named"
+run 2 "a directory that does not exist" $RIGOR run $T/nosuchdir
+has "$T/err" "cannot read '.*nosuchdir'" "the unreadable path is named"
+# --list: a dry run, with the filters, that neither opens nor locks the rig
+run 0 "run --list" $RIGOR run --list --tag smoke --case interlock testcases/
+has "$T/out" "^basics/interlock keeps the card from the host while powered \[smoke\]$" "--list prints the selected case"
+if [ "$(wc -l <"$T/out")" = 1 ]; then ok "--list prints only the selection"; else nok "--list prints only the selection"; fi
+run 0 "run --list does not open the rig" $RIGOR --rig nosuchrig run --list testcases/sim.lua
+$RIGOR console --timeout 3 >/dev/null 2>&1 </dev/null &
+bg=$!
+sleep 0.5
+run 0 "run --list while another command holds the rig" $RIGOR run --list --case power testcases/sim.lua
+has "$T/out" "^basics/power cycle reboots" "--list lists while the rig is busy"
+run 3 "a real run finds it busy" $RIGOR run --case power testcases/sim.lua --artifacts $T/abusy
+wait $bg 2>/dev/null
+run 2 "run --list of a broken suite" $RIGOR run --list $S/broken.lua
+
 # per-case logs: console output belongs to the case it arrived in, and every log line
 # (console, rig, runner, test) starts on its own line with its time stamp
 run 0 "two-case suite on the sim console" $RIGOR run $S/caselogs.lua --artifacts $T/acl

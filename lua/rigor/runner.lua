@@ -836,12 +836,17 @@ function M.list(args)
 end
 
 --- Turns command-line words into a runner.main argument table (without rig, out, err).
+--- This is the one parser of `rigor run` (and of `rigor list`'s options): the C command
+--- hands its argv over untouched (rigl_run(), host/lua/lrun.c).
 --- Returns the table, or nil and a message (a usage error).
 ---   [--case PATTERN] [--tag TAG]... [--tap FILE] [--tap-version 13|14] [--junit FILE]
----   [--json FILE] [--artifacts DIR] [--quiet] [--color|--no-color] [--list] FILE...
-function M.parse_argv(argv)
+---   [--json FILE] [--artifacts DIR] [-q|--quiet] [--color|--no-color] [--list] FILE...
+--- With kind "list" (`rigor list`), only --case, --tag and -- are options, and no file
+--- is not an error.
+function M.parse_argv(argv, kind)
 	argv = table.move(argv, 1, #argv, 1, {}) -- --opt=value splitting edits the copy
 	local a = { files = {}, tags = {}, reporters = { human = true } }
+	local run = kind ~= "list"
 	local i = 1
 	local function value(opt)
 		i = i + 1
@@ -863,19 +868,24 @@ function M.parse_argv(argv)
 				a.case = value(w)
 			elseif w == "--tag" then
 				a.tags[#a.tags + 1] = value(w)
-			elseif w == "--tap" or w == "--junit" or w == "--json" then
+			elseif run and (w == "--tap" or w == "--junit" or w == "--json") then
 				a.reporters[w:sub(3)] = value(w)
-			elseif w == "--tap-version" then
-				a.reporters.tap_version = math.tointeger(tonumber(value(w)))
-			elseif w == "--artifacts" then
+			elseif run and w == "--tap-version" then
+				-- 13 for harnesses older than Test::Harness 3.48 (Debian 12's prove)
+				local v = value(w)
+				if v ~= "13" and v ~= "14" then
+					error({ usage = "option '--tap-version' takes 13 or 14, not '" .. v .. "'" })
+				end
+				a.reporters.tap_version = math.tointeger(tonumber(v))
+			elseif run and w == "--artifacts" then
 				a.artifacts = value(w)
-			elseif w == "--quiet" then
+			elseif run and (w == "--quiet" or w == "-q") then
 				a.reporters.human = false
-			elseif w == "--color" then
+			elseif run and w == "--color" then
 				a.color = true
-			elseif w == "--no-color" then
+			elseif run and w == "--no-color" then
 				a.color = false
-			elseif w == "--list" then
+			elseif run and w == "--list" then
 				a.list = true
 			elseif w == "--" then
 				for k = i + 1, #argv do
@@ -893,10 +903,80 @@ function M.parse_argv(argv)
 	if not ok then
 		return nil, type(e) == "table" and e.usage or tostring(e)
 	end
-	if #a.files == 0 then
+	if #a.files == 0 and run then
 		return nil, "no testcase files given"
 	end
 	return a
+end
+
+-- FILE stays, DIR becomes its *.lua files (sorted) through env.expand; nil, msg on error.
+local function expand_files(files, env)
+	if not env.expand then
+		return files
+	end
+	local all = {}
+	for _, f in ipairs(files) do
+		local list, xerr = env.expand(f)
+		if not list then
+			return nil, xerr
+		end
+		table.move(list, 1, #list, #all + 1, all)
+	end
+	return all
+end
+
+--- `rigor run ARGS...`: parses @argv (parse_argv), then lists the selection (--list: no
+--- rig is opened or locked) or opens the rig and runs it (main). @env supplies what only
+--- the host knows: out, err (writers), color (the default of --color/--no-color),
+--- expand(path) (a file stays, a directory becomes its *.lua files; nil, msg when it
+--- cannot be read) and open_rig() (the rig, or nil and an exit code).
+--- Returns the exit code.
+function M.cli(argv, env)
+	env = env or {}
+	local err = env.err or function(s) io.stderr:write(s) end
+	local a, msg = M.parse_argv(argv)
+	local files
+	if a then
+		files, msg = expand_files(a.files, env)
+	end
+	if not files then
+		err("rigor: run: " .. msg .. " (see 'rigor run --help')\n")
+		return M.EXIT_USAGE
+	end
+	a.files, a.out, a.err = files, env.out, env.err
+	if a.color == nil then
+		a.color = env.color and true or false
+	end
+	if a.list then
+		return M.list(a)
+	end
+	local rig, code = env.open_rig and env.open_rig()
+	if not rig then
+		return code or M.EXIT_INFRA
+	end
+	a.rig = rig
+	return M.main(a)
+end
+
+--- `rigor list suites|cases ARGS...`: [--case PATTERN] [--tag TAG]... [FILE|DIR...]
+--- (default: @env.default, e.g. "testcases"), listed by M.list. @env as for M.cli.
+function M.cli_list(argv, env, suites_only)
+	env = env or {}
+	local err = env.err or function(s) io.stderr:write(s) end
+	local a, msg = M.parse_argv(argv, "list")
+	local files
+	if a then
+		if #a.files == 0 and env.default then
+			a.files[1] = env.default
+		end
+		files, msg = expand_files(a.files, env)
+	end
+	if not files then
+		err("rigor: list: " .. msg .. " (see 'rigor list --help')\n")
+		return M.EXIT_USAGE
+	end
+	return M.list{ files = files, case = a.case, tags = a.tags, suites_only = suites_only,
+		out = env.out, err = env.err }
 end
 
 --- Runs testcase files against a rig; returns the exit code. See docs/lua-api.md.

@@ -368,5 +368,58 @@ H.test("parse_argv and list", function()
 		2, "runner.list: a file that does not load gives 2")
 end)
 
+H.test("parse_argv: -q, --tap-version, list mode", function()
+	local runner = require "rigor.runner"
+	local a = runner.parse_argv{ "-q", "--list", "--tap-version=14", "x.lua" }
+	H.eq(a.reporters.human, false, "-q is --quiet")
+	H.eq(a.list, true, "--list")
+	H.eq(a.reporters.tap_version, 14, "--tap-version=14")
+	local none, msg = runner.parse_argv{ "--tap-version", "12", "x.lua" }
+	H.ok(none == nil and msg:find("takes 13 or 14", 1, true), "--tap-version 12 refused", msg)
+	a = runner.parse_argv({ "--case", "c", "--tag=t" }, "list")
+	H.ok(a and a.case == "c" and a.tags[1] == "t" and #a.files == 0,
+		"list mode: --case, --tag, no files needed")
+	none, msg = runner.parse_argv({ "--junit", "j.xml" }, "list")
+	H.ok(none == nil and msg == "unknown option '--junit'", "list mode refuses run's options", msg)
+end)
+
+H.test("cli: --list opens no rig; a run opens it once; usage errors", function()
+	local runner = require "rigor.runner"
+	local path = H.testcase("local t = require 'rigor.test'\n"
+		.. "local s = t.suite('q', { tags = {'smoke'} })\n"
+		.. "s:case('a', function() TRACE('ran a') end)\n"
+		.. "s:case('b', { tags = {'slow'} }, function() TRACE('ran b') end)\n", "cli")
+	local out, err, opened = {}, {}, 0
+	local env = {
+		out = function(s) out[#out + 1] = s end,
+		err = function(s) err[#err + 1] = s end,
+		expand = function(p) return { p } end,
+		open_rig = function()
+			opened = opened + 1
+			return require("fake_rig").new()
+		end,
+	}
+	local code = runner.cli({ "--list", "--tag", "!slow", path }, env)
+	H.eq(code, 0, "cli --list: exit 0")
+	H.eq(table.concat(out), "q/a [smoke]\n", "cli --list prints the selection")
+	H.eq(opened, 0, "cli --list does not open the rig")
+	H.eq(H.take_trace(), "", "cli --list runs nothing")
+	out = {}
+	code = runner.cli({ "-q", "--case", "q/b", path }, env)
+	H.eq(code, 0, "cli run: exit 0")
+	H.eq(opened, 1, "cli run opens the rig once")
+	H.eq(H.take_trace(), "ran b", "cli run runs the selection")
+	env.open_rig = function() return nil, 3 end
+	H.eq(runner.cli({ "-q", path }, env), 3, "cli run: the host's code when the rig cannot open")
+	err = {}
+	H.eq(runner.cli({ "--bogus", path }, env), 2, "cli: unknown option exits 2")
+	H.has(table.concat(err), "rigor: run: unknown option '--bogus' (see 'rigor run --help')",
+		"cli: the usage error names the option")
+	out = {}
+	H.eq(runner.cli_list({ "--case", "q/a" }, { out = env.out, err = env.err,
+		default = path }), 0, "cli_list: exit 0")
+	H.eq(table.concat(out), "q/a [smoke]\n", "cli_list: --case and the default path")
+end)
+
 H.cleanup()
 H.done()
