@@ -33,6 +33,21 @@ static const struct {
 	{ RIG_E_NOSPC, "RIG_E_NOSPC", "does not fit the target" },
 };
 
+struct rig_ctx_saved rig_ctx_cleanup_begin(struct rig_ctx *ctx, int max_ms)
+{
+	struct rig_ctx_saved saved = { .cancel = ctx->cancel, .deadline = ctx->deadline };
+
+	ctx->cancel = NULL;
+	ctx->deadline = rig_now_ms() + max_ms;
+	return saved;
+}
+
+void rig_ctx_cleanup_end(struct rig_ctx *ctx, struct rig_ctx_saved saved)
+{
+	ctx->cancel = saved.cancel;
+	ctx->deadline = saved.deadline;
+}
+
 int rig_err_from_errno(int rc)
 {
 	switch (rc) {

@@ -216,28 +216,19 @@ static int wait_disk(struct rig *rig, int timeout_ms, char *target, size_t len, 
 	}
 }
 
-/* Bound of one clean-up step when its part has no timeout (timeout_ms -1). */
-#define UNDO_MAX_MS 10000
-
 /*
  * Releasing the strap and powering off must happen after a cancel or past the case
  * deadline too, and back-ends that talk to a device give up at once when the cancel flag
  * is up (rigfw, HTTP): these steps run without the flag and with a fresh deadline, so each
- * is bounded by its part's timeout_ms and at most UNDO_MAX_MS. Returns what the step
+ * is bounded by its part's timeout_ms and at most RIG_CLEANUP_MAX_MS. Returns what the step
  * returned.
  */
 static int undo_step(struct rig *rig, const char *button)
 {
-	struct rig_ctx *ctx = rig_ctx(rig);
-	volatile sig_atomic_t *cancel = ctx->cancel;
-	int64_t deadline = ctx->deadline;
-	int rc;
+	struct rig_ctx_saved saved = rig_ctx_cleanup_begin(rig_ctx(rig), RIG_CLEANUP_MAX_MS);
+	int rc = button ? rig_button_set(rig, button, false) : rig_power_set(rig, false);
 
-	ctx->cancel = NULL;
-	ctx->deadline = rig_now_ms() + UNDO_MAX_MS;
-	rc = button ? rig_button_set(rig, button, false) : rig_power_set(rig, false);
-	ctx->cancel = cancel;
-	ctx->deadline = deadline;
+	rig_ctx_cleanup_end(rig_ctx(rig), saved);
 	return rc;
 }
 

@@ -71,6 +71,20 @@ int rig_kv_lock(struct rig_ctx *ctx, const char *path, int timeout_ms);
  * pass through (-EBADMSG is RIG_E_CORRUPT, -ENOSPC RIG_E_NOSPC), anything else is RIG_E_IO.
  */
 int rig_err_from_errno(int rc);
+
+/*
+ * Clean-up that must happen after a cancel or past the case deadline (releasing a strap,
+ * powering off): rig_ctx_cleanup_begin() lifts the cancel flag and gives a fresh deadline
+ * of @max_ms, rig_ctx_cleanup_end() puts both back. Back-ends that talk to a device give up
+ * at once when the flag is up or the deadline has passed, so the step would otherwise fail.
+ */
+struct rig_ctx_saved {
+	volatile sig_atomic_t *cancel;
+	int64_t deadline;
+};
+struct rig_ctx_saved rig_ctx_cleanup_begin(struct rig_ctx *ctx, int max_ms);
+#define RIG_CLEANUP_MAX_MS 10000
+void rig_ctx_cleanup_end(struct rig_ctx *ctx, struct rig_ctx_saved saved);
 void rig_kv_unlock(int fd);
 
 /* ---- parameters: back-ends declare a schema, the core fills a typed struct ---- */

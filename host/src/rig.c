@@ -786,8 +786,16 @@ int rig_button_press(struct rig *rig, const char *name, int ms)
 		return rc;
 	rig_event(rig, "button %s press %d ms", name, ms);
 	rc = rig_ctx_sleep(rig->ctx, ms);
-	/* Release even when interrupted: a held strap must not outlive the press. */
-	rc2 = button_raw(p, false);
+	/* Release even when interrupted or past the case deadline: a held strap must not
+	 * outlive the press, so the release gets the part's own time. */
+	if (rc < 0) {
+		struct rig_ctx_saved saved = rig_ctx_cleanup_begin(rig->ctx, RIG_CLEANUP_MAX_MS);
+
+		rc2 = button_raw(p, false);
+		rig_ctx_cleanup_end(rig->ctx, saved);
+	} else {
+		rc2 = button_raw(p, false);
+	}
 	if (rc < 0)
 		return rig_set_error(rig, rc, "%s while pressing button '%s'", stopped_by(rc),
 				     name);
