@@ -588,7 +588,7 @@ static int c_json_encode(lua_State *L)
 	return 1;
 }
 
-static void from_json(lua_State *L, json_t *j)
+void rigl_push_json(lua_State *L, json_t *j, bool drop_nulls)
 {
 	luaL_checkstack(L, 4, "json too deep");
 	switch (json_typeof(j)) {
@@ -598,7 +598,9 @@ static void from_json(lua_State *L, json_t *j)
 
 		lua_createtable(L, 0, (int)json_object_size(j));
 		json_object_foreach(j, k, v) {
-			from_json(L, v);
+			if (drop_nulls && json_is_null(v))
+				continue;
+			rigl_push_json(L, v, drop_nulls);
 			lua_setfield(L, -2, k);
 		}
 		break;
@@ -609,7 +611,7 @@ static void from_json(lua_State *L, json_t *j)
 
 		lua_createtable(L, (int)json_array_size(j), 0);
 		json_array_foreach(j, i, v) {
-			from_json(L, v);
+			rigl_push_json(L, v, drop_nulls);
 			lua_rawseti(L, -2, (lua_Integer)i + 1);
 		}
 		luaL_setmetatable(L, ARRAY_MT);
@@ -620,7 +622,12 @@ static void from_json(lua_State *L, json_t *j)
 	case JSON_REAL: lua_pushnumber(L, json_real_value(j)); break;
 	case JSON_TRUE: lua_pushboolean(L, 1); break;
 	case JSON_FALSE: lua_pushboolean(L, 0); break;
-	case JSON_NULL: lua_pushlightuserdata(L, NULL); break;
+	case JSON_NULL:
+		if (drop_nulls)
+			lua_pushnil(L);
+		else
+			lua_pushlightuserdata(L, NULL);
+		break;
 	}
 }
 
@@ -637,7 +644,7 @@ static int c_json_decode(lua_State *L)
 		lua_pushfstring(L, "json: %s at line %d column %d", e.text, e.line, e.column);
 		return 2;
 	}
-	from_json(L, b->j);
+	rigl_push_json(L, b->j, false);
 	return 1;
 }
 

@@ -82,44 +82,6 @@ static void push_stats(lua_State *L, const struct rig_flash_stats *st)
 	lua_setfield(L, -2, "seconds");
 }
 
-/* A JSON value as a Lua value; object members that are null are left out. */
-static void push_json(lua_State *L, json_t *j)
-{
-	luaL_checkstack(L, 4, "image identity too deep");
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
-
-		lua_createtable(L, 0, (int)json_object_size(j));
-		json_object_foreach(j, k, v) {
-			if (json_is_null(v))
-				continue;
-			push_json(L, v);
-			lua_setfield(L, -2, k);
-		}
-		break;
-	}
-	case JSON_ARRAY: {
-		size_t i;
-		json_t *v;
-
-		lua_createtable(L, (int)json_array_size(j), 0);
-		json_array_foreach(j, i, v) {
-			push_json(L, v);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-		break;
-	}
-	case JSON_STRING: lua_pushlstring(L, json_string_value(j), json_string_length(j)); break;
-	case JSON_INTEGER: lua_pushinteger(L, json_integer_value(j)); break;
-	case JSON_REAL: lua_pushnumber(L, json_real_value(j)); break;
-	case JSON_TRUE: lua_pushboolean(L, 1); break;
-	case JSON_FALSE: lua_pushboolean(L, 0); break;
-	default: lua_pushnil(L); break;
-	}
-}
-
 /*
  * Pushes the identity of @image for suites (docs/lua-api.md, rig.image): rigor.image/1
  * flattened for scripts: os_release is the fields, bootloader the kind, device_type and
@@ -177,7 +139,7 @@ static void push_identity(lua_State *L, struct rig *rig, const char *image, cons
 		json_object_set(j, "partitions", json_object_get(pt, "partitions"));
 		json_object_set(j, "partition_table", json_object_get(pt, "type"));
 	}
-	push_json(L, j);
+	rigl_push_json(L, j, true);   /* what is not known is left out (nil) */
 	json_decref(j);
 }
 

@@ -34,5 +34,11 @@ void rigl_register_flash(lua_State *L);
 struct rig *rigl_checkrig(lua_State *L, int idx);
 /* A librig result as Lua results (true / nil,msg,code) or a raise (infra, aborts). */
 int rigl_result(lua_State *L, struct rig *rig, int rc);
+/*
+ * A jansson value as a Lua value (lcore.c), arrays with rigor.core's array metatable. JSON
+ * null is core.null, or with @drop_nulls nil, so null object members are left out.
+ */
+typedef struct json_t json_t;
+void rigl_push_json(lua_State *L, json_t *j, bool drop_nulls);
 
 #endif
