@@ -177,6 +177,21 @@ function Client:call(method, path, body, token)
 end
 
 --- Who the API key belongs to: { id, actorType, username, email, ... }.
+-- GET an OData collection at @path: its list of records (`d`), or nil, message, code.
+-- @noun ("device", "fleet"...) and @name: with them, an empty list is nil, "balena: no
+-- <noun> <name>", "RIG_E_NOENT", and the first record is returned alone.
+function Client:_get_d(path, noun, name)
+	local r, msg, code = self:call("GET", path)
+	if r == nil then return nil, msg, code end
+	local d = type(r) == "table" and r.d
+	local what = "balena: unexpected answer to GET " .. path:match("^[^?]*")
+	if type(d) ~= "table" then return nil, what, "RIG_E_PROTO" end
+	if not noun then return d end
+	if d[1] == nil then return nil, "balena: no " .. noun .. " " .. tostring(name), "RIG_E_NOENT" end
+	if type(d[1]) ~= "table" then return nil, what, "RIG_E_PROTO" end
+	return d[1]
+end
+
 function Client:whoami()
 	local me, msg, code = self:call("GET", "/actor/v1/whoami")
 	if not me and code == "HTTP_404" then
@@ -199,19 +214,7 @@ function Client:fleet(slug)
 			{ "$filter", field .. " eq " .. odata_string(s) },
 			{ "$select", M.FLEET_FIELDS } }
 	end
-	local r, msg, code = self:call("GET", path)
-	if r == nil then return nil, msg, code end
-	local d = type(r) == "table" and r.d
-	if type(d) ~= "table" then
-		return nil, "balena: unexpected answer to GET " .. path, "RIG_E_PROTO"
-	end
-	if not d[1] then
-		return nil, "balena: no fleet " .. tostring(slug), "RIG_E_NOENT"
-	end
-	if type(d[1]) ~= "table" then
-		return nil, "balena: unexpected answer to GET " .. path, "RIG_E_PROTO"
-	end
-	return d[1]
+	return self:_get_d(path, "fleet", slug)
 end
 
 --- A config.json for a new device of the fleet, as a table, holding a fresh provisioning
@@ -267,20 +270,10 @@ function Client:device(uuid, select)
 	local path = "/v7/device" .. query{
 		{ "$filter", "uuid eq " .. odata_string(uuid) },
 		{ "$select", select or M.DEVICE_FIELDS } }
-	local r, msg, code = self:call("GET", path)
-	if r == nil then return nil, msg, code end
-	local d = type(r) == "table" and r.d
-	if type(d) ~= "table" then
-		return nil, "balena: unexpected answer to GET /v7/device", "RIG_E_PROTO"
-	end
-	if not d[1] then
-		return nil, "balena: no device " .. uuid, "RIG_E_NOENT"
-	end
-	if type(d[1]) ~= "table" then
-		return nil, "balena: unexpected answer to GET /v7/device", "RIG_E_PROTO"
-	end
+	local rec, msg, code = self:_get_d(path, "device", uuid)
+	if not rec then return nil, msg, code end
 	local dev = {}
-	for k, v in pairs(d[1]) do dev[k] = nonnull(v) end
+	for k, v in pairs(rec) do dev[k] = nonnull(v) end
 	return dev
 end
 
@@ -350,12 +343,8 @@ function Client:os_releases(device_type)
 			"$filter=is_final eq true and is_invalidated eq false and status eq 'success')" },
 		{ "$filter", "is_host eq true and is_for__device_type/any(dt:dt/slug eq " ..
 			odata_string(device_type) .. ")" } }
-	local r, msg, code = self:call("GET", path)
-	if r == nil then return nil, msg, code end
-	local d = type(r) == "table" and r.d
-	if type(d) ~= "table" then
-		return nil, "balena: unexpected answer to GET /v7/application", "RIG_E_PROTO"
-	end
+	local d, msg, code = self:_get_d(path)
+	if not d then return nil, msg, code end
 	local out = {}
 	for _, app in ipairs(d) do
 		for _, rel in ipairs(type(app) == "table" and app.owns__release or {}) do
@@ -377,10 +366,9 @@ function Client:pin_os_release(uuid, version)
 		{ "$filter", "uuid eq " .. odata_string(uuid) },
 		{ "$select", "id" },
 		{ "$expand", "is_of__device_type($select=slug)" } }
-	local r, msg, code = self:call("GET", path)
-	if r == nil then return nil, msg, code end
-	local dev = type(r) == "table" and type(r.d) == "table" and r.d[1]
-	if not dev then return nil, "balena: no device " .. uuid, "RIG_E_NOENT" end
+	local dev, msg, code = self:_get_d(path, "device", uuid)
+	if not dev then return nil, msg, code end
+	local r
 	local target = core.null
 	if version ~= nil then
 		local dt = type(dev.is_of__device_type) == "table" and dev.is_of__device_type[1]
@@ -410,16 +398,11 @@ function Client:os_target(uuid)
 		{ "$filter", "uuid eq " .. odata_string(uuid) },
 		{ "$select", "id,os_version" },
 		{ "$expand", "should_be_operated_by__release($select=id,raw_version)" } }
-	local r, msg, code = self:call("GET", path)
-	if r == nil then return nil, msg, code end
-	local d = type(r) == "table" and r.d
-	if type(d) ~= "table" then
-		return nil, "balena: unexpected answer to GET /v7/device", "RIG_E_PROTO"
-	end
-	if type(d[1]) ~= "table" then return nil, "balena: no device " .. uuid, "RIG_E_NOENT" end
-	local rel = type(d[1].should_be_operated_by__release) == "table" and
-		d[1].should_be_operated_by__release[1]
-	return { os_version = nonnull(d[1].os_version),
+	local dev, msg, code = self:_get_d(path, "device", uuid)
+	if not dev then return nil, msg, code end
+	local rel = type(dev.should_be_operated_by__release) == "table" and
+		dev.should_be_operated_by__release[1]
+	return { os_version = nonnull(dev.os_version),
 		target = type(rel) == "table" and nonnull(rel.raw_version) or nil }
 end
 
