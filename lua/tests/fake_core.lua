@@ -6,7 +6,8 @@
 -- Differences from the real module, all for testing:
 --  * time is os.clock() (CPU time) plus a virtual offset; sleep() advances the offset
 --    instead of sleeping, clamped to the armed deadline like a real blocking call;
---  * the deadline/signal check is a debug.sethook count hook on the running coroutine;
+--  * the deadline/signal check is a debug.sethook count hook on the running coroutine
+--    (every 1000 instructions, every instruction once an abort is due, as the real one);
 --  * _raise_signal("SIGINT"|"SIGTERM") stands in for a real signal;
 --  * json_encode/json_decode are minimal (enough for the runner's reports).
 
@@ -36,11 +37,15 @@ function M.now_ms()
 	return math.floor(os.clock() * 1000) + offset_ms
 end
 
+-- As the real hook (host/lua/lcore.c): once an abort is due, check at every instruction,
+-- so a case's own pcall loop cannot catch it for good.
 local function check()
 	if signal and deadline then
+		debug.sethook(check, "", 1)
 		error(abort(signal), 0)
 	end
 	if deadline and M.now_ms() >= deadline then
+		debug.sethook(check, "", 1)
 		error(abort("timeout"), 0)
 	end
 end
