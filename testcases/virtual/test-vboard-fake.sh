@@ -130,6 +130,19 @@ fi
 wait_log "rigor-vboard: reset (guest-reset)" 5 && ok "a QMP RESET event is shown on the console" ||
 	nok "a QMP RESET event is shown on the console"
 
+# 1b. a power cut shorter than the board's poll: rigfw-sim's power_ons count still shows it
+q=$(qemu_pids)
+pins "power=1 mux=dut buttons=1000 power_ons=1"
+sleep 0.3
+pins "power=1 mux=dut buttons=1000 power_ons=2"
+i=0; while alive "$q" && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
+if [ -n "$q" ] && ! alive "$q" && [ "$(qemu_pids | wc -l)" = 1 ] && [ "$(qemu_pids)" != "$q" ] &&
+	grep -q "power off and on between two polls" "$T/vb.log"; then
+	ok "a cut the board never saw as power=0 (power_ons 1 -> 2) restarts QEMU"
+else
+	cp "$T/vb.log" "$T/out"; nok "a cut the board never saw as power=0 (power_ons 1 -> 2) restarts QEMU"
+fi
+
 # 2. console input QEMU does not read: the board must not stall on it
 q=$(qemu_pids)
 python3 - "$T/console" <<'EOP' &

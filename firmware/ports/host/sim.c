@@ -47,6 +47,9 @@ static struct {
 	uint32_t wdt_ms, wdt_kick;
 	uint8_t reason;
 	unsigned int boots;
+	/* DUT power-ons (off to on), for a board model that polls the state file: a short
+	 * cut between two polls still shows as a new count */
+	unsigned int power_ons;
 	int pending_reset; /* -1 none, else reset reason */
 	bool hung;
 	uint32_t hang_until;
@@ -93,6 +96,8 @@ void hal_gpio_set(enum hal_out out, bool on)
 {
 	if (sim.out[out] != on)
 		sim.state_dirty = true;
+	if (out == HAL_OUT_DUT_POWER && on && !sim.out[out])
+		sim.power_ons++;
 	sim.out[out] = on;
 }
 
@@ -199,13 +204,13 @@ static int state_line(char *buf, size_t size)
 {
 	return snprintf(buf, size,
 			"power=%d mux=%s mux_host=%d mux_enable=%d sd_power=%d buttons=%d%d%d%d "
-			"led=%d mv=%d ma=%d sensor=%s boots=%u reason=%s",
+			"led=%d mv=%d ma=%d sensor=%s boots=%u reason=%s power_ons=%u",
 			sim.out[HAL_OUT_DUT_POWER], mux_name(), sim.out[HAL_OUT_MUX_HOST],
 			sim.out[HAL_OUT_MUX_ENABLE], sim.out[HAL_OUT_SD_POWER],
 			sim.out[HAL_OUT_BUTTON0], sim.out[HAL_OUT_BUTTON1],
 			sim.out[HAL_OUT_BUTTON2], sim.out[HAL_OUT_BUTTON3], sim.out[HAL_OUT_LED],
 			(int)sim.mv, (int)sim.ma, sim.sensor_fail ? "fail" : "ok", sim.boots,
-			reason_name(sim.reason));
+			reason_name(sim.reason), sim.power_ons);
 }
 
 static void state_write(void)
