@@ -131,11 +131,15 @@ wait_log "rigor-vboard: reset (guest-reset)" 5 && ok "a QMP RESET event is shown
 	nok "a QMP RESET event is shown on the console"
 
 # 1b. a power cut shorter than the board's poll: rigfw-sim's power_ons count still shows it
+# (the first count the board sees is no cut: it has nothing to compare with)
 q=$(qemu_pids)
 pins "power=1 mux=dut buttons=1000 power_ons=1"
 sleep 0.3
+[ "$(qemu_pids)" = "$q" ] && ok "the first power_ons the board sees is not taken for a cut" ||
+	{ cp "$T/vb.log" "$T/out"; nok "the first power_ons the board sees is not taken for a cut"; }
 pins "power=1 mux=dut buttons=1000 power_ons=2"
 i=0; while alive "$q" && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while [ "$(qemu_pids | wc -l)" != 1 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 if [ -n "$q" ] && ! alive "$q" && [ "$(qemu_pids | wc -l)" = 1 ] && [ "$(qemu_pids)" != "$q" ] &&
 	grep -q "power off and on between two polls" "$T/vb.log"; then
 	ok "a cut the board never saw as power=0 (power_ons 1 -> 2) restarts QEMU"
