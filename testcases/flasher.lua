@@ -18,8 +18,8 @@ local testos = require "rigor.testos"
 local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_FLASHER_IMAGE") or "build/os/rigor-os-flasher-1.0.img"
-local FLASH_MS = math.tointeger(tonumber(os.getenv("RIGOR_FLASHER_TIMEOUT_MS") or "")) or 120000
-local BOOT_MS = math.tointeger(tonumber(os.getenv("RIGOR_BOOT_TIMEOUT_MS") or "")) or 60000
+local FLASH_MS = testos.env_int("RIGOR_FLASHER_TIMEOUT_MS", 120000)
+local BOOT_MS = testos.env_int("RIGOR_BOOT_TIMEOUT_MS", 60000)
 local MARKER = "rigor-flasher: power down"
 
 local s = t.suite("flasher", { requires = { "flasher", "os-image", "sd", "serial" },

@@ -28,7 +28,7 @@ local testos = require "rigor.testos"
 local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_IMAGE") or "build/os/rigor-os-1.0.img"
-local BOOT_MS = math.tointeger(tonumber(os.getenv("RIGOR_BOOT_TIMEOUT_MS") or "")) or 60000
+local BOOT_MS = testos.env_int("RIGOR_BOOT_TIMEOUT_MS", 60000)
 
 local s = t.suite("os", { requires = { "os-image", "sd", "serial" }, tags = { "os", "virtual" },
 	timeout = BOOT_MS + 30000 })

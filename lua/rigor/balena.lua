@@ -368,7 +368,6 @@ function Client:pin_os_release(uuid, version)
 		{ "$expand", "is_of__device_type($select=slug)" } }
 	local dev, msg, code = self:_get_d(path, "device", uuid)
 	if not dev then return nil, msg, code end
-	local r
 	local target = core.null
 	if version ~= nil then
 		local dt = type(dev.is_of__device_type) == "table" and dev.is_of__device_type[1]
@@ -385,9 +384,10 @@ function Client:pin_os_release(uuid, version)
 			return nil, string.format("balena: no OS release %s for %s", version, dt.slug), "RIG_E_NOENT"
 		end
 	end
-	r, msg, code = self:call("PATCH", "/v7/device" .. query{ { "$filter", "id in (" .. dev.id .. ")" } },
+	local r, perr, pcode = self:call("PATCH",
+		"/v7/device" .. query{ { "$filter", "id in (" .. dev.id .. ")" } },
 		{ should_be_operated_by__release = target })
-	if r == nil then return nil, msg, code end
+	if r == nil then return nil, perr, pcode end
 	return true
 end
 

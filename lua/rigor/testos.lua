@@ -20,6 +20,12 @@ M.LOGIN = "rigor-os login: "
 --- A login prompt of any image ("<hostname> login:"; a Lua pattern, rigor.shell's default).
 M.LOGIN_PATTERN = shell.DEFAULTS.login_prompt
 
+--- The integer in environment variable `name` (a timeout in ms, say), or `default` when
+--- it is unset, empty or not an integer.
+function M.env_int(name, default)
+	return math.tointeger(tonumber(os.getenv(name) or "")) or default
+end
+
 --- SKIPs the suite unless the image file `path` exists; `what` names it in the message.
 function M.need_image(path, what)
 	local f = io.open(path, "rb")
