@@ -6,6 +6,7 @@
 #   make            build build/rigor (and the firmware simulator)
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make test SAN=1 the same under AddressSanitizer/UBSan (outputs in build/san/)
+#   make test ONLY='host/tests/%.sh'  only the test programs matching these make patterns
 #   make demo       the main job: os and cloud suites on the virtual rig (QEMU board)
 #   make demo-sim   the sample suite on the sim rig (no QEMU, a few seconds)
 #   make firmware   cross-build the STM32F1 rig-board firmware
@@ -59,8 +60,12 @@ include host/host.mk
 .PHONY: all test check demo demo-sim bench install clean firmware fuzz soak
 all: $(BINS)
 
+# ONLY narrows the run while working on one area; CI and the README run them all.
+ONLY ?= %
+RUN_TESTS = $(filter $(ONLY),$(TESTS))
 test: $(BINS) $(TEST_DEPS)
-	@BUILD=$(BUILD) perl scripts/run-tests $(TESTS)
+	@$(if $(RUN_TESTS),,echo "make test: ONLY='$(ONLY)' matches no test program" >&2; exit 2;) \
+	BUILD=$(BUILD) perl scripts/run-tests $(RUN_TESTS)
 
 check: test
 
