@@ -95,6 +95,8 @@ TESTS += host/tests/http.sh
 # rigor.shell over a socket console against a fake DUT (host/tests/fake_dut.py: a real shell
 # on a pty behind a login prompt, with kernel noise, slowness and reboots injected)
 TESTS += host/tests/shell.sh
+# rigor gate over two sim rigs: retries, re-runs, quarantine, baseline, merge, schema, HTML in Chromium
+TESTS += host/tests/gate.sh
 TEST_DEPS += $(BUILD)/host/tests/gpiochip-emu $(BUILD)/host/tests/libgpiochipshim.so
 DEPFILES += $(GPIOEMU_OBJ:.o=.d) $(BUILD)/host/tests/fixtures/gpiochip_emu.d
 
@@ -153,3 +155,4 @@ install: $(BUILD)/rigor
 	cp -R lua/rigor $(DESTDIR)$(RIGOR_INSTALL_LUA)/
 	install -m 644 docs/rigor.1 $(DESTDIR)$(PREFIX)/share/man/man1/rigor.1
 	install -m 644 rigs/*.lua $(DESTDIR)$(PREFIX)/share/rigor/rigs/
+	cp -R lua/schema $(DESTDIR)$(PREFIX)/share/rigor/

@@ -81,6 +81,7 @@ int cmd_flash(struct cli *c, int argc, char **argv);
 int cmd_image(struct cli *c, int argc, char **argv);
 int cmd_lua(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
+int cmd_gate(struct cli *c, int argc, char **argv);
 int cmd_drivers(struct cli *c, int argc, char **argv);
 int cmd_power(struct cli *c, int argc, char **argv);
 int cmd_sdmux(struct cli *c, int argc, char **argv);

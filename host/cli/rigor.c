@@ -33,10 +33,29 @@ static const struct cmd commands[] = {
 	  "  --OPT=VALUE       same as --OPT VALUE;  --  ends the options\n"
 	  "After every case and at the end the rig is put in its safe state (DUT off).\n"
 	  "SIGINT/SIGTERM abort the current case, clean up and exit 130/143." },
+	{ "gate", cmd_gate,
+	  "gate GATEFILE [--out DIR] [--baseline FILE|DIR] [--only-rig NAME]... [-q] | gate merge --out DIR GATE.json...",
+	  "run a release's board x suite matrix over this host's rigs and decide",
+	  "Runs every cell of GATEFILE (a Lua gate file, docs/release-gate.md): each rig runs its\n"
+	  "cells one after another, different rigs in parallel (one 'rigor run' per cell).\n"
+	  "A cell that ends in an infrastructure error is retried on the same rig, then on\n"
+	  "another rig of its device type; a failing case is re-run to tell failed from flaky.\n"
+	  "  --out DIR         reports: DIR/gate.json, gate.md, gate.html, one directory per\n"
+	  "                    cell attempt (default ./rigor-gate)\n"
+	  "  --baseline F|DIR  the previous release's gate.json (or a directory of them)\n"
+	  "  --only-rig NAME   use only these rigs of the gate (may repeat)\n"
+	  "  --list            print the planned cells and rigs; run nothing\n"
+	  "  -q, --quiet       no live progress on stdout\n"
+	  "  merge             combine the gate.json of several hosts into one report\n"
+	  "Exit 0 the release passes; 1 a required cell has a real failure; 2 a bad gate file\n"
+	  "or usage; 3 a required cell could not be run (infrastructure, no rig of its device\n"
+	  "type, or its required cases only skipped); 128+N interrupted." },
 	{ "list", cmd_list, "list [rigs|suites|cases] [--case PATTERN] [--tag TAG] [FILE|DIR...]",
 	  "list rigs, suites and test cases",
 	  "Without a kind: rigs, then the cases of the given suites (default: testcases/).\n"
-	  "  --case PATTERN, --tag TAG   select as 'rigor run' does (suites: those with a selected case)" },
+	  "  --case PATTERN, --tag TAG   select as 'rigor run' does (suites: those with a selected case)\n"
+	  "With the global --json, 'list rigs' prints one JSON document (name, device_type,\n"
+	  "capabilities, file, problems of each rig file)." },
 	{ "drivers", cmd_drivers, "drivers", "list every back-end: <role> <name> <description>", NULL },
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
@@ -91,9 +110,9 @@ static const struct cmd commands[] = {
 	  "Options after FILE go to the script (as arg[1..]). With --rig or RIGOR_RIG the rig is\n"
 	  "opened and locked and given to the script as the global 'rig'." },
 	{ "sim", cmd_sim, "sim inject ROLE FAULT [BUTTON]",
-	  "test back-channel of sim back-ends (fail, hang, gone, ok)",
-	  "  FAULT             fail: calls fail (I/O error); hang: calls time out;\n"
-	  "                    gone: the device disappears; ok: clear" },
+	  "test back-channel of sim back-ends (fail, fail-once, hang, gone, ok)",
+	  "  FAULT             fail: calls fail (I/O error); fail-once: the next call fails;\n"
+	  "                    hang: calls time out; gone: the device disappears; ok: clear" },
 };
 
 void cli_error(const char *fmt, ...)

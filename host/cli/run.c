@@ -11,6 +11,8 @@
 #include "cli.h"
 #include "rigl.h"
 
+#include <jansson.h>
+
 /*
  * Lock and open the selected rig. From then on signals are the Lua runtime's business
  * (it arms and disarms cases), so the context's cancel flag is cleared.
@@ -89,21 +91,55 @@ int cmd_lua(struct cli *c, int argc, char **argv)
 	return code;
 }
 
-static void list_rigs(struct cli *c)
+/* One rig file of `list rigs`, as a line or (--json) an element of @arr. */
+static void list_rig(struct cli *c, const char *name, const char *path, json_t *arr)
+{
+	struct rig_desc *desc = NULL;
+	json_t *caps, *j;
+	bool valid;
+
+	if (rigl_load_rigfile(c->ctx, path, &desc) < 0)
+		return;
+	valid = rig_desc_validate(desc) == 0;
+	if (!arr) {
+		if (valid)
+			printf("  %-14s %-18s %s\n", rig_desc_name(desc),
+			       rig_desc_device_type(desc) ? rig_desc_device_type(desc) : "-", path);
+		else
+			printf("  %-14s %-18s %s (invalid: run 'rigor check %s')\n", name, "-", path,
+			       path);
+		rig_desc_free(desc);
+		return;
+	}
+	caps = json_array();
+	for (size_t i = 0; caps && rig_desc_cap(desc, i); i++)
+		json_array_append_new(caps, cli_json_str(rig_desc_cap(desc, i)));
+	j = json_pack("{s:o, s:o, s:o, s:o, s:b, s:o}", "name",
+		      cli_json_str(valid ? rig_desc_name(desc) : name), "device_type",
+		      valid && rig_desc_device_type(desc) ? cli_json_str(rig_desc_device_type(desc))
+							  : json_null(),
+		      "file", cli_json_str(path), "capabilities", caps ? caps : json_array(), "valid",
+		      valid, "problems", cli_json_str(rig_desc_problems(desc)));
+	json_array_append_new(arr, j);
+	rig_desc_free(desc);
+}
+
+/* Every rig file on the rig path, the first of each base name; @arr: JSON, else lines. */
+static void list_rigs(struct cli *c, json_t *arr)
 {
 	const char *const *dirs = cli_rig_dirs();
 	char seen[64][256];
 	size_t nseen = 0;
 
-	printf("rigs:\n");
+	if (!arr)
+		printf("rigs:\n");
 	for (size_t i = 0; dirs[i] && !cli_signal; i++) {
 		DIR *d = opendir(dirs[i]);
 		struct dirent *e;
 
-		while (d && (e = readdir(d))) {
+		while (d && !cli_signal && (e = readdir(d))) {
 			size_t l = strlen(e->d_name);
 			char path[4200];
-			struct rig_desc *desc = NULL;
 			bool dup = false;
 
 			if (l < 5 || strcmp(e->d_name + l - 4, ".lua"))
@@ -115,18 +151,7 @@ static void list_rigs(struct cli *c)
 			if (nseen < 64)
 				snprintf(seen[nseen++], sizeof(seen[0]), "%s", e->d_name);
 			snprintf(path, sizeof(path), "%s/%s", dirs[i], e->d_name);
-			if (rigl_load_rigfile(c->ctx, path, &desc) < 0) {
-				if (cli_signal)
-					break;
-				continue;
-			}
-			if (rig_desc_validate(desc) == 0)
-				printf("  %-14s %-18s %s\n", rig_desc_name(desc),
-				       rig_desc_device_type(desc) ? rig_desc_device_type(desc) : "-", path);
-			else
-				printf("  %-14s %-18s %s (invalid: run 'rigor check %s')\n", e->d_name, "-",
-				       path, path);
-			rig_desc_free(desc);
+			list_rig(c, e->d_name, path, arr);
 		}
 		if (d)
 			closedir(d);
@@ -147,11 +172,38 @@ int cmd_list(struct cli *c, int argc, char **argv)
 		cli_error("list: unknown kind '%s' (expected rigs, suites or cases)", what);
 		return EXIT_USAGE;
 	}
+	if (c->json && strcmp(what, "rigs")) {
+		cli_error("list: --json is for 'list rigs' only (suites and cases: 'rigor run --list')");
+		return EXIT_USAGE;
+	}
+	if (c->json) {
+		json_t *arr = json_array();
+
+		list_rigs(c, arr);
+		if (cli_signal) {
+			json_decref(arr);
+			return cli_signal_exit();
+		}
+		return cli_json_print(json_pack("{s:s, s:o}", "schema", "rigor.rigs/1", "rigs", arr)) < 0
+			       ? EXIT_INFRA
+			       : 0;
+	}
 	if (!strcmp(what, "all") || !strcmp(what, "rigs"))
-		list_rigs(c);
+		list_rigs(c, NULL);
 	if (cli_signal)
 		return cli_signal_exit();
 	if (!strcmp(what, "rigs"))
 		return 0;
 	return rigl_list(&env, argc - first, argv + first, !strcmp(what, "suites"));
+}
+
+/* `rigor gate ...`: options, the plan and the cells are rigor.gate's (host/lua, lrun.c). */
+int cmd_gate(struct cli *c, int argc, char **argv)
+{
+	struct rigl_env env = env_of(c, false);
+	int code = rigl_gate(&env, argc - 1, argv + 1);
+
+	if (cli_signal && code < 128)
+		code = cli_signal_exit();
+	return code;
 }

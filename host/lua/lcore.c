@@ -5,7 +5,9 @@
  * JSON through jansson.
  */
 #define _GNU_SOURCE 1 /* pipe2 */
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,6 +387,140 @@ static int c_spawn(lua_State *L)
 	return 4;
 }
 
+/*
+ * start(argv, opts): run argv[1] (searched in PATH) with arguments argv[2..] in its own
+ * process group and return its pid at once; it is collected by wait(). opts.out: a file
+ * that takes its stdout and stderr (created or truncated); opts.env: variables to set in
+ * its environment (false removes one); opts.stdin: nil reads /dev/null. Unlike spawn(),
+ * nothing here waits, so a caller can keep several children running at once (rigor gate:
+ * one per rig). Returns pid, or nil and a message.
+ */
+static int c_start(lua_State *L)
+{
+	int n, fd = -1, devnull;
+	const char **av;
+	const char *out;
+	pid_t pid;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = (int)luaL_len(L, 1);
+	luaL_argcheck(L, n >= 1, 1, "empty argv");
+	av = lua_newuserdatauv(L, sizeof(*av) * (size_t)(n + 1), 0);
+	for (int i = 1; i <= n; i++) {
+		lua_geti(L, 1, i);
+		av[i - 1] = luaL_checkstring(L, -1);
+		lua_pop(L, 1);   /* still referenced by the argv table */
+	}
+	av[n] = NULL;
+	out = lua_istable(L, 2) && lua_getfield(L, 2, "out") == LUA_TSTRING ? lua_tostring(L, -1)
+									 : NULL;
+	if (out && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "cannot create '%s': %s", out, strerror(errno));
+		return 2;
+	}
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(fd);
+		close(devnull);
+		lua_pushnil(L);
+		lua_pushfstring(L, "cannot run '%s': %s", av[0], strerror(e));
+		return 2;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		/* the environment is changed in the child only: lua_next is safe after fork() */
+		if (lua_istable(L, 2) && lua_getfield(L, 2, "env") == LUA_TTABLE) {
+			lua_pushnil(L);
+			while (lua_next(L, -2)) {
+				if (lua_type(L, -2) == LUA_TSTRING) {
+					if (lua_toboolean(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+						setenv(lua_tostring(L, -2), lua_tostring(L, -1), 1);
+					else if (!lua_toboolean(L, -1))
+						unsetenv(lua_tostring(L, -2));
+				}
+				lua_pop(L, 1);
+			}
+		}
+		execvp(av[0], (char *const *)av);
+		dprintf(fd >= 0 ? fd : 2, "cannot run '%s': %s\n", av[0], strerror(errno));
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	close(fd);
+	close(devnull);
+	lua_pushinteger(L, pid);
+	return 1;
+}
+
+/*
+ * wait(timeout_ms [, through_signal]): the next child of start() to end, within timeout_ms
+ * (-1: until one does, 0: poll). Returns pid, "exit", code or pid, "signal", signo; nil
+ * when none ended in time, there is no child, or rigor was signalled (core.interrupted()
+ * says which) unless @through_signal: the wait for children already told to stop.
+ */
+static int c_wait(lua_State *L)
+{
+	struct rigl_rt *rt = rigl_rt(L);
+	struct rig_deadline dl = rig_deadline_start((int)luaL_optinteger(L, 1, -1));
+	bool through = lua_toboolean(L, 2);
+	int status;
+
+	for (;;) {
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+
+		if (pid > 0) {
+			lua_pushinteger(L, pid);
+			if (WIFEXITED(status)) {
+				lua_pushliteral(L, "exit");
+				lua_pushinteger(L, WEXITSTATUS(status));
+			} else {
+				lua_pushliteral(L, "signal");
+				lua_pushinteger(L, WTERMSIG(status));
+			}
+			return 3;
+		}
+		if (pid < 0 || (!through && rt->sig && *rt->sig) || rig_deadline_expired(dl))
+			break;
+		int left = rig_deadline_left_ms(dl);
+
+		poll(NULL, 0, left < 0 || left > 50 ? 50 : left);
+	}
+	lua_pushnil(L);
+	return 1;
+}
+
+/* kill(pid, signame): signal the process group of a start() child ("TERM", "KILL", "INT"). */
+static int c_kill(lua_State *L)
+{
+	static const char *const names[] = { "TERM", "KILL", "INT", NULL };
+	static const int sigs[] = { SIGTERM, SIGKILL, SIGINT };
+	pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+	int sig = sigs[luaL_checkoption(L, 2, "TERM", names)];
+
+	luaL_argcheck(L, pid > 1, 1, "not a child's pid");
+	lua_pushboolean(L, kill(-pid, sig) == 0 || errno == ESRCH);
+	return 1;
+}
+
 /* os.execute(cmd): c_spawn without capture; os.execute() still asks for a shell. */
 static int c_execute(lua_State *L)
 {
@@ -663,6 +799,9 @@ static const luaL_Reg corelib[] = {
 	{ "interrupted", c_interrupted },
 	{ "exit_called", c_exit_called },
 	{ "spawn", c_spawn },
+	{ "start", c_start },
+	{ "wait", c_wait },
+	{ "kill", c_kill },
 	{ "mkdir_p", c_mkdir_p },
 	{ "isatty", c_isatty },
 	{ "hostname", c_hostname },
@@ -680,6 +819,17 @@ static int luaopen_rigor_core(lua_State *L)
 	lua_setfield(L, -2, "null");
 	lua_pushstring(L, RIGOR_VERSION);
 	lua_setfield(L, -2, "version");
+	{
+		/* the running binary, so rigor.gate starts `rigor run` of the same build */
+		char exe[4096];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+		if (n > 0) {
+			exe[n] = 0;
+			lua_pushstring(L, exe);
+			lua_setfield(L, -2, "exe");
+		}
+	}
 	return 1;
 }
 

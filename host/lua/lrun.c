@@ -210,9 +210,9 @@ static void push_argv(lua_State *L, int argc, char **argv)
 	}
 }
 
-/* runner[fn](argv, env[, suites_only]) with a traceback on errors; the exit code. */
-static int call_runner(const struct rigl_env *env, const char *fn, int argc, char **argv,
-		       int suites_only)
+/* module[fn](argv, env[, suites_only]) with a traceback on errors; the exit code. */
+static int call_module(const struct rigl_env *env, const char *module, const char *fn, int argc,
+		       char **argv, int suites_only)
 {
 	lua_State *L = new_state(env);
 	int code, nargs = suites_only < 0 ? 2 : 3;
@@ -221,10 +221,9 @@ static int call_runner(const struct rigl_env *env, const char *fn, int argc, cha
 		return EXIT_INFRA;
 	lua_pushcfunction(L, msgh);
 	lua_getglobal(L, "require");
-	lua_pushliteral(L, "rigor.runner");
+	lua_pushstring(L, module);
 	if (lua_pcall(L, 1, 1, 1) != LUA_OK) {
-		report(env, "cannot load the test runner from %s: %s", env->luadir,
-		       lua_tostring(L, -1));
+		report(env, "cannot load %s from %s: %s", module, env->luadir, lua_tostring(L, -1));
 		lua_close(L);
 		return EXIT_INFRA;
 	}
@@ -234,7 +233,7 @@ static int call_runner(const struct rigl_env *env, const char *fn, int argc, cha
 	if (suites_only >= 0)
 		lua_pushboolean(L, suites_only);
 	if (lua_pcall(L, nargs, 1, 1) != LUA_OK) {
-		report(env, "test runner failed: %s", lua_tostring(L, -1));
+		report(env, "%s failed: %s", module, lua_tostring(L, -1));
 		code = EXIT_INFRA;
 	} else {
 		code = (int)luaL_optinteger(L, -1, EXIT_INFRA);
@@ -245,12 +244,17 @@ static int call_runner(const struct rigl_env *env, const char *fn, int argc, cha
 
 int rigl_run(const struct rigl_env *env, int argc, char **argv)
 {
-	return call_runner(env, "cli", argc, argv, -1);
+	return call_module(env, "rigor.runner", "cli", argc, argv, -1);
+}
+
+int rigl_gate(const struct rigl_env *env, int argc, char **argv)
+{
+	return call_module(env, "rigor.gate", "cli", argc, argv, -1);
 }
 
 int rigl_list(const struct rigl_env *env, int argc, char **argv, bool suites_only)
 {
-	return call_runner(env, "cli_list", argc, argv, suites_only);
+	return call_module(env, "rigor.runner", "cli_list", argc, argv, suites_only);
 }
 
 int rigl_script(const struct rigl_env *env, int argc, char **argv)

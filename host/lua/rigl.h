@@ -58,6 +58,14 @@ int rigl_run(const struct rigl_env *env, int argc, char **argv);
  */
 int rigl_list(const struct rigl_env *env, int argc, char **argv, bool suites_only);
 /**
+ * `rigor gate ARGS...`: @p argv (without the command name) goes to rigor.gate.cli, which
+ * reads the gate file and runs its cells as `rigor run` processes (the binary of this
+ * process); it never opens a rig itself. A signal (@p env->sig) stops every cell.
+ * @return the gate's exit code: 0 passes, 1 a required failure, 2 usage or a bad gate
+ *         file, 3 a required cell could not be run, 128 + N.
+ */
+int rigl_gate(const struct rigl_env *env, int argc, char **argv);
+/**
  * `rigor lua FILE ARGS...`: run the script @p argv[0] with `arg` and `...` set from
  * @p argv[1..]; the global `rig` is set when @p env->open_rig is given.
  * @return the script's os.exit() code or returned integer, 0, 1 (an error), 2 (the file

@@ -502,4 +502,5 @@ struct rig_ctx *desc_ctx(const struct rig_desc *d) { return d->ctx; }
 size_t desc_nparts(const struct rig_desc *d) { return d->nparts; }
 const char *desc_part_instance(const struct rig_desc *d, size_t i) { return d->parts[i].instance; }
 size_t desc_ncaps(const struct rig_desc *d) { return d->ncaps; }
+const char *rig_desc_cap(const struct rig_desc *d, size_t i) { return i < d->ncaps ? d->caps[i] : NULL; }
 const char *desc_cap(const struct rig_desc *d, size_t i) { return d->caps[i]; }

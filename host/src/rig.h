@@ -217,6 +217,8 @@ RIG_API const char *rig_desc_problems(const struct rig_desc *d);
 RIG_API const char *rig_desc_name(const struct rig_desc *d);
 RIG_API const char *rig_desc_file(const struct rig_desc *d);
 RIG_API const char *rig_desc_device_type(const struct rig_desc *d);
+/** Capability @p i of the description, or NULL past the end. Owned by @p d. */
+RIG_API const char *rig_desc_cap(const struct rig_desc *d, size_t i);
 
 /* ----------------------------------------------------------------------------------- */
 /** @name The back-end registry */

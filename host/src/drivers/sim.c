@@ -4,7 +4,8 @@
  * (<state dir>/<rig>.sim) so a `rigor power on` in one process is seen by
  * `rigor console` in the next, and a simulated board boots on the console when
  * power goes on with the mux on the DUT side. Faults are injected per part through
- * the same file: "fail", "hang", "gone".
+ * the same file: "fail", "hang", "gone", and "fail-once" (the next call fails, later
+ * ones work: a glitch that a retry clears).
  */
 #define LOG_PREFIX "sim"
 #include <fcntl.h>
@@ -55,19 +56,19 @@ static long long sim_get(const struct rig_part *p, const char *key, long long df
 	return v;
 }
 
-enum { F_OK_, F_FAIL, F_HANG, F_GONE };
+enum { F_OK_, F_FAIL, F_HANG, F_GONE, F_FAIL_ONCE, F_COUNT };
 
 static int sim_inject(struct rig_part *p, const char *fault)
 {
-	static const char *const names[] = { "ok", "fail", "hang", "gone" };
+	static const char *const names[F_COUNT] = { "ok", "fail", "hang", "gone", "fail-once" };
 	char key[160];
 
 	snprintf(key, sizeof(key), "fault.%s", p->label);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < F_COUNT; i++)
 		if (!strcmp(fault, names[i]))
 			return sim_put(p, key, i);
-	return rig_part_fail(p, RIG_E_INVAL, "unknown fault '%s' (expected ok, fail, hang or gone)",
-			     fault);
+	return rig_part_fail(p, RIG_E_INVAL,
+			     "unknown fault '%s' (expected ok, fail, fail-once, hang or gone)", fault);
 }
 
 /* Apply an injected fault, if any: returns 0 to go on, or the error to return. */
@@ -78,6 +79,11 @@ static int sim_fault(struct rig_part *p, int timeout_ms)
 
 	snprintf(key, sizeof(key), "fault.%s", p->label);
 	switch (sim_get(p, key, F_OK_)) {
+	case F_FAIL_ONCE:
+		rc = sim_put(p, key, F_OK_);
+		if (rc < 0)
+			return rc;
+		return rig_part_fail(p, RIG_E_IO, "sim: injected failure (once)");
 	case F_FAIL:
 		return rig_part_fail(p, RIG_E_IO, "sim: injected failure");
 	case F_HANG:

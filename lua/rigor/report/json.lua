@@ -66,6 +66,7 @@ function M.document(run)
 			capabilities = array(run.rig_info.capabilities),
 		},
 		hostname = run.hostname,
+		rigor_version = core.version,
 		timestamp = run.timestamp,
 		duration_ms = run.duration_ms or 0,
 		exit_code = run.exit_code,
