@@ -8,6 +8,7 @@
 #   make test SAN=1 the same under AddressSanitizer/UBSan (outputs in build/san/)
 #   make test ONLY='host/tests/%.sh'  only the test programs matching these make patterns
 #   make demo       the main job: os and cloud suites on the virtual rig (QEMU board)
+#   make demo-gate  rigor gate over two virtual rigs at once (docs/release-gate.md)
 #   make demo-sim   the sample suite on the sim rig (no QEMU, a few seconds)
 #   make firmware   cross-build the STM32F1 rig-board firmware
 #   make bench      benchmarks (not part of test)

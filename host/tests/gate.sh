@@ -162,6 +162,7 @@ quarantine "always/broken" { reason = "known bug 123", expires = "2099-12-31" }
 quarantine "always/other" { reason = "not in this gate", expires = "2099-12-31", device_type = "simboard" }
 EOF
 run 0 "a quarantined failing case does not fail the gate" $RIGOR gate "$T/quar.lua" --out "$T/o-quar"
+has "$T/out" "PASSED \(1 passed, 0 failed, 0 flaky, 0 skipped, 1 quarantined\)" "progress counts the quarantined case apart"
 expr "$T/o-quar/gate.json" '[k for k in cells["always@simboard"]["cases"] if k["id"]=="always/broken"][0]["quarantine"]["reason"]=="known bug 123"' "the case is reported with its quarantine"
 expr "$T/o-quar/gate.json" '[q["used"] for q in d["quarantine"]]==[True,False]' "unused quarantine entries are marked"
 gate info <<'EOF'
@@ -196,11 +197,11 @@ run 1 "a real failure wins over an incomplete cell: exit 1" $RIGOR gate "$T/both
 
 # --- baseline ---
 gate base1 <<'EOF'
-release { version = "1.0", retries = { rerun = 0 }, env = { GATE_FAIL = "b,c", GATE_SLOW_MS = "0" } }
+release { version = "1.0", retries = { rerun = 0 }, env = { GATE_FAIL = "b,c", GATE_SLOW_MS = "1500" } }
 board "simboard" { suites = { "host/tests/gate/suites/toggle.lua", "host/tests/gate/suites/always.lua", "host/tests/gate/suites/slow.lua" } }
 EOF
 gate base2 <<'EOF'
-release { version = "1.1", retries = { rerun = 0 }, env = { GATE_FAIL = "a,c", GATE_SLOW_MS = "2600" } }
+release { version = "1.1", retries = { rerun = 0 }, env = { GATE_FAIL = "a,c", GATE_SLOW_MS = "4000" } }
 board "simboard" { suites = { "host/tests/gate/suites/toggle.lua", "host/tests/gate/suites/pass.lua", "host/tests/gate/suites/slow.lua" } }
 EOF
 run 1 "baseline release 1.0" $RIGOR gate "$T/base1.lua" --out "$T/hist/1.0"
@@ -208,6 +209,7 @@ run 1 "release 1.1 against the history directory" $RIGOR gate "$T/base2.lua" --o
 expr "$T/o-base2/gate.json" 'd["baseline"]["release"]=="1.0" and d["baseline"]["file"].endswith("hist/1.0/gate.json")' "the newest gate.json of the directory is the baseline"
 expr "$T/o-base2/gate.json" 'sorted((c["case"],c["change"]) for c in d["baseline"]["changes"])==[("always/broken","gone"),("always/ok","gone"),("pass/arith","new-case"),("pass/power","new-case"),("slow/waits","slower"),("toggle/a","new-failure"),("toggle/b","fixed"),("toggle/c","still-failing")]' "diff: new-failure, fixed, still-failing, new-case, gone, slower"
 schema "$T/o-base2/gate.json" "gate.json with a baseline validates"
+expr "$T/o-base2/gate.json" '[cells[k]["attempts"][0]["dir"][:8] for k in ("pass@simboard","slow@simboard","toggle@simboard")]==["runs/001","runs/002","runs/003"]' "cells start longest first by the baseline (a new cell first)"
 has "$T/o-base2/gate.md" "^\*\*Since 1.0\*\*: 1 new-failure, 1 fixed, 1 still-failing, 2 new-case, 2 gone, 1 slower" "gate.md summarises the diff"
 run 2 "merge refuses results of different releases" $RIGOR gate merge --out "$T/o-mix" "$T/hist/1.0/gate.json" "$T/o-base2/gate.json"
 has "$T/err" "merge results of one release" "the refusal says why"

@@ -486,7 +486,8 @@ function M.classify_cell(cell, flaky_fails)
 				end
 			end
 		end
-		counts[case.status] = (counts[case.status] or 0) + 1
+		local key = case.quarantine and case.status ~= "passed" and "quarantined" or case.status
+		counts[key] = (counts[key] or 0) + 1
 		if not case.quarantine then
 			failed = failed or case.status == "failed" or (flaky_fails and case.status == "flaky")
 			flaky = flaky or case.status == "flaky"
@@ -513,9 +514,9 @@ function Gate:classify(cell)
 		end
 		cell.done = true
 		local c = cell.counts or {}
-		say(self, "[%s] %s: %s (%d passed, %d failed, %d flaky, %d skipped)", cell.rig or "-",
+		say(self, "[%s] %s: %s (%d passed, %d failed, %d flaky, %d skipped%s)", cell.rig or "-",
 			cell.id, cell.status:upper(), c.passed or 0, c.failed or 0, c.flaky or 0,
-			c.skipped or 0)
+			c.skipped or 0, c.quarantined and string.format(", %d quarantined", c.quarantined) or "")
 	end
 end
 
@@ -589,8 +590,34 @@ function Gate:count_running()
 	return n
 end
 
+-- The cells in the order they start: longest first by the baseline's durations (cells it
+-- does not know first, as they may be long), so the last cell to end is a short one;
+-- without a baseline, the gate file's order.
+function Gate:start_order()
+	local order, dur = {}, {}
+	for i, c in ipairs(self.plan.cells) do
+		order[i] = c
+	end
+	if not self.base then
+		return order
+	end
+	for _, c in ipairs(self.base.cells or {}) do
+		dur[c.id] = c.duration_ms
+	end
+	local pos = {}
+	for i, c in ipairs(order) do pos[c] = i end
+	table.sort(order, function(x, y)
+		local dx, dy = dur[x.id] or math.huge, dur[y.id] or math.huge
+		if dx ~= dy then
+			return dx > dy
+		end
+		return pos[x] < pos[y]
+	end)
+	return order
+end
+
 function Gate:run()
-	for _, cell in ipairs(self.plan.cells) do
+	for _, cell in ipairs(self:start_order()) do
 		if #(self.plan.by_type[cell.device_type] or {}) == 0 then
 			cell.status, cell.done = "norig", true
 			cell.reason = "no rig of device type " .. cell.device_type .. " on this host"
@@ -840,7 +867,8 @@ function M.write_reports(doc, out_dir)
 	return true
 end
 
-local function apply_baseline(g, path, out_abs)
+-- The baseline document under `path` (a gate.json, or the newest in a directory).
+local function load_baseline(path, out_abs)
 	local file, ferr = find_baseline(path, out_abs .. "/gate.json")
 	if not file then
 		return nil, ferr
@@ -851,6 +879,14 @@ local function apply_baseline(g, path, out_abs)
 	end
 	if base.schema ~= M.SCHEMA then
 		return nil, "'" .. file .. "' is not a rigor gate result (schema " .. tostring(base.schema) .. ")"
+	end
+	return base, file
+end
+
+local function apply_baseline(g, path, out_abs)
+	local base, file = load_baseline(path, out_abs)
+	if not base then
+		return nil, file
 	end
 	g.diff = M.diff(g.cells, base, g.slower)
 	g.diff.file = file
@@ -1009,6 +1045,16 @@ function M.cli(argv, env)
 		gate = g, plan = plan, exe = exe, out_dir = a.out, out_abs = abspath(a.out, here),
 		cwd = here, quiet = a.quiet, out = out, seq = 0, running = {}, busy = {}, queue_ = {},
 	}, Gate)
+	local base_path = a.baseline or g.baseline
+	if base_path then
+		local base, file = load_baseline(base_path, self.out_abs)
+		if base then
+			self.base, self.base_file = base, file
+		else
+			plan.notes[#plan.notes + 1] = "baseline not compared: " .. file
+			err("rigor: gate: baseline not compared: " .. file .. "\n")
+		end
+	end
 	local t0 = core.now_ms()
 	g.started = util.iso_time()
 	local names = {}
@@ -1023,13 +1069,9 @@ function M.cli(argv, env)
 	g.duration_ms = core.now_ms() - t0
 	g.interrupted = self.interrupted
 	g.host = util.hostname()
-	local base = a.baseline or g.baseline
-	if base then
-		local ok, berr = apply_baseline(g, base, self.out_abs)
-		if not ok then
-			g.notes[#g.notes + 1] = "baseline not compared: " .. berr
-			err("rigor: gate: baseline not compared: " .. berr .. "\n")
-		end
+	if self.base then
+		g.diff = M.diff(g.cells, self.base, g.slower)
+		g.diff.file = self.base_file
 	end
 	local doc = M.document(g)
 	local ok, werr = M.write_reports(doc, a.out)

@@ -272,7 +272,8 @@ function M.load(path)
 			problem(d.line, "%s has no suites (suites = { \"testcases/os.lua\", ... })", what)
 		end
 		if board.image and not exists(board.image) then
-			problem(d.line, "%s: image '%s' does not exist", what, board.image)
+			problem(d.line, "%s: image '%s'%s does not exist", what, board.image,
+				type(b.image) == "string" and "" or " (the release's image)")
 		end
 		g.boards[#g.boards + 1] = board
 	end
