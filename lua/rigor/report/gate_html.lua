@@ -134,6 +134,9 @@ function M.render(doc)
 	w('<h2>Cells</h2>\n')
 	for _, c in ipairs(doc.cells) do
 		local bad = c.status ~= "passed"
+		for _, k in ipairs(c.cases or {}) do
+			bad = bad or (k.status ~= "passed" and k.status ~= "skipped")
+		end
 		f('<details id="%s"%s><summary>%s %s · %s%s</summary>\n', anchor(c.id), bad and " open" or "",
 			status_tag(c.status), h(c.device_type), h(c.suite_file), c.required and "" or " (informative)")
 		f('<p class="small">rig %s · host %s · rigor %s · %.1f s', h(c.rig or "—"), h(c.host or "—"),

@@ -28,15 +28,19 @@ function M.matrix(doc)
 end
 
 -- "9/9" style summary of a cell's cases.
+-- "9/9" style summary of a cell's cases: passed of all, and how many failing ones are
+-- quarantined (they do not change the cell's status, so the matrix says so).
 function M.counts(c)
-	local n, ok = 0, 0
+	local n, ok, q = 0, 0, 0
 	for _, k in ipairs(c.cases or {}) do
 		n = n + 1
 		if k.status == "passed" then
 			ok = ok + 1
+		elseif k.quarantine and k.status ~= "skipped" then
+			q = q + 1
 		end
 	end
-	return string.format("%d/%d", ok, n)
+	return string.format("%d/%d", ok, n) .. (q > 0 and string.format(", %d quarantined", q) or "")
 end
 
 local function esc(s)
