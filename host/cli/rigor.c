@@ -34,7 +34,7 @@ static const struct cmd commands[] = {
 	  "After every case and at the end the rig is put in its safe state (DUT off).\n"
 	  "SIGINT/SIGTERM abort the current case, clean up and exit 130/143." },
 	{ "gate", cmd_gate,
-	  "gate GATEFILE [--out DIR] [--baseline FILE|DIR] [--only-rig NAME]... [-q] | gate merge --out DIR GATE.json...",
+	  "gate GATEFILE [--out DIR] [--baseline FILE|DIR] [--only-rig NAME]... [--only-board TYPE]... [--list] [-q] | gate merge --out DIR [--baseline FILE|DIR] GATE.json...",
 	  "run a release's board x suite matrix over this host's rigs and decide",
 	  "Runs every cell of GATEFILE (a Lua gate file, docs/release-gate.md): each rig runs its\n"
 	  "cells one after another, different rigs in parallel (one 'rigor run' per cell).\n"
@@ -44,6 +44,7 @@ static const struct cmd commands[] = {
 	  "                    cell attempt (default ./rigor-gate)\n"
 	  "  --baseline F|DIR  the previous release's gate.json (or a directory of them)\n"
 	  "  --only-rig NAME   use only these rigs of the gate (may repeat)\n"
+	  "  --only-board TYPE run only these boards (device types) here (may repeat)\n"
 	  "  --list            print the planned cells and rigs; run nothing\n"
 	  "  -q, --quiet       no live progress on stdout\n"
 	  "  merge             combine the gate.json of several hosts into one report\n"

@@ -87,14 +87,10 @@ function M.render(doc)
 	w('</table></div>\n')
 
 	-- images
-	local seen = {}
 	local img_rows = {}
-	for _, c in ipairs(doc.cells) do
-		if c.image and not seen[c.device_type] then
-			seen[c.device_type] = true
-			img_rows[#img_rows + 1] = string.format('<tr><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td></tr>',
-				h(c.device_type), h(c.image.name), h(c.image.version or "unknown"), h(c.image.sha256 or "unknown"))
-		end
+	for _, it in ipairs(md.images(doc)) do
+		img_rows[#img_rows + 1] = string.format('<tr><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td></tr>',
+			h(it.device_type), h(it.image.name), h(it.image.version or "unknown"), h(it.image.sha256 or "unknown"))
 	end
 	if #img_rows > 0 then
 		w('<h2>Images</h2><div class="scroll"><table><tr><th>board</th><th>image</th><th>version</th><th>sha256</th></tr>\n')
