@@ -75,6 +75,11 @@ cat "$l1" "$l2" >"$T/logs"
 if grep -vq '^\[[0-9:.]*\] [a-z]' "$T/logs"; then cp "$T/logs" "$T/out"; nok "every log line starts on its own line with a stamp"; else ok "every log line starts on its own line with a stamp"; fi
 has "$l2" "^\[[0-9:.]+\] test: at the shell prompt$" "a test line after a console prompt is a line of its own"
 has "$l2" "^\[[0-9:.]+\] console \(continued\): echo second$" "the console line cut by it goes on, marked as continued"
+l3=$T/acl/case-logs/after-a-prompt.log
+has "$l2" "^\[[0-9:.]+\] console: # $" "the prompt left unread at the end of a case is in that case's log"
+head -1 "$l3" >"$T/first"
+has "$T/first" "^\[[0-9:.]+\] runner: case 'case logs/after a prompt' start" "the case after it starts with its own start line"
+if grep -q "console" "$l3"; then cp "$l3" "$T/out"; nok "the case after it holds no leftover prompt"; else ok "the case after it holds no leftover prompt"; fi
 
 # signals: abort the case, clean up, leave the DUT off, write reports, free the lock
 for sig in INT TERM; do
