@@ -10,7 +10,7 @@
 #   make demo       the main job: os and cloud suites on the virtual rig (QEMU board)
 #   make demo-sim   the sample suite on the sim rig (no QEMU, a few seconds)
 #   make firmware   cross-build the STM32F1 rig-board firmware
-#   make bench      benchmarks (not part of test)
+#   make bench      benchmarks (not part of test; as root also the card-like CARD lines)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 .SUFFIXES:
