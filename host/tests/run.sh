@@ -30,6 +30,12 @@ has "$T/out" "FAIL +fails" "human report names the failing case"
 has "$T/j1.xml" '<failure' "junit has the failure"
 has "$T/t1.tap" '^not ok' "tap has the failure"
 if xmllint --noout --schema lua/schema/junit.xsd "$T/j1.xml" 2>"$T/err"; then ok "junit validates against the schema"; else nok "junit validates"; fi
+# the suite's own log (setup and teardown) reaches CI as the testsuite's system-out
+python3 -c 'import sys, xml.etree.ElementTree as E
+s = E.parse(sys.argv[1]).getroot().find("testsuite")
+o = s.find("system-out") if s is not None else None
+print(o.text if o is not None else "")' "$T/j1.xml" >"$T/sout" 2>&1
+has "$T/sout" "runner: suite 'mixed' before_all" "junit: the testsuite's system-out holds the suite log"
 power_off "DUT off after a failing run"
 run 3 "an infrastructure failure exits 3" $RIGOR run $S/infra.lua --artifacts $T/a3
 run 2 "a broken suite file exits 2" $RIGOR run $S/broken.lua --artifacts $T/a2
