@@ -58,6 +58,19 @@ run 2 "path-like --rig that does not exist" env -C "$T/elsewhere" "$abs" --rig r
 has "$T/err" "rig file 'rigs/virtual.lua' does not exist \(relative to $T/elsewhere\)" "missing rig file is called missing"
 has "$T/err" "did you mean --rig virtual \(.*/rigs/virtual\.lua\)" "missing rig file suggests the rig of that name"
 if grep -q "\.lua\.lua" "$T/err"; then nok "no X.lua.lua in the message"; else ok "no X.lua.lua in the message"; fi
+
+# The flash progress bar on a terminal (script(1) gives rigor a pty): the write phase of an
+# xz image has the decoded total from the xz index and a percentage, never "64.0/0.0 MiB".
+if command -v script >/dev/null && command -v xz >/dev/null; then
+	head -c 4194304 /dev/urandom >"$T/bar.img" && xz -k -T1 "$T/bar.img"
+	script -qec "'$abs' flash '$T/bar.img.xz' --no-bmap --target '$T/bar.card' --force --create" \
+		/dev/null </dev/null | tr '\r' '\n' >"$T/bar.out"
+	has "$T/bar.out" '^\[#* *\] write +[0-9.]+/4\.0 MiB +[0-9]+%' "flash on a terminal: the xz write phase has its total and a percentage"
+	has "$T/bar.out" '^\[#{30}\] done +4\.0/4\.0 MiB 100%' "flash on a terminal: the bar ends full at 100 %"
+	if grep -q '/0\.0 MiB' "$T/bar.out"; then nok "flash on a terminal: never a 0.0 total"; else ok "flash on a terminal: never a 0.0 total"; fi
+else
+	ok "# SKIP flash progress bar on a terminal: no script(1) or xz"
+fi
 run 2 "bare .lua --rig that does not exist" env -C "$T/elsewhere" "$abs" --rig nosuchrig.lua power status
 has "$T/err" "rig file 'nosuchrig.lua' does not exist" "missing .lua file without a namesake"
 if grep -q "did you mean\|\.lua\.lua" "$T/err"; then nok "no suggestion without a namesake"; else ok "no suggestion without a namesake"; fi
