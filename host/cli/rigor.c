@@ -61,7 +61,7 @@ static const struct cmd commands[] = {
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
 	{ "flash", cmd_flash,
-	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--json] [--target PATH --force [--create]]",
+	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--progress auto|bar|plain|none] [--json] [--target PATH --force [--create]]",
 	  "write an OS image to the rig's SD card, verified",
 	  "The DUT is switched off and the card muxed to the host first; afterwards the card\n"
 	  "stays on the host. Formats by content: raw, gzip, xz, zstd, bzip2, zip.\n"
@@ -73,6 +73,8 @@ static const struct cmd commands[] = {
 	  "  --create          make PATH as a new image file for --target (never under /dev)\n"
 	  "Progress on stderr (a bar on a terminal, plain lines otherwise: every 5 s and each\n"
 	  "phase's last state); --json prints stats.\n"
+	  "  --progress MODE   auto (a bar on a terminal unless TERM is dumb or unset, else\n"
+	  "                    plain), bar, plain (no control codes), none\n"
 	  "Exit 2 for a bad image, bmap or target (corrupt data included), 3 for a rig or\n"
 	  "infrastructure failure, 128+signal when interrupted. A flash that fails after writing\n"
 	  "began erases the card's first and last MiB, so a half-written card never boots." },
