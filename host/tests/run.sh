@@ -28,6 +28,8 @@ has "$T/err" "takes 13 or 14" "a bad --tap-version is named"
 run 1 "a failing case exits 1" $RIGOR run $S/mixed.lua --junit $T/j1.xml --tap $T/t1.tap --json $T/r1.json --artifacts $T/a1
 has "$T/out" "FAIL +fails" "human report names the failing case"
 has "$T/j1.xml" '<failure' "junit has the failure"
+has "$T/j1.xml" "^last [0-9]+ lines of $T/a1/mixed/fails.log:" "junit: the failure's body ends with the case log's last lines"
+has "$T/j1.xml" "^\[\[ATTACHMENT\|$T/a1/mixed/fails.log\]\]</failure>" "junit: the failure names the full log as an attachment (GitLab, Jenkins)"
 has "$T/t1.tap" '^not ok' "tap has the failure"
 if xmllint --noout --schema lua/schema/junit.xsd "$T/j1.xml" 2>"$T/err"; then ok "junit validates against the schema"; else nok "junit validates"; fi
 # the suite's own log (setup and teardown) reaches CI as the testsuite's system-out
