@@ -264,7 +264,8 @@ expr "$T/o-term/gate.json" 'd["verdict"]=="interrupted" and cells["slow@simboard
 power_off gate-sima "DUT off after SIGTERM"
 if $RIGOR --rig gate-sima --wait 0 power status >/dev/null 2>&1; then ok "no lock left after SIGTERM"; else nok "no lock left after SIGTERM"; fi
 
-# --- the CI examples of docs/release-gate.md parse and run the gate ---
+# --- the CI examples of docs/release-gate.md and docs/ci.md parse ---
+if $CHECK ci-doc docs/ci.md >"$T/out" 2>"$T/err"; then ok "docs/ci.md: the GitLab and GitHub examples parse as YAML"; else nok "docs/ci.md: the GitLab and GitHub examples parse as YAML"; fi
 if $CHECK ci-yaml docs/release-gate.md >"$T/out" 2>"$T/err"; then ok "docs/release-gate.md: the GitLab and GitHub examples parse as YAML"; else nok "docs/release-gate.md: the GitLab and GitHub examples parse as YAML"; fi
 
 tap_done

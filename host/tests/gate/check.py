@@ -6,6 +6,8 @@
 #   check.py colors PNG HEX...           each colour covers at least 400 pixels of PNG
 #   check.py ci-yaml MARKDOWN            the GitLab and GitHub examples parse as YAML and
 #                                        run `rigor gate` in a job with artifacts
+#   check.py ci-doc MARKDOWN             docs/ci.md: the GitLab and GitHub examples parse
+#                                        and run `rigor run` with JUnit kept always
 import json
 import sys
 
@@ -60,7 +62,29 @@ def main():
                    for s in steps), steps
         print("gitlab job and github job parse")
         return 0
-    print("usage: check.py schema|expr|colors|ci-yaml ...", file=sys.stderr)
+    if what == "ci-doc":
+        import re
+        import yaml
+        blocks = re.findall(r"```yaml\n(.*?)```", open(sys.argv[2]).read(), re.S)
+        if len(blocks) != 2:
+            print("expected 2 yaml blocks, found", len(blocks))
+            return 1
+        gitlab, github = (yaml.safe_load(b) for b in blocks)
+        tmpl = gitlab[".rigor-board"]
+        script = " ".join(tmpl["script"])
+        assert script.startswith("rigor ") and " run " in script and "--junit junit.xml" in script, script
+        assert tmpl["retry"]["exit_codes"] == [3], tmpl["retry"]
+        assert tmpl["artifacts"]["reports"]["junit"] == "junit.xml"
+        assert tmpl["artifacts"]["when"] == "always"
+        jobs = [j for k, j in gitlab.items() if not k.startswith(".") and isinstance(j, dict) and "extends" in j]
+        assert len(jobs) == 2 and all(j["tags"] and j["variables"]["RIG"] for j in jobs), jobs
+        steps = github["jobs"]["board"]["steps"]
+        assert any("rigor --rig" in st.get("run", "") and "--junit junit.xml" in st.get("run", "") for st in steps)
+        assert any(st.get("uses", "").startswith("actions/upload-artifact") and st.get("if") == "always()" for st in steps)
+        assert github["jobs"]["board"]["strategy"]["fail-fast"] is False
+        print("docs/ci.md: gitlab and github examples parse")
+        return 0
+    print("usage: check.py schema|expr|colors|ci-yaml|ci-doc ...", file=sys.stderr)
     return 2
 
 
