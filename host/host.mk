@@ -6,7 +6,7 @@ HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl libusb-1.0 blkid
 HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
 HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
 
-LIB_SRCS := $(wildcard host/src/*.c) $(wildcard host/src/drivers/*.c)
+LIB_SRCS := $(wildcard host/src/*.c) $(wildcard host/src/drivers/*.c) $(wildcard host/src/link/*.c)
 # The host<->firmware codec is one source compiled into both sides.
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/host/proto/rigproto.o
 LUA_SRCS := $(wildcard host/lua/*.c)
