@@ -43,6 +43,13 @@ $(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(BUILD)/librigflash.a
 		$(HOST_PKG_LIBS) $(FLASH_LIBS) -lm -lpthread
 
 BINS += $(BUILD)/rigor
+
+# The GPIO holder (host/src/gpio_holder.h): a program of its own, started by the gpio
+# back-end and looked for beside rigor. It links only the line table and libgpiod.
+$(BUILD)/rigor-gpio-holder: $(BUILD)/host/holder/rigor-gpio-holder.o $(BUILD)/host/src/drivers/gpio_lines.o
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(shell $(PKG_CONFIG) --libs libgpiod)
+BINS += $(BUILD)/rigor-gpio-holder
+DEPFILES += $(BUILD)/host/holder/rigor-gpio-holder.d
 DEPFILES += $(LIB_OBJS:.o=.d) $(LUA_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
 
 # ---- C unit tests (cmocka) ----
@@ -146,10 +153,11 @@ $(BUILD)/host/tests/test_usbsdmux: $(USBSDMUX_OBJ) $(UMOCKFX_OBJ)
 $(BUILD)/host/tests/test_usbsdmux: HOST_PKG_LIBS += $(USBSDMUX_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(USBSDMUX_OBJ:.o=.d)
 
-install: $(BUILD)/rigor
+install: $(BUILD)/rigor $(BUILD)/rigor-gpio-holder
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(RIGOR_INSTALL_LUA)/rigor \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/rigor/rigs
 	install -m 755 $(BUILD)/rigor $(DESTDIR)$(PREFIX)/bin/rigor
+	install -m 755 $(BUILD)/rigor-gpio-holder $(DESTDIR)$(PREFIX)/bin/rigor-gpio-holder
 	cp -R lua/rigor $(DESTDIR)$(RIGOR_INSTALL_LUA)/
 	install -m 644 docs/rigor.1 $(DESTDIR)$(PREFIX)/share/man/man1/rigor.1
 	install -m 644 rigs/*.lua $(DESTDIR)$(PREFIX)/share/rigor/rigs/
