@@ -286,7 +286,8 @@ static int conlink_write(struct rig_part *p, const void *buf, size_t len, int ti
 			rc = wait_back(p, s, end);
 			if (rc == RIG_E_TIMEOUT)
 				return rig_part_fail(p, RIG_E_TIMEOUT,
-						     "%s '%s' is not there and did not come back within %d ms",
+						     s->ever ? "%s '%s' is gone and did not come back within %d ms"
+							     : "nothing answers on %s '%s' (waited %d ms)",
 						     s->c.what, s->name, timeout_ms);
 			if (rc < 0)
 				return rc;
