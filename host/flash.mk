@@ -3,7 +3,7 @@
 # The lead links the archive into rigor with:  $(BUILD)/librigflash.a $(FLASH_LIBS)
 # and compiles users of host/src/rig_flash.h with $(FLASH_CFLAGS).
 
-FLASH_PKGS   := zlib liblzma libzstd libarchive libxml-2.0 libcrypto
+FLASH_PKGS   := zlib liblzma libzstd libarchive libxml-2.0 libcrypto blkid
 # ISA-L (libisal-dev) makes gzip decoding ~3x faster; without it zlib is used.
 ifneq ($(shell $(PKG_CONFIG) --exists libisal && echo yes),)
 FLASH_PKGS   += libisal
@@ -44,6 +44,20 @@ $(FLASH_UNIT): $(FLASH_UNIT_OBJ) $(FLASH_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_COMMON) -pthread -o $@ $(FLASH_UNIT_OBJ) $(FLASH_LIB) $(FLASH_LIBS) \
 		$(shell $(PKG_CONFIG) --libs cmocka)
+
+# part_compare: libblkid's reading against the hand-written parser it replaced, which
+# only this test program still builds (host/tests/flash/fixtures/part_hand.c).
+PART_COMPARE := $(BUILD)/tests/flash/part_compare
+PART_COMPARE_OBJS := $(BUILD)/host/tests/flash/part_compare.o \
+	$(BUILD)/host/tests/flash/fixtures/part_hand_wrap.o
+$(BUILD)/host/tests/flash/part_compare.o: FLASH_CC_FLAGS += -Ihost/src
+$(BUILD)/host/tests/flash/fixtures/part_hand_wrap.o: FLASH_CC_FLAGS += -Ihost/src -Ihost/src/flash
+$(PART_COMPARE): $(PART_COMPARE_OBJS) $(FLASH_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_COMMON) -pthread -o $@ $(PART_COMPARE_OBJS) $(FLASH_LIB) $(FLASH_LIBS)
+TESTS += host/tests/flash/part-blkid.sh
+TEST_DEPS += $(PART_COMPARE)
+DEPFILES += $(PART_COMPARE_OBJS:.o=.d)
 
 BINS += $(FLASH_LIB) $(FLASH_TOOL)
 TESTS += $(FLASH_UNIT) host/tests/flash/test-flash.sh host/tests/faults/flash.sh
