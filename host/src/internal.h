@@ -93,6 +93,12 @@ enum rig_ptype {
 	RIG_P_STR,   /* char *, owned by the part */
 	RIG_P_INT,   /* int */
 	RIG_P_BOOL,  /* bool */
+	/*
+	 * struct rig_usb_match, parsed and checked by the core: one schema entry claims the
+	 * rig-file keys usb_serial, usb_path, vid_pid and the table udev = { NAME = "value" }
+	 * (its name is only used in messages; see docs/rig-files.md "USB identity").
+	 */
+	RIG_P_USB,
 };
 
 struct rig_param {
@@ -213,12 +219,23 @@ enum rig_devclass {
 	RIG_DEV_SG,     /* /sys/class/scsi_generic: sg nodes */
 };
 
-/* What to match; unset fields match anything. Set up with rig_usb_match_init(). */
+#define RIG_USB_PROPS_MAX 4
+
+/*
+ * What to match; empty or negative fields match anything. Set up with
+ * rig_usb_match_init(); a part's is filled from its rig file by the core (RIG_P_USB), so
+ * back-ends never parse identity strings. Plain data: no release needed.
+ */
 struct rig_usb_match {
-	const char *serial;     /* USB serial number string (iSerial), NULL = any */
-	int vid, pid;           /* idVendor/idProduct, -1 = any (see rig_usb_parse_vid_pid()) */
-	const char *port;       /* USB port path, the usb_device's kernel name "1-1.4", NULL = any */
+	char serial[128];       /* USB serial number string (iSerial), "" = any */
+	int vid, pid;           /* idVendor/idProduct, -1 = any */
+	char port[64];          /* USB port path, the usb_device's kernel name "1-1.4", "" = any */
 	int interface;          /* bInterfaceNumber, -1 = any */
+	int nprops;             /* udev properties that must all be equal (ID_SERIAL_SHORT...) */
+	struct {
+		char name[64];
+		char value[128];
+	} prop[RIG_USB_PROPS_MAX];
 };
 
 /* The USB identity of one device node. */
@@ -241,6 +258,24 @@ const char *rig_sysfs_root(const char *root);
 void rig_usb_match_init(struct rig_usb_match *m);
 /* Parse "0403:6015" (hex) into @vid and @pid. Returns 0 or RIG_E_INVAL. */
 int rig_usb_parse_vid_pid(const char *s, int *vid, int *pid);
+/* Whether @s is a USB port path: "<bus>" or "<bus>-<port>[.<port>]..." (7 tiers at most). */
+bool rig_usb_port_valid(const char *s);
+/*
+ * Whether rig-file key @key is one of a USB identity's: "usb_serial", "usb_path",
+ * "vid_pid", "udev" (the table itself) or "udev.NAME" (one of its entries).
+ */
+bool rig_usb_key(const char *key);
+/*
+ * Set the field of @m that rig-file key @key names (see rig_usb_key(); "udev" itself is a
+ * no-op) from string @val, checking it. On RIG_E_INVAL @err gets why, without the key.
+ * @retval 0 set
+ * @retval RIG_E_INVAL a malformed value, a value too long, or too many udev properties
+ * @retval RIG_E_NOENT @key is not a USB identity key
+ */
+int rig_usb_match_set(struct rig_usb_match *m, const char *key, const char *val, char *err,
+		      size_t errlen);
+/* Whether @m leaves every field open (matches any device). */
+bool rig_usb_match_empty(const struct rig_usb_match *m);
 /* "usb_serial=A1 interface=0" into @buf. Returns 0, or RIG_E_INVAL when @m matches anything. */
 int rig_usb_match_describe(const struct rig_usb_match *m, char *buf, size_t len);
 /* "/dev/ttyUSB0 (USB 0403:6015 serial A1 at 1-1.4 interface 0, FT230X Basic UART)". */

@@ -31,49 +31,6 @@ const char *rig_sysfs_root(const char *root)
 	return root ? root : "";
 }
 
-void rig_usb_match_init(struct rig_usb_match *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->vid = m->pid = m->interface = -1;
-}
-
-int rig_usb_parse_vid_pid(const char *s, int *vid, int *pid)
-{
-	char *end;
-	unsigned long v, p;
-
-	if (!s || !strchr(s, ':'))
-		return RIG_E_INVAL;
-	v = strtoul(s, &end, 16);
-	if (end == s || *end != ':' || end - s > 4)
-		return RIG_E_INVAL;
-	s = end + 1;
-	p = strtoul(s, &end, 16);
-	if (end == s || *end || end - s > 4)
-		return RIG_E_INVAL;
-	*vid = (int)v;
-	*pid = (int)p;
-	return 0;
-}
-
-int rig_usb_match_describe(const struct rig_usb_match *m, char *buf, size_t len)
-{
-	size_t o = 0;
-
-	buf[0] = 0;
-#define ADD(...) do { if (o < len) o += (size_t)snprintf(buf + o, len - o, __VA_ARGS__); } while (0)
-	if (m->serial)
-		ADD("%susb_serial=%s", o ? " " : "", m->serial);
-	if (m->vid >= 0)
-		ADD("%svid_pid=%04x:%04x", o ? " " : "", (unsigned)m->vid, (unsigned)m->pid);
-	if (m->port)
-		ADD("%susb_path=%s", o ? " " : "", m->port);
-	if (m->interface >= 0)
-		ADD("%sinterface=%d", o ? " " : "", m->interface);
-#undef ADD
-	return o ? 0 : RIG_E_INVAL;
-}
-
 /* @dir/@name into @buf; false when it does not fit. */
 static bool join(char *buf, size_t len, const char *dir, const char *name)
 {
@@ -177,11 +134,11 @@ int rig_sysfs_usb_id(const char *root, enum rig_devclass cls, const char *node,
 
 static bool matches(const struct rig_usb_match *m, const struct rig_usb_id *id)
 {
-	if (m->serial && strcmp(m->serial, id->serial))
+	if (m->serial[0] && strcmp(m->serial, id->serial))
 		return false;
 	if (m->vid >= 0 && (m->vid != id->vid || m->pid != id->pid))
 		return false;
-	if (m->port && strcmp(m->port, id->port))
+	if (m->port[0] && strcmp(m->port, id->port))
 		return false;
 	if (m->interface >= 0 && m->interface != id->interface)
 		return false;

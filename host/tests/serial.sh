@@ -146,7 +146,7 @@ run 2 "a bad parity" $RIGOR --rig "$T/bad.lua" console --timeout 0
 has "$T/err" "parity 'sometimes': expected none, odd, even, mark or space" "bad setting named"
 rigfile none 'baud = 9600'
 run 2 "no port given" $RIGOR --rig "$T/none.lua" console --timeout 0
-has "$T/err" "no port given: set usb_serial, vid_pid, usb_path or device" "says what to set"
+has "$T/err" "no port given: set usb_serial, vid_pid, usb_path, udev or device" "says what to set"
 
 # ---- the rigfw back-end on a "serial:" link ----
 if [ -x "$FWSIM" ]; then

@@ -296,7 +296,7 @@ static void test_bad_vid_pid(void **state)
 	p = rig_desc_add_part(s->f->d, "sdmux", NULL, "sdwire", 2);
 	rig_desc_set_str(s->f->d, p, "vid_pid", "sdwire", 2);
 	assert_int_equal(rig_open(s->f->ctx, s->f->d, &s->f->rig), RIG_E_INVAL);
-	assert_non_null(strstr(rig_ctx_errmsg(s->f->ctx), "vid_pid 'sdwire'"));
+	assert_non_null(strstr(rig_ctx_errmsg(s->f->ctx), "parameter 'vid_pid': 'sdwire' is not a USB VID:PID"));
 }
 
 /* A re-programmed FT200X (factory 0403:6015): vid_pid given, product not checked. */

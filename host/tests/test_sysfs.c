@@ -126,8 +126,8 @@ static int find(enum rig_devclass cls, const char *serial, const char *vid_pid,
 	struct rig_usb_match m;
 
 	rig_usb_match_init(&m);
-	m.serial = serial;
-	m.port = port;
+	snprintf(m.serial, sizeof(m.serial), "%s", serial ? serial : "");
+	snprintf(m.port, sizeof(m.port), "%s", port ? port : "");
 	m.interface = interface;
 	if (vid_pid)
 		assert_int_equal(rig_usb_parse_vid_pid(vid_pid, &m.vid, &m.pid), 0);
@@ -213,7 +213,7 @@ static void test_empty_root(void **state)
 	snprintf(empty, sizeof(empty), "%s/empty", root);
 	mkdir(empty, 0755);
 	rig_usb_match_init(&m);
-	m.serial = "A1";
+	snprintf(m.serial, sizeof(m.serial), "A1");
 	assert_int_equal(rig_sysfs_find(empty, RIG_DEV_TTY, &m, NULL, why, sizeof(why)), RIG_E_NODEV);
 	assert_non_null(strstr(why, "cannot read it"));
 	/* nothing to match on */
@@ -279,12 +279,36 @@ static void test_parse(void **state)
 	assert_int_equal(rig_usb_parse_vid_pid("04031:6015", &v, &p), RIG_E_INVAL);
 	assert_int_equal(rig_usb_parse_vid_pid("0403:6015x", &v, &p), RIG_E_INVAL);
 	assert_int_equal(rig_usb_parse_vid_pid("xyz:6015", &v, &p), RIG_E_INVAL);
+	/* strtoul would take these */
+	assert_int_equal(rig_usb_parse_vid_pid("0x4:6015", &v, &p), RIG_E_INVAL);
+	assert_int_equal(rig_usb_parse_vid_pid(" 403:6015", &v, &p), RIG_E_INVAL);
+	assert_int_equal(rig_usb_parse_vid_pid("0403:+601", &v, &p), RIG_E_INVAL);
+	assert_true(rig_usb_port_valid("1-1.4"));
+	assert_true(rig_usb_port_valid("2"));
+	assert_false(rig_usb_port_valid("1-"));
+	assert_false(rig_usb_port_valid("1-1..4"));
+	assert_false(rig_usb_port_valid("usb1"));
+	assert_false(rig_usb_port_valid("1-1.2.3.4.5.6.7.8.9"));
 	rig_usb_match_init(&m);
 	assert_int_equal(rig_usb_match_describe(&m, buf, sizeof(buf)), RIG_E_INVAL);
-	m.serial = "A1";
+	snprintf(m.serial, sizeof(m.serial), "A1");
 	m.interface = 2;
 	assert_int_equal(rig_usb_match_describe(&m, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "usb_serial=A1 interface=2");
+	/* rig-file keys, as the core parses them */
+	rig_usb_match_init(&m);
+	assert_int_equal(rig_usb_match_set(&m, "vid_pid", "0403:6015", buf, sizeof(buf)), 0);
+	assert_int_equal(rig_usb_match_set(&m, "usb_path", "1-1.4", buf, sizeof(buf)), 0);
+	assert_int_equal(rig_usb_match_set(&m, "udev", "", buf, sizeof(buf)), 0);
+	assert_int_equal(rig_usb_match_set(&m, "udev.ID_MODEL", "FT230X", buf, sizeof(buf)), 0);
+	assert_int_equal(rig_usb_match_set(&m, "usb_path", "1-1,4", buf, sizeof(buf)), RIG_E_INVAL);
+	assert_non_null(strstr(buf, "not a USB port path"));
+	assert_int_equal(rig_usb_match_set(&m, "vid_pid", "not-an-id", buf, sizeof(buf)), RIG_E_INVAL);
+	assert_non_null(strstr(buf, "'not-an-id' is not a USB VID:PID"));
+	assert_int_equal(rig_usb_match_set(&m, "udev.ID-X", "1", buf, sizeof(buf)), RIG_E_INVAL);
+	assert_int_equal(rig_usb_match_set(&m, "baud", "1", buf, sizeof(buf)), RIG_E_NOENT);
+	assert_int_equal(rig_usb_match_describe(&m, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "vid_pid=0403:6015 usb_path=1-1.4 udev.ID_MODEL=FT230X");
 }
 
 int main(void)

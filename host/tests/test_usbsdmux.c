@@ -356,7 +356,7 @@ static void test_bad_params(void **state)
 
 	add(s, "1-2", USBSDMUX_EMU_CLASSIC, SER_A);
 	assert_int_equal(open_rig(s, (struct opts){ .vid_pid = "usb-sd-mux" }), RIG_E_INVAL);
-	has(rig_ctx_errmsg(s->f->ctx), "vid_pid 'usb-sd-mux' is not like '0424:4041'");
+	has(rig_ctx_errmsg(s->f->ctx), "parameter 'vid_pid': 'usb-sd-mux' is not a USB VID:PID");
 	rig_desc_free(s->f->d);
 	s->f->d = NULL;
 	rig_ctx_clear_error(s->f->ctx);

@@ -57,8 +57,7 @@
 #define SEEN_MAX 768
 
 struct rpiboot_conf {
-	char *usb_path;     /* "1-1.3", NULL: any port */
-	char *usb_serial;   /* the ROM's serial string, NULL: any */
+	struct rig_usb_match usb;   /* port "1-1.3" and/or the board's serial; empty: any */
 };
 
 /* One boot: everything lives here, nothing in file scope. */
@@ -456,7 +455,7 @@ static void read_serial(libusb_device *dev, const struct libusb_device_descripto
 static int scan(struct boot *b, libusb_device **out, char *seen)
 {
 	const struct rpiboot_conf *c = b->p->conf;
-	const char *want_port = b->port[0] ? b->port : c->usb_path;
+	const char *want_port = b->port[0] ? b->port : c->usb.port[0] ? c->usb.port : NULL;
 	libusb_device **list, *found = NULL;
 	char path[32], serial[128], cands[SEEN_MAX] = "";
 	size_t so = 0, co = 0;
@@ -493,9 +492,9 @@ static int scan(struct boot *b, libusb_device **out, char *seen)
 				 d.idVendor, d.idProduct, path);
 			continue;
 		}
-		if (c->usb_serial && !b->port[0]) {
+		if (c->usb.serial[0] && !b->port[0]) {
 			read_serial(list[i], &d, serial, sizeof(serial));
-			if (strcmp(serial, c->usb_serial)) {
+			if (strcmp(serial, c->usb.serial)) {
 				seen_add(seen, &so, "%04x:%04x at %s (serial '%s')", d.idVendor,
 					 d.idProduct, path, serial);
 				continue;
@@ -566,10 +565,9 @@ static int wait_device(struct boot *b, bool reenum, libusb_device **out)
 	}
 	return fail(b, RIG_E_NODEV,
 		    "no Raspberry Pi in USB boot mode (0a5c:2763/2764/2711/2712%s%s%s%s%s) appeared within %d ms; is it powered with nRPIBOOT held, and its USB port wired as the rig file says? seen: %s",
-		    c->usb_path ? " at " : "", c->usb_path ? c->usb_path : "",
-		    c->usb_serial ? ", serial '" : "", c->usb_serial ? c->usb_serial : "",
-		    c->usb_serial ? "'" : "", b->timeout_ms,
-		    seen[0] ? seen : c->usb_path ? "nothing at that port" : "no Broadcom boot device");
+		    c->usb.port[0] ? " at " : "", c->usb.port, c->usb.serial[0] ? ", serial '" : "",
+		    c->usb.serial, c->usb.serial[0] ? "'" : "", b->timeout_ms,
+		    seen[0] ? seen : c->usb.port[0] ? "nothing at that port" : "no Broadcom boot device");
 }
 
 /* ---- the stages ---- */
@@ -794,8 +792,8 @@ static int rpiboot_boot(struct rig_part *p, const char *dir, int timeout_ms)
 						     LIBUSB_HOTPLUG_MATCH_ANY,
 						     LIBUSB_HOTPLUG_MATCH_ANY, on_hotplug, NULL,
 						     &hp) == 0;
-	rig_dbg(b.ctx, "waiting for a boot device%s%s (%s)", c->usb_path ? " at " : "",
-		c->usb_path ? c->usb_path : "", b.hotplug ? "hotplug" : "polling");
+	rig_dbg(b.ctx, "waiting for a boot device%s%s (%s)", c->usb.port[0] ? " at " : "",
+		c->usb.port, b.hotplug ? "hotplug" : "polling");
 	while (!done && rc == 0) {
 		struct libusb_device_descriptor d;
 		libusb_device *dev;
@@ -831,10 +829,8 @@ static int rpiboot_boot(struct rig_part *p, const char *dir, int timeout_ms)
 
 #define P(f) offsetof(struct rpiboot_conf, f)
 static const struct rig_param rpiboot_params[] = {
-	{ "usb_path", RIG_P_STR, P(usb_path), false,
-	  "USB port path the DUT's USB boot port is wired to, e.g. 1-1.3 (udevadm info, lsusb -t); needed when more than one could be there" },
-	{ "usb_serial", RIG_P_STR, P(usb_serial), false,
-	  "serial string of the boot ROM (BCM2711/2712), as rpiboot -i takes it" },
+	{ "usb", RIG_P_USB, P(usb), false,
+	  "usb_path: the USB port the DUT's USB boot port is wired to, e.g. 1-1.3 (udevadm info, lsusb -t), needed when more than one could be there; usb_serial: the board's serial, as rpiboot -i takes it" },
 	RIG_PARAMS_END
 };
 #undef P

@@ -42,9 +42,8 @@
 #define SEEN_MAX 768
 
 struct sdwire_conf {
-	char *usb_serial;   /* NULL: the only SDWire attached */
-	char *usb_path;     /* "1-1.4", NULL: any */
-	char *vid_pid;      /* NULL: 04e8:6001 and product "sd-wire" */
+	/* no serial: the only SDWire attached; no vid_pid: 04e8:6001 and product "sd-wire" */
+	struct rig_usb_match usb;
 };
 
 struct sdwire_priv {
@@ -97,7 +96,7 @@ static int sdwire_find(struct rig_part *p)
 	struct sdwire_priv *pv = p->priv;
 	libusb_device **list;
 	libusb_device_handle *found = NULL;
-	char seen[SEEN_MAX] = "", path[32], serial[128], product[128], want[200];
+	char seen[SEEN_MAX] = "", path[32], serial[128], product[128], want[300];
 	size_t o = 0;
 	ssize_t n;
 	int nfound = 0, denied = 0, rc = 0;
@@ -113,7 +112,8 @@ static int sdwire_find(struct rig_part *p)
 		if (libusb_get_device_descriptor(list[i], &d) < 0 || d.idVendor != pv->vid ||
 		    d.idProduct != pv->pid)
 			continue;
-		if (!rig_usb_port_match(list[i], c->usb_path, path, sizeof(path))) {
+		if (!rig_usb_port_match(list[i], c->usb.port[0] ? c->usb.port : NULL, path,
+					sizeof(path))) {
 			seen_add(seen, &o, "%s%s at %s", "a device", path);
 			continue;
 		}
@@ -139,8 +139,8 @@ static int sdwire_find(struct rig_part *p)
 			continue;
 		}
 		seen_add(seen, &o, "%sserial '%s' at %s", serial, path);
-		if ((c->usb_serial && strcmp(c->usb_serial, serial)) || found) {
-			nfound += !c->usb_serial || !strcmp(c->usb_serial, serial);
+		if ((c->usb.serial[0] && strcmp(c->usb.serial, serial)) || found) {
+			nfound += !c->usb.serial[0] || !strcmp(c->usb.serial, serial);
 			libusb_close(h);
 			continue;
 		}
@@ -150,9 +150,8 @@ static int sdwire_find(struct rig_part *p)
 	}
 	libusb_free_device_list(list, 1);
 	snprintf(want, sizeof(want), "SDWire (USB %04x:%04x%s%s%s%s%s)", (unsigned)pv->vid,
-		 (unsigned)pv->pid, c->usb_serial ? ", serial '" : "",
-		 c->usb_serial ? c->usb_serial : "", c->usb_serial ? "'" : "",
-		 c->usb_path ? " at " : "", c->usb_path ? c->usb_path : "");
+		 (unsigned)pv->pid, c->usb.serial[0] ? ", serial '" : "", c->usb.serial,
+		 c->usb.serial[0] ? "'" : "", c->usb.port[0] ? " at " : "", c->usb.port);
 	if (nfound == 0) {
 		/* Unreadable candidates may include it: that is the error to fix, not absence. */
 		rc = rig_part_fail(p, denied ? RIG_E_IO : RIG_E_NODEV, "no %s found; seen: %s%s", want,
@@ -249,12 +248,9 @@ static int sdwire_open(struct rig_part *p)
 	struct sdwire_priv *pv = p->priv;
 	int r;
 
-	pv->vid = SDWIRE_VID;
-	pv->pid = SDWIRE_PID;
-	pv->check_product = !c->vid_pid;
-	if (c->vid_pid && rig_usb_parse_vid_pid(c->vid_pid, &pv->vid, &pv->pid) < 0)
-		return rig_part_fail(p, RIG_E_INVAL, "vid_pid '%s' is not like '04e8:6001'",
-				     c->vid_pid);
+	pv->check_product = c->usb.vid < 0;
+	pv->vid = pv->check_product ? SDWIRE_VID : c->usb.vid;
+	pv->pid = pv->check_product ? SDWIRE_PID : c->usb.pid;
 	r = libusb_init(&pv->usb);
 	if (r < 0) {
 		pv->usb = NULL;
@@ -268,9 +264,7 @@ static int sdwire_open(struct rig_part *p)
 
 #define P(f) offsetof(struct sdwire_conf, f)
 static const struct rig_param sdwire_params[] = {
-	{ "usb_serial", RIG_P_STR, P(usb_serial), false, "USB serial of the SDWire (lsusb -v: iSerial); required when several are attached" },
-	{ "usb_path", RIG_P_STR, P(usb_path), false, "USB port path (1-1.4) the SDWire's FTDI sits at" },
-	{ "vid_pid", RIG_P_STR, P(vid_pid), false, "USB IDs when re-programmed (default 04e8:6001 with product 'sd-wire')" },
+	{ "usb", RIG_P_USB, P(usb), false, "the SDWire's FTDI: usb_serial (lsusb -v: iSerial; required when several are attached), usb_path, vid_pid when re-programmed (default 04e8:6001 with product 'sd-wire'), udev" },
 	RIG_PARAMS_END
 };
 #undef P

@@ -33,7 +33,8 @@
 #define RECONNECT_MS 200
 
 struct serial_conf {
-	char *usb_serial, *vid_pid, *usb_path, *device;
+	struct rig_usb_match usb;
+	char *device;
 	int interface;
 	int baud, bits, stopbits;
 	char *parity, *flow;
@@ -127,7 +128,7 @@ static int resolve(struct rig_part *p, const struct serial_conf *c, struct seria
 	char why[2048], real[PATH_MAX];
 	int rc;
 
-	if (!s->match.serial && s->match.vid < 0 && !s->match.port) {
+	if (c->device) {
 		if (!realpath(c->device, real))
 			return quiet ? RIG_E_NODEV :
 			       rig_part_fail(p, RIG_E_NODEV, "no serial port at '%s': %s", c->device,
@@ -322,22 +323,17 @@ static int serial_open(struct rig_part *p)
 
 	s->fd = s->epfd = s->tfd = -1;
 	s->opened = true;
-	rig_usb_match_init(&s->match);
-	s->match.serial = c->usb_serial;
-	s->match.port = c->usb_path;
-	if (c->vid_pid && rig_usb_parse_vid_pid(c->vid_pid, &s->match.vid, &s->match.pid) < 0)
-		return rig_part_fail(p, RIG_E_INVAL, "vid_pid '%s': expected hex VID:PID like 0403:6015",
-				     c->vid_pid);
+	s->match = c->usb;
 	if (c->interface < 0)
 		return rig_part_fail(p, RIG_E_INVAL, "interface %d: must be 0 or more", c->interface);
 	s->if_default = c->interface == 0;
 	s->match.interface = c->interface > 0 ? c->interface : -1;
-	if (!s->match.serial && s->match.vid < 0 && !s->match.port && !c->device)
+	if (rig_usb_match_empty(&c->usb) && !c->device)
 		return rig_part_fail(p, RIG_E_INVAL,
-				     "no port given: set usb_serial, vid_pid, usb_path or device");
-	if (c->device && (s->match.serial || s->match.vid >= 0 || s->match.port))
+				     "no port given: set usb_serial, vid_pid, usb_path, udev or device");
+	if (c->device && !rig_usb_match_empty(&c->usb))
 		return rig_part_fail(p, RIG_E_INVAL,
-				     "give either device or a USB identity (usb_serial, vid_pid, usb_path), not both");
+				     "give either device or a USB identity (usb_serial, vid_pid, usb_path, udev), not both");
 	rc = parse_settings(p, c, &s->set);
 	if (rc < 0)
 		return rc;
@@ -466,12 +462,8 @@ static int serial_get_fd(struct rig_part *p)
 }
 
 static const struct rig_param serial_params[] = {
-	{ "usb_serial", RIG_P_STR, offsetof(struct serial_conf, usb_serial), false,
-	  "USB serial number of the adapter (udevadm info: ID_SERIAL_SHORT)" },
-	{ "vid_pid", RIG_P_STR, offsetof(struct serial_conf, vid_pid), false,
-	  "USB vendor:product in hex, e.g. \"0403:6015\"" },
-	{ "usb_path", RIG_P_STR, offsetof(struct serial_conf, usb_path), false,
-	  "USB port path, e.g. \"1-1.4\" (the adapter's sysfs name)" },
+	{ "usb", RIG_P_USB, offsetof(struct serial_conf, usb), false,
+	  "the adapter: usb_serial (udevadm info: ID_SERIAL_SHORT), vid_pid (\"0403:6015\"), usb_path (\"1-1.4\"), udev" },
 	{ "interface", RIG_P_INT, offsetof(struct serial_conf, interface), false,
 	  "USB interface of multi-port adapters (default 0 when several match)" },
 	{ "device", RIG_P_STR, offsetof(struct serial_conf, device), false,
@@ -509,8 +501,8 @@ int rig_serial_link_open(struct rig_part *p, const char *spec, struct sp_port **
 	struct serial_settings set = { 115200, 8, 1, SP_PARITY_NONE, SP_FLOWCONTROL_NONE };
 	struct rig_usb_match m;
 	struct rig_usb_id id;
-	char dev[PATH_MAX], why[2048], *copy, *tok, *next;
-	int rc = 0;
+	char dev[PATH_MAX], why[2048], bad[200], *copy, *tok, *next;
+	int rc = 0, r;
 
 	*port = NULL;
 	if (spec[0] == '/') {
@@ -531,16 +523,17 @@ int rig_serial_link_open(struct rig_part *p, const char *spec, struct sp_port **
 			*next++ = 0;
 		if (eq)
 			*eq++ = 0;
-		if (eq && !strcmp(tok, "usb_serial"))
-			m.serial = eq;
-		else if (eq && !strcmp(tok, "usb_path"))
-			m.port = eq;
-		else if (eq && !strcmp(tok, "interface"))
+		if (eq && !strcmp(tok, "interface")) {
 			m.interface = atoi(eq);
-		else if (!eq || strcmp(tok, "vid_pid") || rig_usb_parse_vid_pid(eq, &m.vid, &m.pid) < 0)
+			continue;
+		}
+		r = eq ? rig_usb_match_set(&m, tok, eq, bad, sizeof(bad)) : RIG_E_NOENT;
+		if (r == RIG_E_NOENT)
 			rc = rig_part_fail(p, RIG_E_INVAL,
-					   "serial link '%s': expected a /dev path or usb_serial=, vid_pid=, usb_path=, interface=",
+					   "serial link '%s': expected a /dev path or usb_serial=, vid_pid=, usb_path=, interface=, udev.NAME=",
 					   spec);
+		else if (r < 0)
+			rc = rig_part_fail(p, RIG_E_INVAL, "serial link '%s': %s: %s", spec, tok, bad);
 	}
 	if (rc == 0) {
 		rc = rig_sysfs_find(NULL, RIG_DEV_TTY, &m, &id, why, sizeof(why));

@@ -16,7 +16,6 @@
  * open between calls. Everything below the sysfs root of rig_sysfs_root(), for tests.
  */
 #define LOG_PREFIX "uhub"
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +31,6 @@
 
 #define LOC_MAX 40
 #define PATH_LEN (PATH_MAX + 64)
-#define MAX_CHAIN 8
 
 /* Hub class requests (USB 2.0 11.24, USB 3.2 10.16). */
 #define DT_HUB 0x29
@@ -45,8 +43,8 @@
 #define LPSM_PPPS 0x01
 
 struct uhub_conf {
-	char *hub;          /* location "1-1.4" */
-	char *usb_serial;   /* ...or the hub's serial number */
+	char *hub;                  /* location "1-1.4" */
+	struct rig_usb_match usb;   /* ...or the hub's serial number (usb_path: as hub) */
 	int port;
 };
 
@@ -76,32 +74,6 @@ static bool fmt(char *buf, size_t len, const char *f, ...)
 	n = vsnprintf(buf, len, f, ap);
 	va_end(ap);
 	return n >= 0 && (size_t)n < len;
-}
-
-static bool valid_location(const char *s)
-{
-	/* <bus>[-<port>[.<port>]...] */
-	const char *c = s;
-	int depth = 0;
-
-	if (!isdigit((unsigned char)*c))
-		return false;
-	while (isdigit((unsigned char)*c))
-		c++;
-	if (!*c)
-		return true;
-	if (*c++ != '-')
-		return false;
-	for (;;) {
-		if (!isdigit((unsigned char)*c) || ++depth > MAX_CHAIN)
-			return false;
-		while (isdigit((unsigned char)*c))
-			c++;
-		if (!*c)
-			return true;
-		if (*c++ != '.')
-			return false;
-	}
 }
 
 static const char *devices_dir(char *buf, size_t len)
@@ -186,7 +158,7 @@ static bool loc_from_port_path(const char *target, char *loc, size_t len)
 		return false;
 	*dash = 0;
 	return fmt(loc, len, "%s", strncmp(tmp, "usb", 3) ? tmp : tmp + 3) &&
-	       valid_location(loc);
+	       rig_usb_port_valid(loc);
 }
 
 /*
@@ -506,27 +478,33 @@ static int open_hubs(struct rig_part *p)
 	if (c->port < 1 || c->port > 255)
 		return rig_part_fail(p, RIG_E_INVAL, "port must be 1..255 (as uhubctl -p counts), not %d",
 				     c->port);
-	if (!c->hub == !c->usb_serial)
+	const char *loc = c->hub ? c->hub : c->usb.port[0] ? c->usb.port : NULL;
+
+	if (c->usb.vid >= 0 || c->usb.nprops)
+		return rig_part_fail(p, RIG_E_INVAL, "a hub is named by its location (hub or usb_path) "
+				     "or usb_serial, not by vid_pid or udev properties");
+	if (!loc == !c->usb.serial[0] || (c->hub && c->usb.port[0]))
 		return rig_part_fail(p, RIG_E_INVAL, "name the hub by exactly one of hub (location "
 				     "like \"1-1.4\") or usb_serial");
-	if (c->hub) {
-		if (!valid_location(c->hub))
+	if (loc) {
+		if (!rig_usb_port_valid(loc))
 			return rig_part_fail(p, RIG_E_INVAL,
 					     "hub must be a USB location like \"1-1.4\" (see `uhubctl` or `lsusb -t`), not '%s'",
-					     c->hub);
-		snprintf(pv->t[0].loc, LOC_MAX, "%s", c->hub);
+					     loc);
+		if (!fmt(pv->t[0].loc, LOC_MAX, "%s", loc))
+			return rig_part_fail(p, RIG_E_INVAL, "hub location '%s' is too long", loc);
 		pv->n = 1;
 	} else {
-		rc = hubs_by_serial(p, c->usb_serial, found);
+		rc = hubs_by_serial(p, c->usb.serial, found);
 		if (rc < 0)
 			return rc;
 		if (rc == 0)
 			return rig_part_fail(p, RIG_E_NODEV, "no USB hub with usb_serial=%s",
-					     c->usb_serial);
+					     c->usb.serial);
 		if (rc > 2)
 			return rig_part_fail(p, RIG_E_INVAL,
 					     "%d hubs have usb_serial=%s (%s, %s, ...): use hub = location",
-					     rc, c->usb_serial, found[0], found[1]);
+					     rc, c->usb.serial, found[0], found[1]);
 		pv->n = rc;
 		for (int i = 0; i < rc; i++)
 			fmt(pv->t[i].loc, LOC_MAX, "%s", found[i]);
@@ -624,7 +602,7 @@ static int uhub_get(struct rig_part *p, bool *on, int timeout_ms)
 #define P(f) offsetof(struct uhub_conf, f)
 static const struct rig_param uhub_params[] = {
 	{ "hub", RIG_P_STR, P(hub), false, "hub location as uhubctl and lsusb -t show it: \"1-1.4\"" },
-	{ "usb_serial", RIG_P_STR, P(usb_serial), false, "...or the hub's USB serial number" },
+	{ "usb", RIG_P_USB, P(usb), false, "...or the hub's usb_serial (usb_path: the same as hub)" },
 	{ "port", RIG_P_INT, P(port), true, "port of that hub the DUT is powered from (1-based)" },
 	RIG_PARAMS_END
 };
