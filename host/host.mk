@@ -2,7 +2,7 @@
 # The host library (librig), its Lua binding and the rigor CLI.
 
 RIGOR_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
-HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl libusb-1.0 blkid
+HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl libusb-1.0 blkid libudev
 HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
 HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
 

@@ -10,6 +10,8 @@
 
 #include "rig.h"
 
+struct libusb_context;
+struct libusb_device;
 #define RIG_ERRMSG_MAX 512
 #define RIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -24,6 +26,7 @@ struct rig_ctx {
 	char *state_dir;
 	char err[RIG_ERRMSG_MAX];
 	int errcode;
+	struct libusb_context *usb; /* rig_usb_ctx(): created on first use, one per rig context */
 };
 
 void rig_log(struct rig_ctx *ctx, enum rig_log_level lvl, const char *module, const char *fmt,
@@ -153,6 +156,7 @@ struct rig_backend {
 	enum rig_role role;
 	const char *name;
 	const char *help;               /* one line for `rigor drivers` */
+	const char *doc;                /* optional: its page, named in permission errors */
 	const struct rig_param *params; /* may be NULL: no parameters */
 	size_t conf_size;               /* parsed parameters, allocated by the core */
 	size_t priv_size;               /* per-instance private data, zeroed */
@@ -299,9 +303,79 @@ int rig_sysfs_usb_id(const char *root, enum rig_devclass cls, const char *node,
 int rig_sysfs_find(const char *root, enum rig_devclass cls, const struct rig_usb_match *m,
 		   struct rig_usb_id *out, char *why, size_t whylen);
 
-/* ---- USB port paths of libusb devices (usb.c): for back-ends that find theirs with libusb ---- */
+/* ---- the USB layer over libusb (usb.c): one context, one finder, one error mapping ---- */
 
-struct libusb_device;
+/*
+ * @ctx's libusb context in *@out, created on first use and ended by rig_ctx_free(), so
+ * every USB back-end of every rig on @ctx shares one (as libsigrok's sr_context does).
+ * Not thread-safe: like the rest of @ctx, one thread at a time.
+ * @retval 0 *@out set
+ * @retval <0 libusb_init() failed (as rig_usb_code()); nothing recorded
+ */
+int rig_usb_ctx(struct rig_ctx *ctx, struct libusb_context **out);
+/* End @ctx's libusb context, if any (rig_ctx_free()). */
+void rig_usb_ctx_release(struct rig_ctx *ctx);
+/*
+ * The one translation of LIBUSB_ERROR_* to enum rig_err: NO_DEVICE and NOT_FOUND are
+ * RIG_E_NODEV, TIMEOUT RIG_E_TIMEOUT, NO_MEM RIG_E_NOMEM, BUSY RIG_E_BUSY, INTERRUPTED
+ * RIG_E_INTR, NOT_SUPPORTED RIG_E_NOTSUP, INVALID_PARAM RIG_E_INVAL; ACCESS, PIPE,
+ * OVERFLOW, IO and OTHER are RIG_E_IO. A value >= 0 is returned unchanged.
+ */
+int rig_usb_code(int err);
+/*
+ * Record libusb error @err on @p as "<fmt...>: <what it means>" (a timeout names
+ * @timeout_ms when >= 0; permission denied names the back-end's doc page for the udev
+ * rule) and return rig_usb_code(@err).
+ */
+int rig_usb_fail(struct rig_part *p, int err, int timeout_ms, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* What a finder's filter says of one device. */
+enum rig_usb_verdict {
+	RIG_USB_IGNORE,     /* not the kind of device wanted: listed only when at the wanted port */
+	RIG_USB_REJECT,     /* the right kind but not usable now: listed, with the filter's note */
+	RIG_USB_ACCEPT,
+};
+
+/* One USB device as rig_usb_find() saw it. */
+struct rig_usb_dev {
+	struct libusb_device *dev;  /* the found device: referenced, libusb_unref_device() */
+	int vid, pid;
+	char port[32];              /* "1-1.4" */
+	char serial[128];           /* "" when it has none or it was not read */
+	char product[128];
+};
+
+/* What a back-end wants beyond its struct rig_usb_match. */
+struct rig_usb_want {
+	const char *noun;           /* "an SDWire": "(not an SDWire)" in the list of what was seen */
+	const char *product;        /* the product string it must have, NULL: any */
+	bool strings;               /* read serial and product of every candidate (else only
+				       when a serial or product is to be matched) */
+	/* optional: the kind of device (@cand has no strings yet); may write a note */
+	enum rig_usb_verdict (*filter)(void *user, const struct rig_usb_dev *cand,
+				       char *note, size_t len);
+	void *user;
+};
+
+/*
+ * The one finder of libusb devices: look once through @ctx's device list for the device
+ * that matches @m (vid_pid, usb_path, usb_serial, udev properties) and @w. Does not block
+ * beyond reading string descriptors (opening each candidate when strings are needed).
+ * @list (may be 0 bytes) gets every device seen, one after another ("04e8:6001 serial 'A'
+ * at 1-1.2 (another port)", ...), for the caller's message: on success the one found, on
+ * RIG_E_INVAL the candidates, on RIG_E_NODEV everything seen ("" when nothing was).
+ * *@n (may be NULL) gets the number of matches.
+ * @retval 0 exactly one: *@out filled, out->dev referenced
+ * @retval RIG_E_NODEV none
+ * @retval RIG_E_IO none, but some candidates could not be opened (permission: @list says)
+ * @retval RIG_E_INVAL several
+ * @retval other libusb_init() or listing failed (rig_usb_code())
+ */
+int rig_usb_find(struct rig_ctx *ctx, const struct rig_usb_match *m,
+		 const struct rig_usb_want *w, struct rig_usb_dev *out, int *n, char *list,
+		 size_t len);
+
 /*
  * The port path of @dev as the kernel names the device in sysfs, the form of a rig file's
  * usb_path: "1-1.4" (bus 1, root-hub port 1, hub port 4), "1" for a root hub. Reads

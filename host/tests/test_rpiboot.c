@@ -474,7 +474,7 @@ static void test_stall_fails(void **state)
 	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
 	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_IO);
 	has(rig_errmsg(t->f->rig),
-	    "usbboot: ROM stage: sending the boot message: after 0 of 24 bytes (stalled 3 times): the device stalled the transfer");
+	    "usbboot: ROM stage: sending the boot message: after 0 of 24 bytes (stalled 3 times): the device stalled the request");
 	assert_int_equal(log_of(t)->stalls, 3);
 	free(bc);
 }

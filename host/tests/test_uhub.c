@@ -339,7 +339,7 @@ static void test_usb_stall(void **state)
 	assert_int_equal(open_uhub(f, "1-2", NULL, 1, false, 0, 0), 0);
 	usbhub_emu_stall(emu, hub2, true);
 	assert_int_equal(rig_power_set(f->rig, false), RIG_E_IO);
-	assert_non_null(strstr(rig_errmsg(f->rig), "hub 1-2 stalled the request"));
+	assert_non_null(strstr(rig_errmsg(f->rig), "the device stalled the request"));
 	assert_int_equal(usbhub_emu_power(emu, hub2, 1), 1);
 }
 
@@ -354,7 +354,7 @@ static void test_usb_timeout(void **state)
 	assert_int_equal(rig_power_get(f->rig), RIG_E_TIMEOUT);
 	assert_true(now_ms() - t0 >= 140);
 	assert_true(now_ms() - t0 < 2000);
-	assert_non_null(strstr(rig_errmsg(f->rig), "did not answer within 150 ms"));
+	assert_non_null(strstr(rig_errmsg(f->rig), "no answer within 150 ms"));
 }
 
 /* ---- cross-check with uhubctl on the same emulation ---- */

@@ -56,7 +56,7 @@ struct target {
 };
 
 struct uhub_priv {
-	libusb_context *usb;     /* only in libusb mode; one per part */
+	libusb_context *usb;     /* only in libusb mode: the rig context's */
 	int n;                   /* logical hubs: 1, or 2 for a USB3 hub */
 	struct target t[2];
 };
@@ -273,67 +273,42 @@ static int sysfs_get(struct rig_part *p, const struct target *t, bool *on)
 
 /* ---- libusb ---- */
 
-static int usb_code(int e)
-{
-	switch (e) {
-	case LIBUSB_ERROR_NO_DEVICE:
-	case LIBUSB_ERROR_NOT_FOUND: return RIG_E_NODEV;
-	case LIBUSB_ERROR_TIMEOUT: return RIG_E_TIMEOUT;
-	case LIBUSB_ERROR_NO_MEM: return RIG_E_NOMEM;
-	case LIBUSB_ERROR_BUSY: return RIG_E_BUSY;
-	case LIBUSB_ERROR_INTERRUPTED: return RIG_E_INTR;
-	case LIBUSB_ERROR_NOT_SUPPORTED: return RIG_E_NOTSUP;
-	default: return RIG_E_IO;
-	}
-}
-
-/* Translate a LIBUSB_ERROR_* at the boundary, with a message for the rig. */
+/* A libusb error on hub @loc. */
 static int usb_fail(struct rig_part *p, int e, const char *loc, const char *what, int tmo)
 {
-	int code = usb_code(e);
+	return rig_usb_fail(p, e, tmo, "hub %s: %s", loc, what);
+}
 
-	switch (e) {
-	case LIBUSB_ERROR_PIPE:
-		return rig_part_fail(p, code, "hub %s stalled the request (%s)", loc, what);
-	case LIBUSB_ERROR_ACCESS:
-		return rig_part_fail(p, code,
-				     "no permission to open hub %s (%s): install the udev rule from docs/hardware/uhub.md (or run as root)",
-				     loc, what);
-	case LIBUSB_ERROR_TIMEOUT:
-		return rig_part_fail(p, code, "hub %s did not answer within %d ms (%s)", loc, tmo,
-				     what);
-	case LIBUSB_ERROR_NO_DEVICE:
-		return rig_part_fail(p, code, "hub %s is gone (%s)", loc, what);
-	default:
-		return rig_part_fail(p, code, "%s on hub %s: %s", what, loc, libusb_strerror(e));
-	}
+static enum rig_usb_verdict is_hub(void *user, const struct rig_usb_dev *cand, char *note,
+				   size_t len)
+{
+	struct libusb_device_descriptor d;
+
+	return libusb_get_device_descriptor(cand->dev, &d) == 0 &&
+	       d.bDeviceClass == LIBUSB_CLASS_HUB ? RIG_USB_ACCEPT : RIG_USB_IGNORE;
 }
 
 /* The hub at @loc (a reference the caller unrefs), or NULL. */
-static libusb_device *usb_find(libusb_context *usb, const char *loc,
+static libusb_device *usb_find(struct rig_part *p, const char *loc,
 			       struct libusb_device_descriptor *desc)
 {
-	libusb_device **list, *found = NULL;
-	ssize_t n = libusb_get_device_list(usb, &list);
-	char l[LOC_MAX];
+	struct rig_usb_want w = { .noun = "a hub", .filter = is_hub };
+	struct rig_usb_match m;
+	struct rig_usb_dev d;
+	char list[512];
 
-	for (ssize_t i = 0; i < n && !found; i++) {
-		if (libusb_get_device_descriptor(list[i], desc) != 0 ||
-		    desc->bDeviceClass != LIBUSB_CLASS_HUB)
-			continue;
-		if (rig_usb_port_match(list[i], loc, l, sizeof(l)))
-			found = libusb_ref_device(list[i]);
-	}
-	if (n >= 0)
-		libusb_free_device_list(list, 1);
-	return found;
+	rig_usb_match_init(&m);
+	snprintf(m.port, sizeof(m.port), "%s", loc);
+	if (rig_usb_find(rig_part_ctx(p), &m, &w, &d, NULL, list, sizeof(list)) < 0)
+		return NULL;
+	libusb_get_device_descriptor(d.dev, desc);
+	return d.dev;
 }
 
 static int usb_open(struct rig_part *p, const struct target *t, libusb_device_handle **h,
 		    struct libusb_device_descriptor *desc)
 {
-	struct uhub_priv *pv = p->priv;
-	libusb_device *dev = usb_find(pv->usb, t->loc, desc);
+	libusb_device *dev = usb_find(p, t->loc, desc);
 	int rc;
 
 	if (!dev)
@@ -384,10 +359,11 @@ static int usb_check_hub(struct rig_part *p, struct target *t, int port, int tim
  * The other-generation half of the hub at @loc: same serial when the hub has one, else the
  * same port path on another bus. Fills @out and returns true when found.
  */
-static bool usb_companion(struct uhub_priv *pv, const char *loc, char *out, size_t len)
+static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t len)
 {
+	struct uhub_priv *pv = p->priv;
 	struct libusb_device_descriptor desc, d2;
-	libusb_device *dev = usb_find(pv->usb, loc, &desc), **list;
+	libusb_device *dev = usb_find(p, loc, &desc), **list;
 	char name[LOC_MAX + 8], serial[256] = "", s2[256], l2[LOC_MAX];
 	const char *path = strchr(loc, '-');
 	bool usb3, found = false;
@@ -533,13 +509,10 @@ static int open_hubs(struct rig_part *p)
 	/* libusb for all of them: one way to switch the two halves. */
 	for (int i = 0; i < 2; i++)
 		pv->t[i].disable[0] = 0;
-	rc = libusb_init(&pv->usb);
-	if (rc < 0) {
-		pv->usb = NULL;
-		return rig_part_fail(p, usb_code(rc), "cannot initialise libusb: %s",
-				     libusb_strerror(rc));
-	}
-	if (pv->n == 1 && usb_companion(pv, pv->t[0].loc, pv->t[1].loc, LOC_MAX))
+	rc = rig_usb_ctx(rig_part_ctx(p), &pv->usb);
+	if (rc < 0)
+		return rig_part_fail(p, rc, "cannot initialise libusb: %s", rig_strerror(rc));
+	if (pv->n == 1 && usb_companion(p, pv->t[0].loc, pv->t[1].loc, LOC_MAX))
 		pv->n = 2;
 	for (int i = 0; i < pv->n; i++) {
 		rc = usb_check_hub(p, &pv->t[i], c->port,
@@ -552,23 +525,9 @@ static int open_hubs(struct rig_part *p)
 	return 0;
 }
 
-static void uhub_close(struct rig_part *p)
-{
-	struct uhub_priv *pv = p->priv;
-
-	if (pv->usb)
-		libusb_exit(pv->usb);
-	pv->usb = NULL;
-}
-
-/* The front end does not call close() after a failed open(): clean up here. */
 static int uhub_open(struct rig_part *p)
 {
-	int rc = open_hubs(p);
-
-	if (rc < 0)
-		uhub_close(p);
-	return rc;
+	return open_hubs(p);
 }
 
 static int uhub_set(struct rig_part *p, bool on, int timeout_ms)
@@ -614,10 +573,10 @@ const struct rig_backend rig_power_uhub = {
 	.role = RIG_ROLE_POWER,
 	.name = "uhub",
 	.help = "VBUS of one USB hub port (hubs with per-port power switching), sysfs or libusb",
+	.doc = "docs/hardware/uhub.md",
 	.params = uhub_params,
 	.conf_size = sizeof(struct uhub_conf),
 	.priv_size = sizeof(struct uhub_priv),
 	.open = uhub_open,
-	.close = uhub_close,
 	.ops.power = &uhub_power_ops,
 };

@@ -522,6 +522,7 @@ const struct rig_backend rig_sdmux_usbsdmux = {
 	.role = RIG_ROLE_SDMUX,
 	.name = "usbsdmux",
 	.help = "Linux Automation USB-SD-Mux (classic and FAST) over SG_IO: host, dut and off (card unpowered)",
+	.doc = "docs/hardware/usbsdmux.md",
 	.params = usbsdmux_params,
 	.conf_size = sizeof(struct usbsdmux_conf),
 	.priv_size = sizeof(struct usbsdmux_priv),
