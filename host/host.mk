@@ -132,6 +132,10 @@ $(BUILD)/host/tests/test_usb: HOST_PKG_LIBS += $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 # libumockdev-preload.
 BCM2711_OBJ := $(BUILD)/host/tests/fixtures/bcm2711.o $(USBDEVFS_OBJ)
 $(BCM2711_OBJ) $(BUILD)/host/tests/test_rpiboot.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+# upstream rpiboot's requests in each of its modes, replayed against the emulation
+$(BUILD)/host/tests/test_rpiboot.o: HOST_CFLAGS += \
+	-DRPIBOOT_TRANSCRIPT='"$(abspath host/tests/fixtures/rpiboot-upstream.txt)"'
+$(BUILD)/host/tests/test_rpiboot.o: host/tests/fixtures/rpiboot-upstream.txt
 $(BUILD)/host/tests/test_rpiboot: $(BCM2711_OBJ) $(UMOCKFX_OBJ)
 $(BUILD)/host/tests/test_rpiboot: HOST_PKG_LIBS += $(BCM2711_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(BCM2711_OBJ:.o=.d)
