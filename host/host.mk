@@ -120,6 +120,12 @@ $(BUILD)/host/tests/test_uhub: $(USBHUB_OBJ) $(UMOCKFX_OBJ)
 $(BUILD)/host/tests/test_uhub: HOST_PKG_LIBS += $(USBHUB_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(USBHUB_OBJ:.o=.d)
 
+# The USB identity of device nodes through libudev (host/src/sysfs.c) on a fake /sys read
+# through umockdev's preload.
+$(BUILD)/host/tests/test_sysfs.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/host/tests/test_sysfs: $(UMOCKFX_OBJ)
+$(BUILD)/host/tests/test_sysfs: HOST_PKG_LIBS += $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
+
 # The USB port-path helpers (host/src/usb.c) on devices enumerated from a umockdev testbed.
 $(BUILD)/host/tests/test_usb.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
 $(BUILD)/host/tests/test_usb: $(UMOCKFX_OBJ)

@@ -254,9 +254,10 @@ struct rig_usb_id {
 };
 
 /*
- * The sysfs root prefix: @root itself when not NULL ("" = the real /sys), else the
- * environment variable RIGOR_SYSFS_ROOT, else "". "/tmp/x" means /tmp/x/sys/class/... is
- * read. Never NULL; the string is @root's or the environment's.
+ * The sysfs root prefix of the files uhub.c reads and writes itself: @root when not
+ * NULL ("" = the real /sys), else the environment variable RIGOR_SYSFS_ROOT, else "".
+ * Device matching (rig_sysfs_find()) goes through libudev, which tests redirect with
+ * umockdev (UMOCKDEV_DIR) instead.
  */
 const char *rig_sysfs_root(const char *root);
 void rig_usb_match_init(struct rig_usb_match *m);
@@ -285,22 +286,24 @@ int rig_usb_match_describe(const struct rig_usb_match *m, char *buf, size_t len)
 /* "/dev/ttyUSB0 (USB 0403:6015 serial A1 at 1-1.4 interface 0, FT230X Basic UART)". */
 int rig_usb_id_describe(const struct rig_usb_id *id, char *buf, size_t len);
 /*
- * USB identity of class entry @node ("ttyUSB0") under sysfs root @root (see
- * rig_sysfs_root(); NULL = environment). Does not block on devices; reads sysfs only.
+ * USB identity of class device @node ("ttyUSB0"), through libudev. Does not block on
+ * devices; reads sysfs and the udev database only.
  * @retval 0 filled
- * @retval RIG_E_NODEV no such entry, or it is not on USB
+ * @retval RIG_E_NODEV no such device, or it is not on USB
+ * @retval RIG_E_NOMEM libudev could not start
  */
-int rig_sysfs_usb_id(const char *root, enum rig_devclass cls, const char *node,
-		     struct rig_usb_id *id);
+int rig_sysfs_usb_id(enum rig_devclass cls, const char *node, struct rig_usb_id *id);
 /*
- * Find the one node of class @cls whose USB identity matches @m, and fill @out (may be
- * NULL). @why (may be 0 bytes) gets one line: on success what matched, on failure the
- * error message (what was searched and what was seen), ready for rig_part_fail("%s").
+ * Find the one device node of class @cls (block: whole disks only) whose USB identity
+ * matches @m, udev properties included (the node's, else its USB device's), and fill
+ * @out (may be NULL). @why (may be 0 bytes) gets one line: on success what matched, on
+ * failure the error message (what was searched and every USB node seen), ready for
+ * rig_part_fail("%s").
  * @retval 0 exactly one match
  * @retval RIG_E_NODEV nothing matched
  * @retval RIG_E_INVAL several matched (the candidates are listed), or @m is empty
  */
-int rig_sysfs_find(const char *root, enum rig_devclass cls, const struct rig_usb_match *m,
+int rig_sysfs_find(enum rig_devclass cls, const struct rig_usb_match *m,
 		   struct rig_usb_id *out, char *why, size_t whylen);
 
 /* ---- the USB layer over libusb (usb.c): one context, one finder, one error mapping ---- */

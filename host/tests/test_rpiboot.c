@@ -107,7 +107,6 @@ static int teardown(void **state)
 
 	rigfx_release(t->f);
 	bcm2711_emu_free(t->emu);
-	unsetenv("RIGOR_SYSFS_ROOT");
 	free(t);
 	return 0;
 }
@@ -562,13 +561,12 @@ static void test_cm4_flash(void **state)
 	unsigned char *cfg = boot_file(t, "config.txt", 40, 23);
 	unsigned char *img = boot_file(t, "boot.img", 90000, 24);
 	unsigned char *os = pattern(1 << 20, 25), *got = malloc(1 << 20);
-	char sysroot[128], disk[128], image[128];
+	char disk[128], image[128];
 	struct rig_flash_opts o;
 	struct rig_flash_stats st;
 	const struct bcm2711_log *l;
 	FILE *f;
 
-	snprintf(sysroot, sizeof(sysroot), "%s/fs", t->f->dir);
 	snprintf(disk, sizeof(disk), "%s/emmc.img", t->f->dir);
 	snprintf(image, sizeof(image), "%s/os.img", t->f->dir);
 	write_file(t->f->dir, "os.img", os, 1 << 20);
@@ -576,10 +574,8 @@ static void test_cm4_flash(void **state)
 	assert_non_null(f);
 	assert_int_equal(ftruncate(fileno(f), 4 << 20), 0);
 	fclose(f);
-	assert_int_equal(mkdir(sysroot, 0755), 0);
-	setenv("RIGOR_SYSFS_ROOT", sysroot, 1);
 	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
-	bcm2711_emu_set_msd(t->emu, sysroot, disk);
+	bcm2711_emu_set_msd(t->emu, disk);
 	assert_int_equal(open_cm4(t, t->boot, 5000), 0);
 	/* the ROM shows up when the DUT is powered with the strap held */
 	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 100), 0);

@@ -136,14 +136,14 @@ static int resolve(struct rig_part *p, const struct serial_conf *c, struct seria
 		snprintf(dev, len, "%s", real);
 		return 0;
 	}
-	rc = rig_sysfs_find(NULL, RIG_DEV_TTY, &s->match, &id, why, sizeof(why));
+	rc = rig_sysfs_find(RIG_DEV_TTY, &s->match, &id, why, sizeof(why));
 	if (rc == RIG_E_INVAL && s->if_default) {
 		/* Several tty interfaces on one adapter (FT2232...): interface 0 by default. */
 		struct rig_usb_match m = s->match;
 		char why0[2048];
 
 		m.interface = 0;
-		if (rig_sysfs_find(NULL, RIG_DEV_TTY, &m, &id, why0, sizeof(why0)) == 0) {
+		if (rig_sysfs_find(RIG_DEV_TTY, &m, &id, why0, sizeof(why0)) == 0) {
 			rc = 0;
 			snprintf(why, sizeof(why), "%s", why0);
 		}
@@ -536,7 +536,7 @@ int rig_serial_link_open(struct rig_part *p, const char *spec, struct sp_port **
 			rc = rig_part_fail(p, RIG_E_INVAL, "serial link '%s': %s: %s", spec, tok, bad);
 	}
 	if (rc == 0) {
-		rc = rig_sysfs_find(NULL, RIG_DEV_TTY, &m, &id, why, sizeof(why));
+		rc = rig_sysfs_find(RIG_DEV_TTY, &m, &id, why, sizeof(why));
 		if (rc < 0)
 			rig_part_fail(p, rc, "%s", why);
 	}

@@ -330,11 +330,11 @@ static int mux_find(struct rig_part *p, struct op *op)
 	struct usbsdmux_priv *pv = p->priv;
 	struct rig_usb_id id;
 	char why[1536];
-	int rc = rig_sysfs_find(NULL, RIG_DEV_SG, &pv->match, &id, why, sizeof(why));
+	int rc = rig_sysfs_find(RIG_DEV_SG, &pv->match, &id, why, sizeof(why));
 
 	if (rc < 0)
 		return rig_part_fail(p, rc, "no USB-SD-Mux: %s%s", why,
-				     rc == RIG_E_NODEV && strstr(why, "cannot read it") ?
+				     rc == RIG_E_NODEV && strstr(why, "no USB sg nodes present") ?
 				     "; is the sg module loaded (modprobe sg)?" : "");
 	rig_usb_id_describe(&id, pv->where, sizeof(pv->where));
 	pv->fd = open(id.dev, O_RDWR | O_NONBLOCK | O_CLOEXEC);

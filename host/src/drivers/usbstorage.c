@@ -23,7 +23,7 @@ static int usb_resolve(struct rig_part *p, char *buf, size_t len, char *why, siz
 	if (rig_usb_match_empty(&c->usb))
 		return rig_part_fail(p, RIG_E_INVAL,
 				     "name the card reader: usb_serial, usb_path, vid_pid or udev (see 'rigor storage status')");
-	rc = rig_sysfs_find(NULL, RIG_DEV_BLOCK, &c->usb, &id, msg, sizeof(msg));
+	rc = rig_sysfs_find(RIG_DEV_BLOCK, &c->usb, &id, msg, sizeof(msg));
 	if (rc < 0)
 		return rig_part_fail(p, rc, "%s", msg);
 	snprintf(buf, len, "%s", id.dev);
