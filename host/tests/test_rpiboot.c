@@ -361,7 +361,7 @@ static void test_two_devices(void **state)
 	rig_close(t->f->rig);
 	t->f->rig = NULL;
 	rig_desc_free(t->f->d);
-	/* by the ROM's serial string; then followed by its port */
+	/* by the board's serial, which the second stage shows too; followed by its port */
 	assert_int_equal(open_rig(t, NULL, "bbbb0002", 5000), 0);
 	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), 0);
 	assert_int_equal(log_of(t)->rom_boots, 1);

@@ -29,8 +29,9 @@
  * code is only reported (rpiboot ignores it too). The libusb context is the rig
  * context's; the hotplug callback lives for one boot.
  *
- * The device is chosen by the rig file's usb_path (port path, "1-1.3") and/or
- * usb_serial (the ROM's serial string); after the ROM stage it is followed by its port.
+ * The device is chosen by the rig file's USB identity: usb_path (port path, "1-1.3")
+ * and/or usb_serial (the board's serial string, which every stage shows, as rpiboot -i
+ * relies on); after the ROM stage it is followed by its port too.
  * Every stage logs a rig event, and every failure names the stage it happened in.
  */
 #define LOG_PREFIX "rpiboot"
@@ -413,8 +414,7 @@ static enum rig_usb_verdict boot_device(void *user, const struct rig_usb_dev *ca
 
 /*
  * Look once for the device to talk to next: a Broadcom boot device at the configured
- * (or followed) port, with the configured serial before the ROM stage, and not the one
- * handled last. Returns 1 with *@out referenced, 0 when there is none yet, or an error
+ * (or followed) port, with the configured serial, and not the one handled last. Returns 1 with *@out referenced, 0 when there is none yet, or an error
  * (several candidates). What was seen goes into @seen.
  */
 static int scan(struct boot *b, libusb_device **out, char *seen)
@@ -426,11 +426,12 @@ static int scan(struct boot *b, libusb_device **out, char *seen)
 	struct rig_usb_dev d;
 	int n, rc;
 
-	if (b->port[0]) {
-		/* after the ROM stage the device is followed by its port */
+	/*
+	 * After the ROM stage the device is followed by its port; a usb_serial must still
+	 * match, as with rpiboot -i: the board shows its serial at every stage.
+	 */
+	if (b->port[0])
 		snprintf(m.port, sizeof(m.port), "%s", b->port);
-		m.serial[0] = 0;
-	}
 	*out = NULL;
 	rc = rig_usb_find(b->ctx, &m, &w, &d, &n, seen, SEEN_MAX);
 	if (rc == RIG_E_INVAL)
