@@ -13,12 +13,14 @@
  * stays up while either half powers a port, so both are switched. The companion is the
  * sysfs port's `peer` link, else the other-generation hub with the same serial, else the
  * one at the same port path on another bus. The state lives in the hub: nothing is held
- * open between calls. Everything below the sysfs root of rig_sysfs_root(), for tests.
+ * open between calls. A hub named by serial is found through libudev; the port files are
+ * read below the sysfs root of rig_sysfs_root(), for tests.
  */
 #define LOG_PREFIX "uhub"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libudev.h>
 #include <libusb.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -162,31 +164,36 @@ static bool loc_from_port_path(const char *target, char *loc, size_t len)
 }
 
 /*
- * Find the hubs whose `serial` is @serial, in sysfs: both halves of a USB3 hub carry it.
- * Fills up to 2 locations. @return the number found (may exceed 2), or a negative error.
+ * Find the hubs whose `serial` is @serial, through libudev: both halves of a USB3 hub carry
+ * it. Fills up to 2 locations. @return the number found (may exceed 2), or a negative error.
  */
 static int hubs_by_serial(struct rig_part *p, const char *serial, char loc[2][LOC_MAX])
 {
-	char dir[PATH_LEN], v[256];
-	struct dirent *de;
-	DIR *d = opendir(devices_dir(dir, sizeof(dir)));
-	int n = 0;
+	struct udev *udev = udev_new();
+	struct udev_enumerate *en = udev ? udev_enumerate_new(udev) : NULL;
+	struct udev_list_entry *e;
+	int n = 0, rc;
 
-	if (!d)
-		return rig_part_fail(p, RIG_E_NODEV, "cannot read %s to look for hub usb_serial=%s: %s",
-				     dir, serial, strerror(errno));
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
-			continue;
-		if (!read_attr(de->d_name, "bDeviceClass", v, sizeof(v)) || strcmp(v, "09"))
-			continue;
-		if (!read_attr(de->d_name, "serial", v, sizeof(v)) || strcmp(v, serial))
-			continue;
-		if (n >= 2 || fmt(loc[n], LOC_MAX, "%s",
-				  strncmp(de->d_name, "usb", 3) ? de->d_name : de->d_name + 3))
+	if (!en || udev_enumerate_add_match_subsystem(en, "usb") < 0 ||
+	    udev_enumerate_add_match_property(en, "DEVTYPE", "usb_device") < 0 ||
+	    udev_enumerate_add_match_sysattr(en, "bDeviceClass", "09") < 0 ||
+	    udev_enumerate_add_match_sysattr(en, "serial", serial) < 0 ||
+	    (rc = udev_enumerate_scan_devices(en)) < 0) {
+		udev_enumerate_unref(en);
+		udev_unref(udev);
+		return rig_part_fail(p, RIG_E_NODEV, "cannot list USB hubs through udev to look for hub usb_serial=%s",
+				     serial);
+	}
+	udev_list_entry_foreach(e, udev_enumerate_get_list_entry(en)) {
+		const char *name = strrchr(udev_list_entry_get_name(e), '/');
+
+		/* the kernel names root hub 2 "usb2", any other hub by its location */
+		name = name ? name + 1 : udev_list_entry_get_name(e);
+		if (n >= 2 || fmt(loc[n], LOC_MAX, "%s", strncmp(name, "usb", 3) ? name : name + 3))
 			n++;
 	}
-	closedir(d);
+	udev_enumerate_unref(en);
+	udev_unref(udev);
 	return n;
 }
 
