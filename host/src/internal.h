@@ -214,13 +214,16 @@ int rig_part_fail(struct rig_part *p, int code, const char *fmt, ...)
 void *rig_part_shared(struct rig_part *p, const char *key, void *(*create)(struct rig_part *p,
 	int *rc), void (*destroy)(void *obj), int *rc);
 
-/* ---- USB identity in sysfs (sysfs.c): shared by back-ends and the flash engine ---- */
+/*
+ * ---- USB identity: what a rig file names (parsed in usb.c, once, by desc.c) and the
+ * device nodes that have it (sysfs.c, through libudev) ----
+ */
 
 /* Which class of device node to look for. */
 enum rig_devclass {
-	RIG_DEV_TTY,    /* /sys/class/tty: serial ports */
-	RIG_DEV_BLOCK,  /* /sys/class/block: whole disks (partitions are skipped) */
-	RIG_DEV_SG,     /* /sys/class/scsi_generic: sg nodes */
+	RIG_DEV_TTY,    /* udev subsystem tty: serial ports */
+	RIG_DEV_BLOCK,  /* block, DEVTYPE disk: whole disks (partitions are skipped) */
+	RIG_DEV_SG,     /* scsi_generic: sg nodes */
 };
 
 #define RIG_USB_PROPS_MAX 4

@@ -135,6 +135,7 @@ has "$T/err" "vid_pid=0403:0060 is ambiguous: 3 ttys match: /dev/ttyUSB0 .*seria
 # fake uevent points at our pty; replugged, the identity is resolved again
 printf 'DEVNAME=..%s/tty\n' "$T" >>"$S/1-2/1-2:1.0/ttyUSB1/tty/ttyUSB1/uevent"
 rigfile byid 'usb_serial = "C3"'
+wait_for "$T/tty"       # back from the last unplug, also on a loaded machine
 ( printf 'ping 7\r'; sleep 0.3; kill -USR1 $devpid; sleep 0.2; printf 'ping 8\r' ) |
 	RIGOR_DEBUG=dbg $PU $RIGOR --rig "$T/byid.lua" console --timeout 1 >"$T/out" 2>"$T/err"
 rc=$?
