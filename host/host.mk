@@ -2,7 +2,7 @@
 # The host library (librig), its Lua binding and the rigor CLI.
 
 RIGOR_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
-HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl libusb-1.0 blkid
+HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl libusb-1.0 blkid libudev
 HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
 HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
 
@@ -129,6 +129,12 @@ $(BUILD)/host/tests/test_uhub: $(USBHUB_OBJ) $(UMOCKFX_OBJ)
 $(BUILD)/host/tests/test_uhub: HOST_PKG_LIBS += $(USBHUB_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(USBHUB_OBJ:.o=.d)
 
+# The USB identity of device nodes through libudev (host/src/sysfs.c) on a fake /sys read
+# through umockdev's preload.
+$(BUILD)/host/tests/test_sysfs.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/host/tests/test_sysfs: $(UMOCKFX_OBJ)
+$(BUILD)/host/tests/test_sysfs: HOST_PKG_LIBS += $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
+
 # The USB port-path helpers (host/src/usb.c) on devices enumerated from a umockdev testbed.
 $(BUILD)/host/tests/test_usb.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
 $(BUILD)/host/tests/test_usb: $(UMOCKFX_OBJ)
@@ -141,6 +147,10 @@ $(BUILD)/host/tests/test_usb: HOST_PKG_LIBS += $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 # libumockdev-preload.
 BCM2711_OBJ := $(BUILD)/host/tests/fixtures/bcm2711.o $(USBDEVFS_OBJ)
 $(BCM2711_OBJ) $(BUILD)/host/tests/test_rpiboot.o: HOST_CFLAGS += $(UMOCKDEV_CFLAGS)
+# upstream rpiboot's requests in each of its modes, replayed against the emulation
+$(BUILD)/host/tests/test_rpiboot.o: HOST_CFLAGS += \
+	-DRPIBOOT_TRANSCRIPT='"$(abspath host/tests/fixtures/rpiboot-upstream.txt)"'
+$(BUILD)/host/tests/test_rpiboot.o: host/tests/fixtures/rpiboot-upstream.txt
 $(BUILD)/host/tests/test_rpiboot: $(BCM2711_OBJ) $(UMOCKFX_OBJ)
 $(BUILD)/host/tests/test_rpiboot: HOST_PKG_LIBS += $(BCM2711_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(BCM2711_OBJ:.o=.d)

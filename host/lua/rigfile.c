@@ -4,6 +4,7 @@
  * back-end constructor: `power = sim { min_off_ms = 200 }`. The constructor records
  * its line, so every mistake can be reported as file:line.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,32 @@ static int put_value(lua_State *L, struct rig_desc *d, int part, const char *k, 
 	}
 }
 
+static bool is_backend(lua_State *L, int idx);
+
+/*
+ * A back-end parameter: as put_value(), and a table of named values (udev = { ID_X = "y" })
+ * also as one "k.NAME" entry each, after the table's own entry, for parameters that take
+ * one (the core reports the table for every other parameter).
+ */
+static int put_params(lua_State *L, struct rig_desc *d, int part, const char *k, int line)
+{
+	int rc = put_value(L, d, part, k, line);
+
+	if (rc < 0 || !lua_istable(L, -1) || is_backend(L, -1))
+		return rc;
+	lua_pushnil(L);
+	while (rc == 0 && lua_next(L, -2)) {
+		if (lua_type(L, -2) == LUA_TSTRING) {
+			char key[256];
+
+			snprintf(key, sizeof(key), "%s.%s", k, lua_tostring(L, -2));
+			rc = put_value(L, d, part, key, line);
+		}
+		lua_pop(L, 1);
+	}
+	return rc;
+}
+
 static bool is_backend(lua_State *L, int idx)
 {
 	bool r = false;
@@ -179,7 +206,7 @@ static int add_part(lua_State *L, struct rig_desc *d, const char *role, const ch
 		if (lua_type(L, -2) != LUA_TSTRING)
 			rig_desc_problem(d, line, "%s: parameter names must be strings", role);
 		else
-			rc = put_value(L, d, part, lua_tostring(L, -2), line);
+			rc = put_params(L, d, part, lua_tostring(L, -2), line);
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);

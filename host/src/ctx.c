@@ -148,6 +148,7 @@ void rig_ctx_free(struct rig_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	rig_usb_ctx_release(ctx);
 	free(ctx->state_dir);
 	free(ctx);
 }

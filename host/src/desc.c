@@ -223,7 +223,7 @@ static const char *vtype_name(enum rig_vtype t)
 
 static const char *ptype_name(enum rig_ptype t)
 {
-	static const char *const n[] = { "a string", "an integer", "a boolean" };
+	static const char *const n[] = { "a string", "an integer", "a boolean", "a string" };
 	return n[t];
 }
 
@@ -274,10 +274,16 @@ static const struct rig_param *common_for(enum rig_role r)
 	}
 }
 
+/* A RIG_P_USB entry stands for every key of a USB identity (rig_usb_key()). */
+static bool param_has(const struct rig_param *p, const char *key)
+{
+	return p->type == RIG_P_USB ? rig_usb_key(key) : !strcmp(p->name, key);
+}
+
 static const struct rig_param *find_param(const struct rig_param *ps, const char *key)
 {
 	for (; ps && ps->name; ps++)
-		if (!strcmp(ps->name, key))
+		if (param_has(ps, key))
 			return ps;
 	return NULL;
 }
@@ -290,7 +296,9 @@ static void list_params(char *buf, size_t len, const struct rig_param *const *se
 	for (size_t s = 0; s < nsets; s++)
 		for (const struct rig_param *p = sets[s]; p && p->name; p++)
 			if (o < len)
-				o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "", p->name);
+				o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
+						      p->type == RIG_P_USB ?
+						      "usb_serial, usb_path, vid_pid, udev" : p->name);
 }
 
 static void common_defaults(struct rig_common *c, enum rig_role r)
@@ -329,8 +337,41 @@ static bool store(const struct rig_param *p, const struct entry *e, void *base, 
 		if (!dry)
 			*(bool *)(b + p->offset) = e->b;
 		return true;
+	case RIG_P_USB:
+		/* the udev table itself; its entries come as "udev.NAME" strings */
+		if (!strcmp(e->key, "udev"))
+			return e->type == RIG_V_TABLE;
+		return e->type == RIG_V_STR;
 	}
 	return false;
+}
+
+/*
+ * A USB identity key into the part's struct rig_usb_match (into a scratch one when only
+ * validating, so a bad value is reported by `rigor check` too). Returns the problems.
+ */
+static int store_usb(struct rig_desc *d, const char *label, const struct rig_param *p,
+		     const struct entry *e, void *base, struct rig_usb_match *scratch)
+{
+	struct rig_usb_match *m = base ? (struct rig_usb_match *)((char *)base + p->offset)
+				       : scratch;
+	char why[200];
+
+	if (e->type != RIG_V_STR)
+		return 0;               /* the udev table: checked by store() */
+	if (rig_usb_match_set(m, e->key, e->s, why, sizeof(why)) == 0)
+		return 0;
+	rig_desc_problem(d, e->line, "%s: parameter '%s': %s", label, e->key, why);
+	return 1;
+}
+
+/* The entry @key of @dp, or NULL. */
+static const struct entry *part_entry(const struct dpart *dp, const char *key, size_t keylen)
+{
+	for (size_t i = 0; i < dp->n; i++)
+		if (strlen(dp->e[i].key) == keylen && !strncmp(dp->e[i].key, key, keylen))
+			return &dp->e[i];
+	return NULL;
 }
 
 int desc_fill_part(struct rig_desc *d, size_t idx, const struct rig_backend **bep,
@@ -339,6 +380,7 @@ int desc_fill_part(struct rig_desc *d, size_t idx, const struct rig_backend **be
 	struct dpart *dp = &d->parts[idx];
 	const struct rig_param *sets[3];
 	const struct rig_backend *be;
+	struct rig_usb_match scratch;
 	char label[128], known[512];
 	int role = rig_role_from_name(dp->role);
 	int bad = 0;
@@ -372,19 +414,36 @@ int desc_fill_part(struct rig_desc *d, size_t idx, const struct rig_backend **be
 	sets[2] = be->params;
 	if (common)
 		common_defaults(common, be->role);
+	rig_usb_match_init(&scratch);
+	for (const struct rig_param *p = be->params; conf && p && p->name; p++)
+		if (p->type == RIG_P_USB)
+			rig_usb_match_init((struct rig_usb_match *)((char *)conf + p->offset));
 	for (size_t i = 0; i < dp->n; i++) {
 		const struct entry *e = &dp->e[i];
 		const struct rig_param *p = NULL;
+		const char *dot = strchr(e->key, '.');
 		void *base = conf;
 
 		for (size_t s = 0; s < 3 && !p; s++) {
 			p = find_param(sets[s], e->key);
 			base = s < 2 ? (void *)common : conf;
 		}
-		if (!p) {
+		if (!p && dot && part_entry(dp, e->key, (size_t)(dot - e->key))) {
+			/* "x.y" from a table x = { y = ... }: the problem is reported for x */
+			continue;
+		}
+		if (p && p->type == RIG_P_USB && store(p, e, base, true)) {
+			bad += store_usb(d, label, p, e, base, &scratch);
+		} else if (!p) {
 			list_params(known, sizeof(known), sets, 3);
 			rig_desc_problem(d, e->line, "%s: unknown parameter '%s' (known: %s)", label,
 					 e->key, known);
+			bad++;
+		} else if (p->type == RIG_P_USB) {
+			rig_desc_problem(d, e->line, "%s: parameter '%s' must be %s, not %s", label,
+					 e->key, strcmp(e->key, "udev") ? "a string" :
+					 "a table of udev properties (udev = { ID_SERIAL_SHORT = \"...\" })",
+					 vtype_name(e->type));
 			bad++;
 		} else if (!store(p, e, base, base == NULL)) {
 			rig_desc_problem(d, e->line, "%s: parameter '%s' must be %s, not %s", label,
@@ -396,7 +455,7 @@ int desc_fill_part(struct rig_desc *d, size_t idx, const struct rig_backend **be
 		bool found = false;
 
 		for (size_t i = 0; i < dp->n && !found; i++)
-			found = !strcmp(dp->e[i].key, p->name);
+			found = param_has(p, dp->e[i].key);
 		if (p->required && !found) {
 			rig_desc_problem(d, dp->line, "%s: missing parameter '%s' (%s: %s)", label,
 					 p->name, ptype_name(p->type), p->help);

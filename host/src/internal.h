@@ -10,6 +10,8 @@
 
 #include "rig.h"
 
+struct libusb_context;
+struct libusb_device;
 #define RIG_ERRMSG_MAX 512
 #define RIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -24,6 +26,7 @@ struct rig_ctx {
 	char *state_dir;
 	char err[RIG_ERRMSG_MAX];
 	int errcode;
+	struct libusb_context *usb; /* rig_usb_ctx(): created on first use, one per rig context */
 };
 
 void rig_log(struct rig_ctx *ctx, enum rig_log_level lvl, const char *module, const char *fmt,
@@ -93,6 +96,12 @@ enum rig_ptype {
 	RIG_P_STR,   /* char *, owned by the part */
 	RIG_P_INT,   /* int */
 	RIG_P_BOOL,  /* bool */
+	/*
+	 * struct rig_usb_match, parsed and checked by the core: one schema entry claims the
+	 * rig-file keys usb_serial, usb_path, vid_pid and the table udev = { NAME = "value" }
+	 * (its name is only used in messages; see docs/rig-files.md "USB identity").
+	 */
+	RIG_P_USB,
 };
 
 struct rig_param {
@@ -147,6 +156,7 @@ struct rig_backend {
 	enum rig_role role;
 	const char *name;
 	const char *help;               /* one line for `rigor drivers` */
+	const char *doc;                /* optional: its page, named in permission errors */
 	const struct rig_param *params; /* may be NULL: no parameters */
 	size_t conf_size;               /* parsed parameters, allocated by the core */
 	size_t priv_size;               /* per-instance private data, zeroed */
@@ -204,21 +214,35 @@ int rig_part_fail(struct rig_part *p, int code, const char *fmt, ...)
 void *rig_part_shared(struct rig_part *p, const char *key, void *(*create)(struct rig_part *p,
 	int *rc), void (*destroy)(void *obj), int *rc);
 
-/* ---- USB identity in sysfs (sysfs.c): shared by back-ends and the flash engine ---- */
+/*
+ * ---- USB identity: what a rig file names (parsed in usb.c, once, by desc.c) and the
+ * device nodes that have it (sysfs.c, through libudev) ----
+ */
 
 /* Which class of device node to look for. */
 enum rig_devclass {
-	RIG_DEV_TTY,    /* /sys/class/tty: serial ports */
-	RIG_DEV_BLOCK,  /* /sys/class/block: whole disks (partitions are skipped) */
-	RIG_DEV_SG,     /* /sys/class/scsi_generic: sg nodes */
+	RIG_DEV_TTY,    /* udev subsystem tty: serial ports */
+	RIG_DEV_BLOCK,  /* block, DEVTYPE disk: whole disks (partitions are skipped) */
+	RIG_DEV_SG,     /* scsi_generic: sg nodes */
 };
 
-/* What to match; unset fields match anything. Set up with rig_usb_match_init(). */
+#define RIG_USB_PROPS_MAX 4
+
+/*
+ * What to match; empty or negative fields match anything. Set up with
+ * rig_usb_match_init(); a part's is filled from its rig file by the core (RIG_P_USB), so
+ * back-ends never parse identity strings. Plain data: no release needed.
+ */
 struct rig_usb_match {
-	const char *serial;     /* USB serial number string (iSerial), NULL = any */
-	int vid, pid;           /* idVendor/idProduct, -1 = any (see rig_usb_parse_vid_pid()) */
-	const char *port;       /* USB port path, the usb_device's kernel name "1-1.4", NULL = any */
+	char serial[128];       /* USB serial number string (iSerial), "" = any */
+	int vid, pid;           /* idVendor/idProduct, -1 = any */
+	char port[64];          /* USB port path, the usb_device's kernel name "1-1.4", "" = any */
 	int interface;          /* bInterfaceNumber, -1 = any */
+	int nprops;             /* udev properties that must all be equal (ID_SERIAL_SHORT...) */
+	struct {
+		char name[64];
+		char value[128];
+	} prop[RIG_USB_PROPS_MAX];
 };
 
 /* The USB identity of one device node. */
@@ -233,40 +257,131 @@ struct rig_usb_id {
 };
 
 /*
- * The sysfs root prefix: @root itself when not NULL ("" = the real /sys), else the
- * environment variable RIGOR_SYSFS_ROOT, else "". "/tmp/x" means /tmp/x/sys/class/... is
- * read. Never NULL; the string is @root's or the environment's.
+ * The sysfs root prefix of the files uhub.c reads and writes itself: @root when not
+ * NULL ("" = the real /sys), else the environment variable RIGOR_SYSFS_ROOT, else "".
+ * Device matching (rig_sysfs_find()) goes through libudev, which tests redirect with
+ * umockdev (UMOCKDEV_DIR) instead.
  */
 const char *rig_sysfs_root(const char *root);
 void rig_usb_match_init(struct rig_usb_match *m);
 /* Parse "0403:6015" (hex) into @vid and @pid. Returns 0 or RIG_E_INVAL. */
 int rig_usb_parse_vid_pid(const char *s, int *vid, int *pid);
+/* Whether @s is a USB port path: "<bus>" or "<bus>-<port>[.<port>]..." (7 tiers at most). */
+bool rig_usb_port_valid(const char *s);
+/*
+ * Whether rig-file key @key is one of a USB identity's: "usb_serial", "usb_path",
+ * "vid_pid", "udev" (the table itself) or "udev.NAME" (one of its entries).
+ */
+bool rig_usb_key(const char *key);
+/*
+ * Set the field of @m that rig-file key @key names (see rig_usb_key(); "udev" itself is a
+ * no-op) from string @val, checking it. On RIG_E_INVAL @err gets why, without the key.
+ * @retval 0 set
+ * @retval RIG_E_INVAL a malformed value, a value too long, or too many udev properties
+ * @retval RIG_E_NOENT @key is not a USB identity key
+ */
+int rig_usb_match_set(struct rig_usb_match *m, const char *key, const char *val, char *err,
+		      size_t errlen);
+/* Whether @m leaves every field open (matches any device). */
+bool rig_usb_match_empty(const struct rig_usb_match *m);
 /* "usb_serial=A1 interface=0" into @buf. Returns 0, or RIG_E_INVAL when @m matches anything. */
 int rig_usb_match_describe(const struct rig_usb_match *m, char *buf, size_t len);
 /* "/dev/ttyUSB0 (USB 0403:6015 serial A1 at 1-1.4 interface 0, FT230X Basic UART)". */
 int rig_usb_id_describe(const struct rig_usb_id *id, char *buf, size_t len);
 /*
- * USB identity of class entry @node ("ttyUSB0") under sysfs root @root (see
- * rig_sysfs_root(); NULL = environment). Does not block on devices; reads sysfs only.
+ * USB identity of class device @node ("ttyUSB0"), through libudev. Does not block on
+ * devices; reads sysfs and the udev database only.
  * @retval 0 filled
- * @retval RIG_E_NODEV no such entry, or it is not on USB
+ * @retval RIG_E_NODEV no such device, or it is not on USB
+ * @retval RIG_E_NOMEM libudev could not start
  */
-int rig_sysfs_usb_id(const char *root, enum rig_devclass cls, const char *node,
-		     struct rig_usb_id *id);
+int rig_sysfs_usb_id(enum rig_devclass cls, const char *node, struct rig_usb_id *id);
 /*
- * Find the one node of class @cls whose USB identity matches @m, and fill @out (may be
- * NULL). @why (may be 0 bytes) gets one line: on success what matched, on failure the
- * error message (what was searched and what was seen), ready for rig_part_fail("%s").
+ * Find the one device node of class @cls (block: whole disks only) whose USB identity
+ * matches @m, udev properties included (the node's, else its USB device's), and fill
+ * @out (may be NULL). @why (may be 0 bytes) gets one line: on success what matched, on
+ * failure the error message (what was searched and every USB node seen), ready for
+ * rig_part_fail("%s").
  * @retval 0 exactly one match
  * @retval RIG_E_NODEV nothing matched
  * @retval RIG_E_INVAL several matched (the candidates are listed), or @m is empty
  */
-int rig_sysfs_find(const char *root, enum rig_devclass cls, const struct rig_usb_match *m,
+int rig_sysfs_find(enum rig_devclass cls, const struct rig_usb_match *m,
 		   struct rig_usb_id *out, char *why, size_t whylen);
 
-/* ---- USB port paths of libusb devices (usb.c): for back-ends that find theirs with libusb ---- */
+/* ---- the USB layer over libusb (usb.c): one context, one finder, one error mapping ---- */
 
-struct libusb_device;
+/*
+ * @ctx's libusb context in *@out, created on first use and ended by rig_ctx_free(), so
+ * every USB back-end of every rig on @ctx shares one (as libsigrok's sr_context does).
+ * Not thread-safe: like the rest of @ctx, one thread at a time.
+ * @retval 0 *@out set
+ * @retval <0 libusb_init() failed (as rig_usb_code()); nothing recorded
+ */
+int rig_usb_ctx(struct rig_ctx *ctx, struct libusb_context **out);
+/* End @ctx's libusb context, if any (rig_ctx_free()). */
+void rig_usb_ctx_release(struct rig_ctx *ctx);
+/*
+ * The one translation of LIBUSB_ERROR_* to enum rig_err: NO_DEVICE and NOT_FOUND are
+ * RIG_E_NODEV, TIMEOUT RIG_E_TIMEOUT, NO_MEM RIG_E_NOMEM, BUSY RIG_E_BUSY, INTERRUPTED
+ * RIG_E_INTR, NOT_SUPPORTED RIG_E_NOTSUP, INVALID_PARAM RIG_E_INVAL; ACCESS, PIPE,
+ * OVERFLOW, IO and OTHER are RIG_E_IO. A value >= 0 is returned unchanged.
+ */
+int rig_usb_code(int err);
+/*
+ * Record libusb error @err on @p as "<fmt...>: <what it means>" (a timeout names
+ * @timeout_ms when >= 0; permission denied names the back-end's doc page for the udev
+ * rule) and return rig_usb_code(@err).
+ */
+int rig_usb_fail(struct rig_part *p, int err, int timeout_ms, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* What a finder's filter says of one device. */
+enum rig_usb_verdict {
+	RIG_USB_IGNORE,     /* not the kind of device wanted: listed only when at the wanted port */
+	RIG_USB_REJECT,     /* the right kind but not usable now: listed, with the filter's note */
+	RIG_USB_ACCEPT,
+};
+
+/* One USB device as rig_usb_find() saw it. */
+struct rig_usb_dev {
+	struct libusb_device *dev;  /* the found device: referenced, libusb_unref_device() */
+	int vid, pid;
+	char port[32];              /* "1-1.4" */
+	char serial[128];           /* "" when it has none or it was not read */
+	char product[128];
+};
+
+/* What a back-end wants beyond its struct rig_usb_match. */
+struct rig_usb_want {
+	const char *noun;           /* "an SDWire": "(not an SDWire)" in the list of what was seen */
+	const char *product;        /* the product string it must have, NULL: any */
+	bool strings;               /* read serial and product of every candidate (else only
+				       when a serial or product is to be matched) */
+	/* optional: the kind of device (@cand has no strings yet); may write a note */
+	enum rig_usb_verdict (*filter)(void *user, const struct rig_usb_dev *cand,
+				       char *note, size_t len);
+	void *user;
+};
+
+/*
+ * The one finder of libusb devices: look once through @ctx's device list for the device
+ * that matches @m (vid_pid, usb_path, usb_serial, udev properties) and @w. Does not block
+ * beyond reading string descriptors (opening each candidate when strings are needed).
+ * @list (may be 0 bytes) gets every device seen, one after another ("04e8:6001 serial 'A'
+ * at 1-1.2 (another port)", ...), for the caller's message: on success the one found, on
+ * RIG_E_INVAL the candidates, on RIG_E_NODEV everything seen ("" when nothing was).
+ * *@n (may be NULL) gets the number of matches.
+ * @retval 0 exactly one: *@out filled, out->dev referenced
+ * @retval RIG_E_NODEV none
+ * @retval RIG_E_IO none, but some candidates could not be opened (permission: @list says)
+ * @retval RIG_E_INVAL several
+ * @retval other libusb_init() or listing failed (rig_usb_code())
+ */
+int rig_usb_find(struct rig_ctx *ctx, const struct rig_usb_match *m,
+		 const struct rig_usb_want *w, struct rig_usb_dev *out, int *n, char *list,
+		 size_t len);
+
 /*
  * The port path of @dev as the kernel names the device in sysfs, the form of a rig file's
  * usb_path: "1-1.4" (bus 1, root-hub port 1, hub port 4), "1" for a root hub. Reads

@@ -1,22 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * USB identity of device nodes, read from sysfs: "the tty under USB port 1-1.4,
- * interface 1", "the disk with USB serial 000000001234". Shared by the console back-ends
- * and the flash engine. Everything is read below an optional root prefix so the tests can
- * build a fake /sys in a temporary directory.
+ * USB identity of device nodes, through libudev: "the tty under USB port 1-1.4,
+ * interface 1", "the disk with USB serial 000000001234", "the sg node whose udev
+ * ID_SERIAL_SHORT is ...". Shared by the console, storage and usbsdmux back-ends. libudev
+ * walks sysfs and reads the udev database (the properties a rig file's udev = { } names),
+ * so this file only matches and explains; tests give libudev a fake /sys through
+ * umockdev's preload (UMOCKDEV_DIR).
  */
 #define LOG_PREFIX "sysfs"
 #include <assert.h>
-#include <dirent.h>
-#include <limits.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include <libudev.h>
 
 #include "internal.h"
 
-static const char *const class_dirs[] = {
+static const char *const class_subsys[] = {
 	[RIG_DEV_TTY] = "tty", [RIG_DEV_BLOCK] = "block", [RIG_DEV_SG] = "scsi_generic",
 };
 static const char *const class_nouns[] = {
@@ -31,160 +32,90 @@ const char *rig_sysfs_root(const char *root)
 	return root ? root : "";
 }
 
-void rig_usb_match_init(struct rig_usb_match *m)
+static void copy(char *dst, size_t len, const char *src)
 {
-	memset(m, 0, sizeof(*m));
-	m->vid = m->pid = m->interface = -1;
+	snprintf(dst, len, "%s", src ? src : "");
 }
 
-int rig_usb_parse_vid_pid(const char *s, int *vid, int *pid)
+/* Fill @id from node device @nd; RIG_E_NODEV when it is not on USB. */
+static int usb_id_of(struct udev_device *nd, struct rig_usb_id *id)
 {
-	char *end;
-	unsigned long v, p;
+	struct udev_device *usb, *intf;
+	const char *v;
 
-	if (!s || !strchr(s, ':'))
-		return RIG_E_INVAL;
-	v = strtoul(s, &end, 16);
-	if (end == s || *end != ':' || end - s > 4)
-		return RIG_E_INVAL;
-	s = end + 1;
-	p = strtoul(s, &end, 16);
-	if (end == s || *end || end - s > 4)
-		return RIG_E_INVAL;
-	*vid = (int)v;
-	*pid = (int)p;
-	return 0;
-}
-
-int rig_usb_match_describe(const struct rig_usb_match *m, char *buf, size_t len)
-{
-	size_t o = 0;
-
-	buf[0] = 0;
-#define ADD(...) do { if (o < len) o += (size_t)snprintf(buf + o, len - o, __VA_ARGS__); } while (0)
-	if (m->serial)
-		ADD("%susb_serial=%s", o ? " " : "", m->serial);
-	if (m->vid >= 0)
-		ADD("%svid_pid=%04x:%04x", o ? " " : "", (unsigned)m->vid, (unsigned)m->pid);
-	if (m->port)
-		ADD("%susb_path=%s", o ? " " : "", m->port);
-	if (m->interface >= 0)
-		ADD("%sinterface=%d", o ? " " : "", m->interface);
-#undef ADD
-	return o ? 0 : RIG_E_INVAL;
-}
-
-/* @dir/@name into @buf; false when it does not fit. */
-static bool join(char *buf, size_t len, const char *dir, const char *name)
-{
-	int n = snprintf(buf, len, "%s/%s", dir, name);
-
-	return n >= 0 && (size_t)n < len;
-}
-
-/* Read the first line of @dir/@name into @buf; false if missing or empty. */
-static bool read_attr(const char *dir, const char *name, char *buf, size_t len)
-{
-	char path[PATH_MAX + 64];
-	FILE *f;
-	size_t n;
-
-	buf[0] = 0;
-	if (!join(path, sizeof(path), dir, name))
-		return false;
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (!fgets(buf, (int)len, f))
-		buf[0] = 0;
-	fclose(f);
-	n = strlen(buf);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = 0;
-	return n > 0;
-}
-
-static bool has_attr(const char *dir, const char *name)
-{
-	char path[PATH_MAX + 64];
-
-	return join(path, sizeof(path), dir, name) && access(path, F_OK) == 0;
-}
-
-/* The DEVNAME from the node's uevent, else the node name itself. */
-static void dev_name(const char *classpath, const char *node, char *buf, size_t len)
-{
-	char path[PATH_MAX + 64], line[256];
-	FILE *f;
-
-	snprintf(buf, len, "/dev/%s", node);
-	if (!join(path, sizeof(path), classpath, "uevent"))
-		return;
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "DEVNAME=", 8)) {
-			line[strcspn(line, "\n")] = 0;
-			if (!join(buf, len, "/dev", line + 8))
-				snprintf(buf, len, "/dev/%s", node);
-			break;
-		}
-	}
-	fclose(f);
-}
-
-int rig_sysfs_usb_id(const char *root, enum rig_devclass cls, const char *node,
-		     struct rig_usb_id *id)
-{
-	char classpath[PATH_MAX], real[PATH_MAX], top[PATH_MAX], v[64];
-	size_t toplen;
-
-	assert((unsigned)cls < RIG_ARRAY_SIZE(class_dirs));
-	root = rig_sysfs_root(root);
 	memset(id, 0, sizeof(*id));
 	id->interface = -1;
-	snprintf(id->node, sizeof(id->node), "%s", node);
-	snprintf(classpath, sizeof(classpath), "%s/sys/class/%s/%s", root, class_dirs[cls], node);
-	if (!realpath(classpath, real))
+	copy(id->node, sizeof(id->node), udev_device_get_sysname(nd));
+	v = udev_device_get_devnode(nd);
+	if (v)
+		copy(id->dev, sizeof(id->dev), v);
+	else
+		snprintf(id->dev, sizeof(id->dev), "/dev/%s", id->node);
+	/* parents belong to @nd: not unref'd here */
+	usb = udev_device_get_parent_with_subsystem_devtype(nd, "usb", "usb_device");
+	if (!usb)
 		return RIG_E_NODEV;
-	snprintf(classpath, sizeof(classpath), "%s/sys", root);
-	if (!realpath(classpath, top))
-		return RIG_E_NODEV;
-	dev_name(real, node, id->dev, sizeof(id->dev));
-	toplen = strlen(top);
-	/* Walk up from the node to the USB device, noting the interface on the way. */
-	for (;;) {
-		char *slash = strrchr(real, '/');
-
-		if (!slash || (size_t)(slash - real) <= toplen)
-			return RIG_E_NODEV;    /* not on USB */
-		*slash = 0;
-		if (id->interface < 0 && read_attr(real, "bInterfaceNumber", v, sizeof(v)))
-			id->interface = (int)strtol(v, NULL, 16);
-		if (has_attr(real, "idVendor") && has_attr(real, "idProduct"))
-			break;
-	}
-	read_attr(real, "idVendor", v, sizeof(v));
-	id->vid = (int)strtol(v, NULL, 16);
-	read_attr(real, "idProduct", v, sizeof(v));
-	id->pid = (int)strtol(v, NULL, 16);
-	read_attr(real, "serial", id->serial, sizeof(id->serial));
-	read_attr(real, "product", id->product, sizeof(id->product));
-	snprintf(id->port, sizeof(id->port), "%s", strrchr(real, '/') + 1);
+	intf = udev_device_get_parent_with_subsystem_devtype(nd, "usb", "usb_interface");
+	if (intf && (v = udev_device_get_sysattr_value(intf, "bInterfaceNumber")))
+		id->interface = (int)strtol(v, NULL, 16);
+	v = udev_device_get_sysattr_value(usb, "idVendor");
+	id->vid = v ? (int)strtol(v, NULL, 16) : -1;
+	v = udev_device_get_sysattr_value(usb, "idProduct");
+	id->pid = v ? (int)strtol(v, NULL, 16) : -1;
+	copy(id->serial, sizeof(id->serial), udev_device_get_sysattr_value(usb, "serial"));
+	copy(id->product, sizeof(id->product), udev_device_get_sysattr_value(usb, "product"));
+	copy(id->port, sizeof(id->port), udev_device_get_sysname(usb));
 	return 0;
 }
 
-static bool matches(const struct rig_usb_match *m, const struct rig_usb_id *id)
+int rig_sysfs_usb_id(enum rig_devclass cls, const char *node, struct rig_usb_id *id)
 {
-	if (m->serial && strcmp(m->serial, id->serial))
+	struct udev *udev = udev_new();
+	struct udev_device *nd;
+	int rc;
+
+	assert((unsigned)cls < RIG_ARRAY_SIZE(class_subsys));
+	if (!udev)
+		return RIG_E_NOMEM;
+	nd = udev_device_new_from_subsystem_sysname(udev, class_subsys[cls], node);
+	rc = nd ? usb_id_of(nd, id) : RIG_E_NODEV;
+	udev_device_unref(nd);
+	udev_unref(udev);
+	return rc;
+}
+
+/*
+ * A udev property of the node or, failing that, of its USB device (ID_SERIAL_SHORT is
+ * the node's; a hand-written rule may tag either).
+ */
+static const char *prop(struct udev_device *nd, const char *name)
+{
+	struct udev_device *usb;
+	const char *v = udev_device_get_property_value(nd, name);
+
+	if (v)
+		return v;
+	usb = udev_device_get_parent_with_subsystem_devtype(nd, "usb", "usb_device");
+	return usb ? udev_device_get_property_value(usb, name) : NULL;
+}
+
+static bool matches(const struct rig_usb_match *m, struct udev_device *nd,
+		    const struct rig_usb_id *id)
+{
+	if (m->serial[0] && strcmp(m->serial, id->serial))
 		return false;
 	if (m->vid >= 0 && (m->vid != id->vid || m->pid != id->pid))
 		return false;
-	if (m->port && strcmp(m->port, id->port))
+	if (m->port[0] && strcmp(m->port, id->port))
 		return false;
 	if (m->interface >= 0 && m->interface != id->interface)
 		return false;
+	for (int i = 0; i < m->nprops; i++) {
+		const char *v = prop(nd, m->prop[i].name);
+
+		if (!v || strcmp(v, m->prop[i].value))
+			return false;
+	}
 	return true;
 }
 
@@ -220,53 +151,74 @@ static void cat(char *buf, size_t len, size_t *o, const char *fmt, ...)
 	va_end(ap);
 }
 
-int rig_sysfs_find(const char *root, enum rig_devclass cls, const struct rig_usb_match *m,
+/* The class's devices in name order, as the old directory scan listed them. */
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int rig_sysfs_find(enum rig_devclass cls, const struct rig_usb_match *m,
 		   struct rig_usb_id *out, char *why, size_t whylen)
 {
-	char want[256], dir[PATH_MAX], one[400];
-	char seen[2048] = "", cands[2048] = "";
-	size_t so = 0, co = 0, wo = 0;
-	struct dirent **ents = NULL;
-	int n, serr, nusb = 0, nmatch = 0;
-	struct rig_usb_id id;
+	char want[400], one[400], seen[2048] = "", cands[2048] = "";
+	size_t so = 0, co = 0, wo = 0, n = 0;
+	int nusb = 0, nmatch = 0, err = 0;
+	struct udev *udev;
+	struct udev_enumerate *en = NULL;
+	struct udev_list_entry *e;
+	const char **paths = NULL;
 
-	assert((unsigned)cls < RIG_ARRAY_SIZE(class_dirs));
+	assert((unsigned)cls < RIG_ARRAY_SIZE(class_subsys));
 	if (whylen)
 		why[0] = 0;
-	root = rig_sysfs_root(root);
 	if (rig_usb_match_describe(m, want, sizeof(want)) < 0) {
-		cat(why, whylen, &wo, "no USB identity given (usb_serial, vid_pid, usb_path)");
+		cat(why, whylen, &wo, "no USB identity given (usb_serial, vid_pid, usb_path, udev)");
 		return RIG_E_INVAL;
 	}
-	snprintf(dir, sizeof(dir), "%s/sys/class/%s", root, class_dirs[cls]);
-	n = scandir(dir, &ents, NULL, alphasort);
-	serr = errno;
-	for (int i = 0; i < n; i++) {
-		const char *name = ents[i]->d_name;
-		char part[PATH_MAX + 300];
+	udev = udev_new();
+	if (udev)
+		en = udev_enumerate_new(udev);
+	if (!en || udev_enumerate_add_match_subsystem(en, class_subsys[cls]) < 0 ||
+	    (cls == RIG_DEV_BLOCK && udev_enumerate_add_match_property(en, "DEVTYPE", "disk") < 0) ||
+	    (err = -udev_enumerate_scan_devices(en)) > 0) {
+		cat(why, whylen, &wo, "no %s matches %s (cannot list %s devices through udev: %s)",
+		    class_nouns[cls], want, class_subsys[cls], strerror(err ? err : ENOMEM));
+		udev_enumerate_unref(en);
+		udev_unref(udev);
+		return RIG_E_NODEV;
+	}
+	udev_list_entry_foreach(e, udev_enumerate_get_list_entry(en))
+		n++;
+	paths = calloc(n ? n : 1, sizeof(*paths));
+	n = 0;
+	udev_list_entry_foreach(e, udev_enumerate_get_list_entry(en))
+		if (paths)
+			paths[n++] = udev_list_entry_get_name(e);
+	qsort(paths, n, sizeof(*paths), by_name);
+	for (size_t i = 0; i < n; i++) {
+		struct udev_device *nd = udev_device_new_from_syspath(udev, paths[i]);
+		struct rig_usb_id id;
 
-		if (name[0] == '.')
+		if (!nd)
 			continue;
-		if (cls == RIG_DEV_BLOCK) {
-			/* whole disks only: a partition has a "partition" attribute */
-			snprintf(part, sizeof(part), "%s/%s", dir, name);
-			if (has_attr(part, "partition"))
-				continue;
+		/* whole disks only: a partition's DEVTYPE is "partition" */
+		if (usb_id_of(nd, &id) < 0) {
+			udev_device_unref(nd);
+			continue;
 		}
-		if (rig_sysfs_usb_id(root, cls, name, &id) < 0)
-			continue;
 		nusb++;
 		rig_usb_id_describe(&id, one, sizeof(one));
 		cat(seen, sizeof(seen), &so, "%s%s", so ? ", " : "", one);
-		if (!matches(m, &id))
-			continue;
-		if (nmatch++ == 0 && out)
-			*out = id;
-		cat(cands, sizeof(cands), &co, "%s%s", co ? ", " : "", one);
+		if (matches(m, nd, &id)) {
+			if (nmatch++ == 0 && out)
+				*out = id;
+			cat(cands, sizeof(cands), &co, "%s%s", co ? ", " : "", one);
+		}
+		udev_device_unref(nd);
 	}
-	for (int i = 0; i < n; i++)
-		free(ents[i]);
-	free(ents);
+	free(paths);
+	udev_enumerate_unref(en);
+	udev_unref(udev);
 	if (nmatch == 1) {
 		cat(why, whylen, &wo, "%s matched %s", cands, want);
 		return 0;
@@ -277,10 +229,9 @@ int rig_sysfs_find(const char *root, enum rig_devclass cls, const struct rig_usb
 		    m->interface < 0 ? "interface or usb_path" : "usb_path or usb_serial");
 		return RIG_E_INVAL;
 	}
-	cat(why, whylen, &wo, "no %s matches %s (searched %s: ", class_nouns[cls], want, dir);
-	if (n < 0)
-		cat(why, whylen, &wo, "cannot read it: %s)", strerror(serr));
-	else if (!nusb)
+	cat(why, whylen, &wo, "no %s matches %s (searched udev's %s devices: ", class_nouns[cls],
+	    want, class_subsys[cls]);
+	if (!nusb)
 		cat(why, whylen, &wo, "no USB %ss present)", class_nouns[cls]);
 	else
 		cat(why, whylen, &wo, "USB %ss present: %s)", class_nouns[cls], seen);

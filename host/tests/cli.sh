@@ -42,6 +42,11 @@ has "$T/err" "bad-param.lua:3: power \(sim\): parameter 'min_off_ms' must be an 
 has "$T/err" "bad-param.lua:6: storage \(file\): missing parameter 'path'" "missing parameter reported"
 has "$T/err" "bad-param.lua:7: console \(sim\): unknown parameter 'baud'" "unknown parameter reported"
 has "$T/err" "has 3 problems" "all three problems counted"
+run 2 "bad USB identities" $RIGOR check $R/bad-usb.lua
+has "$T/err" "bad-usb.lua:3: sdmux \(sdwire\): parameter 'vid_pid': 'not-an-id' is not a USB VID:PID" "check rejects a malformed vid_pid with file:line"
+has "$T/err" "bad-usb.lua:4: console \(serial\): parameter 'udev.ID-MODEL': 'ID-MODEL' is not a udev property name" "a bad udev property name is reported"
+has "$T/err" "bad-usb.lua:7: storage \(usb\): parameter 'udev' must be a table of udev properties" "udev must be a table"
+has "$T/err" "has 3 problems" "the good USB keys are no problem"
 run 2 "syntax error" $RIGOR --rig $R/bad-syntax.lua power status
 has "$T/err" "bad-syntax.lua:3: '}' expected \(to close '\{' at line 1\) near 'power'" "syntax error has file:line"
 run 2 "no rig table" $RIGOR --rig $R/no-rig.lua power status

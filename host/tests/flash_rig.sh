@@ -85,30 +85,33 @@ run 2 "--target without --force is refused" $RIGOR flash "$T/os.img.xz" --target
 has "$T/err" "add --force" "refusal says what to do"
 truncate -s 20M "$T/other"
 run 0 "--target PATH --force flashes a file directly" $RIGOR flash "$T/os.img.xz" --target "$T/other" --force
-# the storage role finds the card reader's disk through sysfs, by USB identity
+# the storage role finds the card reader's disk through udev, by USB identity
+. host/tests/udevfs.sh
 FS=$T/fs
 HUB=pci0000:00/0000:00:14.0/usb2
 SCSI=$HUB/2-3/2-3:1.0/host0/target0:0:0/0:0:0:0
-mkdir -p "$FS/sys/devices/$HUB/2-3/2-3:1.0" "$FS/sys/devices/$SCSI/block/sda/sda1" "$FS/sys/class/block"
+udev_usbdev "$FS/sys/devices/$HUB/2-3"
 printf '05e3\n' >"$FS/sys/devices/$HUB/2-3/idVendor"
 printf '0749\n' >"$FS/sys/devices/$HUB/2-3/idProduct"
 printf 'SD9\n' >"$FS/sys/devices/$HUB/2-3/serial"
-printf '00\n' >"$FS/sys/devices/$HUB/2-3/2-3:1.0/bInterfaceNumber"
+udev_usbif "$FS/sys/devices/$HUB/2-3/2-3:1.0" 00
+udev_node "$FS" block sda "$SCSI/block/sda" DEVTYPE=disk DEVNAME=sda ID_SERIAL_SHORT=SD9-udev
+udev_node "$FS" block sda1 "$SCSI/block/sda/sda1" DEVTYPE=partition DEVNAME=sda1
 printf '1\n' >"$FS/sys/devices/$SCSI/block/sda/sda1/partition"
-ln -s "../../devices/$SCSI/block/sda" "$FS/sys/class/block/sda"
-ln -s "../../devices/$SCSI/block/sda/sda1" "$FS/sys/class/block/sda1"
-for id in 'usb_serial = "SD9"' 'usb_path = "2-3"' 'vid_pid = "05e3:0749"'; do
+U=$(udev_env "$FS")
+for id in 'usb_serial = "SD9"' 'usb_path = "2-3"' 'vid_pid = "05e3:0749"' \
+	'udev = { ID_SERIAL_SHORT = "SD9-udev" }'; do
 	cat >"$T/usb.lua" <<EOR
 rig { name = "usbrig", storage = usb { $id } }
 EOR
-	RIGOR_SYSFS_ROOT=$FS run 0 "storage found by $id" $RIGOR --rig "$T/usb.lua" storage status
+	run 0 "storage found by $id" $U $RIGOR --rig "$T/usb.lua" storage status
 	has "$T/out" "^target: /dev/sda$" "$id resolves the whole disk, not the partition"
 done
 has "$T/out" "^resolved: .*05e3:0749" "storage status says why"
 cat >"$T/usb.lua" <<EOR
 rig { name = "usbrig", storage = usb { usb_serial = "NOPE" } }
 EOR
-RIGOR_SYSFS_ROOT=$FS run 3 "an absent card reader is an infrastructure error" $RIGOR --rig "$T/usb.lua" storage status
+run 3 "an absent card reader is an infrastructure error" $U $RIGOR --rig "$T/usb.lua" storage status
 has "$T/err" "NOPE" "the message names what was searched"
 cat >"$T/usb.lua" <<EOR
 rig { name = "usbrig", storage = usb {} }

@@ -107,34 +107,37 @@ has "$T/out" " ixon " "XON/XOFF flow control"
 rigfile gone "device = \"$T/never-existed\""
 run 3 "a device that never existed" $P $RIGOR --rig "$T/gone.lua" console --timeout 0
 has "$T/err" "console: no serial port at '$T/never-existed'" "names the device path"
-# a fake sysfs with one adapter (A1) and a dual-port one (C3)
+# a fake sysfs with one adapter (A1) and a dual-port one (C3), read by libudev through
+# umockdev's preload, after the pty shim
+. host/tests/udevfs.sh
 S=$T/sys/sys/devices/usb1
-mkdir -p "$S/1-1/1-1:1.0/ttyUSB0/tty/ttyUSB0" "$S/1-2/1-2:1.0/ttyUSB1/tty/ttyUSB1" \
-	"$S/1-2/1-2:1.1/ttyUSB2/tty/ttyUSB2" "$T/sys/sys/class/tty"
+udev_usbdev "$S/1-1"; udev_usbdev "$S/1-2"
 printf '0403\n' >"$S/1-1/idVendor"; printf '6015\n' >"$S/1-1/idProduct"; printf 'A1\n' >"$S/1-1/serial"
 printf '0403\n' >"$S/1-2/idVendor"; printf '6010\n' >"$S/1-2/idProduct"; printf 'C3\n' >"$S/1-2/serial"
-printf '00\n' >"$S/1-1/1-1:1.0/bInterfaceNumber"
-printf '00\n' >"$S/1-2/1-2:1.0/bInterfaceNumber"; printf '01\n' >"$S/1-2/1-2:1.1/bInterfaceNumber"
-ln -s ../../devices/usb1/1-1/1-1:1.0/ttyUSB0/tty/ttyUSB0 "$T/sys/sys/class/tty/ttyUSB0"
-ln -s ../../devices/usb1/1-2/1-2:1.0/ttyUSB1/tty/ttyUSB1 "$T/sys/sys/class/tty/ttyUSB1"
-ln -s ../../devices/usb1/1-2/1-2:1.1/ttyUSB2/tty/ttyUSB2 "$T/sys/sys/class/tty/ttyUSB2"
+udev_usbif "$S/1-1/1-1:1.0" 00
+udev_usbif "$S/1-2/1-2:1.0" 00; udev_usbif "$S/1-2/1-2:1.1" 01
+udev_node "$T/sys" tty ttyUSB0 usb1/1-1/1-1:1.0/ttyUSB0/tty/ttyUSB0
+udev_node "$T/sys" tty ttyUSB1 usb1/1-2/1-2:1.0/ttyUSB1/tty/ttyUSB1
+udev_node "$T/sys" tty ttyUSB2 usb1/1-2/1-2:1.1/ttyUSB2/tty/ttyUSB2
+PU="env LD_PRELOAD=$SHIM:libumockdev-preload.so.0${LD_PRELOAD:+:$LD_PRELOAD} UMOCKDEV_DIR=$T/sys"
 rigfile nope 'usb_serial = "NOPE123"'
-RIGOR_SYSFS_ROOT=$T/sys run 3 "an adapter that is not plugged in" $P $RIGOR --rig "$T/nope.lua" console --timeout 0
-has "$T/err" "no tty matches usb_serial=NOPE123 \(searched $T/sys/sys/class/tty: USB ttys present: /dev/ttyUSB0 \(USB 0403:6015 serial A1 at 1-1 interface 0\)" "names what was searched and what is there"
+run 3 "an adapter that is not plugged in" $PU $RIGOR --rig "$T/nope.lua" console --timeout 0
+has "$T/err" "no tty matches usb_serial=NOPE123 \(searched udev's tty devices: USB ttys present: /dev/ttyUSB0 \(USB 0403:6015 serial A1 at 1-1 interface 0\)" "names what was searched and what is there"
 rigfile amb 'vid_pid = "0403:6010", interface = 1, usb_path = "1-3"'
-RIGOR_SYSFS_ROOT=$T/sys run 3 "identity narrowed to nothing" $P $RIGOR --rig "$T/amb.lua" console --timeout 0
+run 3 "identity narrowed to nothing" $PU $RIGOR --rig "$T/amb.lua" console --timeout 0
 has "$T/err" "no tty matches vid_pid=0403:6010 usb_path=1-3 interface=1" "every criterion is named"
 rigfile amb2 'vid_pid = "0403:60"'
 printf '0060\n' >"$S/1-1/idProduct"
 printf '0060\n' >"$S/1-2/idProduct"
-RIGOR_SYSFS_ROOT=$T/sys run 2 "an ambiguous identity is a configuration error" $P $RIGOR --rig "$T/amb2.lua" console --timeout 0
+run 2 "an ambiguous identity is a configuration error" $PU $RIGOR --rig "$T/amb2.lua" console --timeout 0
 has "$T/err" "vid_pid=0403:0060 is ambiguous: 3 ttys match: /dev/ttyUSB0 .*serial A1.*, /dev/ttyUSB1 .*, /dev/ttyUSB2 .*; add interface or usb_path" "lists the candidates"
 # found by USB serial: the dual-port adapter's interface 0 (the default), whose node the
 # fake uevent points at our pty; replugged, the identity is resolved again
-printf 'DEVNAME=..%s/tty\n' "$T" >"$S/1-2/1-2:1.0/ttyUSB1/tty/ttyUSB1/uevent"
+printf 'DEVNAME=..%s/tty\n' "$T" >>"$S/1-2/1-2:1.0/ttyUSB1/tty/ttyUSB1/uevent"
 rigfile byid 'usb_serial = "C3"'
+wait_for "$T/tty"       # back from the last unplug, also on a loaded machine
 ( printf 'ping 7\r'; sleep 0.3; kill -USR1 $devpid; sleep 0.2; printf 'ping 8\r' ) |
-	RIGOR_SYSFS_ROOT=$T/sys RIGOR_DEBUG=dbg $P $RIGOR --rig "$T/byid.lua" console --timeout 1 >"$T/out" 2>"$T/err"
+	RIGOR_DEBUG=dbg $PU $RIGOR --rig "$T/byid.lua" console --timeout 1 >"$T/out" 2>"$T/err"
 rc=$?
 if [ $rc = 0 ]; then ok "console found by USB serial (exit 0)"; else echo "# exit $rc"; nok "console found by USB serial"; fi
 has "$T/err" "\(USB 0403:0060 serial C3 at 1-2 interface 0\) matched usb_serial=C3 interface=0" "interface 0 chosen on a dual-port adapter, and said why"
@@ -146,7 +149,7 @@ run 2 "a bad parity" $RIGOR --rig "$T/bad.lua" console --timeout 0
 has "$T/err" "parity 'sometimes': expected none, odd, even, mark or space" "bad setting named"
 rigfile none 'baud = 9600'
 run 2 "no port given" $RIGOR --rig "$T/none.lua" console --timeout 0
-has "$T/err" "no port given: set usb_serial, vid_pid, usb_path or device" "says what to set"
+has "$T/err" "no port given: set usb_serial, vid_pid, usb_path, udev or device" "says what to set"
 
 # ---- the rigfw back-end on a "serial:" link ----
 if [ -x "$FWSIM" ]; then
@@ -157,7 +160,7 @@ if [ -x "$FWSIM" ]; then
 	run 0 "rigfw over a serial: link" $P $RIGOR --rig "$T/fwser.lua" power on
 	has "$T/out" "^power: on" "the board answers through libserialport"
 	printf 'rig {\n  name = "fwser2",\n  power = rigfw { link = "serial:usb_serial=NOPE123" },\n}\n' >"$T/fwser2.lua"
-	RIGOR_SYSFS_ROOT=$T/sys run 3 "rigfw serial: link by USB serial, absent" $P $RIGOR --rig "$T/fwser2.lua" power on
+	run 3 "rigfw serial: link by USB serial, absent" $PU $RIGOR --rig "$T/fwser2.lua" power on
 	has "$T/err" "no tty matches usb_serial=NOPE123" "rigfw link resolution says what was searched"
 else
 	n=$((n + 1)); echo "ok $n - # SKIP no rigfw-sim"

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libusb.h>
 
 #include "fixtures/bcm2711.h"
 #include "internal.h"
@@ -106,7 +107,6 @@ static int teardown(void **state)
 
 	rigfx_release(t->f);
 	bcm2711_emu_free(t->emu);
-	unsetenv("RIGOR_SYSFS_ROOT");
 	free(t);
 	return 0;
 }
@@ -361,7 +361,7 @@ static void test_two_devices(void **state)
 	rig_close(t->f->rig);
 	t->f->rig = NULL;
 	rig_desc_free(t->f->d);
-	/* by the ROM's serial string; then followed by its port */
+	/* by the board's serial, which the second stage shows too; followed by its port */
 	assert_int_equal(open_rig(t, NULL, "bbbb0002", 5000), 0);
 	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), 0);
 	assert_int_equal(log_of(t)->rom_boots, 1);
@@ -474,7 +474,7 @@ static void test_stall_fails(void **state)
 	assert_int_equal(open_rig(t, PORT, NULL, 5000), 0);
 	assert_int_equal(rig_usbboot(t->f->rig, t->boot, -1), RIG_E_IO);
 	has(rig_errmsg(t->f->rig),
-	    "usbboot: ROM stage: sending the boot message: after 0 of 24 bytes (stalled 3 times): the device stalled the transfer");
+	    "usbboot: ROM stage: sending the boot message: after 0 of 24 bytes (stalled 3 times): the device stalled the request");
 	assert_int_equal(log_of(t)->stalls, 3);
 	free(bc);
 }
@@ -561,13 +561,12 @@ static void test_cm4_flash(void **state)
 	unsigned char *cfg = boot_file(t, "config.txt", 40, 23);
 	unsigned char *img = boot_file(t, "boot.img", 90000, 24);
 	unsigned char *os = pattern(1 << 20, 25), *got = malloc(1 << 20);
-	char sysroot[128], disk[128], image[128];
+	char disk[128], image[128];
 	struct rig_flash_opts o;
 	struct rig_flash_stats st;
 	const struct bcm2711_log *l;
 	FILE *f;
 
-	snprintf(sysroot, sizeof(sysroot), "%s/fs", t->f->dir);
 	snprintf(disk, sizeof(disk), "%s/emmc.img", t->f->dir);
 	snprintf(image, sizeof(image), "%s/os.img", t->f->dir);
 	write_file(t->f->dir, "os.img", os, 1 << 20);
@@ -575,10 +574,8 @@ static void test_cm4_flash(void **state)
 	assert_non_null(f);
 	assert_int_equal(ftruncate(fileno(f), 4 << 20), 0);
 	fclose(f);
-	assert_int_equal(mkdir(sysroot, 0755), 0);
-	setenv("RIGOR_SYSFS_ROOT", sysroot, 1);
 	bcm2711_emu_set_requests(t->emu, reqs, RIG_ARRAY_SIZE(reqs));
-	bcm2711_emu_set_msd(t->emu, sysroot, disk);
+	bcm2711_emu_set_msd(t->emu, disk);
 	assert_int_equal(open_cm4(t, t->boot, 5000), 0);
 	/* the ROM shows up when the DUT is powered with the strap held */
 	assert_int_equal(bcm2711_emu_add_rom(t->emu, PORT, NULL, 100), 0);
@@ -921,10 +918,259 @@ static void test_mixed_socs(void **state)
 	free(elf);
 }
 
+/* ---- upstream rpiboot's requests, replayed (fixtures/rpiboot-upstream.txt) ---- */
+
+#define BOARD "10000000c0ffee42"
+
+/* One run of rpiboot as the transcript tells it, on libusb directly. */
+struct replay {
+	struct tfx *t;
+	libusb_context *usb;
+	libusb_device_handle *h;
+	int iface, last_serial, iserial;
+	unsigned char ep;
+	bool by_serial, metadata;
+	char serial_num[256];
+	unsigned int nmeta;
+	const unsigned char *second;
+	size_t second_len;
+	const char *where;          /* "rpiboot-upstream.txt:NN" for messages */
+};
+
+/* ep_write(): the length on EP0, then the bytes in pieces of at most 16 KiB. */
+static void replay_write(struct replay *r, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	assert_int_equal(libusb_control_transfer(r->h, LIBUSB_REQUEST_TYPE_VENDOR, 0,
+						 (uint16_t)(len & 0xffff), (uint16_t)(len >> 16),
+						 NULL, 0, 1000), 0);
+	while (done < len) {
+		int n = len - done < 16384 ? (int)(len - done) : 16384, sent = 0;
+
+		if (libusb_bulk_transfer(r->h, r->ep, (unsigned char *)buf + done, n, &sent, 5000))
+			fail_msg("%s: bulk OUT refused after %zu of %zu bytes", r->where, done, len);
+		done += (size_t)sent;
+	}
+}
+
+static int replay_read(struct replay *r, void *buf, size_t len)
+{
+	return libusb_control_transfer(r->h, LIBUSB_REQUEST_TYPE_VENDOR | LIBUSB_ENDPOINT_IN, 0,
+				       (uint16_t)(len & 0xffff), (uint16_t)(len >> 16), buf,
+				       (uint16_t)len, 20000);
+}
+
+/* One look through the bus, as open_device_with_vid() or open_device_with_serialno(). */
+static bool replay_find_once(struct replay *r)
+{
+	libusb_device **list;
+	ssize_t n = libusb_get_device_list(r->usb, &list);
+
+	for (ssize_t i = 0; i < n && !r->h; i++) {
+		struct libusb_device_descriptor d;
+		libusb_device_handle *h;
+		unsigned char s[33] = "";
+
+		if (libusb_get_device_descriptor(list[i], &d) < 0 || d.idVendor != BCM2711_VID)
+			continue;
+		if (libusb_open(list[i], &h) < 0)
+			continue;
+		if (r->by_serial &&
+		    (libusb_get_string_descriptor_ascii(h, d.iSerialNumber, s, 31) < 0 ||
+		     strncmp(BOARD, (char *)s, 32))) {
+			libusb_close(h);
+			continue;
+		}
+		/* main(): the stage handled last is never talked to twice */
+		if (d.iSerialNumber == r->last_serial) {
+			libusb_close(h);
+			continue;
+		}
+		r->h = h;
+		r->iserial = d.iSerialNumber;
+	}
+	if (n >= 0)
+		libusb_free_device_list(list, 1);
+	return r->h != NULL;
+}
+
+static void replay_serve(struct replay *r)
+{
+	static const char config[] = "arm_64bit=1\nenable_uart=1\n";
+	struct { unsigned char cmd[4]; char name[256]; } m;
+
+	for (;;) {
+		int got;
+		unsigned int cmd;
+
+		memset(&m, 0, sizeof(m));
+		got = replay_read(r, &m, sizeof(m));
+		if (got == LIBUSB_ERROR_NO_DEVICE || got == LIBUSB_ERROR_IO)
+			return;
+		assert_true(got >= 0);
+		cmd = m.cmd[0] | m.cmd[1] << 8 | m.cmd[2] << 16 | (unsigned)m.cmd[3] << 24;
+		if (!m.name[0]) {
+			replay_write(r, NULL, 0);
+			return;
+		}
+		if (m.name[0] == '*' && cmd != 2) {
+			r->nmeta += r->metadata;
+			replay_write(r, NULL, 0);
+			continue;
+		}
+		if (cmd == 2)
+			return;
+		assert_true(cmd < 2);
+		if (strcmp(m.name, "config.txt"))
+			replay_write(r, NULL, 0);               /* no such file */
+		else if (cmd == 0)
+			assert_int_equal(libusb_control_transfer(r->h, LIBUSB_REQUEST_TYPE_VENDOR, 0,
+								 sizeof(config) - 1, 0, NULL, 0,
+								 1000), 0);
+		else
+			replay_write(r, config, sizeof(config) - 1);
+	}
+}
+
+static void replay_step(struct replay *r, char *line)
+{
+	unsigned char ret[4], msg[24] = { 0 };
+	struct libusb_config_descriptor *cfg;
+	int left = 5000;
+
+	if (!strcmp(line, "find vid") || !strcmp(line, "find serial")) {
+		while (!replay_find_once(r) && left > 0) {
+			usleep(5000);
+			left -= 5;
+		}
+		if (!r->h)
+			fail_msg("%s: '%s' found no device within 5 s (serial at this stage: not %s?)",
+				 r->where, line, BOARD);
+	} else if (!strcmp(line, "claim")) {
+		assert_int_equal(libusb_get_active_config_descriptor(libusb_get_device(r->h), &cfg), 0);
+		r->iface = cfg->bNumInterfaces == 1 ? 0 : 1;
+		r->ep = r->iface ? 3 : 1;
+		libusb_free_config_descriptor(cfg);
+		assert_int_equal(libusb_claim_interface(r->h, r->iface), 0);
+	} else if (!strcmp(line, "serial")) {
+		r->serial_num[0] = 0;
+		libusb_get_string_descriptor_ascii(r->h, (uint8_t)r->iserial,
+						   (unsigned char *)r->serial_num,
+						   sizeof(r->serial_num));
+	} else if (!strcmp(line, "write boot-message")) {
+		msg[0] = (unsigned char)(r->second_len & 0xff);
+		msg[1] = (unsigned char)(r->second_len >> 8);
+		replay_write(r, msg, sizeof(msg));
+	} else if (!strcmp(line, "write second-stage")) {
+		replay_write(r, r->second, r->second_len);
+	} else if (!strcmp(line, "read 4")) {
+		assert_int_equal(replay_read(r, ret, sizeof(ret)), 4);
+		assert_memory_equal(ret, "\0\0\0\0", 4);
+	} else if (!strcmp(line, "close")) {
+		libusb_release_interface(r->h, r->iface);
+		libusb_close(r->h);
+		r->h = NULL;
+		r->last_serial = r->iserial;
+	} else if (!strcmp(line, "serve")) {
+		replay_serve(r);
+	} else if (!strcmp(line, "metadata")) {
+		/* rpiboot -j writes DIR/<serial_num>.json */
+		if (!r->nmeta || strcmp(r->serial_num, BOARD))
+			fail_msg("%s: -j would write %u properties to '%s.json', not '%s.json'",
+				 r->where, r->nmeta, r->serial_num, BOARD);
+	} else {
+		fail_msg("%s: unknown transcript step '%s'", r->where, line);
+	}
+}
+
+/* End the scenario under way: the board saw no protocol error and ran the file server to its end. */
+static void replay_end(struct replay *r)
+{
+	const struct bcm2711_log *l;
+
+	if (!r->usb)
+		return;
+	if (r->h)
+		libusb_close(r->h);
+	libusb_exit(r->usb);
+	r->usb = NULL;
+	r->h = NULL;
+	l = log_of(r->t);
+	assert_int_equal(l->rom_boots, 1);
+	assert_int_equal(l->second_len, r->second_len);
+	assert_memory_equal(l->second, r->second, r->second_len);
+	assert_true(l->done);
+}
+
+/* A fresh board (serial BOARD) and a fresh libusb for a run with @args. */
+static void replay_begin(struct replay *r, const char *args)
+{
+	const struct bcm2711_req reqs[] = {
+		{ BCM2711_GET_FILE_SIZE, "config.txt" }, { BCM2711_READ_FILE, "config.txt" },
+		{ BCM2711_GET_FILE_SIZE, "*SERIAL*" BOARD },
+		{ BCM2711_GET_FILE_SIZE, "*MAC_ADDRESS*dc:a6:32:00:00:01" },
+		{ BCM2711_GET_FILE_SIZE, "pieeprom.sig" }, { BCM2711_DONE, "" },
+	};
+
+	replay_end(r);
+	bcm2711_emu_free(r->t->emu);
+	r->t->emu = bcm2711_emu_new();
+	assert_non_null(r->t->emu);
+	assert_int_equal(bcm2711_emu_add_rom(r->t->emu, PORT, BOARD, 0), 0);
+	bcm2711_emu_set_requests(r->t->emu, reqs, RIG_ARRAY_SIZE(reqs));
+	assert_int_equal(libusb_init(&r->usb), 0);
+	r->by_serial = strstr(args, "-i BOARD") != NULL;
+	r->metadata = strstr(args, "-j DIR") != NULL;
+	r->last_serial = -1;
+	r->nmeta = 0;
+}
+
+/*
+ * Upstream rpiboot's request sequence in each of its modes (default, -d, -i, -j) is
+ * accepted by the emulated board, and the serial it finds and names the board by is the
+ * board's at every stage (the second stage once showed its manufacturer instead).
+ */
+static void test_upstream_transcript(void **state)
+{
+	struct tfx *t = *state;
+	struct replay r = { .t = t, .last_serial = -1 };
+	unsigned char *image = pattern(20000, 7);
+	char line[256], where[64];
+	int lineno = 0, nscen = 0, nsteps = 0;
+	FILE *f = fopen(RPIBOOT_TRANSCRIPT, "r");
+
+	if (!f)
+		fail_msg("cannot open %s", RPIBOOT_TRANSCRIPT);
+	r.second = image;
+	r.second_len = 20000;
+	r.where = where;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		snprintf(where, sizeof(where), "rpiboot-upstream.txt:%d", ++lineno);
+		if (!line[0] || line[0] == '#')
+			continue;
+		if (!strncmp(line, "scenario ", 9)) {
+			replay_begin(&r, line + 9);
+			nscen++;
+			continue;
+		}
+		assert_non_null(r.usb);
+		replay_step(&r, line);
+		nsteps++;
+	}
+	fclose(f);
+	replay_end(&r);
+	free(image);
+	print_message("replayed %d scenarios, %d requests steps\n", nscen, nsteps);
+	assert_int_equal(nscen, 5);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_full_boot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_transcript, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bootfiles_archive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waits_for_device, setup, teardown),

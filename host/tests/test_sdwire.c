@@ -200,10 +200,10 @@ static void test_wrong_serial(void **state)
 	assert_int_equal(open_rig(s, "sdw-C", NULL, 0), RIG_E_NODEV);
 	msg = rig_ctx_errmsg(s->f->ctx);
 	assert_non_null(strstr(msg, "sdmux:"));
-	assert_non_null(strstr(msg, "no SDWire (USB 04e8:6001, serial 'sdw-C') found"));
+	assert_non_null(strstr(msg, "no SDWire (usb_serial=sdw-C vid_pid=04e8:6001) found"));
 	assert_non_null(strstr(msg, "serial 'sdw-A' at 1-1.2"));
 	assert_non_null(strstr(msg, "serial 'sdw-B' at 1-1.3"));
-	assert_non_null(strstr(msg, "product 'sd-mux' at 1-4 (not an SDWire)"));
+	assert_non_null(strstr(msg, "at 1-4 (product 'sd-mux': not an SDWire)"));
 }
 
 static void test_none_attached(void **state)
@@ -296,7 +296,7 @@ static void test_bad_vid_pid(void **state)
 	p = rig_desc_add_part(s->f->d, "sdmux", NULL, "sdwire", 2);
 	rig_desc_set_str(s->f->d, p, "vid_pid", "sdwire", 2);
 	assert_int_equal(rig_open(s->f->ctx, s->f->d, &s->f->rig), RIG_E_INVAL);
-	assert_non_null(strstr(rig_ctx_errmsg(s->f->ctx), "vid_pid 'sdwire'"));
+	assert_non_null(strstr(rig_ctx_errmsg(s->f->ctx), "parameter 'vid_pid': 'sdwire' is not a USB VID:PID"));
 }
 
 /* A re-programmed FT200X (factory 0403:6015): vid_pid given, product not checked. */

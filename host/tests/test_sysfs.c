@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the sysfs identity helpers (sysfs.c) against a fake /sys tree. */
+/*
+ * Unit tests of the USB identity helpers (sysfs.c over libudev, usb.c's parsing) against
+ * a fake /sys tree laid out as the kernel does (uevent files, subsystem links), which
+ * libudev reads through umockdev's preload (UMOCKDEV_DIR): the program re-executes itself
+ * under libumockdev-preload when started without it.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +17,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "fixtures/umockfx.h"
 
 static char root[64];
 
@@ -28,6 +34,26 @@ static void mkdirs(const char *rel)
 		}
 	}
 	mkdir(path, 0755);
+}
+
+static void put(const char *dir, const char *name, const char *val);
+
+/* @dir/subsystem -> the subsystem's directory, as libudev reads a device's subsystem. */
+static void subsystem(const char *dir, const char *where)
+{
+	char target[512], link[512];
+
+	snprintf(target, sizeof(target), "%s/sys/%s", root, where);
+	snprintf(link, sizeof(link), "%s/%s/subsystem", root, dir);
+	unlink(link);
+	assert_int_equal(symlink(target, link), 0);
+}
+
+/* A device directory libudev accepts: a uevent file (@uevent lines) and its subsystem. */
+static void device(const char *dir, const char *where, const char *uevent)
+{
+	put(dir, "uevent", uevent);
+	subsystem(dir, where);
 }
 
 static void put(const char *dir, const char *name, const char *val)
@@ -55,6 +81,18 @@ static void node(const char *cls, const char *node, const char *devpath)
 	snprintf(target, sizeof(target), "../../devices/%s", devpath);
 	snprintf(link, sizeof(link), "%s/sys/class/%s/%s", root, cls, node);
 	assert_int_equal(symlink(target, link), 0);
+	snprintf(dir, sizeof(dir), "sys/devices/%s", devpath);
+	snprintf(target, sizeof(target), "class/%s", cls);
+	snprintf(link, sizeof(link), "DEVTYPE=%s",
+		 strcmp(cls, "block") ? "" : strchr(node + 2, '1') ? "partition" : "disk");
+	device(dir, target, strcmp(cls, "block") ? "" : link);
+}
+
+/* A USB interface directory: bInterfaceNumber @num. */
+static void usbif(const char *dir, const char *num)
+{
+	put(dir, "bInterfaceNumber", num);
+	device(dir, "bus/usb", "DEVTYPE=usb_interface");
 }
 
 static void usbdev(const char *dir, const char *vid, const char *pid, const char *serial,
@@ -62,6 +100,7 @@ static void usbdev(const char *dir, const char *vid, const char *pid, const char
 {
 	put(dir, "idVendor", vid);
 	put(dir, "idProduct", pid);
+	device(dir, "bus/usb", "DEVTYPE=usb_device");
 	if (serial)
 		put(dir, "serial", serial);
 	if (product)
@@ -82,31 +121,32 @@ static int setup(void **state)
 	node("tty", "ttyS0", "platform/serial8250/tty/ttyS0");
 	/* two FT230X adapters, serials A1 and B2 */
 	usbdev("sys/devices/" HUB "/1-1/1-1.4", "0403", "6015", "A1", "FT230X Basic UART");
-	put("sys/devices/" HUB "/1-1/1-1.4/1-1.4:1.0", "bInterfaceNumber", "00");
+	usbif("sys/devices/" HUB "/1-1/1-1.4/1-1.4:1.0", "00");
 	node("tty", "ttyUSB0", HUB "/1-1/1-1.4/1-1.4:1.0/ttyUSB0/tty/ttyUSB0");
 	usbdev("sys/devices/" HUB "/1-1/1-1.2", "0403", "6015", "B2", "FT230X Basic UART");
-	put("sys/devices/" HUB "/1-1/1-1.2/1-1.2:1.0", "bInterfaceNumber", "00");
+	usbif("sys/devices/" HUB "/1-1/1-1.2/1-1.2:1.0", "00");
 	node("tty", "ttyUSB1", HUB "/1-1/1-1.2/1-1.2:1.0/ttyUSB1/tty/ttyUSB1");
 	/* a dual-port FT2232: one serial, two interfaces */
 	usbdev("sys/devices/" HUB "/1-2", "0403", "6010", "C3", "Dual RS232-HS");
-	put("sys/devices/" HUB "/1-2/1-2:1.0", "bInterfaceNumber", "00");
-	put("sys/devices/" HUB "/1-2/1-2:1.1", "bInterfaceNumber", "01");
+	usbif("sys/devices/" HUB "/1-2/1-2:1.0", "00");
+	usbif("sys/devices/" HUB "/1-2/1-2:1.1", "01");
 	node("tty", "ttyUSB2", HUB "/1-2/1-2:1.0/ttyUSB2/tty/ttyUSB2");
 	node("tty", "ttyUSB3", HUB "/1-2/1-2:1.1/ttyUSB3/tty/ttyUSB3");
 	/* a CDC ACM board with a uevent naming its node */
 	usbdev("sys/devices/" HUB2 "/2-1", "2e8a", "000a", "E6", "Pico");
-	put("sys/devices/" HUB2 "/2-1/2-1:1.0", "bInterfaceNumber", "00");
+	usbif("sys/devices/" HUB2 "/2-1/2-1:1.0", "00");
 	node("tty", "ttyACM0", HUB2 "/2-1/2-1:1.0/tty/ttyACM0");
 	put("sys/devices/" HUB2 "/2-1/2-1:1.0/tty/ttyACM0", "uevent",
-	    "MAJOR=166\nMINOR=0\nDEVNAME=ttyACM0");
+	    "MAJOR=166\nMINOR=0\nDEVNAME=ttyACM0\nID_SERIAL_SHORT=E6-udev");
 	/* a USB card reader: disk sda with partition sda1, and sg0 */
 	usbdev("sys/devices/" HUB2 "/2-3", "05e3", "0749", "SD9", "USB Storage");
-	put("sys/devices/" HUB2 "/2-3/2-3:1.0", "bInterfaceNumber", "00");
+	usbif("sys/devices/" HUB2 "/2-3/2-3:1.0", "00");
 #define SCSI HUB2 "/2-3/2-3:1.0/host0/target0:0:0/0:0:0:0"
 	node("block", "sda", SCSI "/block/sda");
 	node("block", "sda1", SCSI "/block/sda/sda1");
 	put("sys/devices/" SCSI "/block/sda/sda1", "partition", "1");
 	node("scsi_generic", "sg0", SCSI "/scsi_generic/sg0");
+	setenv("UMOCKDEV_DIR", root, 1);
 	*state = NULL;
 	return 0;
 }
@@ -126,12 +166,12 @@ static int find(enum rig_devclass cls, const char *serial, const char *vid_pid,
 	struct rig_usb_match m;
 
 	rig_usb_match_init(&m);
-	m.serial = serial;
-	m.port = port;
+	snprintf(m.serial, sizeof(m.serial), "%s", serial ? serial : "");
+	snprintf(m.port, sizeof(m.port), "%s", port ? port : "");
 	m.interface = interface;
 	if (vid_pid)
 		assert_int_equal(rig_usb_parse_vid_pid(vid_pid, &m.vid, &m.pid), 0);
-	return rig_sysfs_find(root, cls, &m, id, why, len);
+	return rig_sysfs_find(cls, &m, id, why, len);
 }
 
 static void test_by_serial(void **state)
@@ -188,12 +228,11 @@ static void test_interfaces(void **state)
 static void test_no_match(void **state)
 {
 	struct rig_usb_id id;
-	char why[4096], dir[128];
+	char why[4096];
 
 	assert_int_equal(find(RIG_DEV_TTY, "NOPE", NULL, NULL, -1, &id, why, sizeof(why)),
 			 RIG_E_NODEV);
-	snprintf(dir, sizeof(dir), "no tty matches usb_serial=NOPE (searched %s/sys/class/tty: ", root);
-	assert_non_null(strstr(why, dir));
+	assert_non_null(strstr(why, "no tty matches usb_serial=NOPE (searched udev's tty devices: USB ttys present: "));
 	/* what was there, so the user can copy the right serial */
 	assert_non_null(strstr(why, "serial A1"));
 	assert_non_null(strstr(why, "serial B2"));
@@ -212,13 +251,15 @@ static void test_empty_root(void **state)
 
 	snprintf(empty, sizeof(empty), "%s/empty", root);
 	mkdir(empty, 0755);
+	setenv("UMOCKDEV_DIR", empty, 1);
 	rig_usb_match_init(&m);
-	m.serial = "A1";
-	assert_int_equal(rig_sysfs_find(empty, RIG_DEV_TTY, &m, NULL, why, sizeof(why)), RIG_E_NODEV);
-	assert_non_null(strstr(why, "cannot read it"));
+	snprintf(m.serial, sizeof(m.serial), "A1");
+	assert_int_equal(rig_sysfs_find(RIG_DEV_TTY, &m, NULL, why, sizeof(why)), RIG_E_NODEV);
+	setenv("UMOCKDEV_DIR", root, 1);
+	assert_non_null(strstr(why, "no USB ttys present"));
 	/* nothing to match on */
 	rig_usb_match_init(&m);
-	assert_int_equal(rig_sysfs_find(root, RIG_DEV_TTY, &m, NULL, why, sizeof(why)), RIG_E_INVAL);
+	assert_int_equal(rig_sysfs_find(RIG_DEV_TTY, &m, NULL, why, sizeof(why)), RIG_E_INVAL);
 	assert_non_null(strstr(why, "no USB identity"));
 }
 
@@ -237,6 +278,27 @@ static void test_acm_block_sg(void **state)
 	assert_string_equal(id.port, "2-3");
 	assert_int_equal(find(RIG_DEV_SG, NULL, NULL, "2-3", -1, &id, why, sizeof(why)), 0);
 	assert_string_equal(id.dev, "/dev/sg0");
+	/* udev properties: the node's own (from its uevent here) */
+	{
+		struct rig_usb_match m;
+
+		rig_usb_match_init(&m);
+		assert_int_equal(rig_usb_match_set(&m, "udev.ID_SERIAL_SHORT", "E6-udev", why,
+						   sizeof(why)), 0);
+		assert_int_equal(rig_sysfs_find(RIG_DEV_TTY, &m, &id, why, sizeof(why)), 0);
+		assert_string_equal(id.dev, "/dev/ttyACM0");
+		assert_non_null(strstr(why, "matched udev.ID_SERIAL_SHORT=E6-udev"));
+		/* and of its USB device (DEVTYPE is in every usb_device's uevent) */
+		rig_usb_match_init(&m);
+		snprintf(m.port, sizeof(m.port), "1-2");
+		assert_int_equal(rig_usb_match_set(&m, "udev.DEVTYPE", "usb_device", why,
+						   sizeof(why)), 0);
+		assert_int_equal(rig_sysfs_find(RIG_DEV_TTY, &m, &id, why, sizeof(why)), RIG_E_INVAL);
+		rig_usb_match_init(&m);
+		assert_int_equal(rig_usb_match_set(&m, "udev.ID_SERIAL_SHORT", "nope", why,
+						   sizeof(why)), 0);
+		assert_int_equal(rig_sysfs_find(RIG_DEV_TTY, &m, &id, why, sizeof(why)), RIG_E_NODEV);
+	}
 	/* the disk reader is not a tty */
 	assert_int_equal(find(RIG_DEV_TTY, "SD9", NULL, NULL, -1, &id, why, sizeof(why)), RIG_E_NODEV);
 }
@@ -246,19 +308,17 @@ static void test_usb_id(void **state)
 	struct rig_usb_id id;
 	char buf[256];
 
-	assert_int_equal(rig_sysfs_usb_id(root, RIG_DEV_TTY, "ttyS0", &id), RIG_E_NODEV);
-	assert_int_equal(rig_sysfs_usb_id(root, RIG_DEV_TTY, "ttyUSB9", &id), RIG_E_NODEV);
-	assert_int_equal(rig_sysfs_usb_id(root, RIG_DEV_TTY, "ttyUSB3", &id), 0);
+	assert_int_equal(rig_sysfs_usb_id(RIG_DEV_TTY, "ttyS0", &id), RIG_E_NODEV);
+	assert_int_equal(rig_sysfs_usb_id(RIG_DEV_TTY, "ttyUSB9", &id), RIG_E_NODEV);
+	assert_int_equal(rig_sysfs_usb_id(RIG_DEV_TTY, "ttyUSB3", &id), 0);
 	assert_string_equal(id.serial, "C3");
 	assert_string_equal(id.port, "1-2");
 	assert_int_equal(id.interface, 1);
 	rig_usb_id_describe(&id, buf, sizeof(buf));
 	assert_string_equal(buf, "/dev/ttyUSB3 (USB 0403:6010 serial C3 at 1-2 interface 1, Dual RS232-HS)");
-	/* the root comes from the environment when not given */
+	/* uhub's own sysfs files: the root comes from the environment when not given */
 	setenv("RIGOR_SYSFS_ROOT", root, 1);
 	assert_string_equal(rig_sysfs_root(NULL), root);
-	assert_int_equal(rig_sysfs_usb_id(NULL, RIG_DEV_TTY, "ttyUSB0", &id), 0);
-	assert_string_equal(id.serial, "A1");
 	unsetenv("RIGOR_SYSFS_ROOT");
 	assert_string_equal(rig_sysfs_root(NULL), "");
 }
@@ -279,15 +339,39 @@ static void test_parse(void **state)
 	assert_int_equal(rig_usb_parse_vid_pid("04031:6015", &v, &p), RIG_E_INVAL);
 	assert_int_equal(rig_usb_parse_vid_pid("0403:6015x", &v, &p), RIG_E_INVAL);
 	assert_int_equal(rig_usb_parse_vid_pid("xyz:6015", &v, &p), RIG_E_INVAL);
+	/* strtoul would take these */
+	assert_int_equal(rig_usb_parse_vid_pid("0x4:6015", &v, &p), RIG_E_INVAL);
+	assert_int_equal(rig_usb_parse_vid_pid(" 403:6015", &v, &p), RIG_E_INVAL);
+	assert_int_equal(rig_usb_parse_vid_pid("0403:+601", &v, &p), RIG_E_INVAL);
+	assert_true(rig_usb_port_valid("1-1.4"));
+	assert_true(rig_usb_port_valid("2"));
+	assert_false(rig_usb_port_valid("1-"));
+	assert_false(rig_usb_port_valid("1-1..4"));
+	assert_false(rig_usb_port_valid("usb1"));
+	assert_false(rig_usb_port_valid("1-1.2.3.4.5.6.7.8.9"));
 	rig_usb_match_init(&m);
 	assert_int_equal(rig_usb_match_describe(&m, buf, sizeof(buf)), RIG_E_INVAL);
-	m.serial = "A1";
+	snprintf(m.serial, sizeof(m.serial), "A1");
 	m.interface = 2;
 	assert_int_equal(rig_usb_match_describe(&m, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "usb_serial=A1 interface=2");
+	/* rig-file keys, as the core parses them */
+	rig_usb_match_init(&m);
+	assert_int_equal(rig_usb_match_set(&m, "vid_pid", "0403:6015", buf, sizeof(buf)), 0);
+	assert_int_equal(rig_usb_match_set(&m, "usb_path", "1-1.4", buf, sizeof(buf)), 0);
+	assert_int_equal(rig_usb_match_set(&m, "udev", "", buf, sizeof(buf)), 0);
+	assert_int_equal(rig_usb_match_set(&m, "udev.ID_MODEL", "FT230X", buf, sizeof(buf)), 0);
+	assert_int_equal(rig_usb_match_set(&m, "usb_path", "1-1,4", buf, sizeof(buf)), RIG_E_INVAL);
+	assert_non_null(strstr(buf, "not a USB port path"));
+	assert_int_equal(rig_usb_match_set(&m, "vid_pid", "not-an-id", buf, sizeof(buf)), RIG_E_INVAL);
+	assert_non_null(strstr(buf, "'not-an-id' is not a USB VID:PID"));
+	assert_int_equal(rig_usb_match_set(&m, "udev.ID-X", "1", buf, sizeof(buf)), RIG_E_INVAL);
+	assert_int_equal(rig_usb_match_set(&m, "baud", "1", buf, sizeof(buf)), RIG_E_NOENT);
+	assert_int_equal(rig_usb_match_describe(&m, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "vid_pid=0403:6015 usb_path=1-1.4 udev.ID_MODEL=FT230X");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_by_serial),
@@ -300,5 +384,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 	};
 
+	(void)argc;
+	umockfx_ensure_preload(argv, NULL);
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

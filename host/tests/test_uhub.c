@@ -2,7 +2,7 @@
 /*
  * The uhub power back-end (drivers/uhub.c) through the library front end, two ways:
  *  - the kernel's sysfs `disable` attribute, on a fake /sys in a temporary directory
- *    (RIGOR_SYSFS_ROOT);
+ *    (RIGOR_SYSFS_ROOT for the port files, UMOCKDEV_DIR for libudev's search by serial);
  *  - hub class requests over libusb, on hubs emulated by umockdev in this process
  *    (fixtures/usbhub.c), cross-checked with the upstream tool uhubctl run as a child on
  *    the same emulation: its status must agree with rigor's get, and its on/off must
@@ -28,6 +28,7 @@
 #include "fixtures/umockfx.h"
 
 static struct usbhub_emu *emu;
+static char *saved_umockdev_dir;
 /*
  * Emulated hubs: a USB3 hub (two logical hubs), a USB2 hub, a ganged one, one without
  * switching, and a USB2 hub whose ports have the sysfs `disable` attribute (Linux >= 6.0).
@@ -90,6 +91,11 @@ static int setup_sysfs(void **state)
 		put(rel, "1");
 		snprintf(rel, sizeof(rel), "%s/serial", loc);
 		put(rel, h < 2 ? "HUBSER" : "OTHER");
+		/* what libudev needs to take the directory for a USB device */
+		snprintf(rel, sizeof(rel), "%s/uevent", loc);
+		put(rel, "DEVTYPE=usb_device");
+		snprintf(path, sizeof(path), "%s/sys/bus/usb/devices/%s/subsystem", sysroot, loc);
+		assert_int_equal(symlink("/sys/bus/usb", path), 0);
 		for (int port = 1; port <= 4; port++) {
 			snprintf(rel, sizeof(rel), "%s:1.0/%s-port%d/disable", loc, loc, port);
 			put(rel, "0");
@@ -100,6 +106,9 @@ static int setup_sysfs(void **state)
 	snprintf(path, sizeof(path), "%s/sys/bus/usb/devices/2-1:1.0/2-1-port4/peer", sysroot);
 	assert_int_equal(symlink("../../1-1:1.0/1-1-port4", path), 0);
 	setenv("RIGOR_SYSFS_ROOT", sysroot, 1);
+	/* libudev (hubs by serial) reads the same tree through umockdev's preload */
+	saved_umockdev_dir = getenv("UMOCKDEV_DIR") ? strdup(getenv("UMOCKDEV_DIR")) : NULL;
+	setenv("UMOCKDEV_DIR", sysroot, 1);
 	*state = rigfx_new("uhub");
 	return 0;
 }
@@ -110,6 +119,13 @@ static int teardown_sysfs(void **state)
 
 	rigfx_release(*state);
 	unsetenv("RIGOR_SYSFS_ROOT");
+	/* back to the hub emulation's testbed, if there is one */
+	if (saved_umockdev_dir)
+		setenv("UMOCKDEV_DIR", saved_umockdev_dir, 1);
+	else
+		unsetenv("UMOCKDEV_DIR");
+	free(saved_umockdev_dir);
+	saved_umockdev_dir = NULL;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sysroot);
 	assert_int_equal(system(cmd), 0);
 	return 0;
@@ -339,7 +355,7 @@ static void test_usb_stall(void **state)
 	assert_int_equal(open_uhub(f, "1-2", NULL, 1, false, 0, 0), 0);
 	usbhub_emu_stall(emu, hub2, true);
 	assert_int_equal(rig_power_set(f->rig, false), RIG_E_IO);
-	assert_non_null(strstr(rig_errmsg(f->rig), "hub 1-2 stalled the request"));
+	assert_non_null(strstr(rig_errmsg(f->rig), "the device stalled the request"));
 	assert_int_equal(usbhub_emu_power(emu, hub2, 1), 1);
 }
 
@@ -354,7 +370,7 @@ static void test_usb_timeout(void **state)
 	assert_int_equal(rig_power_get(f->rig), RIG_E_TIMEOUT);
 	assert_true(now_ms() - t0 >= 140);
 	assert_true(now_ms() - t0 < 2000);
-	assert_non_null(strstr(rig_errmsg(f->rig), "did not answer within 150 ms"));
+	assert_non_null(strstr(rig_errmsg(f->rig), "no answer within 150 ms"));
 }
 
 /* ---- cross-check with uhubctl on the same emulation ---- */

@@ -26,10 +26,12 @@
  *
  * Unlike rpiboot we never sleep a fixed second before opening a device or reading the
  * ROM's return code: transfers wait on the device within their timeouts, and the return
- * code is only reported (rpiboot ignores it too). A libusb context lives for one boot.
+ * code is only reported (rpiboot ignores it too). The libusb context is the rig
+ * context's; the hotplug callback lives for one boot.
  *
- * The device is chosen by the rig file's usb_path (port path, "1-1.3") and/or
- * usb_serial (the ROM's serial string); after the ROM stage it is followed by its port.
+ * The device is chosen by the rig file's USB identity: usb_path (port path, "1-1.3")
+ * and/or usb_serial (the board's serial string, which every stage shows, as rpiboot -i
+ * relies on); after the ROM stage it is followed by its port too.
  * Every stage logs a rig event, and every failure names the stage it happened in.
  */
 #define LOG_PREFIX "rpiboot"
@@ -57,8 +59,7 @@
 #define SEEN_MAX 768
 
 struct rpiboot_conf {
-	char *usb_path;     /* "1-1.3", NULL: any port */
-	char *usb_serial;   /* the ROM's serial string, NULL: any */
+	struct rig_usb_match usb;   /* port "1-1.3" and/or the board's serial; empty: any */
 };
 
 /* One boot: everything lives here, nothing in file scope. */
@@ -147,31 +148,10 @@ static int fail(struct boot *b, int code, const char *fmt, ...)
 	return rig_part_fail(b->p, code, "%s: %s", b->stage, msg);
 }
 
-/* Translate a LIBUSB_ERROR_* at the boundary, naming what was being done. */
+/* A libusb error, named with the stage and what was being done. */
 static int usb_fail(struct boot *b, int r, const char *what)
 {
-	switch (r) {
-	case LIBUSB_ERROR_NO_DEVICE:
-		return fail(b, RIG_E_NODEV, "%s: the device went away (unplugged, reset or powered off)",
-			    what);
-	case LIBUSB_ERROR_TIMEOUT:
-		return fail(b, RIG_E_TIMEOUT, "%s: timed out (usbboot timeout %d ms)", what,
-			    b->timeout_ms);
-	case LIBUSB_ERROR_PIPE:
-		return fail(b, RIG_E_IO, "%s: the device stalled the transfer", what);
-	case LIBUSB_ERROR_ACCESS:
-		return fail(b, RIG_E_IO,
-			    "%s: permission denied: install the udev rule in docs/hardware/cm4-usbboot.md",
-			    what);
-	case LIBUSB_ERROR_NO_MEM:
-		return fail(b, RIG_E_NOMEM, "%s: out of memory", what);
-	case LIBUSB_ERROR_BUSY:
-		return fail(b, RIG_E_BUSY, "%s: the interface is claimed by another program", what);
-	case LIBUSB_ERROR_INTERRUPTED:
-		return fail(b, RIG_E_INTR, "%s: interrupted", what);
-	default:
-		return fail(b, RIG_E_IO, "%s: %s", what, libusb_strerror(r));
-	}
+	return rig_usb_fail(b->p, r, -1, "%s: %s", b->stage, what);
 }
 
 /* ---- boot files ---- */
@@ -416,107 +396,54 @@ static void dev_close(libusb_device_handle *h, int iface)
 
 /* ---- finding the device ---- */
 
-static void seen_add(char *seen, size_t *o, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seen_add(char *seen, size_t *o, const char *fmt, ...)
+/* The finder's filter: Broadcom boot devices, and never the one handled last. */
+static enum rig_usb_verdict boot_device(void *user, const struct rig_usb_dev *cand,
+					char *note, size_t len)
 {
-	va_list ap;
+	const struct boot *b = user;
 
-	if (*o >= SEEN_MAX)
-		return;
-	if (*o)
-		*o += (size_t)snprintf(seen + *o, SEEN_MAX - *o, ", ");
-	va_start(ap, fmt);
-	if (*o < SEEN_MAX)
-		*o += (size_t)vsnprintf(seen + *o, SEEN_MAX - *o, fmt, ap);
-	va_end(ap);
-}
-
-/* The serial string of @dev, "" when it has none or it cannot be read. */
-static void read_serial(libusb_device *dev, const struct libusb_device_descriptor *d,
-			char *buf, size_t len)
-{
-	libusb_device_handle *h;
-
-	buf[0] = 0;
-	if (!d->iSerialNumber || libusb_open(dev, &h) < 0)
-		return;
-	if (libusb_get_string_descriptor_ascii(h, d->iSerialNumber, (unsigned char *)buf,
-					       (int)len) < 0)
-		buf[0] = 0;
-	libusb_close(h);
+	if (cand->vid != BCM_VID || !boot_pid(cand->pid))
+		return RIG_USB_IGNORE;
+	if (libusb_get_bus_number(cand->dev) == b->last_bus &&
+	    libusb_get_device_address(cand->dev) == b->last_addr) {
+		snprintf(note, len, "the device just booted, not yet gone");
+		return RIG_USB_REJECT;
+	}
+	return RIG_USB_ACCEPT;
 }
 
 /*
  * Look once for the device to talk to next: a Broadcom boot device at the configured
- * (or followed) port, with the configured serial before the ROM stage, and not the one
- * handled last. Returns 1 with *@out referenced, 0 when there is none yet, or an error
+ * (or followed) port, with the configured serial, and not the one handled last. Returns 1 with *@out referenced, 0 when there is none yet, or an error
  * (several candidates). What was seen goes into @seen.
  */
 static int scan(struct boot *b, libusb_device **out, char *seen)
 {
 	const struct rpiboot_conf *c = b->p->conf;
-	const char *want_port = b->port[0] ? b->port : c->usb_path;
-	libusb_device **list, *found = NULL;
-	char path[32], serial[128], cands[SEEN_MAX] = "";
-	size_t so = 0, co = 0;
-	ssize_t n;
-	int nfound = 0;
+	struct rig_usb_match m = c->usb;
+	struct rig_usb_want w = { .noun = "a Raspberry Pi boot device", .filter = boot_device,
+				  .user = b };
+	struct rig_usb_dev d;
+	int n, rc;
 
-	seen[0] = 0;
+	/*
+	 * After the ROM stage the device is followed by its port; a usb_serial must still
+	 * match, as with rpiboot -i: the board shows its serial at every stage.
+	 */
+	if (b->port[0])
+		snprintf(m.port, sizeof(m.port), "%s", b->port);
 	*out = NULL;
-	n = libusb_get_device_list(b->usb, &list);
-	if (n < 0)
-		return usb_fail(b, (int)n, "listing USB devices");
-	for (ssize_t i = 0; i < n; i++) {
-		struct libusb_device_descriptor d;
-		bool ours;
-
-		if (libusb_get_device_descriptor(list[i], &d) < 0)
-			continue;
-		ours = d.idVendor == BCM_VID && boot_pid(d.idProduct);
-		if (!rig_usb_port_match(list[i], want_port, path, sizeof(path))) {
-			if (ours)
-				seen_add(seen, &so, "%04x:%04x at %s (another port)", d.idVendor,
-					 d.idProduct, path);
-			continue;
-		}
-		if (!ours) {
-			if (want_port)
-				seen_add(seen, &so, "%04x:%04x at %s (not a Raspberry Pi boot device)",
-					 d.idVendor, d.idProduct, path);
-			continue;
-		}
-		if (libusb_get_bus_number(list[i]) == b->last_bus &&
-		    libusb_get_device_address(list[i]) == b->last_addr) {
-			seen_add(seen, &so, "%04x:%04x at %s (the device just booted, not yet gone)",
-				 d.idVendor, d.idProduct, path);
-			continue;
-		}
-		if (c->usb_serial && !b->port[0]) {
-			read_serial(list[i], &d, serial, sizeof(serial));
-			if (strcmp(serial, c->usb_serial)) {
-				seen_add(seen, &so, "%04x:%04x at %s (serial '%s')", d.idVendor,
-					 d.idProduct, path, serial);
-				continue;
-			}
-		}
-		seen_add(seen, &so, "%04x:%04x at %s (%s)", d.idVendor, d.idProduct, path,
-			 rom_stage(&d) ? "boot ROM" : "second stage");
-		seen_add(cands, &co, "%04x:%04x at %s", d.idVendor, d.idProduct, path);
-		if (!found)
-			found = libusb_ref_device(list[i]);
-		nfound++;
-	}
-	libusb_free_device_list(list, 1);
-	if (nfound > 1) {
-		libusb_unref_device(found);
+	rc = rig_usb_find(b->ctx, &m, &w, &d, &n, seen, SEEN_MAX);
+	if (rc == RIG_E_INVAL)
 		return fail(b, RIG_E_INVAL,
 			    "%d Raspberry Pi boot devices attached (%s); name one with usb_path (or usb_serial) in the rig file",
-			    nfound, cands);
-	}
-	*out = found;
-	return found ? 1 : 0;
+			    n, seen);
+	if (rc == RIG_E_NODEV || rc == RIG_E_IO)
+		return 0;       /* not there yet, or not readable yet: keep waiting */
+	if (rc < 0)
+		return fail(b, rc, "listing USB devices: %s", rig_strerror(rc));
+	*out = d.dev;
+	return 1;
 }
 
 static int LIBUSB_CALL on_hotplug(libusb_context *usb, libusb_device *dev,
@@ -566,10 +493,9 @@ static int wait_device(struct boot *b, bool reenum, libusb_device **out)
 	}
 	return fail(b, RIG_E_NODEV,
 		    "no Raspberry Pi in USB boot mode (0a5c:2763/2764/2711/2712%s%s%s%s%s) appeared within %d ms; is it powered with nRPIBOOT held, and its USB port wired as the rig file says? seen: %s",
-		    c->usb_path ? " at " : "", c->usb_path ? c->usb_path : "",
-		    c->usb_serial ? ", serial '" : "", c->usb_serial ? c->usb_serial : "",
-		    c->usb_serial ? "'" : "", b->timeout_ms,
-		    seen[0] ? seen : c->usb_path ? "nothing at that port" : "no Broadcom boot device");
+		    c->usb.port[0] ? " at " : "", c->usb.port, c->usb.serial[0] ? ", serial '" : "",
+		    c->usb.serial, c->usb.serial[0] ? "'" : "", b->timeout_ms,
+		    seen[0] ? seen : c->usb.port[0] ? "nothing at that port" : "no Broadcom boot device");
 }
 
 /* ---- the stages ---- */
@@ -785,17 +711,17 @@ static int rpiboot_boot(struct rig_part *p, const char *dir, int timeout_ms)
 					     "no bootcode.bin, bootcode4.bin, bootcode5.bin or bootfiles.bin in '%s' (nor 2710/bootcode.bin, 2711/bootcode4.bin or 2712/bootcode5.bin): not a USB boot directory",
 					     dir);
 	}
-	r = libusb_init(&b.usb);
+	r = rig_usb_ctx(b.ctx, &b.usb);
 	if (r < 0)
-		return rig_part_fail(p, RIG_E_IO, "starting libusb: %s", libusb_strerror(r));
+		return rig_part_fail(p, r, "starting libusb: %s", rig_strerror(r));
 	b.hotplug = libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG) &&
 		    libusb_hotplug_register_callback(b.usb, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED,
 						     0, LIBUSB_HOTPLUG_MATCH_ANY,
 						     LIBUSB_HOTPLUG_MATCH_ANY,
 						     LIBUSB_HOTPLUG_MATCH_ANY, on_hotplug, NULL,
 						     &hp) == 0;
-	rig_dbg(b.ctx, "waiting for a boot device%s%s (%s)", c->usb_path ? " at " : "",
-		c->usb_path ? c->usb_path : "", b.hotplug ? "hotplug" : "polling");
+	rig_dbg(b.ctx, "waiting for a boot device%s%s (%s)", c->usb.port[0] ? " at " : "",
+		c->usb.port, b.hotplug ? "hotplug" : "polling");
 	while (!done && rc == 0) {
 		struct libusb_device_descriptor d;
 		libusb_device *dev;
@@ -825,16 +751,13 @@ static int rpiboot_boot(struct rig_part *p, const char *dir, int timeout_ms)
 	}
 	if (b.hotplug)
 		libusb_hotplug_deregister_callback(b.usb, hp);
-	libusb_exit(b.usb);
 	return rc;
 }
 
 #define P(f) offsetof(struct rpiboot_conf, f)
 static const struct rig_param rpiboot_params[] = {
-	{ "usb_path", RIG_P_STR, P(usb_path), false,
-	  "USB port path the DUT's USB boot port is wired to, e.g. 1-1.3 (udevadm info, lsusb -t); needed when more than one could be there" },
-	{ "usb_serial", RIG_P_STR, P(usb_serial), false,
-	  "serial string of the boot ROM (BCM2711/2712), as rpiboot -i takes it" },
+	{ "usb", RIG_P_USB, P(usb), false,
+	  "usb_path: the USB port the DUT's USB boot port is wired to, e.g. 1-1.3 (udevadm info, lsusb -t), needed when more than one could be there; usb_serial: the board's serial, as rpiboot -i takes it" },
 	RIG_PARAMS_END
 };
 #undef P
@@ -845,6 +768,7 @@ const struct rig_backend rig_usbboot_rpiboot = {
 	.role = RIG_ROLE_USBBOOT,
 	.name = "rpiboot",
 	.help = "Raspberry Pi / Compute Module USB boot (BCM2835-2712 ROM + file server) over libusb",
+	.doc = "docs/hardware/cm4-usbboot.md",
 	.params = rpiboot_params,
 	.conf_size = sizeof(struct rpiboot_conf),
 	.ops.usbboot = &rpiboot_ops,

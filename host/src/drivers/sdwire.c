@@ -16,8 +16,8 @@
  * with none given there must be exactly one SDWire. The handle is kept while the rig
  * is open and found again after the device went away and came back.
  *
- * libusb's timeout 0 means "forever"; ours -1 does. Each part has its own libusb
- * context, so two rigs (or two muxes) in one process do not share state.
+ * libusb's timeout 0 means "forever"; ours -1 does. The libusb context is the rig
+ * context's (usb.c), as are the finder and the error translation.
  */
 #define LOG_PREFIX "sdwire"
 #include <stdlib.h>
@@ -38,137 +38,55 @@
 #define FTDI_INDEX 1                /* interface A */
 #define CBUS_HOST 0xF1              /* CBUS0..3 outputs, CBUS0 high: host ("TS") */
 #define CBUS_DUT 0xF0
-#define STRING_TIMEOUT_MS 1000
-#define SEEN_MAX 768
 
 struct sdwire_conf {
-	char *usb_serial;   /* NULL: the only SDWire attached */
-	char *usb_path;     /* "1-1.4", NULL: any */
-	char *vid_pid;      /* NULL: 04e8:6001 and product "sd-wire" */
+	/* no serial: the only SDWire attached; no vid_pid: 04e8:6001 and product "sd-wire" */
+	struct rig_usb_match usb;
 };
 
 struct sdwire_priv {
-	libusb_context *usb;
 	libusb_device_handle *h;    /* NULL until found, and after the device went away */
 	int vid, pid;
 	bool check_product;
-	char where[160];            /* "serial X at 1-1.4", for messages */
+	char where[200];            /* "serial X at 1-1.4", for messages */
 };
 
-/* Translate a LIBUSB_ERROR_* at the boundary; records the message on the part. */
-static int usb_fail(struct rig_part *p, int r, const char *what, int timeout_ms)
-{
-	switch (r) {
-	case LIBUSB_ERROR_NO_DEVICE:
-		return rig_part_fail(p, RIG_E_NODEV, "%s: the SDWire is gone (unplugged?)", what);
-	case LIBUSB_ERROR_TIMEOUT:
-		return rig_part_fail(p, RIG_E_TIMEOUT, "%s: no answer within %d ms", what,
-				     timeout_ms);
-	case LIBUSB_ERROR_PIPE:
-		return rig_part_fail(p, RIG_E_IO, "%s: device stalled the request", what);
-	case LIBUSB_ERROR_ACCESS:
-		return rig_part_fail(p, RIG_E_IO,
-				     "%s: permission denied: install the udev rule in docs/hardware/sdwire.md",
-				     what);
-	case LIBUSB_ERROR_NO_MEM:
-		return rig_part_fail(p, RIG_E_NOMEM, "%s: out of memory", what);
-	case LIBUSB_ERROR_BUSY:
-		return rig_part_fail(p, RIG_E_BUSY, "%s: the device is busy", what);
-	case LIBUSB_ERROR_INTERRUPTED:
-		return rig_part_fail(p, RIG_E_INTR, "%s: interrupted", what);
-	default:
-		return rig_part_fail(p, RIG_E_IO, "%s: %s", what, libusb_strerror(r));
-	}
-}
-
-static void seen_add(char *seen, size_t *o, const char *fmt, const char *a, const char *b)
-{
-	if (*o < SEEN_MAX)
-		*o += (size_t)snprintf(seen + *o, SEEN_MAX - *o, fmt, *o ? ", " : "", a, b);
-}
-
 /*
- * Find the configured SDWire and keep a handle to it in the part. Everything seen on
- * the way goes into the error message, so a wrong serial shows the right one.
+ * Find the configured SDWire and keep a handle to it in the part. The finder lists
+ * everything it saw in the message, so a wrong serial shows the right one.
  */
 static int sdwire_find(struct rig_part *p)
 {
 	const struct sdwire_conf *c = p->conf;
 	struct sdwire_priv *pv = p->priv;
-	libusb_device **list;
-	libusb_device_handle *found = NULL;
-	char seen[SEEN_MAX] = "", path[32], serial[128], product[128], want[200];
-	size_t o = 0;
-	ssize_t n;
-	int nfound = 0, denied = 0, rc = 0;
+	struct rig_usb_match m = c->usb;
+	struct rig_usb_want w = {
+		.noun = "an SDWire", .product = pv->check_product ? SDWIRE_PRODUCT : NULL,
+		.strings = true,
+	};
+	struct rig_usb_dev d;
+	char list[1024], want[300];
+	int n, r, rc;
 
-	n = libusb_get_device_list(pv->usb, &list);
-	if (n < 0)
-		return usb_fail(p, (int)n, "listing USB devices", 0);
-	for (ssize_t i = 0; i < n; i++) {
-		struct libusb_device_descriptor d;
-		libusb_device_handle *h;
-		int r;
-
-		if (libusb_get_device_descriptor(list[i], &d) < 0 || d.idVendor != pv->vid ||
-		    d.idProduct != pv->pid)
-			continue;
-		if (!rig_usb_port_match(list[i], c->usb_path, path, sizeof(path))) {
-			seen_add(seen, &o, "%s%s at %s", "a device", path);
-			continue;
-		}
-		r = libusb_open(list[i], &h);
-		if (r < 0) {
-			denied += r == LIBUSB_ERROR_ACCESS;
-			seen_add(seen, &o, "%s%s (cannot open: %s)", path,
-				 libusb_strerror(r));
-			continue;
-		}
-		serial[0] = product[0] = 0;
-		if (d.iSerialNumber &&
-		    libusb_get_string_descriptor_ascii(h, d.iSerialNumber, (unsigned char *)serial,
-						       sizeof(serial)) < 0)
-			serial[0] = 0;
-		if (d.iProduct &&
-		    libusb_get_string_descriptor_ascii(h, d.iProduct, (unsigned char *)product,
-						       sizeof(product)) < 0)
-			product[0] = 0;
-		if (pv->check_product && strcmp(product, SDWIRE_PRODUCT)) {
-			seen_add(seen, &o, "%sproduct '%s' at %s (not an SDWire)", product, path);
-			libusb_close(h);
-			continue;
-		}
-		seen_add(seen, &o, "%sserial '%s' at %s", serial, path);
-		if ((c->usb_serial && strcmp(c->usb_serial, serial)) || found) {
-			nfound += !c->usb_serial || !strcmp(c->usb_serial, serial);
-			libusb_close(h);
-			continue;
-		}
-		found = h;
-		nfound++;
-		snprintf(pv->where, sizeof(pv->where), "serial '%s' at %s", serial, path);
-	}
-	libusb_free_device_list(list, 1);
-	snprintf(want, sizeof(want), "SDWire (USB %04x:%04x%s%s%s%s%s)", (unsigned)pv->vid,
-		 (unsigned)pv->pid, c->usb_serial ? ", serial '" : "",
-		 c->usb_serial ? c->usb_serial : "", c->usb_serial ? "'" : "",
-		 c->usb_path ? " at " : "", c->usb_path ? c->usb_path : "");
-	if (nfound == 0) {
+	m.vid = pv->vid;
+	m.pid = pv->pid;
+	rc = rig_usb_find(rig_part_ctx(p), &m, &w, &d, &n, list, sizeof(list));
+	rig_usb_match_describe(&m, want, sizeof(want));
+	if (rc == RIG_E_INVAL)
+		return rig_part_fail(p, rc, "%d SDWires attached; name one with usb_serial (or usb_path): %s",
+				     n, list);
+	if (rc < 0)
 		/* Unreadable candidates may include it: that is the error to fix, not absence. */
-		rc = rig_part_fail(p, denied ? RIG_E_IO : RIG_E_NODEV, "no %s found; seen: %s%s", want,
-				   o ? seen : "nothing with that VID:PID",
-				   denied ? "; permission denied: install the udev rule in docs/hardware/sdwire.md" : "");
-	} else if (nfound > 1) {
-		rc = rig_part_fail(p, RIG_E_INVAL,
-				   "%d SDWires attached; name one with usb_serial (or usb_path): %s",
-				   nfound, seen);
+		return rig_part_fail(p, rc, "no SDWire (%s) found; seen: %s%s", want,
+				     list[0] ? list : "nothing with that VID:PID",
+				     rc == RIG_E_IO ? " in docs/hardware/sdwire.md" : "");
+	r = libusb_open(d.dev, &pv->h);
+	libusb_unref_device(d.dev);
+	if (r < 0) {
+		pv->h = NULL;
+		return rig_usb_fail(p, r, -1, "opening the SDWire at %s", d.port);
 	}
-	if (rc < 0) {
-		if (found)
-			libusb_close(found);
-		return rc;
-	}
-	pv->h = found;
+	snprintf(pv->where, sizeof(pv->where), "serial '%s' at %s", d.serial, d.port);
 	rig_dbg(rig_part_ctx(p), "using the SDWire with %s", pv->where);
 	return 0;
 }
@@ -198,7 +116,7 @@ static int sdwire_control(struct rig_part *p, uint8_t type, uint8_t req, uint16_
 			if (!fresh && attempt == 0)
 				continue;   /* a stale handle: the device may be back */
 		}
-		return usb_fail(p, r, what, timeout_ms);
+		return rig_usb_fail(p, r, timeout_ms, "%s", what);
 	}
 }
 
@@ -238,9 +156,6 @@ static void sdwire_close(struct rig_part *p)
 	if (pv->h)
 		libusb_close(pv->h);
 	pv->h = NULL;
-	if (pv->usb)
-		libusb_exit(pv->usb);
-	pv->usb = NULL;
 }
 
 static int sdwire_open(struct rig_part *p)
@@ -249,17 +164,9 @@ static int sdwire_open(struct rig_part *p)
 	struct sdwire_priv *pv = p->priv;
 	int r;
 
-	pv->vid = SDWIRE_VID;
-	pv->pid = SDWIRE_PID;
-	pv->check_product = !c->vid_pid;
-	if (c->vid_pid && rig_usb_parse_vid_pid(c->vid_pid, &pv->vid, &pv->pid) < 0)
-		return rig_part_fail(p, RIG_E_INVAL, "vid_pid '%s' is not like '04e8:6001'",
-				     c->vid_pid);
-	r = libusb_init(&pv->usb);
-	if (r < 0) {
-		pv->usb = NULL;
-		return usb_fail(p, r, "starting libusb", 0);
-	}
+	pv->check_product = c->usb.vid < 0;
+	pv->vid = pv->check_product ? SDWIRE_VID : c->usb.vid;
+	pv->pid = pv->check_product ? SDWIRE_PID : c->usb.pid;
 	r = sdwire_find(p);
 	if (r < 0)
 		sdwire_close(p);    /* the core does not call close() after a failed open() */
@@ -268,9 +175,7 @@ static int sdwire_open(struct rig_part *p)
 
 #define P(f) offsetof(struct sdwire_conf, f)
 static const struct rig_param sdwire_params[] = {
-	{ "usb_serial", RIG_P_STR, P(usb_serial), false, "USB serial of the SDWire (lsusb -v: iSerial); required when several are attached" },
-	{ "usb_path", RIG_P_STR, P(usb_path), false, "USB port path (1-1.4) the SDWire's FTDI sits at" },
-	{ "vid_pid", RIG_P_STR, P(vid_pid), false, "USB IDs when re-programmed (default 04e8:6001 with product 'sd-wire')" },
+	{ "usb", RIG_P_USB, P(usb), false, "the SDWire's FTDI: usb_serial (lsusb -v: iSerial; required when several are attached), usb_path, vid_pid when re-programmed (default 04e8:6001 with product 'sd-wire'), udev" },
 	RIG_PARAMS_END
 };
 #undef P
@@ -281,6 +186,7 @@ const struct rig_backend rig_sdmux_sdwire = {
 	.role = RIG_ROLE_SDMUX,
 	.name = "sdwire",
 	.help = "SDWire / SDWireC SD mux (FTDI FT200X CBUS0) over libusb, chosen by USB serial",
+	.doc = "docs/hardware/sdwire.md",
 	.params = sdwire_params,
 	.conf_size = sizeof(struct sdwire_conf),
 	.priv_size = sizeof(struct sdwire_priv),

@@ -19,7 +19,8 @@
 #define RECONNECT_MS 200
 
 struct serial_conf {
-	char *usb_serial, *vid_pid, *usb_path, *device;
+	struct rig_usb_match usb;
+	char *device;
 	int interface;
 	int baud, bits, stopbits;
 	char *parity, *flow;
@@ -70,21 +71,16 @@ static int serial_open(struct rig_part *p)
 	char uri[4200];
 	int rc;
 
-	rig_usb_match_init(&m);
-	m.serial = c->usb_serial;
-	m.port = c->usb_path;
-	if (c->vid_pid && rig_usb_parse_vid_pid(c->vid_pid, &m.vid, &m.pid) < 0)
-		return rig_part_fail(p, RIG_E_INVAL, "vid_pid '%s': expected hex VID:PID like 0403:6015",
-				     c->vid_pid);
+	m = c->usb;
 	if (c->interface < 0)
 		return rig_part_fail(p, RIG_E_INVAL, "interface %d: must be 0 or more", c->interface);
 	m.interface = c->interface > 0 ? c->interface : -1;
-	if (!m.serial && m.vid < 0 && !m.port && !c->device)
+	if (rig_usb_match_empty(&c->usb) && !c->device)
 		return rig_part_fail(p, RIG_E_INVAL,
-				     "no port given: set usb_serial, vid_pid, usb_path or device");
-	if (c->device && (m.serial || m.vid >= 0 || m.port))
+				     "no port given: set usb_serial, vid_pid, usb_path, udev or device");
+	if (c->device && !rig_usb_match_empty(&c->usb))
 		return rig_part_fail(p, RIG_E_INVAL,
-				     "give either device or a USB identity (usb_serial, vid_pid, usb_path), not both");
+				     "give either device or a USB identity (usb_serial, vid_pid, usb_path, udev), not both");
 	rc = parse_settings(p, c, &set);
 	if (rc < 0)
 		return rc;
@@ -104,12 +100,8 @@ static int serial_open(struct rig_part *p)
 }
 
 static const struct rig_param serial_params[] = {
-	{ "usb_serial", RIG_P_STR, offsetof(struct serial_conf, usb_serial), false,
-	  "USB serial number of the adapter (udevadm info: ID_SERIAL_SHORT)" },
-	{ "vid_pid", RIG_P_STR, offsetof(struct serial_conf, vid_pid), false,
-	  "USB vendor:product in hex, e.g. \"0403:6015\"" },
-	{ "usb_path", RIG_P_STR, offsetof(struct serial_conf, usb_path), false,
-	  "USB port path, e.g. \"1-1.4\" (the adapter's sysfs name)" },
+	{ "usb", RIG_P_USB, offsetof(struct serial_conf, usb), false,
+	  "the adapter: usb_serial (udevadm info: ID_SERIAL_SHORT), vid_pid (\"0403:6015\"), usb_path (\"1-1.4\"), udev" },
 	{ "interface", RIG_P_INT, offsetof(struct serial_conf, interface), false,
 	  "USB interface of multi-port adapters (default 0 when several match)" },
 	{ "device", RIG_P_STR, offsetof(struct serial_conf, device), false,

@@ -13,13 +13,14 @@
  * stays up while either half powers a port, so both are switched. The companion is the
  * sysfs port's `peer` link, else the other-generation hub with the same serial, else the
  * one at the same port path on another bus. The state lives in the hub: nothing is held
- * open between calls. Everything below the sysfs root of rig_sysfs_root(), for tests.
+ * open between calls. A hub named by serial is found through libudev; the port files are
+ * read below the sysfs root of rig_sysfs_root(), for tests.
  */
 #define LOG_PREFIX "uhub"
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libudev.h>
 #include <libusb.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -32,7 +33,6 @@
 
 #define LOC_MAX 40
 #define PATH_LEN (PATH_MAX + 64)
-#define MAX_CHAIN 8
 
 /* Hub class requests (USB 2.0 11.24, USB 3.2 10.16). */
 #define DT_HUB 0x29
@@ -45,8 +45,8 @@
 #define LPSM_PPPS 0x01
 
 struct uhub_conf {
-	char *hub;          /* location "1-1.4" */
-	char *usb_serial;   /* ...or the hub's serial number */
+	char *hub;                  /* location "1-1.4" */
+	struct rig_usb_match usb;   /* ...or the hub's serial number (usb_path: as hub) */
 	int port;
 };
 
@@ -58,7 +58,7 @@ struct target {
 };
 
 struct uhub_priv {
-	libusb_context *usb;     /* only in libusb mode; one per part */
+	libusb_context *usb;     /* only in libusb mode: the rig context's */
 	int n;                   /* logical hubs: 1, or 2 for a USB3 hub */
 	struct target t[2];
 };
@@ -76,32 +76,6 @@ static bool fmt(char *buf, size_t len, const char *f, ...)
 	n = vsnprintf(buf, len, f, ap);
 	va_end(ap);
 	return n >= 0 && (size_t)n < len;
-}
-
-static bool valid_location(const char *s)
-{
-	/* <bus>[-<port>[.<port>]...] */
-	const char *c = s;
-	int depth = 0;
-
-	if (!isdigit((unsigned char)*c))
-		return false;
-	while (isdigit((unsigned char)*c))
-		c++;
-	if (!*c)
-		return true;
-	if (*c++ != '-')
-		return false;
-	for (;;) {
-		if (!isdigit((unsigned char)*c) || ++depth > MAX_CHAIN)
-			return false;
-		while (isdigit((unsigned char)*c))
-			c++;
-		if (!*c)
-			return true;
-		if (*c++ != '.')
-			return false;
-	}
 }
 
 static const char *devices_dir(char *buf, size_t len)
@@ -186,35 +160,40 @@ static bool loc_from_port_path(const char *target, char *loc, size_t len)
 		return false;
 	*dash = 0;
 	return fmt(loc, len, "%s", strncmp(tmp, "usb", 3) ? tmp : tmp + 3) &&
-	       valid_location(loc);
+	       rig_usb_port_valid(loc);
 }
 
 /*
- * Find the hubs whose `serial` is @serial, in sysfs: both halves of a USB3 hub carry it.
- * Fills up to 2 locations. @return the number found (may exceed 2), or a negative error.
+ * Find the hubs whose `serial` is @serial, through libudev: both halves of a USB3 hub carry
+ * it. Fills up to 2 locations. @return the number found (may exceed 2), or a negative error.
  */
 static int hubs_by_serial(struct rig_part *p, const char *serial, char loc[2][LOC_MAX])
 {
-	char dir[PATH_LEN], v[256];
-	struct dirent *de;
-	DIR *d = opendir(devices_dir(dir, sizeof(dir)));
-	int n = 0;
+	struct udev *udev = udev_new();
+	struct udev_enumerate *en = udev ? udev_enumerate_new(udev) : NULL;
+	struct udev_list_entry *e;
+	int n = 0, rc;
 
-	if (!d)
-		return rig_part_fail(p, RIG_E_NODEV, "cannot read %s to look for hub usb_serial=%s: %s",
-				     dir, serial, strerror(errno));
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
-			continue;
-		if (!read_attr(de->d_name, "bDeviceClass", v, sizeof(v)) || strcmp(v, "09"))
-			continue;
-		if (!read_attr(de->d_name, "serial", v, sizeof(v)) || strcmp(v, serial))
-			continue;
-		if (n >= 2 || fmt(loc[n], LOC_MAX, "%s",
-				  strncmp(de->d_name, "usb", 3) ? de->d_name : de->d_name + 3))
+	if (!en || udev_enumerate_add_match_subsystem(en, "usb") < 0 ||
+	    udev_enumerate_add_match_property(en, "DEVTYPE", "usb_device") < 0 ||
+	    udev_enumerate_add_match_sysattr(en, "bDeviceClass", "09") < 0 ||
+	    udev_enumerate_add_match_sysattr(en, "serial", serial) < 0 ||
+	    (rc = udev_enumerate_scan_devices(en)) < 0) {
+		udev_enumerate_unref(en);
+		udev_unref(udev);
+		return rig_part_fail(p, RIG_E_NODEV, "cannot list USB hubs through udev to look for hub usb_serial=%s",
+				     serial);
+	}
+	udev_list_entry_foreach(e, udev_enumerate_get_list_entry(en)) {
+		const char *name = strrchr(udev_list_entry_get_name(e), '/');
+
+		/* the kernel names root hub 2 "usb2", any other hub by its location */
+		name = name ? name + 1 : udev_list_entry_get_name(e);
+		if (n >= 2 || fmt(loc[n], LOC_MAX, "%s", strncmp(name, "usb", 3) ? name : name + 3))
 			n++;
 	}
-	closedir(d);
+	udev_enumerate_unref(en);
+	udev_unref(udev);
 	return n;
 }
 
@@ -301,67 +280,42 @@ static int sysfs_get(struct rig_part *p, const struct target *t, bool *on)
 
 /* ---- libusb ---- */
 
-static int usb_code(int e)
-{
-	switch (e) {
-	case LIBUSB_ERROR_NO_DEVICE:
-	case LIBUSB_ERROR_NOT_FOUND: return RIG_E_NODEV;
-	case LIBUSB_ERROR_TIMEOUT: return RIG_E_TIMEOUT;
-	case LIBUSB_ERROR_NO_MEM: return RIG_E_NOMEM;
-	case LIBUSB_ERROR_BUSY: return RIG_E_BUSY;
-	case LIBUSB_ERROR_INTERRUPTED: return RIG_E_INTR;
-	case LIBUSB_ERROR_NOT_SUPPORTED: return RIG_E_NOTSUP;
-	default: return RIG_E_IO;
-	}
-}
-
-/* Translate a LIBUSB_ERROR_* at the boundary, with a message for the rig. */
+/* A libusb error on hub @loc. */
 static int usb_fail(struct rig_part *p, int e, const char *loc, const char *what, int tmo)
 {
-	int code = usb_code(e);
+	return rig_usb_fail(p, e, tmo, "hub %s: %s", loc, what);
+}
 
-	switch (e) {
-	case LIBUSB_ERROR_PIPE:
-		return rig_part_fail(p, code, "hub %s stalled the request (%s)", loc, what);
-	case LIBUSB_ERROR_ACCESS:
-		return rig_part_fail(p, code,
-				     "no permission to open hub %s (%s): install the udev rule from docs/hardware/uhub.md (or run as root)",
-				     loc, what);
-	case LIBUSB_ERROR_TIMEOUT:
-		return rig_part_fail(p, code, "hub %s did not answer within %d ms (%s)", loc, tmo,
-				     what);
-	case LIBUSB_ERROR_NO_DEVICE:
-		return rig_part_fail(p, code, "hub %s is gone (%s)", loc, what);
-	default:
-		return rig_part_fail(p, code, "%s on hub %s: %s", what, loc, libusb_strerror(e));
-	}
+static enum rig_usb_verdict is_hub(void *user, const struct rig_usb_dev *cand, char *note,
+				   size_t len)
+{
+	struct libusb_device_descriptor d;
+
+	return libusb_get_device_descriptor(cand->dev, &d) == 0 &&
+	       d.bDeviceClass == LIBUSB_CLASS_HUB ? RIG_USB_ACCEPT : RIG_USB_IGNORE;
 }
 
 /* The hub at @loc (a reference the caller unrefs), or NULL. */
-static libusb_device *usb_find(libusb_context *usb, const char *loc,
+static libusb_device *usb_find(struct rig_part *p, const char *loc,
 			       struct libusb_device_descriptor *desc)
 {
-	libusb_device **list, *found = NULL;
-	ssize_t n = libusb_get_device_list(usb, &list);
-	char l[LOC_MAX];
+	struct rig_usb_want w = { .noun = "a hub", .filter = is_hub };
+	struct rig_usb_match m;
+	struct rig_usb_dev d;
+	char list[512];
 
-	for (ssize_t i = 0; i < n && !found; i++) {
-		if (libusb_get_device_descriptor(list[i], desc) != 0 ||
-		    desc->bDeviceClass != LIBUSB_CLASS_HUB)
-			continue;
-		if (rig_usb_port_match(list[i], loc, l, sizeof(l)))
-			found = libusb_ref_device(list[i]);
-	}
-	if (n >= 0)
-		libusb_free_device_list(list, 1);
-	return found;
+	rig_usb_match_init(&m);
+	snprintf(m.port, sizeof(m.port), "%s", loc);
+	if (rig_usb_find(rig_part_ctx(p), &m, &w, &d, NULL, list, sizeof(list)) < 0)
+		return NULL;
+	libusb_get_device_descriptor(d.dev, desc);
+	return d.dev;
 }
 
 static int usb_open(struct rig_part *p, const struct target *t, libusb_device_handle **h,
 		    struct libusb_device_descriptor *desc)
 {
-	struct uhub_priv *pv = p->priv;
-	libusb_device *dev = usb_find(pv->usb, t->loc, desc);
+	libusb_device *dev = usb_find(p, t->loc, desc);
 	int rc;
 
 	if (!dev)
@@ -412,10 +366,11 @@ static int usb_check_hub(struct rig_part *p, struct target *t, int port, int tim
  * The other-generation half of the hub at @loc: same serial when the hub has one, else the
  * same port path on another bus. Fills @out and returns true when found.
  */
-static bool usb_companion(struct uhub_priv *pv, const char *loc, char *out, size_t len)
+static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t len)
 {
+	struct uhub_priv *pv = p->priv;
 	struct libusb_device_descriptor desc, d2;
-	libusb_device *dev = usb_find(pv->usb, loc, &desc), **list;
+	libusb_device *dev = usb_find(p, loc, &desc), **list;
 	char name[LOC_MAX + 8], serial[256] = "", s2[256], l2[LOC_MAX];
 	const char *path = strchr(loc, '-');
 	bool usb3, found = false;
@@ -506,27 +461,33 @@ static int open_hubs(struct rig_part *p)
 	if (c->port < 1 || c->port > 255)
 		return rig_part_fail(p, RIG_E_INVAL, "port must be 1..255 (as uhubctl -p counts), not %d",
 				     c->port);
-	if (!c->hub == !c->usb_serial)
+	const char *loc = c->hub ? c->hub : c->usb.port[0] ? c->usb.port : NULL;
+
+	if (c->usb.vid >= 0 || c->usb.nprops)
+		return rig_part_fail(p, RIG_E_INVAL, "a hub is named by its location (hub or usb_path) "
+				     "or usb_serial, not by vid_pid or udev properties");
+	if (!loc == !c->usb.serial[0] || (c->hub && c->usb.port[0]))
 		return rig_part_fail(p, RIG_E_INVAL, "name the hub by exactly one of hub (location "
 				     "like \"1-1.4\") or usb_serial");
-	if (c->hub) {
-		if (!valid_location(c->hub))
+	if (loc) {
+		if (!rig_usb_port_valid(loc))
 			return rig_part_fail(p, RIG_E_INVAL,
 					     "hub must be a USB location like \"1-1.4\" (see `uhubctl` or `lsusb -t`), not '%s'",
-					     c->hub);
-		snprintf(pv->t[0].loc, LOC_MAX, "%s", c->hub);
+					     loc);
+		if (!fmt(pv->t[0].loc, LOC_MAX, "%s", loc))
+			return rig_part_fail(p, RIG_E_INVAL, "hub location '%s' is too long", loc);
 		pv->n = 1;
 	} else {
-		rc = hubs_by_serial(p, c->usb_serial, found);
+		rc = hubs_by_serial(p, c->usb.serial, found);
 		if (rc < 0)
 			return rc;
 		if (rc == 0)
 			return rig_part_fail(p, RIG_E_NODEV, "no USB hub with usb_serial=%s",
-					     c->usb_serial);
+					     c->usb.serial);
 		if (rc > 2)
 			return rig_part_fail(p, RIG_E_INVAL,
 					     "%d hubs have usb_serial=%s (%s, %s, ...): use hub = location",
-					     rc, c->usb_serial, found[0], found[1]);
+					     rc, c->usb.serial, found[0], found[1]);
 		pv->n = rc;
 		for (int i = 0; i < rc; i++)
 			fmt(pv->t[i].loc, LOC_MAX, "%s", found[i]);
@@ -555,13 +516,10 @@ static int open_hubs(struct rig_part *p)
 	/* libusb for all of them: one way to switch the two halves. */
 	for (int i = 0; i < 2; i++)
 		pv->t[i].disable[0] = 0;
-	rc = libusb_init(&pv->usb);
-	if (rc < 0) {
-		pv->usb = NULL;
-		return rig_part_fail(p, usb_code(rc), "cannot initialise libusb: %s",
-				     libusb_strerror(rc));
-	}
-	if (pv->n == 1 && usb_companion(pv, pv->t[0].loc, pv->t[1].loc, LOC_MAX))
+	rc = rig_usb_ctx(rig_part_ctx(p), &pv->usb);
+	if (rc < 0)
+		return rig_part_fail(p, rc, "cannot initialise libusb: %s", rig_strerror(rc));
+	if (pv->n == 1 && usb_companion(p, pv->t[0].loc, pv->t[1].loc, LOC_MAX))
 		pv->n = 2;
 	for (int i = 0; i < pv->n; i++) {
 		rc = usb_check_hub(p, &pv->t[i], c->port,
@@ -574,23 +532,9 @@ static int open_hubs(struct rig_part *p)
 	return 0;
 }
 
-static void uhub_close(struct rig_part *p)
-{
-	struct uhub_priv *pv = p->priv;
-
-	if (pv->usb)
-		libusb_exit(pv->usb);
-	pv->usb = NULL;
-}
-
-/* The front end does not call close() after a failed open(): clean up here. */
 static int uhub_open(struct rig_part *p)
 {
-	int rc = open_hubs(p);
-
-	if (rc < 0)
-		uhub_close(p);
-	return rc;
+	return open_hubs(p);
 }
 
 static int uhub_set(struct rig_part *p, bool on, int timeout_ms)
@@ -624,7 +568,7 @@ static int uhub_get(struct rig_part *p, bool *on, int timeout_ms)
 #define P(f) offsetof(struct uhub_conf, f)
 static const struct rig_param uhub_params[] = {
 	{ "hub", RIG_P_STR, P(hub), false, "hub location as uhubctl and lsusb -t show it: \"1-1.4\"" },
-	{ "usb_serial", RIG_P_STR, P(usb_serial), false, "...or the hub's USB serial number" },
+	{ "usb", RIG_P_USB, P(usb), false, "...or the hub's usb_serial (usb_path: the same as hub)" },
 	{ "port", RIG_P_INT, P(port), true, "port of that hub the DUT is powered from (1-based)" },
 	RIG_PARAMS_END
 };
@@ -636,10 +580,10 @@ const struct rig_backend rig_power_uhub = {
 	.role = RIG_ROLE_POWER,
 	.name = "uhub",
 	.help = "VBUS of one USB hub port (hubs with per-port power switching), sysfs or libusb",
+	.doc = "docs/hardware/uhub.md",
 	.params = uhub_params,
 	.conf_size = sizeof(struct uhub_conf),
 	.priv_size = sizeof(struct uhub_priv),
 	.open = uhub_open,
-	.close = uhub_close,
 	.ops.power = &uhub_power_ops,
 };

@@ -87,9 +87,7 @@ static const struct mux_model models[] = {
 #define MODEL_FAST (&models[1])
 
 struct usbsdmux_conf {
-	char *usb_serial;       /* of the card reader (the mux's serial) */
-	char *usb_path;         /* "1-1.1": the reader's port path */
-	char *vid_pid;          /* NULL: 0424:4041 */
+	struct rig_usb_match usb;   /* the card reader (the mux's serial); no vid_pid: 0424:4041 */
 	int discharge_ms;       /* 0: DISCHARGE_MS, -1: none */
 };
 
@@ -332,11 +330,11 @@ static int mux_find(struct rig_part *p, struct op *op)
 	struct usbsdmux_priv *pv = p->priv;
 	struct rig_usb_id id;
 	char why[1536];
-	int rc = rig_sysfs_find(NULL, RIG_DEV_SG, &pv->match, &id, why, sizeof(why));
+	int rc = rig_sysfs_find(RIG_DEV_SG, &pv->match, &id, why, sizeof(why));
 
 	if (rc < 0)
 		return rig_part_fail(p, rc, "no USB-SD-Mux: %s%s", why,
-				     rc == RIG_E_NODEV && strstr(why, "cannot read it") ?
+				     rc == RIG_E_NODEV && strstr(why, "no USB sg nodes present") ?
 				     "; is the sg module loaded (modprobe sg)?" : "");
 	rig_usb_id_describe(&id, pv->where, sizeof(pv->where));
 	pv->fd = open(id.dev, O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -495,14 +493,11 @@ static int usbsdmux_open(struct rig_part *p)
 	int rc;
 
 	pv->fd = -1;
-	rig_usb_match_init(&pv->match);
-	pv->match.serial = c->usb_serial;
-	pv->match.port = c->usb_path;
-	pv->match.vid = MUX_VID;
-	pv->match.pid = MUX_PID;
-	if (c->vid_pid && rig_usb_parse_vid_pid(c->vid_pid, &pv->match.vid, &pv->match.pid) < 0)
-		return rig_part_fail(p, RIG_E_INVAL, "vid_pid '%s' is not like '0424:4041'",
-				     c->vid_pid);
+	pv->match = c->usb;
+	if (pv->match.vid < 0) {
+		pv->match.vid = MUX_VID;
+		pv->match.pid = MUX_PID;
+	}
 	if (c->discharge_ms < -1)
 		return rig_part_fail(p, RIG_E_INVAL, "discharge_ms %d: use -1 (none) or more",
 				     c->discharge_ms);
@@ -515,9 +510,7 @@ static int usbsdmux_open(struct rig_part *p)
 
 #define P(f) offsetof(struct usbsdmux_conf, f)
 static const struct rig_param usbsdmux_params[] = {
-	{ "usb_serial", RIG_P_STR, P(usb_serial), false, "USB serial of the mux (udevadm: ID_SERIAL_SHORT of its sg node); required when several are attached" },
-	{ "usb_path", RIG_P_STR, P(usb_path), false, "USB port path of the mux's card reader (1-1.1)" },
-	{ "vid_pid", RIG_P_STR, P(vid_pid), false, "USB IDs of the card reader when re-programmed (default 0424:4041)" },
+	{ "usb", RIG_P_USB, P(usb), false, "the mux's card reader: usb_serial (udevadm: ID_SERIAL_SHORT of its sg node; required when several are attached), usb_path (1-1.1), vid_pid when re-programmed (default 0424:4041), udev" },
 	{ "discharge_ms", RIG_P_INT, P(discharge_ms), false, "time the card stays unpowered on every switch (default 1000, -1 none)" },
 	RIG_PARAMS_END
 };
@@ -529,6 +522,7 @@ const struct rig_backend rig_sdmux_usbsdmux = {
 	.role = RIG_ROLE_SDMUX,
 	.name = "usbsdmux",
 	.help = "Linux Automation USB-SD-Mux (classic and FAST) over SG_IO: host, dut and off (card unpowered)",
+	.doc = "docs/hardware/usbsdmux.md",
 	.params = usbsdmux_params,
 	.conf_size = sizeof(struct usbsdmux_conf),
 	.priv_size = sizeof(struct usbsdmux_priv),

@@ -10,29 +10,20 @@
 #include "../internal.h"
 
 struct usb_conf {
-	char *usb_serial;
-	char *usb_path;
-	char *vid_pid;
+	struct rig_usb_match usb;
 };
 
 static int usb_resolve(struct rig_part *p, char *buf, size_t len, char *why, size_t whylen)
 {
 	const struct usb_conf *c = p->conf;
-	struct rig_usb_match m;
 	struct rig_usb_id id;
 	char msg[1024];
 	int rc;
 
-	rig_usb_match_init(&m);
-	m.serial = c->usb_serial;
-	m.port = c->usb_path;
-	if (c->vid_pid && rig_usb_parse_vid_pid(c->vid_pid, &m.vid, &m.pid) < 0)
-		return rig_part_fail(p, RIG_E_INVAL, "vid_pid '%s': expected VID:PID in hex, e.g. 0424:4041",
-				     c->vid_pid);
-	if (!c->usb_serial && !c->usb_path && !c->vid_pid)
+	if (rig_usb_match_empty(&c->usb))
 		return rig_part_fail(p, RIG_E_INVAL,
-				     "name the card reader: usb_serial, usb_path or vid_pid (see 'rigor storage status')");
-	rc = rig_sysfs_find(NULL, RIG_DEV_BLOCK, &m, &id, msg, sizeof(msg));
+				     "name the card reader: usb_serial, usb_path, vid_pid or udev (see 'rigor storage status')");
+	rc = rig_sysfs_find(RIG_DEV_BLOCK, &c->usb, &id, msg, sizeof(msg));
 	if (rc < 0)
 		return rig_part_fail(p, rc, "%s", msg);
 	snprintf(buf, len, "%s", id.dev);
@@ -42,12 +33,8 @@ static int usb_resolve(struct rig_part *p, char *buf, size_t len, char *why, siz
 }
 
 static const struct rig_param usb_params[] = {
-	{ "usb_serial", RIG_P_STR, offsetof(struct usb_conf, usb_serial), false,
-	  "USB serial number of the card reader or mux" },
-	{ "usb_path", RIG_P_STR, offsetof(struct usb_conf, usb_path), false,
-	  "USB port path of the reader, e.g. 1-1.4" },
-	{ "vid_pid", RIG_P_STR, offsetof(struct usb_conf, vid_pid), false,
-	  "USB VID:PID of the reader, e.g. 0424:4041" },
+	{ "usb", RIG_P_USB, offsetof(struct usb_conf, usb), false,
+	  "the card reader or mux: usb_serial, usb_path (1-1.4), vid_pid (0424:4041), udev" },
 	RIG_PARAMS_END
 };
 

@@ -49,8 +49,11 @@ static int sp_err(enum sp_return r, const char *what, const char *dev, char *why
 	}
 }
 
-/* "usb_serial=X,vid_pid=V:P,usb_path=1-1.4,interface=N" into @m; @copy is cut up. */
-static int parse_identity(char *copy, struct rig_usb_match *m)
+/*
+ * "usb_serial=X,vid_pid=V:P,usb_path=1-1.4,interface=N,udev.NAME=V" into @m through the
+ * shared identity parser (rig_usb_match_set); @copy is cut up. RIG_E_INVAL with @bad set.
+ */
+static int parse_identity(char *copy, struct rig_usb_match *m, char *bad, size_t badlen)
 {
 	char *tok, *next;
 
@@ -62,13 +65,11 @@ static int parse_identity(char *copy, struct rig_usb_match *m)
 			*next++ = 0;
 		if (eq)
 			*eq++ = 0;
-		if (eq && !strcmp(tok, "usb_serial"))
-			m->serial = eq;
-		else if (eq && !strcmp(tok, "usb_path"))
-			m->port = eq;
-		else if (eq && !strcmp(tok, "interface"))
+		if (eq && !strcmp(tok, "interface")) {
 			m->interface = atoi(eq);
-		else if (!eq || strcmp(tok, "vid_pid") || rig_usb_parse_vid_pid(eq, &m->vid, &m->pid) < 0)
+			continue;
+		}
+		if (!eq || rig_usb_match_set(m, tok, eq, bad, badlen) < 0)
 			return RIG_E_INVAL;
 	}
 	return 0;
@@ -90,14 +91,14 @@ static int resolve(const char *path, const struct rig_usb_match *m, bool if_defa
 		snprintf(dev, len, "%s", real);
 		return 0;
 	}
-	rc = rig_sysfs_find(NULL, RIG_DEV_TTY, m, &id, why, whylen);
+	rc = rig_sysfs_find(RIG_DEV_TTY, m, &id, why, whylen);
 	if (rc == RIG_E_INVAL && if_default) {
 		/* Several tty interfaces on one adapter (FT2232...): interface 0 by default. */
 		struct rig_usb_match m0 = *m;
 		char why0[2048];
 
 		m0.interface = 0;
-		if (rig_sysfs_find(NULL, RIG_DEV_TTY, &m0, &id, why0, sizeof(why0)) == 0) {
+		if (rig_sysfs_find(RIG_DEV_TTY, &m0, &id, why0, sizeof(why0)) == 0) {
 			rc = 0;
 			snprintf(why, whylen, "%s", why0);
 		}
@@ -182,11 +183,13 @@ static int serial_open(struct rig_link *l, const char *target, const struct rig_
 		copy = strdup(target);
 		if (!copy)
 			return RIG_E_NOMEM;
-		if (parse_identity(copy, &m) < 0 || (!m.serial && m.vid < 0 && !m.port)) {
+		char bad[200] = "";
+
+		if (parse_identity(copy, &m, bad, sizeof(bad)) < 0 || rig_usb_match_empty(&m)) {
 			free(copy);
 			snprintf(why, whylen,
-				 "serial link '%s': expected a /dev path or usb_serial=, vid_pid=, usb_path=, interface=",
-				 target);
+				 "serial link '%s': expected a /dev path or usb_serial=, vid_pid=, usb_path=, interface=, udev.NAME=%s%s",
+				 target, *bad ? ": " : "", bad);
 			return RIG_E_INVAL;
 		}
 	}
