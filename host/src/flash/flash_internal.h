@@ -48,6 +48,8 @@ FL_PRIV bool fl_src_crc_deferred(const struct fl_src *s);
 /* Copies member i if the decoder has finished it; false otherwise (or not gzip). */
 FL_PRIV bool fl_src_gz_member(struct fl_src *s, size_t i, struct fl_gz_member *m);
 FL_PRIV enum rig_flash_format fl_src_format(const struct fl_src *s);
+/* The decoder's name ("gzip-isal", "xz", ...), for the debug log. */
+FL_PRIV const char *fl_src_decoder_name(const struct fl_src *s);
 /* Decompressed size if known in advance, else 0. */
 FL_PRIV uint64_t fl_src_size_hint(const struct fl_src *s);
 /*
@@ -245,6 +247,7 @@ struct fl_target {
 			    free space of its file system */
 	dev_t dev, rdev; /* identity, to notice a file target removed or replaced mid-way */
 	ino_t ino;
+	enum rig_flash_hint hint; /* a refused open: the option that would have allowed it */
 	int rfd;         /* descriptor for reading back: O_DIRECT if rdirect, else fd_buf */
 	bool rdirect;
 	unsigned int rlbs;
@@ -258,9 +261,10 @@ FL_PRIV void fl_target_close(struct fl_target *t);
  */
 FL_PRIV int fl_target_check_path(const char *path, const struct fl_target *t,
 				 struct fl_err *e);
-/* Safety check of a block device (mounted, root, holders, removable). */
+/* Safety check of a block device (mounted, root, holders, removable; *hint set if force
+ * would allow it). */
 FL_PRIV int fl_blockdev_check(const char *path, unsigned int maj, unsigned int min, bool force,
-			      struct fl_err *e);
+			      enum rig_flash_hint *hint, struct fl_err *e);
 /*
  * Records the failure of @what ("write", "read", "flush", ...) at @off with errno @err as
  * the error class a caller can act on: -ENODEV (vanished), -EIO (a full file system under a

@@ -6,6 +6,8 @@
  * compare-write stage (delta.c), which queues what it wrote for the read-back thread
  * (verify.c). Then the read-back is drained, the target flushed, files injected.
  */
+#define LOG_PREFIX "flash"
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -18,10 +20,12 @@
 #include <zlib.h>
 
 #include "flash_internal.h"
+#include "../internal.h"
 
 #define VBLK 4096u
 
 struct job {
+	struct rig_ctx *ctx;  /* cancel flag, deadline and log; read, never waited on */
 	const struct rig_flash_opts *o;
 	struct fl_err *e;
 	struct rig_flash_stats *st;
@@ -53,6 +57,7 @@ struct job {
 	} walk;
 
 	/* time and progress */
+	int timeout_ms;       /* o->timeout_ms cut to the context's deadline */
 	double deadline;
 	double t_start;
 	double phase_t0, last_report;
@@ -90,6 +95,7 @@ static void report(struct job *j, uint64_t done, bool force)
 
 static void phase_begin(struct job *j, enum rig_flash_phase ph, uint64_t total)
 {
+	rig_dbg(j->ctx, "phase %s", rig_flash_phase_name(ph));
 	j->phase = ph;
 	j->phase_total = total;
 	j->phase_t0 = fl_now();
@@ -99,7 +105,7 @@ static void phase_begin(struct job *j, enum rig_flash_phase ph, uint64_t total)
 /* Cancel and deadline, checked between chunks. */
 static int interrupted(struct job *j, uint64_t off)
 {
-	if (j->o->cancel && *j->o->cancel) {
+	if (rig_ctx_cancelled(j->ctx)) {
 		j->st->fail_offset = off;
 		return fl_err_set(j->e, -EINTR, "cancelled at offset %" PRIu64 " (%" PRIu64
 				  " bytes written, %" PRIu64 " skipped)", off,
@@ -108,7 +114,7 @@ static int interrupted(struct job *j, uint64_t off)
 	if (j->deadline > 0 && fl_now() > j->deadline) {
 		j->st->fail_offset = off;
 		return fl_err_set(j->e, -ETIMEDOUT, "timed out after %d ms at offset %" PRIu64,
-				  j->o->timeout_ms, off);
+				  j->timeout_ms, off);
 	}
 	return 0;
 }
@@ -428,8 +434,10 @@ static void after_failure(struct job *j)
 	if (j->t.created) {
 		fl_err_init(&scratch, NULL, 0);
 		if (fl_target_check_path(j->t.path, &j->t, &scratch) == 0 &&
-		    unlink(j->t.path) == 0)
+		    unlink(j->t.path) == 0) {
+			j->st->removed = true;
 			fl_err_append(j->e, "; the new file '%s' was removed", j->t.path);
+		}
 		return;
 	}
 	if (fl_target_invalidate(&j->t, why, sizeof(why)) == 0) {
@@ -541,11 +549,19 @@ static int prepare(struct job *j, const char *image, const char *target)
 	j->st->format = fl_src_format(j->src);
 	j->gz.deferred = fl_src_crc_deferred(j->src);
 	rc = load_bmap(j, image);
+	if (!rc && o->hash_image)
+		rc = fl_src_hash_file(j->src, j->e);
 	if (rc)
 		return rc;
+	rig_dbg(j->ctx, "'%s': %s, decoder %s%s", image, rig_flash_format_name(j->st->format),
+		fl_src_decoder_name(j->src), j->have_bm ? (j->sparse ? ", bmap, mapped ranges only"
+					       : ", bmap") : "");
 	rc = fl_target_open(target, o, &j->t, j->e);
+	j->st->hint = j->t.hint;
 	if (rc)
 		return rc;
+	rig_dbg(j->ctx, "target '%s': %s, %s", target, j->t.blockdev ? "block device" : "file",
+		j->t.direct ? "O_DIRECT" : "buffered");
 	if (fl_src_same_file(j->src, j->t.fd_buf))
 		return fl_err_set(j->e, -EINVAL, "image '%s' and target '%s' are the same file",
 				  image, target);
@@ -633,21 +649,41 @@ static int run(struct job *j, const char *image, const char *target)
 	return 0;
 }
 
-int rig_flash_image(const char *image, const char *target, const struct rig_flash_opts *opts,
-		    struct rig_flash_stats *st_out, char *err, size_t errlen)
+/* The SHA-256 the decoder took of the image file, as hex, if it read the whole file. */
+static void take_hash(struct job *j)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[32];
+	size_t i;
+
+	if (!j->src || !fl_src_file_sha256(j->src, md))
+		return;
+	for (i = 0; i < 32; i++) {
+		j->st->sha256[2 * i] = digits[md[i] >> 4];
+		j->st->sha256[2 * i + 1] = digits[md[i] & 15];
+	}
+	j->st->sha256[64] = 0;
+	j->st->has_sha256 = true;
+}
+
+int rig_flash_image(struct rig_ctx *ctx, const char *image, const char *target,
+		    const struct rig_flash_opts *opts, struct rig_flash_stats *st_out)
 {
 	struct rig_flash_opts defaults;
 	struct rig_flash_stats st_local;
+	char msg[RIG_ERRMSG_MAX];
 	struct fl_err e;
 	struct job j;
 	int rc;
 
+	assert(ctx && image && target);
 	if (!opts) {
 		rig_flash_opts_init(&defaults);
 		opts = &defaults;
 	}
-	fl_err_init(&e, err, errlen);
+	fl_err_init(&e, msg, sizeof(msg));
 	memset(&j, 0, sizeof(j));
+	j.ctx = ctx;
 	j.o = opts;
 	j.e = &e;
 	j.st = st_out ? st_out : &st_local;
@@ -657,9 +693,9 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	j.t.path = target;
 	j.gran = VBLK;
 	j.t_start = fl_now();
-	if (opts->timeout_ms >= 0)
-		j.deadline = j.t_start + opts->timeout_ms / 1000.0 +
-			     (opts->timeout_ms == 0 ? 1e-9 : 0);
+	j.timeout_ms = rig_ctx_clamp(ctx, opts->timeout_ms);
+	if (j.timeout_ms >= 0)
+		j.deadline = j.t_start + j.timeout_ms / 1000.0 + (j.timeout_ms == 0 ? 1e-9 : 0);
 
 	rc = run(&j, image, target);
 
@@ -672,6 +708,8 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 		after_failure(&j);
 	if (j.src && !j.st->bytes_read)
 		j.st->bytes_read = fl_src_bytes_in(j.src);
+	if (rc == 0)
+		take_hash(&j);
 	fl_target_close(&j.t);
 	fl_src_close(j.src);
 	fl_bmap_release(&j.bm);
@@ -679,5 +717,10 @@ int rig_flash_image(const char *image, const char *target, const struct rig_flas
 	j.st->t_total = fl_now() - j.t_start;
 	if (j.st->t_total > 0)
 		j.st->mbps = (double)j.st->bytes_mapped / j.st->t_total / 1e6;
-	return rc;
+	if (rc < 0)
+		return rig_ctx_fail(ctx, rig_err_from_errno(rc), "%s", msg[0] ? msg : strerror(-rc));
+	rig_dbg(ctx, "done: %" PRIu64 " bytes written, %" PRIu64 " skipped, %" PRIu64
+		" verified in %.2f s", j.st->bytes_written, j.st->bytes_skipped,
+		j.st->bytes_verified, j.st->t_total);
+	return 0;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "flash_internal.h"
+#include "../internal.h"
 
 /* First match per format wins: the build-gated faster decoder comes first. */
 static const struct fl_decoder_ops *const decoders[] = {
@@ -62,23 +63,26 @@ const char *rig_flash_format_name(enum rig_flash_format fmt)
 	return "unknown";
 }
 
-int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt, char *err,
-			    size_t errlen)
+int rig_flash_format_detect(struct rig_ctx *ctx, const char *path, enum rig_flash_format *fmt)
 {
-	struct fl_err e;
 	unsigned char b[8];
 	ssize_t n;
 	int fd;
 
-	fl_err_init(&e, err, errlen);
 	/* Non-blocking: a FIFO must not hang a format query. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
-		return fl_err_set(&e, -errno, "cannot open '%s': %s", path, strerror(errno));
+		return rig_ctx_fail(ctx, rig_err_from_errno(-errno), "cannot open '%s': %s", path,
+				    strerror(errno));
 	n = read(fd, b, sizeof(b));
+	if (n < 0) {
+		int err = errno;
+
+		close(fd);
+		return rig_ctx_fail(ctx, rig_err_from_errno(-err), "cannot read '%s': %s", path,
+				    strerror(err));
+	}
 	close(fd);
-	if (n < 0)
-		return fl_err_set(&e, -errno, "cannot read '%s': %s", path, strerror(errno));
 	return fl_detect_magic(b, (size_t)n, fmt);
 }
 
@@ -86,19 +90,21 @@ int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt, char *
  * The checks fl_src_open() makes before anything is written, for callers that only read an
  * image (rig_image_inspect()): same code, same messages.
  */
-int rig_flash_image_check(const char *path, enum rig_flash_format *fmt, char *err,
-			  size_t errlen)
+int rig_flash_image_check(struct rig_ctx *ctx, const char *path, enum rig_flash_format *fmt)
 {
 	struct fl_src *s = NULL;
+	char msg[RIG_ERRMSG_MAX];
 	struct fl_err e;
 	int rc;
 
-	fl_err_init(&e, err, errlen);
+	fl_err_init(&e, msg, sizeof(msg));
 	rc = fl_src_open(path, 1, &s, &e);
 	if (rc == 0 && fmt)
 		*fmt = fl_src_format(s);
 	fl_src_close(s);
-	return rc;
+	if (rc < 0)
+		return rig_ctx_fail(ctx, rig_err_from_errno(rc), "%s", msg);
+	return 0;
 }
 
 /* Containers and files that are not disk images, by their first bytes. */
@@ -310,6 +316,11 @@ bool fl_src_file_sha256(struct fl_src *s, unsigned char md[32])
 	EVP_DigestFinal_ex(s->md, md, &len);
 	fl_src_unhashed(s);
 	return len == 32;
+}
+
+const char *fl_src_decoder_name(const struct fl_src *s)
+{
+	return s->ops->name;
 }
 
 static const struct fl_decoder_ops *decoder_for(enum rig_flash_format fmt)

@@ -58,7 +58,7 @@ static bool dir_nonempty(const char *path, char *first, size_t len)
  * partition on it: a mounted /dev/sdb2 forbids writing /dev/sdb.
  */
 int fl_blockdev_check(const char *path, unsigned int maj, unsigned int min, bool force,
-		      struct fl_err *e)
+		      enum rig_flash_hint *hint, struct fl_err *e)
 {
 	char sys[PATH_MAX], disk[PATH_MAX], p[PATH_MAX + 512], buf[256], name[256];
 	dev_t devs[MAX_DEVS];
@@ -146,9 +146,12 @@ int fl_blockdev_check(const char *path, unsigned int maj, unsigned int min, bool
 	/* Card readers and SD muxes on USB often report removable=0; mmc is an SD slot. */
 	if (strstr(disk, "/usb") || strstr(disk, "/mmc_host/") || strstr(disk, "/mmcblk"))
 		removable = true;
+	/* the system disk is refused whatever force says; this refusal is the caller's choice */
 	if (!removable && !force)
-		return fl_err_set(e, -EPERM, "refusing '%s': not a removable or USB/SD disk "
-				  "(set force to allow)", path);
+		*hint = RIG_FLASH_HINT_FORCE;
+	if (!removable && !force)
+		return fl_err_set(e, -EPERM, "refusing '%s': not a removable or USB/SD disk",
+				  path);
 	return 0;
 }
 
@@ -297,9 +300,10 @@ static int open_target(const char *path, const struct rig_flash_opts *o, struct 
 					  path);
 		if (dev_path(path))
 			return fl_err_set(e, -ENOENT, "no such device '%s'", path);
-		if (!o->create)
-			return fl_err_set(e, -ENOENT, "target '%s' does not exist (set create to "
-					  "write a new image file)", path);
+		if (!o->create) {
+			t->hint = RIG_FLASH_HINT_CREATE;
+			return fl_err_set(e, -ENOENT, "target '%s' does not exist", path);
+		}
 		return create_file(path, o, t, e);
 	}
 	if (S_ISBLK(st.st_mode)) {
@@ -308,7 +312,8 @@ static int open_target(const char *path, const struct rig_flash_opts *o, struct 
 		int ssz = 512;
 
 		t->blockdev = true;
-		rc = fl_blockdev_check(path, major(st.st_rdev), minor(st.st_rdev), o->force, e);
+		rc = fl_blockdev_check(path, major(st.st_rdev), minor(st.st_rdev), o->force,
+				       &t->hint, e);
 		if (rc)
 			return rc;
 		t->fd_buf = open(path, flags | O_EXCL);
