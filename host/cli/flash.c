@@ -242,9 +242,12 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 		rc = rig_flash_image(c->ctx, image, target, &o, &st);
 		if (rc < 0) {
 			/* the engine names no switch: here it is a flag */
-			cli_error("flash: %s%s", *rig_ctx_errmsg(c->ctx) ? rig_ctx_errmsg(c->ctx) :
-				  rig_strerror(rc), st.hint == RIG_FLASH_HINT_CREATE ?
-				  " (add --create to write a new image file)" : "");
+			cli_error("flash: %s%s%s%s%s", *rig_ctx_errmsg(c->ctx) ?
+				  rig_ctx_errmsg(c->ctx) : rig_strerror(rc),
+				  st.hint == RIG_FLASH_HINT_CREATE ?
+				  " (add --create to write a new image file)" : "",
+				  st.removed ? "; the new file '" : "", st.removed ? target : "",
+				  st.removed ? "' was removed" : "");
 			return cli_signal ? cli_signal_exit() : target_exit(rc);
 		}
 		img = identify(c, image, target, &st);

@@ -42,7 +42,9 @@
  * first and the last MiB of the target (partition tables, boot sector, backup GPT) and
  * flushes it, so a half-written card cannot boot; the message says so
  * ("...; the card was invalidated (first and last MiB erased) so it cannot boot") and
- * rig_flash_stats::invalidated is set. A file the call created is removed instead.
+ * rig_flash_stats::invalidated is set. A file the call created is removed instead, and
+ * rig_flash_stats::removed is set (the message does not say so: it may have been a scratch
+ * file of the caller's).
  *
  * The rig_part_* calls parse MBR/GPT partition tables of an image or a device, find a
  * partition by number or label (GPT name, FAT or ext4 volume label) and copy files in and out

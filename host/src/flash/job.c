@@ -433,10 +433,11 @@ static void after_failure(struct job *j)
 
 	if (j->t.created) {
 		fl_err_init(&scratch, NULL, 0);
+		/* not in the message: the file was the caller's (maybe a scratch file) */
 		if (fl_target_check_path(j->t.path, &j->t, &scratch) == 0 &&
 		    unlink(j->t.path) == 0) {
 			j->st->removed = true;
-			fl_err_append(j->e, "; the new file '%s' was removed", j->t.path);
+			rig_dbg(j->ctx, "the new file '%s' was removed", j->t.path);
 		}
 		return;
 	}

@@ -178,9 +178,11 @@ static int cmd_flash(int argc, char **argv)
 		       st.mbps);
 	}
 	if (rc)
-		fprintf(stderr, "rigor-flash-tool: %s%s\n", err,
+		fprintf(stderr, "rigor-flash-tool: %s%s%s%s%s\n", err,
 			st.hint == RIG_FLASH_HINT_FORCE ? " (--force to allow)" :
-			st.hint == RIG_FLASH_HINT_CREATE ? " (leave out --no-create to make it)" : "");
+			st.hint == RIG_FLASH_HINT_CREATE ? " (leave out --no-create to make it)" : "",
+			st.removed ? "; the new file '" : "", st.removed ? pos[1] : "",
+			st.removed ? "' was removed" : "");
 	rig_ctx_free(ctx);
 	return rc == RIG_E_INTR ? 130 : rc ? 1 : 0;
 }
