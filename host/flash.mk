@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # Flash engine: $(BUILD)/librigflash.a, the rigor-flash-tool test driver, tests and `make bench`.
 # The lead links the archive into rigor with:  $(BUILD)/librigflash.a $(FLASH_LIBS)
-# and compiles users of host/src/rig_flash.h with $(FLASH_CFLAGS).
+# and compiles users of host/src/rig_flash.h with $(FLASH_CFLAGS). The engine works under
+# librig's context (cancel, deadline, log, error), so its programs link librig after it.
 
 FLASH_PKGS   := zlib liblzma libzstd libarchive libxml-2.0 libcrypto blkid
 # ISA-L (libisal-dev) makes gzip decoding ~3x faster; without it zlib is used.
@@ -37,13 +38,15 @@ $(FLASH_LIB): $(FLASH_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(FLASH_TOOL): $(FLASH_TOOL_OBJ) $(FLASH_LIB)
-	$(CC) $(LDFLAGS_COMMON) -pthread -o $@ $(FLASH_TOOL_OBJ) $(FLASH_LIB) $(FLASH_LIBS)
+# librig is named by path: host.mk, which defines it, is read after this file.
+$(FLASH_TOOL): $(FLASH_TOOL_OBJ) $(FLASH_LIB) $(BUILD)/librig.a
+	$(CC) $(LDFLAGS_COMMON) -pthread -o $@ $(FLASH_TOOL_OBJ) $(FLASH_LIB) $(BUILD)/librig.a \
+		$(FLASH_LIB) $(HOST_PKG_LIBS) $(FLASH_LIBS) -lm
 
-$(FLASH_UNIT): $(FLASH_UNIT_OBJ) $(FLASH_LIB)
+$(FLASH_UNIT): $(FLASH_UNIT_OBJ) $(FLASH_LIB) $(BUILD)/librig.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_COMMON) -pthread -o $@ $(FLASH_UNIT_OBJ) $(FLASH_LIB) $(FLASH_LIBS) \
-		$(shell $(PKG_CONFIG) --libs cmocka)
+	$(CC) $(LDFLAGS_COMMON) -pthread -o $@ $(FLASH_UNIT_OBJ) $(FLASH_LIB) $(BUILD)/librig.a \
+		$(FLASH_LIB) $(HOST_PKG_LIBS) $(FLASH_LIBS) -lm $(shell $(PKG_CONFIG) --libs cmocka)
 
 # part_compare: libblkid's reading against the hand-written parser it replaced, which
 # only this test program still builds (host/tests/flash/fixtures/part_hand.c).

@@ -39,7 +39,7 @@ $(LIBRIG): $(LIB_OBJS)
 # The flash engine's archive (host/flash.mk) is named here, not through a variable, so
 # the prerequisite is right whatever order the fragments are read in.
 $(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(BUILD)/librigflash.a
-	$(CC) $(LDFLAGS_COMMON) -o $@ $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_LIB) \
+	$(CC) $(LDFLAGS_COMMON) -o $@ $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(FLASH_LIB) $(LIBRIG) \
 		$(HOST_PKG_LIBS) $(FLASH_LIBS) -lm -lpthread
 
 BINS += $(BUILD)/rigor
@@ -58,7 +58,7 @@ HOST_TESTS := $(patsubst host/tests/%.c,$(BUILD)/host/tests/%,$(HOST_TEST_SRCS))
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka)
 
 $(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG) $(BUILD)/librigflash.a
-	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(FLASH_LIB) $(HOST_PKG_LIBS) $(FLASH_LIBS) $(CMOCKA_LIBS) -lm -lpthread
+	$(CC) $(LDFLAGS_COMMON) -o $@ $< $(LIBRIG) $(FLASH_LIB) $(LIBRIG) $(HOST_PKG_LIBS) $(FLASH_LIBS) $(CMOCKA_LIBS) -lm -lpthread
 
 DEPFILES += $(HOST_TESTS:=.d)
 TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh host/tests/rigfw.sh host/tests/flash_rig.sh \

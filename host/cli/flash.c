@@ -78,6 +78,7 @@ static struct rig_image *identify(struct cli *c, const char *image, const char *
 	rig_image_opts_init(&o);
 	o.decoded = target;
 	o.raw_size = st->image_size;
+	o.sha256 = st->has_sha256 ? st->sha256 : NULL;
 	o.shallow = !target;
 	if (rig_image_inspect(c->ctx, image, &o, &img) < 0 && !o.shallow) {
 		o.shallow = true;
@@ -141,13 +142,13 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 static int target_exit(int rc)
 {
 	switch (rc) {
-	case -EINVAL:   /* not an image, special file, bad bmap, image == target */
-	case -ENOENT:   /* missing image, bmap or target ("no such device") */
-	case -EBADMSG:  /* corrupt or truncated image data */
-	case -ENOSPC:   /* the image does not fit the target */
-	case -EROFS:    /* the target named is read-only */
-	case -EPERM:    /* a safety rule refused the target */
-	case -ENOTSUP:
+	case RIG_E_INVAL:   /* not an image, special file, bad bmap, image == target */
+	case RIG_E_NOENT:   /* missing image, bmap or target ("no such device") */
+	case RIG_E_CORRUPT: /* corrupt or truncated image data */
+	case RIG_E_NOSPC:   /* the image does not fit the target */
+	case RIG_E_ROFS:    /* the target named is read-only */
+	case RIG_E_PERM:    /* a safety rule refused the target */
+	case RIG_E_NOTSUP:
 		return EXIT_USAGE;
 	default:
 		return EXIT_INFRA;
@@ -256,22 +257,21 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 		  (mode == PROGRESS_AUTO && isatty(2) && term && *term && strcmp(term, "dumb"));
 	bar.none = mode == PROGRESS_NONE;
 	o.inject = o.n_inject ? inj : NULL;
+	o.hash_image = true;    /* identify() then does not read the image again */
 	o.progress = progress;
 	o.progress_user = &bar;
 	if (target) {
-		char err[1024] = "";
-
 		o.force = true;
-		o.cancel = (volatile const int *)&cli_signal;
-		rc = rig_flash_image(image, target, &o, &st, err, sizeof(err));
+		rig_ctx_clear_error(c->ctx);
+		rc = rig_flash_image(c->ctx, image, target, &o, &st);
 		if (rc < 0) {
-			char *hint = strstr(err, "(set create to write a new image file)");
-
-			/* the engine's hint names its option; here it is a flag */
-			if (hint)
-				snprintf(hint, sizeof(err) - (size_t)(hint - err),
-					 "(add --create to write a new image file)");
-			cli_error("flash: %s", err[0] ? err : rig_strerror(rc));
+			/* the engine names no switch: here it is a flag */
+			cli_error("flash: %s%s%s%s%s", *rig_ctx_errmsg(c->ctx) ?
+				  rig_ctx_errmsg(c->ctx) : rig_strerror(rc),
+				  st.hint == RIG_FLASH_HINT_CREATE ?
+				  " (add --create to write a new image file)" : "",
+				  st.removed ? "; the new file '" : "", st.removed ? target : "",
+				  st.removed ? "' was removed" : "");
 			return cli_signal ? cli_signal_exit() : target_exit(rc);
 		}
 		img = identify(c, image, target, &st);

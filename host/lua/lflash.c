@@ -90,7 +90,7 @@ static void push_stats(lua_State *L, const struct rig_flash_stats *st)
  * the flash: what cannot be read is left out, and at least name and path are there.
  */
 static void push_identity(lua_State *L, struct rig *rig, const char *image, const char *target,
-			  uint64_t raw_size)
+			  const struct rig_flash_stats *st)
 {
 	struct rig_image_opts o;
 	struct rig_image *img = NULL;
@@ -100,7 +100,8 @@ static void push_identity(lua_State *L, struct rig *rig, const char *image, cons
 
 	rig_image_opts_init(&o);
 	o.decoded = target;
-	o.raw_size = raw_size;
+	o.raw_size = st->image_size;
+	o.sha256 = st->has_sha256 ? st->sha256 : NULL;
 	o.shallow = target == NULL;
 	o.timeout_ms = rigl_clamp(L, 60000);
 	rc = rig_image_inspect(rig_ctx(rig), image, &o, &img);
@@ -162,6 +163,7 @@ static int l_flash(lua_State *L)
 	bool have_target;
 
 	rig_flash_opts_init(&o);
+	o.hash_image = true;    /* for rig.image.sha256, so the image is not read again */
 	if (!lua_isnoneornil(L, 3)) {
 		luaL_checktype(L, 3, LUA_TTABLE);
 		lua_getfield(L, 3, "bmap");
@@ -182,7 +184,7 @@ static int l_flash(lua_State *L)
 	/* a Compute Module's eMMC left with its power: only the image file can be read */
 	have_target = rig_storage_access(rig, target, sizeof(target), why, sizeof(why)) == 0;
 	rig_clear_error(rig);
-	push_identity(L, rig, image, have_target ? target : NULL, st.image_size);
+	push_identity(L, rig, image, have_target ? target : NULL, &st);
 	lua_getiuservalue(L, 1, 1);        /* rig.image: the rig's fields live in its user value */
 	lua_pushvalue(L, -2);
 	lua_setfield(L, -2, "image");

@@ -59,7 +59,7 @@ static struct rig *checkrole(lua_State *L, enum rig_role role)
 static bool infra_error(int rc)
 {
 	return rc == RIG_E_IO || rc == RIG_E_NODEV || rc == RIG_E_TIMEOUT || rc == RIG_E_PROTO ||
-	       rc == RIG_E_BUSY || rc == RIG_E_NOMEM;
+	       rc == RIG_E_BUSY || rc == RIG_E_NOMEM || rc == RIG_E_ROFS;
 }
 
 /* Turn a librig result into Lua results: true, nil+msg+code, or a raise. */

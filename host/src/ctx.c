@@ -31,6 +31,7 @@ static const struct {
 	{ RIG_E_TIMEOUT, "RIG_E_TIMEOUT", "timed out" },
 	{ RIG_E_CORRUPT, "RIG_E_CORRUPT", "corrupt or truncated data" },
 	{ RIG_E_NOSPC, "RIG_E_NOSPC", "does not fit the target" },
+	{ RIG_E_ROFS, "RIG_E_ROFS", "read-only target" },
 };
 
 struct rig_ctx_saved rig_ctx_cleanup_begin(struct rig_ctx *ctx, int max_ms)
@@ -63,8 +64,9 @@ int rig_err_from_errno(int rc)
 	case -ENOMEM:
 	case -ENOTSUP:
 	case -EIO:
+	case -EROFS:
 		return rc;      /* enum rig_err has the same values */
-	default:        /* -EROFS (a write-protected card) and other OS failures */
+	default:        /* other OS failures */
 		return RIG_E_IO;
 	}
 }

@@ -6,8 +6,6 @@
  * Compute Module without an SD mux, that the eMMC must first be booted into a USB disk.
  */
 #define LOG_PREFIX "flash"
-#include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,38 +128,39 @@ int rig_flash_record_get(struct rig *rig, struct rig_flash_record *r)
 
 /*
  * Write @image to @target (found as @why) with the engine; logs and records the outcome.
- * The engine speaks errno, the rig enum rig_err (rig_err_from_errno): bad input is
- * RIG_E_INVAL, RIG_E_CORRUPT or RIG_E_NOSPC; a card the rig cannot write is RIG_E_IO.
+ * The engine takes the rig's context (cancel flag, case deadline, log) and records its
+ * message there; the rig's error gets it with the rig's own hint where one applies.
  */
 static int flash_to(struct rig *rig, const char *image, const char *target, const char *why,
 		    struct rig_flash_opts *o, struct rig_flash_stats *st)
 {
 	struct rig_ctx *ctx = rig_ctx(rig);
 	struct progress_ctx pc = { .rig = rig, .last = (enum rig_flash_phase)-1 };
-	char err[1024];
+	const char *err;
 	int rc;
 
 	rig_event(rig, "flash '%s' to %s (%s)", image, target, why);
-	/* sig_atomic_t is an int on the platforms we build for */
-	o->cancel = (volatile const int *)ctx->cancel;
 	o->force = o->force || rig_storage_allow_fixed(rig);
-	o->timeout_ms = rig_ctx_clamp(ctx, o->timeout_ms);
 	pc.user_fn = o->progress;
 	pc.user = o->progress_user;
 	o->progress = on_progress;
 	o->progress_user = &pc;
-	err[0] = 0;
-	rc = rig_flash_image(image, target, o, st, err, sizeof(err));
+	/* an earlier failure on the context would otherwise keep this one's message out */
+	rig_ctx_clear_error(ctx);
+	rc = rig_flash_image(ctx, image, target, o, st);
 	o->progress = pc.user_fn;
 	o->progress_user = pc.user;
+	err = rc < 0 ? rig_ctx_errmsg(ctx) : "";
 	record(rig, image, rc, st, err);
-	if (rc == -EPERM && strstr(err, "removable") && !o->force)
-		/* the engine's hint is about its own option; on a rig it is a rig-file setting */
-		snprintf(err + strcspn(err, "("), sizeof(err) - strcspn(err, "("),
-			 "(add allow_fixed = true to the storage entry of the rig file if it really is the DUT's card)");
 	if (rc < 0) {
-		rig_event(rig, "flash FAILED: %s", err);
-		return rig_set_error(rig, rig_err_from_errno(rc), "flash: %s", err[0] ? err : rig_strerror(rc));
+		/* force is a rig-file setting here, not an option of the call */
+		const char *hint = st->hint == RIG_FLASH_HINT_FORCE ?
+			" (add allow_fixed = true to the storage entry of the rig file if it really is the DUT's card)" : "";
+
+		rig_event(rig, "flash FAILED: %s%s", err, hint);
+		rc = rig_set_error(rig, rc, "flash: %s%s", *err ? err : rig_strerror(rc), hint);
+		rig_ctx_clear_error(ctx);
+		return rc;
 	}
 	rig_event(rig, "flash done: %llu bytes written, %llu skipped, %llu verified in %.1f s",
 		  (unsigned long long)st->bytes_written, (unsigned long long)st->bytes_skipped,

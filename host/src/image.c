@@ -205,7 +205,6 @@ static int decode(struct insp *in, const char *tmp, uint64_t *raw_size)
 {
 	struct rig_flash_opts o;
 	struct rig_flash_stats st;
-	char err[RIG_ERRMSG_MAX];
 	int rc;
 
 	rig_flash_opts_init(&o);
@@ -214,21 +213,19 @@ static int decode(struct insp *in, const char *tmp, uint64_t *raw_size)
 	o.no_bmap = true;
 	o.threads = 0;
 	o.timeout_ms = left_ms(in);
-	/* sig_atomic_t is an int on the platforms we build for (as flash_rig.c) */
-	o.cancel = (volatile const int *)in->ctx->cancel;
 	rig_dbg(in->ctx, "decoding '%s' to '%s'", in->path, tmp);
-	rc = rig_flash_image(in->path, tmp, &o, &st, err, sizeof(err));
-	if (rc == -ENOSPC)
+	rc = rig_flash_image(in->ctx, in->path, tmp, &o, &st);
+	if (rc == RIG_E_NOSPC) {
+		char err[RIG_ERRMSG_MAX];
+
+		/* the temporary directory is our trouble, not a card too small */
+		snprintf(err, sizeof(err), "%s", rig_ctx_errmsg(in->ctx));
+		rig_ctx_clear_error(in->ctx);
 		return rig_ctx_fail(in->ctx, RIG_E_IO, "no room to decode '%s' in the "
 				    "temporary directory (%s); set TMPDIR", in->path, err);
-	if (rc < 0) {
-		/* the engine ends with what it did to its target; here that is our business */
-		char *cut = strstr(err, "; the new file '");
-
-		if (cut)
-			*cut = 0;
-		return rig_ctx_fail(in->ctx, rig_err_from_errno(rc), "%s", err[0] ? err : strerror(-rc));
 	}
+	if (rc < 0)
+		return rc;
 	*raw_size = st.image_size;
 	return 0;
 }
@@ -722,15 +719,15 @@ static void find_balena(struct insp *in)
 static int inspect(struct insp *in, const struct rig_image_opts *o, char *tmpdir, size_t tmplen)
 {
 	enum rig_flash_format fmt;
-	char err[RIG_ERRMSG_MAX], hex[65], tmp[4200];
+	char hex[65], tmp[4200];
 	const char *base = strrchr(in->path, '/');
 	uint64_t raw_size = 0;
 	struct stat st;
 	int rc;
 
-	rc = rig_flash_image_check(in->path, &fmt, err, sizeof(err));
+	rc = rig_flash_image_check(in->ctx, in->path, &fmt);
 	if (rc < 0)
-		return rig_ctx_fail(in->ctx, rig_err_from_errno(rc), "%s", err);
+		return rc;
 	if (stat(in->path, &st) < 0)
 		return rig_ctx_fail(in->ctx, RIG_E_IO, "cannot stat '%s': %s", in->path,
 				    strerror(errno));
@@ -747,9 +744,14 @@ static int inspect(struct insp *in, const struct rig_image_opts *o, char *tmpdir
 		st.st_size = end > 0 ? end : 0;
 	}
 	json_object_set_new(in->doc, "size", json_integer((json_int_t)st.st_size));
-	rc = hash_file(in, hex);
-	if (rc)
-		return rc;
+	if (o->sha256 && strlen(o->sha256) == 64) {
+		/* the flash engine hashed it as it decoded it */
+		snprintf(hex, sizeof(hex), "%s", o->sha256);
+	} else {
+		rc = hash_file(in, hex);
+		if (rc)
+			return rc;
+	}
 	json_object_set_new(in->doc, "sha256", json_string(hex));
 	/* every key is there, null until found, so readers need not guess the shape */
 	json_object_set_new(in->doc, "raw_size", json_integer(0));

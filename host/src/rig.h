@@ -65,6 +65,7 @@ enum rig_err {
 	RIG_E_TIMEOUT = -ETIMEDOUT,   /**< the operation did not finish within its timeout */
 	RIG_E_CORRUPT = -EBADMSG,     /**< image data corrupt or truncated: the input, not the rig */
 	RIG_E_NOSPC = -ENOSPC,        /**< the image does not fit the target */
+	RIG_E_ROFS = -EROFS,          /**< the target is read-only (a card's write-protect switch) */
 };
 
 /** Short description of an error code ("interlock refused"); never NULL. */

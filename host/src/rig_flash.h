@@ -42,50 +42,57 @@
  * first and the last MiB of the target (partition tables, boot sector, backup GPT) and
  * flushes it, so a half-written card cannot boot; the message says so
  * ("...; the card was invalidated (first and last MiB erased) so it cannot boot") and
- * rig_flash_stats::invalidated is set. A file the call created is removed instead.
+ * rig_flash_stats::invalidated is set. A file the call created is removed instead, and
+ * rig_flash_stats::removed is set (the message does not say so: it may have been a scratch
+ * file of the caller's).
  *
  * The rig_part_* calls parse MBR/GPT partition tables of an image or a device, find a
  * partition by number or label (GPT name, FAT or ext4 volume label) and copy files in and out
  * of FAT (with mtools) or out of ext4 (with debugfs).
  *
  * # Return codes
- * Every int-returning call returns 0 on success and a negative errno value on failure. The
- * same value always means the same class of failure:
- *  - -EINVAL    bad argument or input that is not a usable image: empty, not whole sectors,
- *               text, an unsupported container, a special file or directory, a malformed
- *               bmap, partition table, zip without exactly one image, image == target;
- *  - -EBADMSG   corrupt or truncated compressed input, or a bmap checksum mismatch;
- *  - -EIO       read-back verification found different data, the target reported EIO, or
- *               the file system holding a file target is full;
- *  - -ENODEV    the target disappeared (or a file target was removed or replaced mid-way);
- *  - -ENOSPC    the target is smaller than the image;
- *  - -EROFS     the target is read-only;
- *  - -EBUSY     the target is in use (mounted, held, or O_EXCL refused);
- *  - -EPERM     a safety rule refused the target (system disk, not removable);
- *  - -EINTR     cancelled through rig_flash_opts::cancel;
- *  - -ETIMEDOUT the operation exceeded its timeout_ms;
- *  - -ENOENT    a file, partition or entry was not found: the image, the bmap, or a target
- *               that does not exist ("no such device" under /dev);
- *  - -ENOTSUP   the operation is not supported for this file system;
- *  - -ENOMEM    out of memory;
- *  - any other  -errno passed through from the OS, with the call named in the message.
- * Calls taking `char *err, size_t errlen` store a human-readable, lowercase detail message
- * there on failure (err may be NULL). The first failure wins: the message names the root
- * cause (for example the offset where a write failed), not the failures it caused later.
+ * The flash calls follow librig's convention (rig.h): 0 on success, a negative ::rig_err on
+ * failure, and a lowercase detail message recorded on the ::rig_ctx passed in
+ * (rig_ctx_errmsg()). The first error since rig_ctx_clear_error() wins, so the message names
+ * the root cause (for example the offset where a write failed), not the failures it caused.
+ * The same code always means the same class of failure, so a caller (a Lua suite through
+ * rig:flash()) can act on it without reading the message:
+ *  - RIG_E_INVAL   bad argument or input that is not a usable image: empty, not whole
+ *                  sectors, text, an unsupported container, a special file or directory, a
+ *                  malformed bmap, zip without exactly one image, image == target;
+ *  - RIG_E_CORRUPT corrupt or truncated compressed input, or a bmap checksum mismatch;
+ *  - RIG_E_NOSPC   the target (a card, or a file standing for one) is smaller than the image;
+ *  - RIG_E_IO      read-back verification found different data, the target reported EIO,
+ *                  the file system holding a file target is full, or another OS failure
+ *                  (the message names the call);
+ *  - RIG_E_NODEV   the target disappeared (or a file target was removed or replaced);
+ *  - RIG_E_ROFS    the target is read-only (a card's write-protect switch);
+ *  - RIG_E_BUSY    the target is in use (mounted, held, or O_EXCL refused);
+ *  - RIG_E_PERM    a safety rule refused the target (system disk, not removable);
+ *  - RIG_E_INTR    cancelled through the context's cancel flag (rig_ctx_set_cancel());
+ *  - RIG_E_TIMEOUT the call exceeded its timeout_ms or the context's deadline;
+ *  - RIG_E_NOENT   a file, partition or entry was not found: the image, the bmap, or a
+ *                  target that does not exist ("no such device" under /dev);
+ *  - RIG_E_NOTSUP  the operation is not supported for this file system;
+ *  - RIG_E_NOMEM   out of memory.
+ * Where an option of the call would have changed the outcome (a missing file target and
+ * rig_flash_opts::create, a fixed disk and rig_flash_opts::force), rig_flash_stats::hint says
+ * so, for the caller to name its own switch for it; the message does not.
  *
- * # Timeouts
- * Every call that can block takes `int timeout_ms` (in its arguments or its options): -1 waits
- * forever, 0 fails immediately with -ETIMEDOUT if any waiting would be needed, and a positive
- * value is an overall deadline for the whole call.
+ * The rig_part_* calls still take `char *err, size_t errlen` for their message and return
+ * negative errno values (the same numbers as the codes above).
  *
  * # Thread safety
  * There is no global state. Different calls may run in parallel on different targets. The
  * progress callback is called from the thread that called rig_flash_image(). The library
  * never prints and never exits; child processes (mtools, debugfs) have their output captured.
+ * A ::rig_ctx is used by one thread at a time: give parallel flashes a context each.
  *
  * # Debugging
- * rig_flash_stats records what was done per phase. rig_flash_opts::fault lets tests inject a
- * write error or corrupt the target between writing and reading back.
+ * rig_flash_stats records what was done per phase. With the context's log level at
+ * RIG_LOG_DBG (RIGOR_DEBUG=1), the engine logs its decoder, bmap and target and each phase
+ * under the module name "flash". rig_flash_opts::fault lets tests inject a write error or
+ * corrupt the target between writing and reading back.
  */
 #ifndef RIG_FLASH_H
 #define RIG_FLASH_H
@@ -101,6 +108,8 @@ extern "C" {
 #ifndef RIG_API
 #define RIG_API __attribute__((visibility("default")))
 #endif
+
+struct rig_ctx;
 
 /** Input container, detected from magic bytes. Append-only. */
 enum rig_flash_format {
@@ -172,7 +181,6 @@ struct rig_flash_opts {
 	int timeout_ms;        /**< overall deadline, -1 (default) = none */
 	rig_flash_progress_fn progress; /**< may be NULL */
 	void *progress_user;   /**< passed to progress */
-	volatile const int *cancel; /**< if non-NULL and *cancel != 0, stop with -EINTR */
 	const struct rig_flash_inject *inject; /**< files to copy in after flashing, or NULL */
 	size_t n_inject;
 	/**
@@ -181,6 +189,14 @@ struct rig_flash_opts {
 	 * false (default): the target must exist, and a regular file keeps its size like a card.
 	 */
 	bool create;
+	/**
+	 * true: compute the SHA-256 of the image file while decoding it
+	 * (rig_flash_stats::sha256), where the decoder reads the whole file in order: raw
+	 * without a bmap, gzip, xz without a bmap (or single-block), zstd, bzip2. The decoder
+	 * thread then hashes every byte of the file too: cheaper than reading it again
+	 * afterwards (rig_image_opts::sha256), but not free, so it is off by default.
+	 */
+	bool hash_image;
 	/** Fault injection for tests. Leave at the values rig_flash_opts_init() sets. */
 	struct {
 		int64_t write_offset;  /**< fail the write covering this target offset, -1 = off */
@@ -188,6 +204,13 @@ struct rig_flash_opts {
 		int64_t corrupt_offset;/**< flip this byte after flushing, before read-back; -1 */
 		int chunk_delay_ms;    /**< sleep this long per 4 MiB chunk (slow device), 0 */
 	} fault;
+};
+
+/** What would have changed a refusal, for the caller to name its own switch. Append-only. */
+enum rig_flash_hint {
+	RIG_FLASH_HINT_NONE = 0,
+	RIG_FLASH_HINT_CREATE,    /**< the file target does not exist: rig_flash_opts::create */
+	RIG_FLASH_HINT_FORCE,     /**< a fixed (not removable) disk: rig_flash_opts::force */
 };
 
 /** Results of rig_flash_image(), filled also on failure as far as the job got. */
@@ -209,6 +232,10 @@ struct rig_flash_stats {
 	double mbps;              /**< bytes_mapped / t_total in MB/s (10^6) */
 	bool target_written;      /**< a write to the target began (so a failure invalidated it) */
 	bool invalidated;         /**< on failure: the first and last MiB were erased and flushed */
+	bool removed;             /**< on failure: the file this call created was removed */
+	enum rig_flash_hint hint; /**< on a refusal: the option that would have changed it */
+	bool has_sha256;          /**< rig_flash_opts::hash_image and the whole file was read */
+	char sha256[65];          /**< SHA-256 of the image file, lowercase hex, "" if none */
 };
 
 /** Sets every field of @p o to its default. Does not allocate; nothing to release. */
@@ -222,41 +249,46 @@ RIG_API void rig_flash_opts_init(struct rig_flash_opts *o);
  * by another device such as LVM, or is not removable unless o->force) or an existing regular
  * file of fixed size (with o->create: created if missing and grown to the image's size;
  * never truncated, so delta works). At the end a file target's path must still name the
- * file that was written (-ENODEV otherwise). A failure after the first write invalidates the
- * target (see the overview).
+ * file that was written (RIG_E_NODEV otherwise). A failure after the first write invalidates
+ * the target (see the overview).
  *
+ * @param ctx    the context: its cancel flag and deadline stop the call, its log gets the
+ *               engine's debug lines and its error the detail message (rig_ctx_errmsg())
  * @param image  path of the image (any supported format)
  * @param target path of the block device or file to write
  * @param o      options, or NULL for the defaults
  * @param st     statistics out, or NULL; filled even on failure
- * @param err    buffer for the detail message, or NULL
- * @param errlen size of @p err
  * @retval 0 the image is on the target, flushed and (unless disabled) verified
- * @retval -EBADMSG corrupt/truncated input or bmap checksum mismatch (message names range)
- * @retval -EIO     read-back mismatch (message names the first bad offset) or device error
- * @retval -ENODEV  target vanished (message names the offset), or was removed or replaced
- * @retval -ENOSPC  target smaller than the image / mapped size
- * @retval -EROFS   target read-only
- * @retval -EBUSY   target in use or mounted
- * @retval -EPERM   target is a system disk, or not removable without o->force
- * @retval -EINTR   cancelled; st->fail_offset tells how far it got
- * @retval -ETIMEDOUT o->timeout_ms exceeded
- * @retval -ENOENT  the image, the bmap or the target does not exist
- * @retval -EINVAL  not an image (empty, not whole sectors, text, special file, unsupported
- *                  container), malformed bmap, bad zip content, target under /dev to create
- * @retval other    -errno from the OS
- * Thread safety: safe to call concurrently for different targets.
+ * @retval RIG_E_CORRUPT corrupt/truncated input or bmap checksum mismatch (message names range)
+ * @retval RIG_E_NOSPC   target smaller than the image / mapped size
+ * @retval RIG_E_IO      read-back mismatch (message names the first bad offset), a device
+ *                       error, a full file system under a file target, another OS failure
+ * @retval RIG_E_NODEV   target vanished (message names the offset), or was removed or replaced
+ * @retval RIG_E_ROFS    target read-only
+ * @retval RIG_E_BUSY    target in use or mounted
+ * @retval RIG_E_PERM    target is a system disk, or not removable without o->force
+ *                       (st->hint is RIG_FLASH_HINT_FORCE)
+ * @retval RIG_E_INTR    cancelled; st->fail_offset tells how far it got
+ * @retval RIG_E_TIMEOUT o->timeout_ms or the context's deadline passed
+ * @retval RIG_E_NOENT   the image, the bmap or the target does not exist (a missing file
+ *                       target without o->create: st->hint is RIG_FLASH_HINT_CREATE)
+ * @retval RIG_E_INVAL   not an image (empty, not whole sectors, text, special file, unsupported
+ *                       container), malformed bmap, bad zip content, target under /dev to create
+ * @retval RIG_E_NOMEM   out of memory
+ * Thread safety: safe to call concurrently for different targets with different contexts.
  */
-RIG_API int rig_flash_image(const char *image, const char *target,
-			    const struct rig_flash_opts *o, struct rig_flash_stats *st,
-			    char *err, size_t errlen);
+RIG_API int rig_flash_image(struct rig_ctx *ctx, const char *image, const char *target,
+			    const struct rig_flash_opts *o, struct rig_flash_stats *st);
 
 /**
- * Detects the container format of @p path from its first bytes.
- * @retval 0 and *fmt set; -errno if the file cannot be read (message in err).
+ * Detects the container format of @p path from its first bytes. Does not block (a FIFO is
+ * opened non-blocking).
+ * @retval 0 and *fmt set
+ * @retval RIG_E_NOENT the file does not exist
+ * @retval RIG_E_IO    it cannot be read (message in rig_ctx_errmsg())
  */
-RIG_API int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt,
-				    char *err, size_t errlen);
+RIG_API int rig_flash_format_detect(struct rig_ctx *ctx, const char *path,
+				    enum rig_flash_format *fmt);
 
 /**
  * Checks what rig_flash_image() checks of @p image before it writes anything, without a
@@ -267,13 +299,13 @@ RIG_API int rig_flash_format_detect(const char *path, enum rig_flash_format *fmt
  * MiB (and a zip's directory); does not block otherwise.
  * @param fmt    set to the container format, or NULL
  * @retval 0 the image can be given to rig_flash_image()
- * @retval -ENOENT the image does not exist (or is a dangling symbolic link)
- * @retval -EINVAL not an image (message says what it is instead)
- * @retval -EBADMSG a zip whose directory cannot be read
- * @retval other  -errno from the OS
+ * @retval RIG_E_NOENT   the image does not exist (or is a dangling symbolic link)
+ * @retval RIG_E_INVAL   not an image (message says what it is instead)
+ * @retval RIG_E_CORRUPT a zip whose directory cannot be read
+ * @retval RIG_E_IO      it cannot be read
  */
-RIG_API int rig_flash_image_check(const char *path, enum rig_flash_format *fmt, char *err,
-				  size_t errlen);
+RIG_API int rig_flash_image_check(struct rig_ctx *ctx, const char *path,
+				  enum rig_flash_format *fmt);
 
 /** Static lowercase name of @p fmt ("raw", "gzip", "xz", "zstd", "bzip2", "zip"). */
 RIG_API const char *rig_flash_format_name(enum rig_flash_format fmt);

@@ -87,6 +87,12 @@ struct rig_image_opts {
 	const char *tmpdir;
 	/** Overall bound of the call in ms, -1 (default) none; the context's deadline too. */
 	int timeout_ms;
+	/**
+	 * The SHA-256 of the image file as 64 lowercase hex digits, when the caller has it
+	 * already (rig_flash_stats::sha256, taken while the flash decoded the file): the file is
+	 * then not read a second time to hash it. NULL (default): it is hashed here.
+	 */
+	const char *sha256;
 };
 
 /** Sets every field of @p o to its default. Nothing to release. */

@@ -6,6 +6,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -386,4 +387,28 @@ char *rig_flash_bmap_find(const char *image)
 	}
 	free(p);
 	return NULL;
+}
+
+void fl_bmap_digest_init(const struct fl_bmap *bm, void *md)
+{
+	EVP_DigestInit_ex(md, bm->csum == FL_CSUM_SHA1 ? EVP_sha1() : EVP_sha256(), NULL);
+}
+
+bool fl_bmap_digest_ok(const struct fl_bmap *bm, void *md, const struct fl_range *r)
+{
+	unsigned char got[EVP_MAX_MD_SIZE];
+	unsigned int gl = 0;
+
+	EVP_DigestFinal_ex(md, got, &gl);
+	return !memcmp(got, r->digest, fl_csum_len(bm->csum));
+}
+
+const char *fl_bmap_digest_msg(const struct fl_bmap *bm, const struct fl_range *r, char *m,
+			       size_t len)
+{
+	snprintf(m, len, "bmap checksum mismatch for blocks %" PRIu64 "-%" PRIu64 " (bytes %"
+		 PRIu64 "-%" PRIu64 "): image and bmap do not match or the image is corrupt",
+		 r->first, r->last, r->first * bm->block_size,
+		 (r->last + 1) * bm->block_size - 1);
+	return m;
 }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ static bool dir_nonempty(const char *path, char *first, size_t len)
  * partition on it: a mounted /dev/sdb2 forbids writing /dev/sdb.
  */
 int fl_blockdev_check(const char *path, unsigned int maj, unsigned int min, bool force,
-		      struct fl_err *e)
+		      enum rig_flash_hint *hint, struct fl_err *e)
 {
 	char sys[PATH_MAX], disk[PATH_MAX], p[PATH_MAX + 512], buf[256], name[256];
 	dev_t devs[MAX_DEVS];
@@ -145,9 +146,12 @@ int fl_blockdev_check(const char *path, unsigned int maj, unsigned int min, bool
 	/* Card readers and SD muxes on USB often report removable=0; mmc is an SD slot. */
 	if (strstr(disk, "/usb") || strstr(disk, "/mmc_host/") || strstr(disk, "/mmcblk"))
 		removable = true;
+	/* the system disk is refused whatever force says; this refusal is the caller's choice */
 	if (!removable && !force)
-		return fl_err_set(e, -EPERM, "refusing '%s': not a removable or USB/SD disk "
-				  "(set force to allow)", path);
+		*hint = RIG_FLASH_HINT_FORCE;
+	if (!removable && !force)
+		return fl_err_set(e, -EPERM, "refusing '%s': not a removable or USB/SD disk",
+				  path);
 	return 0;
 }
 
@@ -275,15 +279,16 @@ int fl_target_check_path(const char *path, const struct fl_target *t, struct fl_
 	return 0;
 }
 
-int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_target *t,
-		   struct fl_err *e)
+static int open_target(const char *path, const struct rig_flash_opts *o, struct fl_target *t,
+		       struct fl_err *e)
 {
 	struct stat st;
 	int flags = O_RDWR | O_CLOEXEC, rc;
 
 	memset(t, 0, sizeof(*t));
-	t->fd = t->fd_buf = -1;
+	t->fd = t->fd_buf = t->rfd = -1;
 	t->lbs = 512;
+	t->path = path;
 	if (stat(path, &st) < 0) {
 		struct stat lst;
 
@@ -295,9 +300,10 @@ int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_t
 					  path);
 		if (dev_path(path))
 			return fl_err_set(e, -ENOENT, "no such device '%s'", path);
-		if (!o->create)
-			return fl_err_set(e, -ENOENT, "target '%s' does not exist (set create to "
-					  "write a new image file)", path);
+		if (!o->create) {
+			t->hint = RIG_FLASH_HINT_CREATE;
+			return fl_err_set(e, -ENOENT, "target '%s' does not exist", path);
+		}
 		return create_file(path, o, t, e);
 	}
 	if (S_ISBLK(st.st_mode)) {
@@ -306,7 +312,8 @@ int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_t
 		int ssz = 512;
 
 		t->blockdev = true;
-		rc = fl_blockdev_check(path, major(st.st_rdev), minor(st.st_rdev), o->force, e);
+		rc = fl_blockdev_check(path, major(st.st_rdev), minor(st.st_rdev), o->force,
+				       &t->hint, e);
 		if (rc)
 			return rc;
 		t->fd_buf = open(path, flags | O_EXCL);
@@ -373,11 +380,141 @@ int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_t
 	return 0;
 }
 
+/* The read-back bypasses the page cache where it can: O_DIRECT on files too. */
+static void open_readback(struct fl_target *t, const struct rig_flash_opts *o)
+{
+	t->rfd = t->fd_buf;
+	t->rlbs = t->lbs;
+	if (t->direct) {
+		t->rfd = t->fd;
+		t->rdirect = true;
+	} else if (!o->no_direct) {
+		int fd = open(t->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+
+		if (fd >= 0) {
+			t->rfd = fd;
+			t->rdirect = true;
+			t->rlbs = 4096;
+		}
+	}
+}
+
+int fl_target_open(const char *path, const struct rig_flash_opts *o, struct fl_target *t,
+		   struct fl_err *e)
+{
+	int rc = open_target(path, o, t, e);
+
+	if (rc == 0)
+		open_readback(t, o);
+	return rc;
+}
+
 void fl_target_close(struct fl_target *t)
 {
+	if (t->rfd >= 0 && t->rfd != t->fd && t->rfd != t->fd_buf)
+		close(t->rfd);
+	t->rfd = -1;
 	if (t->fd >= 0 && t->fd != t->fd_buf)
 		close(t->fd);
 	if (t->fd_buf >= 0)
 		close(t->fd_buf);
 	t->fd = t->fd_buf = -1;
+}
+
+int fl_target_fail(const struct fl_target *t, const char *what, uint64_t off, int err,
+		   struct fl_err *e)
+{
+	if (err == ENODEV || err == ENXIO || err == ENOMEDIUM)
+		return fl_err_set(e, -ENODEV, "target '%s' vanished: %s failed at offset %"
+				  PRIu64 ": %s", t->path, what, off, strerror(err));
+	/*
+	 * The size was checked before writing, so this is the file system under a file target
+	 * filling up (a sparse file): the host's trouble, not a card too small for the image.
+	 */
+	if (err == ENOSPC || err == EFBIG)
+		return fl_err_set(e, -EIO, "no space left for target '%s': %s failed at offset %"
+				  PRIu64, t->path, what, off);
+	if (err == EROFS || err == EPERM || err == EACCES)
+		return fl_err_set(e, -EROFS, "target '%s' is read-only: %s failed at offset %"
+				  PRIu64, t->path, what, off);
+	return fl_err_set(e, -err, "%s failed at offset %" PRIu64 " of '%s': %s", what,
+			  off, t->path, strerror(err));
+}
+
+int fl_target_too_small(const struct fl_target *t, uint64_t need, bool known, struct fl_err *e)
+{
+	const double MiB = 1048576.0;
+	const char *what = t->grow ? "the free space of its file system" : "the card";
+
+	if (!known)
+		return fl_err_set(e, -ENOSPC, "target '%s' is too small: the image is larger "
+				  "than %s (it goes on past %.1f MiB)", t->path, what,
+				  (double)t->limit / MiB);
+	return fl_err_set(e, -ENOSPC, "target '%s' is too small: the image is larger than %s "
+			  "(%.1f MiB > %.1f MiB)", t->path, what, (double)need / MiB,
+			  (double)t->limit / MiB);
+}
+
+#define WIPE (1u << 20)
+
+static int pwrite_all(int fd, const unsigned char *p, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The first MiB holds the MBR, the primary GPT and the boot code of every common layout;
+ * the last holds a backup GPT, the new image's or the old card's, from which UEFI firmware
+ * would otherwise restore the old table over half-written partitions. Runs without the
+ * cancel flag or the deadline: it is what a cancel or a timeout must still do.
+ */
+int fl_target_invalidate(struct fl_target *t, char *why, size_t whylen)
+{
+	int fd = t->fd_buf, rc = 0;
+	unsigned char *z = NULL;
+	uint64_t size = t->size, tail;
+	struct stat st;
+
+	if (fd < 0) {
+		/* Closed after the flush (inject runs on the path): reopen the same file. */
+		fd = open(t->path, O_RDWR | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0 ||
+		    (t->blockdev ? st.st_rdev != t->rdev
+				 : st.st_dev != t->dev || st.st_ino != t->ino)) {
+			snprintf(why, whylen, "%s", fd < 0 ? strerror(errno) : "it changed");
+			if (fd >= 0)
+				close(fd);
+			return -ENODEV;
+		}
+	}
+	if (!t->blockdev)
+		size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : t->size;
+	z = calloc(1, WIPE);
+	if (!z)
+		rc = -ENOMEM;
+	if (!rc)
+		rc = pwrite_all(fd, z, size < WIPE ? (size_t)size : WIPE, 0);
+	if (!rc && size > WIPE) {
+		tail = size - WIPE < WIPE ? WIPE : size - WIPE;
+		rc = pwrite_all(fd, z, (size_t)(size - tail), tail);
+	}
+	if (!rc && fdatasync(fd) < 0)
+		rc = -errno;
+	if (rc)
+		snprintf(why, whylen, "%s", strerror(-rc));
+	free(z);
+	if (fd != t->fd_buf)
+		close(fd);
+	return rc;
 }

@@ -14,10 +14,12 @@
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <lzma.h>
 #include <zlib.h>
 
 #include "../../src/flash/flash_internal.h"
+#include "../../src/internal.h"
 
 static char tmpdir[512];
 
@@ -512,8 +514,25 @@ static void make_image(char *path, size_t len)
 	free(b);
 }
 
+/* rig_flash_image() on a fresh context; its message is copied into @msg. */
+static int flash(const char *img, const char *out, const struct rig_flash_opts *o,
+		 struct rig_flash_stats *st, char *msg, size_t len,
+		 volatile sig_atomic_t *cancel, int64_t deadline)
+{
+	struct rig_ctx *ctx = rig_ctx_new();
+	int rc;
+
+	assert_non_null(ctx);
+	rig_ctx_set_cancel(ctx, cancel);
+	rig_ctx_set_deadline(ctx, deadline);
+	rc = rig_flash_image(ctx, img, out, o, st);
+	snprintf(msg, len, "%s", rig_ctx_errmsg(ctx));
+	rig_ctx_free(ctx);
+	return rc;
+}
+
 struct cancel_ctx {
-	volatile int flag;
+	volatile sig_atomic_t flag;
 	int calls;
 };
 
@@ -542,17 +561,17 @@ static void test_flash_cancel(void **state)
 	rig_flash_opts_init(&o);
 	o.progress = cancel_after_4m;
 	o.progress_user = &c;
-	o.cancel = &c.flag;
 	o.create = true;
 	o.fault.chunk_delay_ms = 120; /* lets each chunk's progress through the throttle */
-	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -EINTR);
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), &c.flag, 0), RIG_E_INTR);
 	assert_int_equal(st.fail_offset, 4u << 20);
 	assert_true(st.bytes_written <= (4u << 20));
 	assert_non_null(strstr(msg, "cancelled at offset 4194304"));
 	assert_true(c.calls >= 2);
 	/* the file this flash created is not left behind half-written */
 	assert_true(st.target_written);
-	assert_non_null(strstr(msg, "was removed"));
+	assert_null(strstr(msg, "was removed"));
+	assert_true(st.removed);
 	assert_int_equal(access(out, F_OK), -1);
 }
 
@@ -595,24 +614,47 @@ static void test_flash_faults(void **state)
 	path_in_tmp(out, sizeof(out), "lib.out");
 	unlink(out);
 	rig_flash_opts_init(&o);
-	/* without create a missing file is not a card */
-	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -ENOENT);
+	/* without create a missing file is not a card; the hint names the option */
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), NULL, 0), RIG_E_NOENT);
 	assert_non_null(strstr(msg, "does not exist"));
+	assert_null(strstr(msg, "create"));
+	assert_int_equal(st.hint, RIG_FLASH_HINT_CREATE);
 	assert_false(st.target_written);
 	o.create = true;
-	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), 0);
+	o.hash_image = true;
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), NULL, 0), 0);
 	assert_int_equal(st.bytes_written, IMG_SIZE);
 	assert_int_equal(st.bytes_verified, IMG_SIZE);
 	assert_int_equal(st.format, RIG_FLASH_FMT_RAW);
+	assert_int_equal(st.hint, RIG_FLASH_HINT_NONE);
+	/* the image file's SHA-256, taken while it was read */
+	{
+		unsigned char md[32], *b = malloc(IMG_SIZE);
+		char hex[65];
+		int fd = open(img, O_RDONLY);
+		size_t i;
+
+		assert_non_null(b);
+		assert_int_equal(read(fd, b, IMG_SIZE), IMG_SIZE);
+		close(fd);
+		SHA256(b, IMG_SIZE, md);
+		for (i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		assert_true(st.has_sha256);
+		assert_string_equal(st.sha256, hex);
+		free(b);
+	}
 	o.create = false;
+	o.hash_image = false;
 
 	o.full = true;
 	o.fault.corrupt_offset = 5 * 4096 + 17;
-	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -EIO);
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), NULL, 0), RIG_E_IO);
 	assert_int_equal(st.fail_offset, 5 * 4096);
 	assert_non_null(strstr(msg, "offset 20480"));
 	/* written, then found wrong: the card is made unbootable and the message says so */
 	assert_true(st.invalidated);
+	assert_false(st.has_sha256);
 	assert_non_null(strstr(msg, "the card was invalidated"));
 	assert_true(wiped(out));
 
@@ -620,20 +662,47 @@ static void test_flash_faults(void **state)
 	o.full = true;
 	o.fault.write_offset = 6 << 20;
 	o.fault.write_errno = ENODEV;
-	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -ENODEV);
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), NULL, 0), RIG_E_NODEV);
 	assert_int_equal(st.fail_offset, 6 << 20);
 	assert_non_null(strstr(msg, "vanished"));
 
+	/* a read-only target is its own class, and an error number librig lacks is RIG_E_IO */
+	o.fault.write_errno = EROFS;
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), NULL, 0), RIG_E_ROFS);
+	o.fault.write_errno = EMLINK;
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), NULL, 0), RIG_E_IO);
+	assert_non_null(strstr(msg, "write failed at offset 6291456"));
+
 	rig_flash_opts_init(&o);
 	o.timeout_ms = 0;
-	assert_int_equal(rig_flash_image(img, out, &o, &st, msg, sizeof(msg)), -ETIMEDOUT);
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), NULL, 0), RIG_E_TIMEOUT);
+	/* the context's deadline bounds a call without a timeout of its own */
+	rig_flash_opts_init(&o);
+	assert_int_equal(flash(img, out, &o, &st, msg, sizeof(msg), NULL, rig_now_ms() - 1),
+			 RIG_E_TIMEOUT);
+	assert_non_null(strstr(msg, "timed out"));
 
-	assert_int_equal(rig_flash_image("/nonexistent/x.img", out, NULL, NULL, msg,
-					 sizeof(msg)), -ENOENT);
+	assert_int_equal(flash("/nonexistent/x.img", out, NULL, NULL, msg, sizeof(msg), NULL, 0),
+			 RIG_E_NOENT);
 	assert_non_null(strstr(msg, "/nonexistent/x.img"));
-	/* NULL err buffer is allowed. */
-	assert_int_equal(rig_flash_image("/nonexistent/x.img", out, NULL, NULL, NULL, 0),
-			 -ENOENT);
+}
+
+/* The first error on the context wins: a failure after it keeps the root cause. */
+static void test_flash_ctx_first_error(void **state)
+{
+	struct rig_ctx *ctx = rig_ctx_new();
+	char out[600];
+
+	(void)state;
+	path_in_tmp(out, sizeof(out), "lib.out");
+	assert_non_null(ctx);
+	rig_ctx_fail(ctx, RIG_E_PERM, "the root cause");
+	assert_int_equal(rig_flash_image(ctx, "/nonexistent/x.img", out, NULL, NULL), RIG_E_NOENT);
+	assert_string_equal(rig_ctx_errmsg(ctx), "the root cause");
+	rig_ctx_clear_error(ctx);
+	assert_int_equal(rig_flash_image_check(ctx, "/nonexistent/x.img", NULL), RIG_E_NOENT);
+	assert_non_null(strstr(rig_ctx_errmsg(ctx), "does not exist"));
+	rig_ctx_free(ctx);
 }
 
 static void test_first_error_wins(void **state)
@@ -917,6 +986,7 @@ int main(void)
 		cmocka_unit_test(test_part_mbr_bad),
 		cmocka_unit_test(test_part_gpt),
 		cmocka_unit_test(test_flash_cancel),
+		cmocka_unit_test(test_flash_ctx_first_error),
 		cmocka_unit_test(test_flash_faults),
 		cmocka_unit_test(test_first_error_wins),
 		cmocka_unit_test(test_hash),

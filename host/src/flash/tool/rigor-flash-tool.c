@@ -18,9 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../rig.h"
 #include "../../rig_flash.h"
 
-static volatile int cancelled;
+static volatile sig_atomic_t cancelled;
 
 static void on_signal(int sig)
 {
@@ -35,7 +36,7 @@ static int usage(void)
 		"                        [--full] [--force] [--json] [--progress] [--threads N]\n"
 		"                        [--timeout MS] [--inject PART:SRC:DEST] [--append PART:SRC:DEST]\n"
 		"                        [--no-direct] [--fault-write OFF:ERRNO] [--fault-corrupt OFF]\n"
-		"                        [--fault-delay MS] [--no-create]\n"
+		"                        [--fault-delay MS] [--no-create] [--sha256]\n"
 		"       rigor-flash-tool detect IMAGE\n"
 		"       rigor-flash-tool part list IMAGE [--json]\n"
 		"       rigor-flash-tool put IMAGE PART FILE DEST [--append]\n"
@@ -77,7 +78,8 @@ static int cmd_flash(int argc, char **argv)
 	struct rig_flash_stats st;
 	struct rig_flash_inject inj[16];
 	struct sigaction sa;
-	char err[512];
+	struct rig_ctx *ctx;
+	const char *err;
 	bool json = false;
 	const char *pos[2];
 	int npos = 0, i, rc;
@@ -105,6 +107,8 @@ static int cmd_flash(int argc, char **argv)
 			o.no_direct = true;
 		else if (!strcmp(a, "--json"))
 			json = true;
+		else if (!strcmp(a, "--sha256"))
+			o.hash_image = true;
 		else if (!strcmp(a, "--progress"))
 			o.progress = show_progress;
 		else if (!strcmp(a, "--threads") && i + 1 < argc)
@@ -141,9 +145,15 @@ static int cmd_flash(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	o.cancel = &cancelled;
+	ctx = rig_ctx_new();
+	if (!ctx) {
+		fprintf(stderr, "rigor-flash-tool: out of memory\n");
+		return 1;
+	}
+	rig_ctx_set_cancel(ctx, &cancelled);
 
-	rc = rig_flash_image(pos[0], pos[1], &o, &st, err, sizeof(err));
+	rc = rig_flash_image(ctx, pos[0], pos[1], &o, &st);
+	err = rig_ctx_errmsg(ctx);
 	if (json) {
 		printf("{\"ok\":%s,\"code\":%d,\"error\":\"", rc ? "false" : "true", rc);
 		for (i = 0; err[i] && rc; i++)
@@ -153,12 +163,12 @@ static int cmd_flash(int argc, char **argv)
 		       ",\"written\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"verified\":%" PRIu64
 		       ",\"fail_offset\":%" PRIu64 ",\"t_prepare\":%.3f,\"t_write\":%.3f,"
 		       "\"t_sync\":%.3f,\"t_verify\":%.3f,\"t_inject\":%.3f,\"t_total\":%.3f,"
-		       "\"mbps\":%.1f}\n",
+		       "\"mbps\":%.1f,\"sha256\":\"%s\"}\n",
 		       rig_flash_format_name(st.format), st.bmap_used ? "true" : "false",
 		       st.direct_io ? "true" : "false", st.image_size, st.bytes_read,
 		       st.bytes_decompressed, st.bytes_undecoded, st.bytes_mapped, st.bytes_written, st.bytes_skipped,
 		       st.bytes_verified, st.fail_offset, st.t_prepare, st.t_write, st.t_sync,
-		       st.t_verify, st.t_inject, st.t_total, st.mbps);
+		       st.t_verify, st.t_inject, st.t_total, st.mbps, st.sha256);
 	} else if (!rc) {
 		printf("flashed '%s' (%s%s) to '%s': %.1f MiB mapped, %.1f MiB written, %.1f MiB "
 		       "skipped, %.1f MiB verified in %.2f s (%.1f MB/s)\n", pos[0],
@@ -168,8 +178,13 @@ static int cmd_flash(int argc, char **argv)
 		       st.mbps);
 	}
 	if (rc)
-		fprintf(stderr, "rigor-flash-tool: %s\n", err);
-	return rc == -EINTR ? 130 : rc ? 1 : 0;
+		fprintf(stderr, "rigor-flash-tool: %s%s%s%s%s\n", err,
+			st.hint == RIG_FLASH_HINT_FORCE ? " (--force to allow)" :
+			st.hint == RIG_FLASH_HINT_CREATE ? " (leave out --no-create to make it)" : "",
+			st.removed ? "; the new file '" : "", st.removed ? pos[1] : "",
+			st.removed ? "' was removed" : "");
+	rig_ctx_free(ctx);
+	return rc == RIG_E_INTR ? 130 : rc ? 1 : 0;
 }
 
 static int cmd_part_list(int argc, char **argv)
@@ -284,13 +299,15 @@ int main(int argc, char **argv)
 		return cmd_flash(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "detect") && argc == 3) {
 		enum rig_flash_format f;
-		char err[512];
+		struct rig_ctx *ctx = rig_ctx_new();
 
-		if (rig_flash_format_detect(argv[2], &f, err, sizeof(err))) {
-			fprintf(stderr, "rigor-flash-tool: %s\n", err);
+		if (!ctx || rig_flash_format_detect(ctx, argv[2], &f)) {
+			fprintf(stderr, "rigor-flash-tool: %s\n", ctx ? rig_ctx_errmsg(ctx) : "out of memory");
+			rig_ctx_free(ctx);
 			return 1;
 		}
 		printf("%s\n", rig_flash_format_name(f));
+		rig_ctx_free(ctx);
 		return 0;
 	}
 	if (!strcmp(argv[1], "part") && argc >= 4 && !strcmp(argv[2], "list"))
