@@ -504,6 +504,15 @@ struct rig_ctx *rig_link_ctx(const struct rig_link *l);
 void rig_link_set_name(struct rig_link *l, const char *name);
 /* Record why the peer is gone; returns RIG_E_NODEV. */
 int rig_link_set_gone(struct rig_link *l, const char *why);
+/*
+ * For links over one plain fd whose private data begins with `int fd` (unix:, tty:):
+ * get_fd and close ops, and the result of a non-blocking read() or write() that returned
+ * @n: the byte count, 0 for EAGAIN/EINTR, else gone with strerror() or @eof_why on 0 bytes
+ * (NULL: 0 bytes is just 0).
+ */
+int rig_link_fd_get_fd(const struct rig_link *l);
+void rig_link_fd_close(struct rig_link *l);
+int rig_link_fd_result(struct rig_link *l, ssize_t n, const char *eof_why);
 
 extern const struct rig_link_ops rig_link_serial, rig_link_tty, rig_link_unix;
 

@@ -5,9 +5,11 @@
  * timeout, the case deadline and the cancel flag bound all of them the same way.
  */
 #define LOG_PREFIX "link"
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -166,4 +168,28 @@ int rig_link_write(struct rig_link *l, const void *buf, size_t len, size_t *done
 			return rc;
 	}
 	return (int)len;
+}
+
+/* Both fd links (unix.c, tty.c) keep their fd first in their private data. */
+int rig_link_fd_get_fd(const struct rig_link *l)
+{
+	return *(const int *)rig_link_priv(l);
+}
+
+void rig_link_fd_close(struct rig_link *l)
+{
+	int *fd = rig_link_priv(l);
+
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+int rig_link_fd_result(struct rig_link *l, ssize_t n, const char *eof_why)
+{
+	if (n > 0 || (n == 0 && !eof_why))
+		return (int)n;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	return rig_link_set_gone(l, n < 0 ? strerror(errno) : eof_why);
 }

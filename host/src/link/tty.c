@@ -13,7 +13,7 @@
 #include "../internal.h"
 
 struct tty_priv {
-	int fd;
+	int fd;                 /* first: rig_link_fd_get_fd(), rig_link_fd_close() */
 };
 
 static const struct { int baud; speed_t speed; } speeds[] = {
@@ -82,40 +82,16 @@ static int tty_open(struct rig_link *l, const char *target, const struct rig_lin
 static int tty_read(struct rig_link *l, void *buf, size_t len)
 {
 	struct tty_priv *t = rig_link_priv(l);
-	ssize_t n = read(t->fd, buf, len);
 
-	if (n > 0)
-		return (int)n;
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
 	/* Raw mode (VMIN 1) with O_NONBLOCK: 0 bytes is a hangup, not "nothing yet". */
-	return rig_link_set_gone(l, n < 0 ? strerror(errno) : "hangup");
+	return rig_link_fd_result(l, read(t->fd, buf, len), "hangup");
 }
 
 static int tty_write(struct rig_link *l, const void *buf, size_t len)
 {
 	struct tty_priv *t = rig_link_priv(l);
-	ssize_t n = write(t->fd, buf, len);
 
-	if (n >= 0)
-		return (int)n;
-	if (errno == EAGAIN || errno == EINTR)
-		return 0;
-	return rig_link_set_gone(l, strerror(errno));
-}
-
-static int tty_get_fd(const struct rig_link *l)
-{
-	return ((struct tty_priv *)rig_link_priv(l))->fd;
-}
-
-static void tty_close(struct rig_link *l)
-{
-	struct tty_priv *t = rig_link_priv(l);
-
-	if (t->fd >= 0)
-		close(t->fd);
-	t->fd = -1;
+	return rig_link_fd_result(l, write(t->fd, buf, len), NULL);
 }
 
 const struct rig_link_ops rig_link_tty = {
@@ -125,6 +101,6 @@ const struct rig_link_ops rig_link_tty = {
 	.open = tty_open,
 	.read = tty_read,
 	.write = tty_write,
-	.get_fd = tty_get_fd,
-	.close = tty_close,
+	.get_fd = rig_link_fd_get_fd,
+	.close = rig_link_fd_close,
 };

@@ -13,7 +13,7 @@
 #include "../internal.h"
 
 struct unix_priv {
-	int fd;
+	int fd;                 /* first: rig_link_fd_get_fd(), rig_link_fd_close() */
 };
 
 static int unix_open(struct rig_link *l, const char *target, const struct rig_link_opts *o,
@@ -49,39 +49,16 @@ static int unix_open(struct rig_link *l, const char *target, const struct rig_li
 static int unix_read(struct rig_link *l, void *buf, size_t len)
 {
 	struct unix_priv *u = rig_link_priv(l);
-	ssize_t n = recv(u->fd, buf, len, 0);
 
-	if (n > 0)
-		return (int)n;
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	return rig_link_set_gone(l, n < 0 ? strerror(errno) : "end of file");
+	return rig_link_fd_result(l, recv(u->fd, buf, len, 0), "end of file");
 }
 
 static int unix_write(struct rig_link *l, const void *buf, size_t len)
 {
 	struct unix_priv *u = rig_link_priv(l);
-	ssize_t n = send(u->fd, buf, len, MSG_NOSIGNAL);
 
-	if (n >= 0)
-		return (int)n;
-	if (errno == EAGAIN || errno == EINTR)
-		return 0;
-	return rig_link_set_gone(l, strerror(errno));   /* EPIPE, ECONNRESET: the peer left */
-}
-
-static int unix_get_fd(const struct rig_link *l)
-{
-	return ((struct unix_priv *)rig_link_priv(l))->fd;
-}
-
-static void unix_close(struct rig_link *l)
-{
-	struct unix_priv *u = rig_link_priv(l);
-
-	if (u->fd >= 0)
-		close(u->fd);
-	u->fd = -1;
+	/* EPIPE, ECONNRESET: the peer left */
+	return rig_link_fd_result(l, send(u->fd, buf, len, MSG_NOSIGNAL), NULL);
 }
 
 const struct rig_link_ops rig_link_unix = {
@@ -91,6 +68,6 @@ const struct rig_link_ops rig_link_unix = {
 	.open = unix_open,
 	.read = unix_read,
 	.write = unix_write,
-	.get_fd = unix_get_fd,
-	.close = unix_close,
+	.get_fd = rig_link_fd_get_fd,
+	.close = rig_link_fd_close,
 };
