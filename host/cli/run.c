@@ -20,7 +20,8 @@
 static int open_rig(void *arg, struct rig **rig)
 {
 	struct cli *c = arg;
-	int rc = cli_open_rig(c);
+	/* cases use the console and the controls together: the whole rig */
+	int rc = cli_open_rig_scope(c, RIG_LOCK_ALL);
 
 	if (rc)
 		return rc;

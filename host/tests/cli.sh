@@ -155,24 +155,26 @@ run 3 "device gone is an infrastructure error" $RIGOR power on
 has "$T/err" "power: sim: device disappeared" "device-gone message"
 run 0 "clear the fault" $RIGOR sim inject power ok
 
-# locking: a second command finds the rig busy, with who holds it; --wait waits
-$RIGOR console --timeout 2 >/dev/null 2>&1 </dev/null &
+# locking: a second control command finds the rig busy, with who holds it; --wait waits
+# (a console does not hold the controls: host/tests/lock.sh)
+$RIGOR button boot --hold 2000 >/dev/null 2>&1 </dev/null &
 bg=$!
 sleep 0.5
 run 3 "busy rig" $RIGOR power status
-has "$T/err" "rig 'sim' is busy: held by pid $bg \(rigor console --timeout 2\) since" "busy rig names the holder"
+has "$T/err" "rig 'sim' is busy: control held by pid $bg \(rigor button boot --hold 2000\), user [^ ]+, since" "busy rig names the holder"
 run 0 "who names the holder" $RIGOR who
-has "$T/out" "held by pid $bg" "who output"
+has "$T/out" "control +by pid $bg" "who output"
 run 0 "--wait waits for the lock" $RIGOR --wait 10 power off
 wait $bg 2>/dev/null
 run 0 "who after release" $RIGOR who
 has "$T/out" "is free" "lock released when the holder exits"
 # a killed holder never leaves a stale lock
-$RIGOR console --timeout 30 >/dev/null 2>&1 </dev/null &
+$RIGOR button boot --hold 30000 >/dev/null 2>&1 </dev/null &
 bg=$!
 sleep 0.5
 kill -9 $bg
 wait $bg 2>/dev/null
 run 0 "lock of a killed process is free" $RIGOR power off
+$RIGOR button boot --up >/dev/null 2>&1
 
 tap_done
