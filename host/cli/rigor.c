@@ -54,8 +54,10 @@ static const struct cmd commands[] = {
 	  "list rigs, suites and test cases",
 	  "Without a kind: rigs, then the cases of the given suites (default: testcases/).\n"
 	  "  --case PATTERN, --tag TAG   select as 'rigor run' does (suites: those with a selected case)\n"
-	  "With the global --json, 'list rigs' prints one JSON document (name, device_type,\n"
-	  "capabilities, file, problems of each rig file)." },
+	  "With --json (before or after the kind), one JSON document: 'list rigs' (schema\n"
+	  "rigor.rigs/1: name, device_type, capabilities, file, problems of each rig file),\n"
+	  "'list suites' (rigor.suites/1: name, cases, tags, file) or 'list cases'\n"
+	  "(rigor.cases/1: id, suite, name, tags, file)." },
 	{ "drivers", cmd_drivers, "drivers", "list every back-end: <role> <name> <description>", NULL },
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },

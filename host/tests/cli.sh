@@ -131,6 +131,23 @@ run 0 "storage status --json after a flash" env RIGOR_STATE_DIR="$H" $RIGOR --ri
 json_get "$T/out" 'd["image"]' >"$T/im"
 has "$T/im" 'img"q' "storage status --json: the flashed image path with '\"' and '\\'"
 
+# list suites and cases --json: one document, valid JSON whatever the names hold
+mkdir -p "$T/hs"
+printf 'local T = require "rigor.test"\nlocal s = T.suite("ev\\"il\\\\s\\255\\1", { tags = { "t\\254" } })\ns:case("c\\n\\"q\\"", function() end)\ns:case("plain", { tags = { "x" } }, function() end)\nreturn s\n' >"$T/hs/h.lua"
+run 0 "list cases --json, hostile names" $RIGOR --json list cases "$T/hs/h.lua"
+if json_ok "$T/out"; then ok "list cases --json parses"; else nok "list cases --json parses"; fi
+# py_ok FILE EXPR DESCRIPTION: EXPR (Python, the document as d) holds
+py_ok() { if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert eval(sys.argv[2])' "$1" "$2" 2>"$T/err"; then ok "$3"; else nok "$3"; fi; }
+py_ok "$T/out" 'd["schema"] == "rigor.cases/1" and len(d["cases"]) == 2 and d["cases"][0]["name"] == "c\n\"q\"" and d["cases"][1]["tags"] == ["t\\xFE", "x"] and d["cases"][0]["suite"] == "ev\"il\\s\\xFF\x01"' "list cases --json: names with quotes, newlines, controls and bad bytes kept"
+run 0 "list suites --json after the kind" $RIGOR list suites --json "$T/hs/h.lua"
+if json_ok "$T/out"; then ok "list suites --json parses"; else nok "list suites --json parses"; fi
+py_ok "$T/out" 'd["schema"] == "rigor.suites/1" and d["suites"][0]["cases"] == 2 and d["suites"][0]["tags"] == ["t\\xFE"]' "list suites --json: count and tags"
+run 0 "list cases --json, nothing selected" $RIGOR --json list cases --tag none "$T/hs/h.lua"
+json_get "$T/out" 'd["cases"]' >"$T/ln"
+has "$T/ln" "^\[\]$" "an empty selection is an empty array"
+run 2 "list --json without a kind" $RIGOR --json list
+has "$T/err" "say which: rigs, suites or cases" "list --json asks which"
+
 # console: power on with the card on the DUT side, the sim board boots to a login prompt
 $RIGOR power off >/dev/null 2>&1
 $RIGOR sdmux dut >/dev/null 2>&1
