@@ -72,6 +72,9 @@ static unsigned long long proc_start(int pid)
 	buf[n] = 0;
 	/* the command name may hold spaces and ')': fields start after the last ')' */
 	p = strrchr(buf, ')');
+	/* a zombie has ended, whether or not its parent has reaped it yet */
+	if (p && p[1] == ' ' && p[2] == 'Z')
+		return 0;
 	for (int field = 2; p && field < 22; field++)
 		p = strchr(p + 1, ' ');
 	if (p)
