@@ -117,7 +117,8 @@ static const struct cmd commands[] = {
 	  "reserve the rig across commands; prints a token",
 	  "Prints a token; commands given it (RIGOR_TOKEN=TOKEN or --token TOKEN) may use the\n"
 	  "rig, nobody else may, until 'rigor release' or the owner process exits.\n"
-	  "  --pid PID         the owner (default: the parent process, e.g. the CI job's shell)\n"
+	  "  --pid PID         the owner (default: the parent process, e.g. the CI job's shell;\n"
+	  "                    under sudo or a wrapper that exits, give --pid $$)\n"
 	  "With RIGOR_TOKEN (or --token) set, that token is reserved (renewed, or another rig\n"
 	  "added to it). Waits --wait SECONDS for a busy rig; exit 3 when it stays busy." },
 	{ "release", cmd_release, "release [--force]", "end the rig's reservation",
@@ -426,6 +427,9 @@ int main(int argc, char **argv)
 	}
 	if (!c.rig_arg)
 		c.rig_arg = "sim";
+	/* children (gate cells, commands a suite runs) use the rig under the same token */
+	if (c.token && *c.token)
+		setenv("RIGOR_TOKEN", c.token, 1);
 	if (!c.token && getenv("RIGOR_TOKEN") && *getenv("RIGOR_TOKEN"))
 		c.token = getenv("RIGOR_TOKEN");
 	for (int i = 0; i < argc && o < sizeof(c.cmdline) - 2; i++)

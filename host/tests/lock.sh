@@ -78,6 +78,9 @@ has "$T/job.out" "^after release: 0$" "free again after release"
 tok=$(sed -n 's/^token //p' "$T/job.out")
 py_ok "$T/who.json" 'd["holders"][0]["what"] == "reservation" and d["holders"][0]["token"] == "'"$tok"'"' "who --json shows the reservation and its token"
 run 2 "release needs a token" $RIGOR release
+printf 'print("child sees " .. tostring(os.getenv("RIGOR_TOKEN")))\n' >"$T/env.lua"
+run 0 "--token reaches the processes rigor starts" env -u RIGOR_TOKEN $RIGOR --token t0k lua "$T/env.lua"
+has "$T/out" "^child sees t0k$" "RIGOR_TOKEN set from --token"
 # the owner's end ends it: the parent of 'rigor acquire' by default, or --pid
 run 0 "a job that exits without releasing" sh -c "$R acquire >/dev/null"
 run 0 "its reservation ended with it" $RIGOR power off
