@@ -400,9 +400,9 @@ int cmd_who(struct cli *c, int argc, char **argv)
 
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
 		if (!h[i].pid)
-			printf("  %-11s by another process (not yet named)\n", h[i].what);
+			printf("  %-11s held by another process (not yet named)\n", h[i].what);
 		else
-			printf("  %-11s by pid %d (%s), user %s, since %s%s%s\n", h[i].what, h[i].pid,
+			printf("  %-11s held by pid %d (%s), user %s, since %s%s%s\n", h[i].what, h[i].pid,
 			       h[i].command, h[i].user, ts, h[i].token[0] ? ", token " : "",
 			       h[i].token);
 	}

@@ -185,7 +185,7 @@ sleep 0.5
 run 3 "busy rig" $RIGOR power status
 has "$T/err" "rig 'sim' is busy: control held by pid $bg \(rigor button boot --hold 2000\), user [^ ]+, since" "busy rig names the holder"
 run 0 "who names the holder" $RIGOR who
-has "$T/out" "control +by pid $bg" "who output"
+has "$T/out" "control +held by pid $bg" "who output"
 run 0 "--wait waits for the lock" $RIGOR --wait 10 power off
 wait $bg 2>/dev/null
 run 0 "who after release" $RIGOR who

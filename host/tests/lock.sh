@@ -25,7 +25,7 @@ $RIGOR sdmux dut >/dev/null 2>&1
 con=$!
 i=0; until $RIGOR who | grep -q console || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
 run 0 "who while a console is attached" $RIGOR who
-has "$T/out" "^  console +by pid [0-9]+ \(rigor console\), user [^ ]+, since " "who names the console viewer"
+has "$T/out" "^  console +held by pid [0-9]+ \(rigor console\), user [^ ]+, since " "who names the console viewer"
 run 0 "power cycle while the console is attached" $RIGOR --wait 5 power cycle
 run 0 "sdmux status while the console is attached" $RIGOR sdmux status
 run 0 "button press while the console is attached" $RIGOR button boot --hold 10
@@ -92,7 +92,7 @@ run 3 "the owner lives: reserved" $RIGOR power on
 run 3 "another token cannot take it" $RIGOR --token 0123 acquire
 run 0 "the same token renews it" $RIGOR --token "$tok" acquire --pid $bg
 run 0 "who names the owner" $RIGOR who
-has "$T/out" "reservation +by pid $bg \(sleep 60 \(by rigor .*acquire --pid $bg\)\), user [^ ]+, since .*, token $tok" "who: owner pid, command, user, token"
+has "$T/out" "reservation +held by pid $bg \(sleep 60 \(by rigor .*acquire --pid $bg\)\), user [^ ]+, since .*, token $tok" "who: owner pid, command, user, token"
 kill -9 $bg
 sleep 0.2
 # not yet reaped by this shell (a zombie): it has ended all the same
@@ -143,7 +143,7 @@ else
 		bg=$!
 		i=0; until as_other $RIGOR who 2>/dev/null | grep -q control || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
 		run 0 "another user runs who" as_other $RIGOR who
-		has "$T/out" "control +by pid $bg \(rigor button boot --hold 8000\), user $(id -un), since" "another user sees the first user's lock and its holder"
+		has "$T/out" "control +held by pid $bg \(rigor button boot --hold 8000\), user $(id -un), since" "another user sees the first user's lock and its holder"
 		run 3 "another user's power command is busy" as_other $RIGOR power on
 		has "$T/err" "busy: control held by pid $bg .*user $(id -un)" "the busy message names the other user's holder"
 		run 0 "another user attaches the console meanwhile" as_other $RIGOR console --timeout 0
