@@ -11,7 +11,7 @@
 #   make demo-gate  rigor gate over two virtual rigs at once (docs/release-gate.md)
 #   make demo-sim   the sample suite on the sim rig (no QEMU, a few seconds)
 #   make firmware   cross-build the STM32F1 rig-board firmware
-#   make bench      benchmarks (not part of test)
+#   make bench      benchmarks (not part of test; as root also the card-like CARD lines)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 .SUFFIXES:

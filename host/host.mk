@@ -6,7 +6,7 @@ HOST_PKGS := lua5.4 jansson libserialport libgpiod libcurl libusb-1.0 blkid
 HOST_PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS))
 HOST_PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS))
 
-LIB_SRCS := $(wildcard host/src/*.c) $(wildcard host/src/drivers/*.c)
+LIB_SRCS := $(wildcard host/src/*.c) $(wildcard host/src/drivers/*.c) $(wildcard host/src/link/*.c)
 # The host<->firmware codec is one source compiled into both sides.
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/host/proto/rigproto.o
 LUA_SRCS := $(wildcard host/lua/*.c)
@@ -43,6 +43,13 @@ $(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(BUILD)/librigflash.a
 		$(HOST_PKG_LIBS) $(FLASH_LIBS) -lm -lpthread
 
 BINS += $(BUILD)/rigor
+
+# The GPIO holder (host/src/gpio_holder.h): a program of its own, started by the gpio
+# back-end and looked for beside rigor. It links only the line table and libgpiod.
+$(BUILD)/rigor-gpio-holder: $(BUILD)/host/holder/rigor-gpio-holder.o $(BUILD)/host/src/drivers/gpio_lines.o
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(shell $(PKG_CONFIG) --libs libgpiod)
+BINS += $(BUILD)/rigor-gpio-holder
+DEPFILES += $(BUILD)/host/holder/rigor-gpio-holder.d
 DEPFILES += $(LIB_OBJS:.o=.d) $(LUA_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
 
 # ---- C unit tests (cmocka) ----
@@ -150,10 +157,11 @@ $(BUILD)/host/tests/test_usbsdmux: $(USBSDMUX_OBJ) $(UMOCKFX_OBJ)
 $(BUILD)/host/tests/test_usbsdmux: HOST_PKG_LIBS += $(USBSDMUX_OBJ) $(UMOCKFX_OBJ) $(UMOCKDEV_LIBS)
 DEPFILES += $(USBSDMUX_OBJ:.o=.d)
 
-install: $(BUILD)/rigor
+install: $(BUILD)/rigor $(BUILD)/rigor-gpio-holder
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(RIGOR_INSTALL_LUA)/rigor \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/rigor/rigs
 	install -m 755 $(BUILD)/rigor $(DESTDIR)$(PREFIX)/bin/rigor
+	install -m 755 $(BUILD)/rigor-gpio-holder $(DESTDIR)$(PREFIX)/bin/rigor-gpio-holder
 	cp -R lua/rigor $(DESTDIR)$(RIGOR_INSTALL_LUA)/
 	install -m 644 docs/rigor.1 $(DESTDIR)$(PREFIX)/share/man/man1/rigor.1
 	install -m 644 rigs/*.lua $(DESTDIR)$(PREFIX)/share/rigor/rigs/

@@ -31,7 +31,7 @@ local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_IMAGE") or "build/os/rigor-os-1.0.img"
 local FLEET = os.getenv("RIGOR_BALENA_FLEET") or "rigor/test"
-local CONFIG_VERSION = os.getenv("RIGOR_CONFIG_OS_VERSION") or "6.0.0"
+local CONFIG_VERSION = testos.config_os_version()
 local ONLINE_MS = testos.env_int("RIGOR_ONLINE_TIMEOUT_MS", 90000)
 
 local s = t.suite("cloud", { requires = { "os-image", "balena", "sd", "serial" },

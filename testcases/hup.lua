@@ -340,7 +340,7 @@ s:case("HUP driven from the cloud: pin the device to the release", function(rig)
 	assert(rig.power:off())
 	testos.strap_card_boot(rig)
 	local d, info = provision.run(rig, {
-		balena = client, fleet = FLEET, version = os.getenv("RIGOR_CONFIG_OS_VERSION") or "6.0.0",
+		balena = client, fleet = FLEET, version = testos.config_os_version(),
 		image = FROM, config = { apiEndpoint = GUEST_API, rigorReportInterval = 5 },
 		timeout = BOOT_MS + 30000, log = function(line) t.log("%s", line) end,
 	})

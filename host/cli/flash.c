@@ -10,8 +10,11 @@
 #include "rig_flash.h"
 #include "rig_image.h"
 
+enum progress_mode { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_PLAIN, PROGRESS_NONE };
+
 struct bar {
-	bool tty;
+	bool tty;                       /* draw a bar (--progress bar, or auto on a real terminal) */
+	bool none;
 	double last_plain;
 	bool started, printed;          /* plain lines: last is the phase's latest report */
 	struct rig_flash_progress last;
@@ -30,6 +33,8 @@ static void progress(const struct rig_flash_progress *p, void *user)
 	struct bar *b = user;
 	char line[256];
 
+	if (b->none)
+		return;
 	if (b->tty) {
 		double f = rig_flash_progress_fraction(p);
 		int width = 30, fill = f > 0 ? (int)(f * width) : 0;
@@ -165,7 +170,9 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 	struct rig_flash_inject inj[16];
 	char spec[16][512];
 	const char *image = NULL, *target = NULL;
-	struct bar bar = { .tty = isatty(2) != 0 };
+	struct bar bar = { 0 };
+	enum progress_mode mode = PROGRESS_AUTO;
+	const char *term = getenv("TERM");
 	struct sigaction sa = { .sa_handler = on_hangup };
 	bool force = false;
 	struct rig_image *img;
@@ -192,6 +199,16 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 			o.create = true;
 		} else if (!strcmp(a, "--json")) {
 			c->json = true;
+		} else if (!strcmp(a, "--progress") && i + 1 < argc) {
+			static const char *const modes[] = { "auto", "bar", "plain", "none" };
+
+			a = argv[++i];
+			for (mode = 0; mode < 4 && strcmp(a, modes[mode]); mode++)
+				;
+			if (mode == 4) {
+				cli_error("flash: --progress takes auto, bar, plain or none, not '%s'", a);
+				return EXIT_USAGE;
+			}
 		} else if (!strcmp(a, "--inject") && i + 1 < argc) {
 			char *s = spec[o.n_inject], *c1, *c2;
 
@@ -231,6 +248,13 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 		cli_error("flash: --create makes a new image file for --target; the rig's card is never created");
 		return EXIT_USAGE;
 	}
+	/*
+	 * auto: a bar only on a terminal that can draw one. A scheduler's or CI runner's
+	 * pseudo-terminal often says TERM=dumb (or nothing), and its log keeps every \r frame.
+	 */
+	bar.tty = mode == PROGRESS_BAR ||
+		  (mode == PROGRESS_AUTO && isatty(2) && term && *term && strcmp(term, "dumb"));
+	bar.none = mode == PROGRESS_NONE;
 	o.inject = o.n_inject ? inj : NULL;
 	o.progress = progress;
 	o.progress_user = &bar;

@@ -34,7 +34,7 @@ static const struct cmd commands[] = {
 	  "After every case and at the end the rig is put in its safe state (DUT off).\n"
 	  "SIGINT/SIGTERM abort the current case, clean up and exit 130/143." },
 	{ "gate", cmd_gate,
-	  "gate GATEFILE [--out DIR] [--baseline FILE|DIR] [--only-rig NAME]... [-q] | gate merge --out DIR GATE.json...",
+	  "gate GATEFILE [--out DIR] [--baseline FILE|DIR] [--only-rig NAME]... [--only-board TYPE]... [--list] [-q] | gate merge --out DIR [--baseline FILE|DIR] GATE.json...",
 	  "run a release's board x suite matrix over this host's rigs and decide",
 	  "Runs every cell of GATEFILE (a Lua gate file, docs/release-gate.md): each rig runs its\n"
 	  "cells one after another, different rigs in parallel (one 'rigor run' per cell).\n"
@@ -44,6 +44,7 @@ static const struct cmd commands[] = {
 	  "                    cell attempt (default ./rigor-gate)\n"
 	  "  --baseline F|DIR  the previous release's gate.json (or a directory of them)\n"
 	  "  --only-rig NAME   use only these rigs of the gate (may repeat)\n"
+	  "  --only-board TYPE run only these boards (device types) here (may repeat)\n"
 	  "  --list            print the planned cells and rigs; run nothing\n"
 	  "  -q, --quiet       no live progress on stdout\n"
 	  "  merge             combine the gate.json of several hosts into one report\n"
@@ -62,7 +63,7 @@ static const struct cmd commands[] = {
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
 	{ "flash", cmd_flash,
-	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--json] [--target PATH --force [--create]]",
+	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--progress auto|bar|plain|none] [--json] [--target PATH --force [--create]]",
 	  "write an OS image to the rig's SD card, verified",
 	  "The DUT is switched off and the card muxed to the host first; afterwards the card\n"
 	  "stays on the host. Formats by content: raw, gzip, xz, zstd, bzip2, zip.\n"
@@ -74,6 +75,8 @@ static const struct cmd commands[] = {
 	  "  --create          make PATH as a new image file for --target (never under /dev)\n"
 	  "Progress on stderr (a bar on a terminal, plain lines otherwise: every 5 s and each\n"
 	  "phase's last state); --json prints stats.\n"
+	  "  --progress MODE   auto (a bar on a terminal unless TERM is dumb or unset, else\n"
+	  "                    plain), bar, plain (no control codes), none\n"
 	  "Exit 2 for a bad image, bmap or target (corrupt data included), 3 for a rig or\n"
 	  "infrastructure failure, 128+signal when interrupted. A flash that fails after writing\n"
 	  "began erases the card's first and last MiB, so a half-written card never boots." },

@@ -303,19 +303,134 @@ bool rig_usb_port_match(struct libusb_device *dev, const char *want, char *buf, 
  */
 unsigned int rig_usb_timeout(int timeout_ms);
 
-/* ---- serial ports through libserialport (drivers/serial.c), for links of other back-ends ---- */
+/* ---- byte-stream links (link.c and link/): the rig board's link and the consoles ---- */
 
-struct sp_port;
 /*
- * Open a serial link for @p at 115200 8N1, no flow control, from @spec: a device path
- * ("/dev/ttyUSB0", "/dev/serial/by-id/...") or "usb_serial=X", "vid_pid=0403:6015",
- * "usb_path=1-1.4" (comma-separated, with optional ",interface=N"). Records the error
- * on the part.
- * @return the port's fd (valid until rig_serial_link_close(*port)), or a negative error
+ * A link is one open byte stream to a device, named by a URI: "unix:PATH" (a unix stream
+ * socket: rigfw-sim, QEMU chardevs, the virtual board's console), "tty:PATH" (a tty
+ * through termios) or "serial:PATH" / "serial:usb_serial=X,vid_pid=V:P,usb_path=1-1.4,
+ * interface=N" (libserialport, the port found by USB identity in sysfs). A link does not
+ * reconnect by itself: when a call returns RIG_E_NODEV the peer is gone, and the caller
+ * closes the link and opens a new one when it wants to (rigfw greets the board again,
+ * the console retries until its timeout). The back-ends are the const tables in link/.
  */
-int rig_serial_link_open(struct rig_part *p, const char *spec, struct sp_port **port);
-/* Close and free a port from rig_serial_link_open(). NULL is a no-op. */
-void rig_serial_link_close(struct sp_port *port);
+struct rig_link;
+
+enum rig_parity { RIG_PARITY_NONE, RIG_PARITY_ODD, RIG_PARITY_EVEN, RIG_PARITY_MARK,
+		  RIG_PARITY_SPACE };
+enum rig_flow { RIG_FLOW_NONE, RIG_FLOW_XONXOFF, RIG_FLOW_RTSCTS, RIG_FLOW_DTRDSR };
+
+/* Line settings of tty and serial links; the other links ignore them. */
+struct rig_line_settings {
+	int baud, bits, stopbits;
+	enum rig_parity parity;
+	enum rig_flow flow;
+};
+#define RIG_LINE_DEFAULT { 115200, 8, 1, RIG_PARITY_NONE, RIG_FLOW_NONE }
+
+/* What a link is opened with besides its URI. Zeroed = defaults. */
+struct rig_link_opts {
+	const char *what;                       /* "the rig board": names the peer in messages */
+	const struct rig_line_settings *line;   /* NULL: 115200 8N1, no flow control */
+	/*
+	 * serial: find the port by this USB identity instead of the URI's target ("serial:"
+	 * with nothing after the colon). With @usb_if_default, several ttys of one adapter
+	 * (FT2232...) resolve to interface 0.
+	 */
+	const struct rig_usb_match *usb;
+	bool usb_if_default;
+};
+
+/* A link back-end. All ops are mandatory; read and write never block. */
+struct rig_link_ops {
+	const char *scheme;     /* "serial": matched against the URI up to its colon */
+	const char *syntax;     /* "serial:PATH|usb_serial=X", for the message on a bad URI */
+	size_t priv_size;       /* per-link private data, zeroed, rig_link_priv() */
+	/*
+	 * Open @target (the URI after "scheme:"), waiting at most until @d. Returns 0 or a
+	 * negative error with the message in @why; RIG_E_NODEV means nothing is there now
+	 * (not plugged in, nothing listening) and a later attempt may succeed. On success
+	 * @why may hold one line on what was found (the USB identity that matched).
+	 */
+	int (*open)(struct rig_link *l, const char *target, const struct rig_link_opts *o,
+		    struct rig_deadline d, char *why, size_t whylen);
+	/* > 0 bytes read, 0 nothing now, RIG_E_NODEV the peer is gone (rig_link_set_gone()). */
+	int (*read)(struct rig_link *l, void *buf, size_t len);
+	/* >= 0 bytes written, RIG_E_NODEV the peer is gone. */
+	int (*write)(struct rig_link *l, const void *buf, size_t len);
+	/* The fd to poll(): POLLIN for read, POLLOUT for write. */
+	int (*get_fd)(const struct rig_link *l);
+	void (*close)(struct rig_link *l);
+};
+
+/*
+ * Open a link to @uri for @ctx (cancel flag, deadline, log), waiting at most @timeout_ms
+ * (-1 forever, 0 one attempt). @o may be NULL. *@out is closed with rig_link_close().
+ * @why gets the error message, or on success what was found (possibly empty).
+ * @retval 0 opened
+ * @retval RIG_E_INVAL unknown scheme or a malformed target
+ * @retval RIG_E_NODEV nothing there now (worth retrying); RIG_E_TIMEOUT, RIG_E_INTR
+ * @retval RIG_E_NOMEM, RIG_E_IO, other errors of the back-end
+ */
+int rig_link_open(struct rig_ctx *ctx, const char *uri, const struct rig_link_opts *o,
+		  int timeout_ms, struct rig_link **out, char *why, size_t whylen);
+/* Close and free a link. NULL is a no-op. */
+void rig_link_close(struct rig_link *l);
+/*
+ * Read what is there (up to @len bytes), waiting at most @timeout_ms for the first byte.
+ * @retval >0 bytes read
+ * @retval RIG_E_TIMEOUT, RIG_E_INTR nothing came in time, or cancelled
+ * @retval RIG_E_NODEV the peer is gone (end of file, hangup): close the link
+ */
+int rig_link_read(struct rig_link *l, void *buf, size_t len, int timeout_ms);
+/*
+ * Write all @len bytes, waiting at most @timeout_ms for the link to take them. @done (may
+ * be NULL) gets how many were taken, also when the call fails.
+ * @retval @len done
+ * @retval RIG_E_TIMEOUT, RIG_E_INTR not all taken (the rest is not sent)
+ * @retval RIG_E_NODEV the peer is gone: close the link
+ */
+int rig_link_write(struct rig_link *l, const void *buf, size_t len, size_t *done,
+		   int timeout_ms);
+/* The fd to poll() (POLLIN: rig_link_read() has data or news of a loss). */
+int rig_link_get_fd(const struct rig_link *l);
+/* What the link reached: the socket path, or the tty device a serial link resolved to. */
+const char *rig_link_name(const struct rig_link *l);
+/* Why the peer was found gone ("end of file", "hangup", an errno text). */
+const char *rig_link_gone_why(const struct rig_link *l);
+
+/* For link back-ends. */
+void *rig_link_priv(const struct rig_link *l);
+struct rig_ctx *rig_link_ctx(const struct rig_link *l);
+void rig_link_set_name(struct rig_link *l, const char *name);
+/* Record why the peer is gone; returns RIG_E_NODEV. */
+int rig_link_set_gone(struct rig_link *l, const char *why);
+
+extern const struct rig_link_ops rig_link_serial, rig_link_tty, rig_link_unix;
+
+/* ---- a console over a link (drivers/conlink.c): the socket and serial consoles ---- */
+
+/*
+ * The console's link is reopened whenever it is lost (the virtual board restarted, the
+ * adapter was unplugged), every @retry_ms while a call waits; reads time out while it is
+ * gone. The console back-ends differ only in how they name the link and in these flags.
+ */
+struct rig_conlink_conf {
+	const char *uri;                /* "unix:PATH", "serial:/dev/ttyUSB0" (copied) */
+	struct rig_link_opts opts;      /* copied, with what it points to */
+	const char *what;               /* "console socket": names the link in messages */
+	int retry_ms;
+	bool lazy;      /* connect on first use: the rig opens while nothing is there yet */
+	bool announce;  /* a loss is a warning and leaves a marker line in the console stream */
+};
+/* What a console back-end using conlink sets as its priv_size. */
+#define RIG_CONLINK_PRIV_SIZE sizeof(void *)
+/* The back-end's open: set up the console of @p (and connect, unless @c->lazy). */
+int rig_conlink_open(struct rig_part *p, const struct rig_conlink_conf *c);
+/* The back-end's close. */
+void rig_conlink_close(struct rig_part *p);
+/* The back-end's ops. get_fd is an epoll fd that stays the same across reconnects. */
+extern const struct rig_console_ops rig_conlink_ops;
 
 /* For library modules beside rig.c: record the first error on a rig, log an event. */
 int rig_set_error(struct rig *rig, int code, const char *fmt, ...)

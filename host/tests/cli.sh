@@ -58,6 +58,32 @@ run 2 "path-like --rig that does not exist" env -C "$T/elsewhere" "$abs" --rig r
 has "$T/err" "rig file 'rigs/virtual.lua' does not exist \(relative to $T/elsewhere\)" "missing rig file is called missing"
 has "$T/err" "did you mean --rig virtual \(.*/rigs/virtual\.lua\)" "missing rig file suggests the rig of that name"
 if grep -q "\.lua\.lua" "$T/err"; then nok "no X.lua.lua in the message"; else ok "no X.lua.lua in the message"; fi
+
+# The flash progress bar on a terminal (script(1) gives rigor a pty): the write phase of an
+# xz image has the decoded total from the xz index and a percentage, never "64.0/0.0 MiB".
+if command -v script >/dev/null && command -v xz >/dev/null; then
+	head -c 4194304 /dev/urandom >"$T/bar.img" && xz -k -T1 "$T/bar.img"
+	TERM=xterm script -qec "'$abs' flash '$T/bar.img.xz' --no-bmap --target '$T/bar.card' --force --create" \
+		/dev/null </dev/null | tr '\r' '\n' >"$T/bar.out"
+	has "$T/bar.out" '^\[#* *\] write +[0-9.]+/4\.0 MiB +[0-9]+%' "flash on a terminal: the xz write phase has its total and a percentage"
+	has "$T/bar.out" '^\[#{30}\] done +4\.0/4\.0 MiB 100%' "flash on a terminal: the bar ends full at 100 %"
+	if grep -q '/0\.0 MiB' "$T/bar.out"; then nok "flash on a terminal: never a 0.0 total"; else ok "flash on a terminal: never a 0.0 total"; fi
+	# a scheduler's pseudo-terminal (LAVA, CI runners) says TERM=dumb: plain lines, no control codes
+	TERM=dumb script -qec "'$abs' flash '$T/bar.img.xz' --no-bmap --target '$T/bar2.card' --force --create" \
+		/dev/null </dev/null >"$T/dumb.out"
+	has "$T/dumb.out" '^rigor: flash: done +4\.0/4\.0 MiB' "TERM=dumb on a pty: plain progress lines"
+	# the pty turns each \n into \r\n; any other \r would be a redrawn bar
+	if sed 's/\r$//' "$T/dumb.out" | grep -q "$(printf '\r\|\033')"; then nok "TERM=dumb on a pty: no carriage return or escape code"; else ok "TERM=dumb on a pty: no carriage return or escape code"; fi
+	TERM=xterm script -qec "'$abs' flash '$T/bar.img.xz' --no-bmap --target '$T/bar3.card' --force --create --progress plain" \
+		/dev/null </dev/null >"$T/plain.out"
+	if grep -q "$(printf '\033')" "$T/plain.out" || ! grep -q '^rigor: flash: done' "$T/plain.out"; then nok "--progress plain on a terminal: lines, no escape code"; else ok "--progress plain on a terminal: lines, no escape code"; fi
+else
+	ok "# SKIP flash progress bar on a terminal: no script(1) or xz"
+fi
+run 0 "flash --progress none" "$abs" flash "$T/bar.img.xz" --no-bmap --target "$T/bar4.card" --force --create --progress none
+if grep -q "rigor: flash: write\|rigor: flash: done" "$T/err"; then nok "--progress none: no progress lines"; else ok "--progress none: no progress lines"; fi
+run 2 "flash --progress with a bad mode" "$abs" flash "$T/bar.img.xz" --target "$T/bar5.card" --force --create --progress fancy
+has "$T/err" "--progress takes auto, bar, plain or none, not 'fancy'" "the bad mode is named with the choices"
 run 2 "bare .lua --rig that does not exist" env -C "$T/elsewhere" "$abs" --rig nosuchrig.lua power status
 has "$T/err" "rig file 'nosuchrig.lua' does not exist" "missing .lua file without a namesake"
 if grep -q "did you mean\|\.lua\.lua" "$T/err"; then nok "no suggestion without a namesake"; else ok "no suggestion without a namesake"; fi

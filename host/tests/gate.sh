@@ -142,7 +142,8 @@ board "simboard" { suites = { "host/tests/gate/suites/flaky.lua" } }
 EOF
 rm -f "$T/coin.count"
 run 0 "a case failing one time in two is flaky: exit 0 (flaky = warn)" $RIGOR gate "$T/flaky.lua" --out "$T/o-flaky"
-expr "$T/o-flaky/gate.json" 'cells["flaky@simboard"]["status"]=="flaky" and [k for k in cells["flaky@simboard"]["cases"] if k["id"]=="flaky/coin"][0]["runs"][:2]==["failed","passed"]' "flaky/coin: failed, then passed on re-run"
+# the two re-runs may run at once on the two rigs: which ends first is not fixed
+expr "$T/o-flaky/gate.json" 'cells["flaky@simboard"]["status"]=="flaky" and [k for k in cells["flaky@simboard"]["cases"] if k["id"]=="flaky/coin"][0]["runs"][0]=="failed" and "passed" in [k for k in cells["flaky@simboard"]["cases"] if k["id"]=="flaky/coin"][0]["runs"]' "flaky/coin: failed, then passed on a re-run"
 expr "$T/o-flaky/gate.json" 'len([a for a in cells["flaky@simboard"]["attempts"] if a["kind"]=="rerun" and a["case"]=="flaky/coin"])==2' "the failing case is re-run alone, twice"
 sed 's/rerun = 2 }/rerun = 2 }, flaky = "fail"/' "$T/flaky.lua" >"$T/flaky-fail.lua"
 rm -f "$T/coin.count"
@@ -263,5 +264,9 @@ if [ $rc = 143 ]; then ok "SIGTERM: the gate exits 143"; else echo "# exit $rc";
 expr "$T/o-term/gate.json" 'd["verdict"]=="interrupted" and cells["slow@simboard"]["status"]=="interrupted"' "gate.json says interrupted"
 power_off gate-sima "DUT off after SIGTERM"
 if $RIGOR --rig gate-sima --wait 0 power status >/dev/null 2>&1; then ok "no lock left after SIGTERM"; else nok "no lock left after SIGTERM"; fi
+
+# --- the CI examples of docs/release-gate.md and docs/ci.md parse ---
+if $CHECK ci-doc docs/ci.md >"$T/out" 2>"$T/err"; then ok "docs/ci.md: the GitLab and GitHub examples parse as YAML"; else nok "docs/ci.md: the GitLab and GitHub examples parse as YAML"; fi
+if $CHECK ci-yaml docs/release-gate.md >"$T/out" 2>"$T/err"; then ok "docs/release-gate.md: the GitLab and GitHub examples parse as YAML"; else nok "docs/release-gate.md: the GitLab and GitHub examples parse as YAML"; fi
 
 tap_done

@@ -79,6 +79,12 @@ has "$T/out" "^power: on" "power reads back on"
 has "$T/state" "^gpiochip0 RELAY1 offset=0 dir=out value=1 used=rigor" "RELAY1 still driven high after rigor exited"
 hp=$(holder)
 if alive "$hp"; then ok "a holder process ($hp) owns the line"; else nok "a holder process owns the line"; fi
+case $(readlink "/proc/$hp/exe" 2>/dev/null) in
+*/rigor-gpio-holder) ok "the holder is the rigor-gpio-holder program, not a fork of rigor" ;;
+*) echo "# /proc/$hp/exe: $(readlink "/proc/$hp/exe" 2>&1)"; nok "the holder is the rigor-gpio-holder program" ;;
+esac
+tr '\0' ' ' <"/proc/$hp/cmdline" >"$T/out" 2>/dev/null
+has "$T/out" "--socket $RIGOR_STATE_DIR/g1.gpio.sock --pid-file $RIGOR_STATE_DIR/g1.gpio.pid --idle-ms 200" "started with the rig's socket, pid file and idle_ms"
 run 0 "gpioinfo under the same emulation" gpioinfo gpiochip0
 has "$T/out" '"RELAY1" +"rigor" +output +active-high \[used\]' "gpioinfo sees rigor's request"
 run 1 "gpioget cannot take a line the holder holds" gpioget gpiochip0 0
@@ -159,6 +165,10 @@ run 0 "power off, mux off" $R power off
 run 0 "mux off" $R sdmux off
 hp4=$(holder)
 if wait_until gone "$hp4"; then ok "no holder left behind"; else nok "no holder left behind"; fi
+
+# ---- no holder program: the message says what to do ----
+RIGOR_GPIO_HOLDER=$T/nowhere run 2 "power on without a holder program: a setup error" $R power on
+has "$T/err" "no GPIO holder program at '$T/nowhere': install rigor-gpio-holder beside rigor, set RIGOR_GPIO_HOLDER, or use in_process = true" "the missing program is named"
 
 # ---- a holder that never answers: the case's deadline ends the call, not the part's 3 s ----
 cat >"$T/stuck.py" <<'EOP'

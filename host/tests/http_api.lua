@@ -137,6 +137,20 @@ local cfg = b:download_config{ fleet = "testorg/testfleet", device_type = "raspb
 check(cfg and cfg.applicationId == 42 and cfg.deviceType == "raspberrypi4-64" and cfg.apiKey:find("^PROVKEY"),
 	"download_config returns config.json", cfg)
 check(b:redact("key " .. cfg.apiKey) == "key ***", "the provisioning key becomes a secret")
+-- the version picks the provisioning protocol: before 2.7.8 the API would answer with the
+-- user's own key, so the client does not ask, and says why
+for _, v in ipairs{ "1.0", "2.7.7", "v2.0.0" } do
+	local nlog = #logs
+	ok, msg, code = b:download_config{ fleet = "testorg/testfleet", device_type = "raspberrypi4-64", version = v }
+	check(ok == nil and code == "RIG_E_INVAL" and msg:find("balenaOS " .. v, 1, true)
+		and msg:find("before 2.7.8", 1, true) and msg:find("your own API key", 1, true)
+		and msg:find("6.0.0", 1, true) and msg:find("Which version to ask for", 1, true)
+		and #logs == nlog, "download_config refuses balenaOS " .. v .. " without asking, saying why", msg)
+end
+for _, v in ipairs{ "2.7.8", "2.80.3.dev", "6.0.0" } do
+	ok, msg = b:download_config{ fleet = "testorg/testfleet", device_type = "raspberrypi4-64", version = v }
+	check(ok and ok.apiKey:find("^PROVKEY"), "download_config asks for balenaOS " .. v, msg)
+end
 
 local uuid = balena.uuid()
 check(#uuid == 32 and uuid:match("^%x+$") and uuid ~= balena.uuid(), "uuid: 32 hex digits, fresh each time")

@@ -25,6 +25,10 @@ check(fleet and math.type(fleet.id) == "integer" and fleet.slug == "rigor/test",
 local cfg
 cfg, msg = b:download_config{ fleet = "rigor/test", device_type = "raspberrypi4-64", version = "5.3.10" }
 check(cfg and cfg.applicationId == (fleet and fleet.id) and type(cfg.apiKey) == "string", "download_config", msg or show(cfg))
+local code
+_, msg, code = b:download_config{ fleet = "rigor/test", device_type = "raspberrypi4-64", version = "banana" }
+check(code == "HTTP_400" and msg:find("no longer supported", 1, true) and msg:find("6.0.0", 1, true)
+	and msg:find("Which version to ask for", 1, true), "an HTTP 400 about the version says which to ask for", msg)
 local uuid = balena.uuid()
 local dev
 dev, msg = b:register{ fleet_id = cfg and cfg.applicationId or 1, device_type = "raspberrypi4-64", uuid = uuid,

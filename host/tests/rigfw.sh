@@ -41,6 +41,9 @@ has "$T/pins" "power=1" "the board's power output is on"
 run 2 "front-end interlock before the board" $R sdmux host
 run 0 "power off" $R power off
 has "$T/pins" "power=0" "the board's power output is off"
+# the sensor follows the output: no supply voltage or current on a DUT that is off
+run 0 "power status while off" $R power status
+has "$T/out" "^power: off \(0 mV, 0 mA\)" "telemetry while off: 0 mV, 0 mA (not the supply's 5048 mV)"
 run 0 "mux to host" $R sdmux host
 has "$T/out" "^sdmux: host" "mux read back from the board"
 has "$T/pins" "mux=host" "the board's mux is on the host side"

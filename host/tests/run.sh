@@ -28,8 +28,16 @@ has "$T/err" "takes 13 or 14" "a bad --tap-version is named"
 run 1 "a failing case exits 1" $RIGOR run $S/mixed.lua --junit $T/j1.xml --tap $T/t1.tap --json $T/r1.json --artifacts $T/a1
 has "$T/out" "FAIL +fails" "human report names the failing case"
 has "$T/j1.xml" '<failure' "junit has the failure"
+has "$T/j1.xml" "^last [0-9]+ lines of $T/a1/mixed/fails.log:" "junit: the failure's body ends with the case log's last lines"
+has "$T/j1.xml" "^\[\[ATTACHMENT\|$T/a1/mixed/fails.log\]\]</failure>" "junit: the failure names the full log as an attachment (GitLab, Jenkins)"
 has "$T/t1.tap" '^not ok' "tap has the failure"
 if xmllint --noout --schema lua/schema/junit.xsd "$T/j1.xml" 2>"$T/err"; then ok "junit validates against the schema"; else nok "junit validates"; fi
+# the suite's own log (setup and teardown) reaches CI as the testsuite's system-out
+python3 -c 'import sys, xml.etree.ElementTree as E
+s = E.parse(sys.argv[1]).getroot().find("testsuite")
+o = s.find("system-out") if s is not None else None
+print(o.text if o is not None else "")' "$T/j1.xml" >"$T/sout" 2>&1
+has "$T/sout" "runner: suite 'mixed' before_all" "junit: the testsuite's system-out holds the suite log"
 power_off "DUT off after a failing run"
 run 3 "an infrastructure failure exits 3" $RIGOR run $S/infra.lua --artifacts $T/a3
 run 2 "a broken suite file exits 2" $RIGOR run $S/broken.lua --artifacts $T/a2
@@ -75,6 +83,11 @@ cat "$l1" "$l2" >"$T/logs"
 if grep -vq '^\[[0-9:.]*\] [a-z]' "$T/logs"; then cp "$T/logs" "$T/out"; nok "every log line starts on its own line with a stamp"; else ok "every log line starts on its own line with a stamp"; fi
 has "$l2" "^\[[0-9:.]+\] test: at the shell prompt$" "a test line after a console prompt is a line of its own"
 has "$l2" "^\[[0-9:.]+\] console \(continued\): echo second$" "the console line cut by it goes on, marked as continued"
+l3=$T/acl/case-logs/after-a-prompt.log
+has "$l2" "^\[[0-9:.]+\] console: # $" "the prompt left unread at the end of a case is in that case's log"
+head -1 "$l3" >"$T/first"
+has "$T/first" "^\[[0-9:.]+\] runner: case 'case logs/after a prompt' start" "the case after it starts with its own start line"
+if grep -q "console" "$l3"; then cp "$l3" "$T/out"; nok "the case after it holds no leftover prompt"; else ok "the case after it holds no leftover prompt"; fi
 
 # signals: abort the case, clean up, leave the DUT off, write reports, free the lock
 for sig in INT TERM; do

@@ -217,13 +217,44 @@ function Client:fleet(slug)
 	return self:_get_d(path, "fleet", slug)
 end
 
+--- Why the version matters, said where a caller meets it: the API picks the provisioning
+-- protocol from it (docs/lua-api.md, "Which version to ask for").
+M.CONFIG_VERSION_HELP = "the version selects the provisioning protocol the image's agent " ..
+	"speaks, not a label: a balenaOS image's own os-release VERSION, 6.0.0 for an image that " ..
+	"numbers itself otherwise but speaks today's protocol (the rigor test OS, 1.0); " ..
+	"docs/lua-api.md, 'Which version to ask for'"
+
+-- "2.7.8", "v6.0.13", "2.80.3.dev", "2.113.0+rev1" as { major, minor, patch }; nil otherwise
+local function os_version_tuple(v)
+	local a, b, c = tostring(v):match("^v?(%d+)%.(%d+)%.(%d+)")
+	if a then return { tonumber(a), tonumber(b), tonumber(c) } end
+	a, b = tostring(v):match("^v?(%d+)%.(%d+)$")
+	if a then return { tonumber(a), tonumber(b), 0 } end
+end
+
+local function version_before(v, w)
+	for i = 1, 3 do
+		if v[i] ~= w[i] then return v[i] < w[i] end
+	end
+	return false
+end
+
 --- A config.json for a new device of the fleet, as a table, holding a fresh provisioning
--- key in apiKey. opts: fleet (slug, id or fleet table), device_type (slug), version (OS
--- version, required by the API), developmentMode, network ("ethernet"/"wifi"), options
--- (extra /download-config parameters: wifiSsid, appUpdatePollInterval, ...).
+-- key in apiKey. opts: fleet (slug, id or fleet table), device_type (slug), version (the
+-- balenaOS version whose provisioning protocol the image speaks, required by the API; see
+-- M.CONFIG_VERSION_HELP), developmentMode, network ("ethernet"/"wifi"), options (extra
+-- /download-config parameters: wifiSsid, appUpdatePollInterval, ...).
+-- A version before 2.7.8 is refused ("RIG_E_INVAL") without asking: the API would answer
+-- with the caller's own API key in apiKey, which must never land on a card.
 function Client:download_config(opts)
 	assert(type(opts) == "table" and opts.fleet and opts.device_type and opts.version,
 		"download_config{fleet=, device_type=, version=} expected")
+	local vt = os_version_tuple(opts.version)
+	if vt and version_before(vt, { 2, 7, 8 }) then
+		return nil, string.format("balena: not asking /download-config for balenaOS %s: " ..
+			"before 2.7.8 the API puts your own API key into config.json, not a fleet " ..
+			"provisioning key; %s", tostring(opts.version), M.CONFIG_VERSION_HELP), "RIG_E_INVAL"
+	end
 	local fleet_id = opts.fleet
 	if type(fleet_id) == "table" then
 		fleet_id = fleet_id.id
@@ -236,7 +267,12 @@ function Client:download_config(opts)
 		developmentMode = opts.developmentMode, network = opts.network }
 	for k, v in pairs(opts.options or {}) do body[k] = v end
 	local cfg, msg, code = self:call("POST", "/download-config", body)
-	if cfg == nil then return nil, msg, code end
+	if cfg == nil then
+		if code == "HTTP_400" and msg:lower():find("version", 1, true) then
+			msg = msg .. " (" .. M.CONFIG_VERSION_HELP .. ")"
+		end
+		return nil, msg, code
+	end
 	if type(cfg) ~= "table" then
 		return nil, "balena: /download-config did not return JSON", "RIG_E_PROTO"
 	end

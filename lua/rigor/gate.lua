@@ -43,18 +43,8 @@ local function shq(s)
 	return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function read_file(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
-
 local function read_json(path)
-	local s = read_file(path)
+	local s = util.read_file(path)
 	if not s then
 		return nil, "cannot read '" .. path .. "'"
 	end
@@ -114,50 +104,31 @@ local USAGE = "usage: rigor gate GATEFILE [--out DIR] [--baseline FILE|DIR] [--o
 
 function M.parse_argv(argv)
 	local a = { out = "rigor-gate", only_rig = {}, only_board = {}, files = {} }
-	local i = 1
-	local function value(opt)
-		i = i + 1
-		if argv[i] == nil then
-			error({ usage = "option '" .. opt .. "' needs a value" })
-		end
-		return argv[i]
-	end
-	local ok, e = pcall(function()
-		if argv[1] == "merge" then
-			a.merge = true
-			i = 2
-		end
-		while i <= #argv do
-			local w = argv[i]
-			local opt, inline = w:match("^(%-%-[%w-]+)=(.*)$")
-			if opt then
-				w = opt
-				table.insert(argv, i + 1, inline)
-			end
-			if w == "--out" then
-				a.out = value(w)
-			elseif w == "--baseline" then
-				a.baseline = value(w)
-			elseif w == "--only-rig" and not a.merge then
-				a.only_rig[value(w)] = true
-			elseif w == "--only-board" and not a.merge then
-				a.only_board[value(w)] = true
-			elseif w == "--list" and not a.merge then
-				a.list = true
-			elseif (w == "-q" or w == "--quiet") then
-				a.quiet = true
-			elseif w == "--help" or w == "-h" then
-				error({ usage = "", help = true })
-			elseif w:sub(1, 1) == "-" then
-				error({ usage = "unknown option '" .. w .. "'" })
-			else
-				a.files[#a.files + 1] = w
-			end
-			i = i + 1
+	a.merge = argv[1] == "merge"
+	local words = table.move(argv, a.merge and 2 or 1, #argv, 1, {})
+	local ok, e = util.walk_argv(words, function(w, value)
+		if w == "--out" then
+			a.out = value(w)
+		elseif w == "--baseline" then
+			a.baseline = value(w)
+		elseif w == "--only-rig" and not a.merge then
+			a.only_rig[value(w)] = true
+		elseif w == "--only-board" and not a.merge then
+			a.only_board[value(w)] = true
+		elseif w == "--list" and not a.merge then
+			a.list = true
+		elseif w == "-q" or w == "--quiet" then
+			a.quiet = true
+		elseif w == "--help" or w == "-h" then
+			util.usage_error("")
+		elseif w:sub(1, 1) == "-" then
+			util.usage_error("unknown option '" .. w .. "'")
+		else
+			a.files[#a.files + 1] = w
 		end
 	end)
 	if not ok then
-		return nil, type(e) == "table" and e.usage or tostring(e)
+		return nil, e
 	end
 	if a.merge and #a.files == 0 then
 		return nil, "gate merge: which gate.json files?"
@@ -845,8 +816,10 @@ function M.document(g)
 	}
 end
 
--- Writes gate.json, gate.md and gate.html into out_dir (each through a temporary file).
-function M.write_reports(doc, out_dir)
+-- The document of gate `g`, written as gate.json, gate.md and gate.html into out_dir (each
+-- through a temporary file). Returns the document, or nil after telling err() why.
+function M.write_reports(g, out_dir, err)
+	local doc = M.document(g)
 	local md = require "rigor.report.gate_md"
 	local html = require "rigor.report.gate_html"
 	local files = {
@@ -856,15 +829,16 @@ function M.write_reports(doc, out_dir)
 	}
 	for _, f in ipairs(files) do
 		local path = out_dir .. "/" .. f[1]
-		local ok, err = util.write_file(path .. ".tmp", f[2])
+		local ok, werr = util.write_file(path .. ".tmp", f[2])
 		if ok then
-			ok, err = os.rename(path .. ".tmp", path)
+			ok, werr = os.rename(path .. ".tmp", path)
 		end
 		if not ok then
-			return nil, "cannot write '" .. path .. "': " .. tostring(err)
+			err("rigor: cannot write '" .. path .. "': " .. tostring(werr) .. "\n")
+			return nil
 		end
 	end
-	return true
+	return doc
 end
 
 -- The baseline document under `path` (a gate.json, or the newest in a directory).
@@ -975,10 +949,8 @@ local function merge(a, out, err)
 			return M.EXIT_USAGE
 		end
 	end
-	local doc = M.document(g)
-	local ok, werr = M.write_reports(doc, a.out)
-	if not ok then
-		err("rigor: " .. werr .. "\n")
+	local doc = M.write_reports(g, a.out, err)
+	if not doc then
 		return M.EXIT_INFRA
 	end
 	if not a.quiet then
@@ -1073,10 +1045,8 @@ function M.cli(argv, env)
 		g.diff = M.diff(g.cells, self.base, g.slower)
 		g.diff.file = self.base_file
 	end
-	local doc = M.document(g)
-	local ok, werr = M.write_reports(doc, a.out)
-	if not ok then
-		err("rigor: " .. werr .. "\n")
+	local doc = M.write_reports(g, a.out, err)
+	if not doc then
 		return M.EXIT_INFRA
 	end
 	local t = doc.totals

@@ -18,8 +18,9 @@ local M = {}
 local CONSOLE_KEEP = 4096
 
 --- Provision @rig. opts: balena (a client; default balena.new{} from the environment),
--- fleet (slug or id), device_type (default rig.device_type), version (OS version for
--- /download-config), image (path), uuid (default: a new one), config (table merged into
+-- fleet (slug or id), device_type (default rig.device_type), version (the balenaOS version
+-- whose provisioning protocol the image speaks, for /download-config: balena.CONFIG_VERSION_HELP),
+-- image (path), uuid (default: a new one), config (table merged into
 -- config.json), options (extra /download-config parameters), timeout (ms until online,
 -- default 15 min), on_console (function(text), called with console output), log
 -- (function(line)). Returns the device table and { uuid =, config = } or nil, message, code.
@@ -35,6 +36,9 @@ function M.run(rig, opts)
 		error("provision: flashing is not available in this build (no rig:flash)", 2)
 	end
 	local device_type = opts.device_type or rig.device_type
+	log("config.json for balenaOS %s from /download-config: the provisioning protocol the image " ..
+		"speaks, which may differ from its own version (docs/lua-api.md, 'Which version to ask for')",
+		tostring(opts.version))
 	local cfg, msg, code = client:download_config{ fleet = opts.fleet, device_type = device_type,
 		version = opts.version, options = opts.options }
 	if not cfg then return nil, "provision: " .. msg, code end

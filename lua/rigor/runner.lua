@@ -873,64 +873,43 @@ end
 --- With kind "list" (`rigor list`), only --case, --tag and -- are options, and no file
 --- is not an error.
 function M.parse_argv(argv, kind)
-	argv = table.move(argv, 1, #argv, 1, {}) -- --opt=value splitting edits the copy
 	local a = { files = {}, tags = {}, reporters = { human = true } }
 	local run = kind ~= "list"
-	local i = 1
-	local function value(opt)
-		i = i + 1
-		local v = argv[i]
-		if v == nil then
-			error({ usage = "option '" .. opt .. "' needs a value" })
-		end
-		return v
-	end
-	local ok, e = pcall(function()
-		while i <= #argv do
-			local w = argv[i]
-			local opt, inline = w:match("^(%-%-[%w-]+)=(.*)$")
-			if opt then
-				w = opt
-				table.insert(argv, i + 1, inline)
+	local ok, e = util.walk_argv(argv, function(w, value, rest)
+		if w == "--case" then
+			a.case = value(w)
+		elseif w == "--tag" then
+			a.tags[#a.tags + 1] = value(w)
+		elseif run and (w == "--tap" or w == "--junit" or w == "--json") then
+			a.reporters[w:sub(3)] = value(w)
+		elseif run and w == "--tap-version" then
+			-- 13 for harnesses older than Test::Harness 3.48 (Debian 12's prove)
+			local v = value(w)
+			if v ~= "13" and v ~= "14" then
+				util.usage_error("option '--tap-version' takes 13 or 14, not '" .. v .. "'")
 			end
-			if w == "--case" then
-				a.case = value(w)
-			elseif w == "--tag" then
-				a.tags[#a.tags + 1] = value(w)
-			elseif run and (w == "--tap" or w == "--junit" or w == "--json") then
-				a.reporters[w:sub(3)] = value(w)
-			elseif run and w == "--tap-version" then
-				-- 13 for harnesses older than Test::Harness 3.48 (Debian 12's prove)
-				local v = value(w)
-				if v ~= "13" and v ~= "14" then
-					error({ usage = "option '--tap-version' takes 13 or 14, not '" .. v .. "'" })
-				end
-				a.reporters.tap_version = math.tointeger(tonumber(v))
-			elseif run and w == "--artifacts" then
-				a.artifacts = value(w)
-			elseif run and (w == "--quiet" or w == "-q") then
-				a.reporters.human = false
-			elseif run and w == "--color" then
-				a.color = true
-			elseif run and w == "--no-color" then
-				a.color = false
-			elseif run and w == "--list" then
-				a.list = true
-			elseif w == "--" then
-				for k = i + 1, #argv do
-					a.files[#a.files + 1] = argv[k]
-				end
-				break
-			elseif w:sub(1, 1) == "-" and w ~= "-" then
-				error({ usage = "unknown option '" .. w .. "'" })
-			else
-				a.files[#a.files + 1] = w
-			end
-			i = i + 1
+			a.reporters.tap_version = math.tointeger(tonumber(v))
+		elseif run and w == "--artifacts" then
+			a.artifacts = value(w)
+		elseif run and (w == "--quiet" or w == "-q") then
+			a.reporters.human = false
+		elseif run and w == "--color" then
+			a.color = true
+		elseif run and w == "--no-color" then
+			a.color = false
+		elseif run and w == "--list" then
+			a.list = true
+		elseif w == "--" then
+			local r = rest()
+			table.move(r, 1, #r, #a.files + 1, a.files)
+		elseif w:sub(1, 1) == "-" and w ~= "-" then
+			util.usage_error("unknown option '" .. w .. "'")
+		else
+			a.files[#a.files + 1] = w
 		end
 	end)
 	if not ok then
-		return nil, type(e) == "table" and e.usage or tostring(e)
+		return nil, e
 	end
 	if #a.files == 0 and run then
 		return nil, "no testcase files given"

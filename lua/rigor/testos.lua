@@ -26,6 +26,19 @@ function M.env_int(name, default)
 	return math.tointeger(tonumber(os.getenv(name) or "")) or default
 end
 
+--- The balenaOS version the suites ask /download-config for: RIGOR_CONFIG_OS_VERSION, else
+--- 6.0.0. Not the image's own version: the API picks the provisioning protocol from it, and
+--- the rigor test OS numbers itself 1.0 while its agent speaks today's protocol (a fleet
+--- provisioning key in apiKey, balenaOS 2.7.8 and later). Its "1.0" would be refused (the
+--- API no longer serves 1.2.0 and older), and anything before 2.7.8 would put the user's own
+--- API key on the card (rigor.balena refuses to ask). docs/lua-api.md, "Which version to ask
+--- for".
+function M.config_os_version()
+	local v = os.getenv("RIGOR_CONFIG_OS_VERSION")
+	if v == nil or v == "" then return "6.0.0" end
+	return v
+end
+
 --- SKIPs the suite unless the image file `path` exists; `what` names it in the message.
 function M.need_image(path, what)
 	local f = io.open(path, "rb")

@@ -76,6 +76,61 @@ function M.read_tail(path, max)
 	return data
 end
 
+--- Walks the words of a command line for an option parser (rigor run, rigor gate):
+--- calls on_word(w, value, rest) for each word, "--opt=value" already split into "--opt"
+--- and "value". value(opt) takes the next word as opt's value; rest() takes every word
+--- left (after "--"). on_word raises M.usage_error(msg) for a bad word.
+--- Returns true, or nil and the message of a usage error (other errors propagate).
+function M.walk_argv(argv, on_word)
+	argv = table.move(argv, 1, #argv, 1, {}) -- the splitting edits the copy
+	local i = 1
+	local function value(opt)
+		i = i + 1
+		if argv[i] == nil then
+			M.usage_error("option '" .. opt .. "' needs a value")
+		end
+		return argv[i]
+	end
+	local function rest()
+		local r = table.move(argv, i + 1, #argv, 1, {})
+		i = #argv
+		return r
+	end
+	local ok, e = pcall(function()
+		while i <= #argv do
+			local opt, inline = argv[i]:match("^(%-%-[%w-]+)=(.*)$")
+			if opt then
+				argv[i] = opt
+				table.insert(argv, i + 1, inline)
+			end
+			on_word(argv[i], value, rest)
+			i = i + 1
+		end
+	end)
+	if not ok then
+		if type(e) == "table" and e.usage then
+			return nil, e.usage
+		end
+		error(e, 0)
+	end
+	return true
+end
+
+function M.usage_error(msg)
+	error({ usage = msg }, 0)
+end
+
+--- The whole content of `path`, or nil when it cannot be read.
+function M.read_file(path)
+	local f = io.open(path, "rb")
+	if not f then
+		return nil
+	end
+	local s = f:read("a")
+	f:close()
+	return s
+end
+
 --- Writes `data` to `path` (replacing it). Returns true or nil, message.
 function M.write_file(path, data)
 	local f, err = io.open(path, "wb")

@@ -89,15 +89,7 @@ function H.testcase(src, name)
 	return path
 end
 
-function H.read(path)
-	local f = io.open(path, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+H.read = require("rigor.util").read_file
 
 --- Runs runner.main with captured output. `args.files` may hold sources (strings with a
 --- newline) instead of paths. Returns code, out, err, rig.

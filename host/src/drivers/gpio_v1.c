@@ -1,44 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * gpio: DUT power, SD mux select and buttons on Linux GPIO lines, through libgpiod v1
- * (1.6.x). Everything libgpiod-v1-specific lives in this file so a v2 variant can
- * replace it. The driver only drives raw levels; inversion is the front end's job.
+ * (the line table in gpio_lines.c). The driver only drives raw levels; inversion is the
+ * front end's job.
  *
  * State retention: libgpiod does not promise what a line does once its request is
- * released, so by default the requests live in a per-rig *holder*: a small daemon the
- * library forks on the first switch, which owns the line requests, is told new values
- * over a SOCK_SEQPACKET unix socket in the state directory (<rig>.gpio.sock) and exits
- * once no client is connected and every line has sat at its rest (safe) level for
- * idle_ms. One holder per rig is guaranteed by an flock() on <rig>.gpio.pid, which the
- * holder keeps for its whole life (the kernel drops it when the holder dies). With
+ * released, so by default the requests live in a per-rig *holder*, the program
+ * rigor-gpio-holder (host/holder/, protocol in gpio_holder.h), which this driver starts
+ * on the first switch and talks to over <rig>.gpio.sock in the state directory. With
  * `in_process = true` the lines are held by the rig object instead (rigor run, Lua) and
  * released at rig_close(). docs/hardware/gpio.md has the full design.
- *
- * Wire format of the holder (one datagram each way, fields separated by tabs):
- *   request  S chip name offset open_drain rest value | G chip name offset | Q | P
- *   reply    code value message        (code 0 = ok, else a negative rig_err)
  */
 #define LOG_PREFIX "gpio"
 #include <fcntl.h>
-#include <gpiod.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../gpio_holder.h"
 #include "../internal.h"
 
-#define CONSUMER "rigor"
-#define MSG_MAX 512
-#define REST_NEVER (-1)     /* the line must stay held (mux select without enable line) */
-#define REST_ANY 2          /* the level does not matter once the other lines rest */
-#define HOLDER_MAX_CLIENTS 16
 #define HOLDER_DEFAULT_IDLE_MS 1000
 #define SPAWN_WAIT_MS 2000
 
@@ -54,444 +41,13 @@ struct gpio_conf {
 	int idle_ms;        /* holder: exit after this long idle at rest; -1 never */
 };
 
-/* One line as the driver asks for it. */
-struct gspec {
-	const char *chip;
-	const char *name;   /* NULL: by offset */
-	int offset;
-	bool open_drain;
-	int rest;           /* 0/1, REST_ANY or REST_NEVER */
-};
-
-/* ---- the line table: libgpiod v1, used in process and inside the holder ---- */
-
-struct gline {
-	char *chip, *name;
-	int offset;
-	bool open_drain;
-	int rest;
-	int value;          /* last value driven, -1 none */
-	struct gpiod_chip *c;
-	struct gpiod_line *l;
-};
-
-struct gtable {
-	size_t n;
-	struct gline *v;
-};
-
-static int errno_code(int e)
-{
-	switch (e) {
-	case ENOENT: case ENODEV: case ENXIO: return RIG_E_NODEV;
-	case EBUSY: return RIG_E_BUSY;
-	case ENOMEM: return RIG_E_NOMEM;
-	case EINVAL: return RIG_E_INVAL;
-	default: return RIG_E_IO;
-	}
-}
-
-static void spec_name(const struct gspec *s, char *buf, size_t len)
-{
-	if (s->name)
-		snprintf(buf, len, "'%s' on chip '%s'", s->name, s->chip);
-	else
-		snprintf(buf, len, "%d of chip '%s'", s->offset, s->chip);
-}
-
-/* Open the chip and find the line (no request). Returns 0 or a code, with @msg set. */
-static int line_lookup(const struct gspec *s, struct gpiod_chip **cp, struct gpiod_line **lp,
-		       char *msg, size_t len)
-{
-	struct gpiod_chip *c = gpiod_chip_open_lookup(s->chip);
-	struct gpiod_line *l;
-	int e;
-
-	if (!c) {
-		e = errno;
-		snprintf(msg, len, "cannot open GPIO chip '%s': %s%s", s->chip, strerror(e),
-			 e == EACCES ? " (see docs/hardware/gpio.md for udev rules)" : "");
-		return errno_code(e);
-	}
-	if (s->name) {
-		l = gpiod_chip_find_line(c, s->name);
-		if (!l) {
-			e = errno;
-			gpiod_chip_close(c);
-			if (e == ENOENT || e == 0) {
-				snprintf(msg, len, "no line named '%s' on chip '%s' (list them with gpioinfo)",
-					 s->name, s->chip);
-				return RIG_E_NOENT;
-			}
-			snprintf(msg, len, "looking for line '%s' on chip '%s': %s", s->name, s->chip,
-				 strerror(e));
-			return errno_code(e);
-		}
-	} else {
-		l = gpiod_chip_get_line(c, (unsigned int)s->offset);
-		if (!l) {
-			e = errno;
-			snprintf(msg, len, "chip '%s' has no line %d (it has %u)", s->chip, s->offset,
-				 gpiod_chip_num_lines(c));
-			gpiod_chip_close(c);
-			return e == EINVAL ? RIG_E_NOENT : errno_code(e);
-		}
-	}
-	*cp = c;
-	*lp = l;
-	return 0;
-}
-
-static int request_failed(struct gpiod_line *l, const struct gspec *s, int e, char *msg,
-			  size_t len)
-{
-	char what[160];
-
-	spec_name(s, what, sizeof(what));
-	if (e == EBUSY) {
-		const char *who;
-
-		gpiod_line_update(l);
-		who = gpiod_line_consumer(l);
-		snprintf(msg, len, "line %s is busy: requested by '%s'", what, who ? who : "the kernel");
-		return RIG_E_BUSY;
-	}
-	snprintf(msg, len, "cannot request line %s: %s", what, strerror(e));
-	return errno_code(e);
-}
-
-static bool spec_matches(const struct gline *g, const struct gspec *s)
-{
-	if (strcmp(g->chip, s->chip))
-		return false;
-	if (s->name)
-		return g->name && !strcmp(g->name, s->name);
-	return !g->name && g->offset == s->offset;
-}
-
-static struct gline *table_find(struct gtable *t, const struct gspec *s)
-{
-	for (size_t i = 0; i < t->n; i++)
-		if (spec_matches(&t->v[i], s))
-			return &t->v[i];
-	return NULL;
-}
-
-static void gline_release(struct gline *g)
-{
-	if (g->l)
-		gpiod_line_release(g->l);
-	if (g->c)
-		gpiod_chip_close(g->c);
-	g->l = NULL;
-	g->c = NULL;
-}
-
-static void table_clear(struct gtable *t)
-{
-	for (size_t i = 0; i < t->n; i++) {
-		gline_release(&t->v[i]);
-		free(t->v[i].chip);
-		free(t->v[i].name);
-	}
-	free(t->v);
-	t->v = NULL;
-	t->n = 0;
-}
-
-/* Drive a line, requesting it as an output on first use. */
-static int table_set(struct gtable *t, const struct gspec *s, int value, char *msg, size_t len)
-{
-	struct gline *g = table_find(t, s);
-	char what[160];
-	int rc;
-
-	if (!g) {
-		struct gline *v = realloc(t->v, (t->n + 1) * sizeof(*v));
-
-		if (!v)
-			return RIG_E_NOMEM;
-		t->v = v;
-		g = &v[t->n];
-		memset(g, 0, sizeof(*g));
-		g->chip = strdup(s->chip);
-		g->name = s->name ? strdup(s->name) : NULL;
-		if (!g->chip || (s->name && !g->name)) {
-			free(g->chip);
-			free(g->name);
-			return RIG_E_NOMEM;
-		}
-		g->offset = s->offset;
-		g->value = -1;
-		t->n++;
-	}
-	g->rest = s->rest;
-	if (g->l && g->open_drain != s->open_drain)
-		gline_release(g);       /* the drive mode changed: request again */
-	if (!g->l) {
-		rc = line_lookup(s, &g->c, &g->l, msg, len);
-		if (rc < 0)
-			return rc;
-		if (gpiod_line_request_output_flags(g->l, CONSUMER,
-				s->open_drain ? GPIOD_LINE_REQUEST_FLAG_OPEN_DRAIN : 0, value) < 0) {
-			rc = request_failed(g->l, s, errno, msg, len);
-			gpiod_chip_close(g->c);
-			g->c = NULL;
-			g->l = NULL;
-			return rc;
-		}
-		g->open_drain = s->open_drain;
-		g->value = value;
-		return 0;
-	}
-	if (gpiod_line_set_value(g->l, value) < 0) {
-		int e = errno;
-
-		spec_name(s, what, sizeof(what));
-		snprintf(msg, len, "cannot set line %s to %d: %s", what, value, strerror(e));
-		return errno_code(e) == RIG_E_NODEV ? RIG_E_NODEV : RIG_E_IO;
-	}
-	g->value = value;
-	return 0;
-}
-
-/*
- * Read a line: through its request when held (the level we drive, read back from the
- * kernel), else through a short "as is" request that changes neither direction nor
- * value, so a read never disturbs a relay someone else set.
- */
-static int table_get(struct gtable *t, const struct gspec *s, int *value, char *msg,
-		     size_t len)
-{
-	struct gline *g = table_find(t, s);
-	struct gpiod_line_request_config cfg = {
-		.consumer = CONSUMER, .request_type = GPIOD_LINE_REQUEST_DIRECTION_AS_IS,
-	};
-	struct gpiod_chip *c;
-	struct gpiod_line *l;
-	char what[160];
-	int rc, v;
-
-	spec_name(s, what, sizeof(what));
-	if (g && g->l) {
-		v = gpiod_line_get_value(g->l);
-		if (v < 0) {
-			snprintf(msg, len, "cannot read line %s: %s", what, strerror(errno));
-			return RIG_E_IO;
-		}
-		*value = v;
-		return 0;
-	}
-	rc = line_lookup(s, &c, &l, msg, len);
-	if (rc < 0)
-		return rc;
-	if (gpiod_line_request(l, &cfg, 0) < 0) {
-		rc = request_failed(l, s, errno, msg, len);
-		gpiod_chip_close(c);
-		return rc;
-	}
-	v = gpiod_line_get_value(l);
-	if (v < 0)
-		snprintf(msg, len, "cannot read line %s: %s", what, strerror(errno));
-	gpiod_line_release(l);
-	gpiod_chip_close(c);
-	if (v < 0)
-		return RIG_E_IO;
-	*value = v;
-	return 0;
-}
-
-static bool table_at_rest(const struct gtable *t)
-{
-	for (size_t i = 0; i < t->n; i++) {
-		const struct gline *g = &t->v[i];
-
-		if (!g->l || g->rest == REST_ANY)
-			continue;
-		if (g->rest == REST_NEVER || g->value != g->rest)
-			return false;
-	}
-	return true;
-}
-
-/* ---- the holder process ---- */
-
-struct holder {
-	int lfd;
-	int clients[HOLDER_MAX_CLIENTS];
-	size_t nclients;
-	struct gtable t;
-	int idle_ms;
-	const char *sock;
-	ino_t ino;
-	bool quit;
-};
-
-/* Split @buf at tabs into at most @max fields; returns the count. */
-static int split(char *buf, char **f, int max)
-{
-	int n = 0;
-
-	while (n < max) {
-		f[n++] = buf;
-		buf = strchr(buf, '\t');
-		if (!buf)
-			break;
-		*buf++ = 0;
-	}
-	return n;
-}
-
-static void holder_request(struct holder *h, int fd, char *req)
-{
-	char *f[8], msg[MSG_MAX] = "", out[MSG_MAX + 32];
-	struct gspec s;
-	int n = split(req, f, 8), rc = RIG_E_PROTO, value = 0;
-
-	if (n >= 4 && (f[0][0] == 'S' || f[0][0] == 'G')) {
-		s.chip = f[1];
-		s.name = f[2][0] ? f[2] : NULL;
-		s.offset = atoi(f[3]);
-		s.open_drain = n > 4 && atoi(f[4]);
-		s.rest = n > 5 ? atoi(f[5]) : REST_NEVER;
-		if (f[0][0] == 'S' && n == 7) {
-			value = atoi(f[6]) != 0;
-			rc = table_set(&h->t, &s, value, msg, sizeof(msg));
-		} else if (f[0][0] == 'G') {
-			rc = table_get(&h->t, &s, &value, msg, sizeof(msg));
-		}
-	} else if (n == 1 && f[0][0] == 'P') {
-		rc = 0;
-		value = (int)getpid();
-	} else if (n == 1 && f[0][0] == 'Q') {
-		rc = 0;
-		h->quit = true;
-	}
-	if (rc == RIG_E_PROTO && !msg[0])
-		snprintf(msg, sizeof(msg), "bad request to the GPIO holder");
-	n = snprintf(out, sizeof(out), "%d\t%d\t%s", rc, value, msg);
-	if (send(fd, out, (size_t)n, MSG_NOSIGNAL) < 0)
-		(void)0;    /* the client went away; its next request reconnects */
-}
-
-/* Our socket was removed or replaced (state dir deleted, a new holder): step down. */
-static bool holder_orphaned(const struct holder *h)
-{
-	struct stat st;
-
-	return stat(h->sock, &st) < 0 || st.st_ino != h->ino;
-}
-
-static void holder_run(struct holder *h)
-{
-	int64_t rest_since = -1;
-
-	while (!h->quit) {
-		struct pollfd pfd[HOLDER_MAX_CLIENTS + 1];
-		size_t npolled = h->nclients;
-		int64_t now;
-		int rc;
-
-		pfd[0].fd = h->lfd;
-		pfd[0].events = POLLIN;
-		for (size_t i = 0; i < h->nclients; i++) {
-			pfd[i + 1].fd = h->clients[i];
-			pfd[i + 1].events = POLLIN;
-		}
-		rc = poll(pfd, npolled + 1, 200);
-		if (rc < 0 && errno != EINTR)
-			break;
-		if (rc > 0 && (pfd[0].revents & POLLIN)) {
-			int c = accept(h->lfd, NULL, NULL);
-
-			if (c >= 0 && h->nclients < HOLDER_MAX_CLIENTS)
-				h->clients[h->nclients++] = c;
-			else if (c >= 0)
-				close(c);
-		}
-		/* Only the clients polled above; one accepted just now waits for the next round. */
-		for (size_t i = npolled; rc > 0 && i-- > 0;) {
-			char buf[MSG_MAX];
-			ssize_t len;
-
-			if (!pfd[i + 1].revents)
-				continue;
-			len = recv(pfd[i + 1].fd, buf, sizeof(buf) - 1, 0);
-			if (len <= 0) {
-				close(pfd[i + 1].fd);
-				h->clients[i] = h->clients[--h->nclients];
-				continue;
-			}
-			buf[len] = 0;
-			holder_request(h, pfd[i + 1].fd, buf);
-		}
-		now = rig_now_ms();
-		if (h->nclients || !table_at_rest(&h->t) || h->idle_ms < 0)
-			rest_since = -1;
-		else if (rest_since < 0)
-			rest_since = now;
-		if (rest_since >= 0 && now - rest_since >= h->idle_ms)
-			break;
-		if (holder_orphaned(h))
-			break;
-	}
-	table_clear(&h->t);
-}
-
-/*
- * The holder's life, in the grandchild of the caller: drop everything inherited
- * (above all the rig's lock file, or the rig would stay locked), detach, serve.
- */
-static void __attribute__((noreturn)) holder_main(int lfd, int pidfd, const char *sock,
-						 int idle_ms)
-{
-	struct holder h = { .lfd = lfd, .idle_ms = idle_ms, .sock = sock };
-	struct stat st;
-	char pid[32];
-	long max = sysconf(_SC_OPEN_MAX);
-	sigset_t mask;
-	int null;
-
-	for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
-		if (fd != lfd && fd != pidfd)
-			close(fd);
-	null = open("/dev/null", O_RDWR);
-	for (int fd = 0; fd < 3; fd++)
-		if (null >= 0)
-			dup2(null, fd);
-		else
-			close(fd);
-	if (null > 2)
-		close(null);
-	/* The caller's handlers (the CLI's SIGTERM flag) must not outlive it: SIGTERM ends us. */
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
-	sigemptyset(&mask);
-	sigprocmask(SIG_SETMASK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(pidfd, 0) < 0 || pwrite(pidfd, pid, strlen(pid), 0) < 0)
-		(void)0;
-	if (stat(sock, &st) == 0)
-		h.ino = st.st_ino;
-	holder_run(&h);
-	if (!holder_orphaned(&h))
-		unlink(sock);
-	if (ftruncate(pidfd, 0) < 0)
-		(void)0;
-	_exit(0);
-}
-
 /* ---- the rig side: one shared object per rig, serving all its gpio parts ---- */
 
 struct gpio_rig {
 	struct rig_ctx *ctx;
 	bool in_process;
 	int idle_ms;
-	struct gtable t;    /* in process */
+	struct rig_gpio_table *t;   /* in process, and to read as is when no holder runs */
 	int fd;             /* holder connection, -1 none */
 	char sock[108];
 	char pidf[4200];
@@ -499,7 +55,7 @@ struct gpio_rig {
 
 struct gpio_priv {
 	struct gpio_rig *g;
-	struct gspec line, enable;  /* enable.chip NULL: no enable line */
+	struct rig_gpio_line line, enable;  /* enable.chip NULL: no enable line */
 };
 
 static void gpio_rig_destroy(void *obj)
@@ -508,7 +64,7 @@ static void gpio_rig_destroy(void *obj)
 
 	if (g->fd >= 0)
 		close(g->fd);
-	table_clear(&g->t);
+	rig_gpio_table_free(g->t);
 	free(g);
 }
 
@@ -520,7 +76,8 @@ static void *gpio_rig_create(struct rig_part *p, int *rc)
 	const char *dir = rig_ctx_state_dir(ctx);
 	int n;
 
-	if (!g) {
+	if (!g || !(g->t = rig_gpio_table_new())) {
+		free(g);
 		*rc = RIG_E_NOMEM;
 		return NULL;
 	}
@@ -531,7 +88,7 @@ static void *gpio_rig_create(struct rig_part *p, int *rc)
 	n = snprintf(g->sock, sizeof(g->sock), "%s/%s.gpio.sock", dir, rig_part_rig_name(p));
 	snprintf(g->pidf, sizeof(g->pidf), "%s/%s.gpio.pid", dir, rig_part_rig_name(p));
 	if (!g->in_process && (size_t)n >= sizeof(g->sock)) {
-		free(g);
+		gpio_rig_destroy(g);
 		*rc = rig_part_fail(p, RIG_E_INVAL,
 				    "state directory '%s' is too long for the GPIO holder's socket; use a shorter RIGOR_STATE_DIR or in_process = true",
 				    dir);
@@ -558,51 +115,76 @@ static int holder_connect(struct gpio_rig *g)
 }
 
 /*
- * Start a holder: under the pid file's lock (so two callers never start two), bind the
- * socket here, so the caller can connect the moment fork() returns, then double-fork so
- * the holder is nobody's child. Returns 0 (also when another caller is starting one),
- * or a negative error.
+ * The holder program: $RIGOR_GPIO_HOLDER, else rigor-gpio-holder beside the running
+ * program (build/ in the tree, $(PREFIX)/bin once installed).
+ */
+static int holder_prog(char *buf, size_t len)
+{
+	const char *env = getenv("RIGOR_GPIO_HOLDER");
+	char exe[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return RIG_E_NOENT;
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	*slash = 0;
+	return (size_t)snprintf(buf, len, "%s/" RIG_GPIO_HOLDER_PROG, exe) < len ? 0 : RIG_E_NOENT;
+}
+
+/*
+ * Start the holder program, double-forked so it is nobody's child and the command can
+ * exit. Only what the program must not inherit is done between fork and exec: every fd
+ * closed (above all the rig's lock file, or the rig would stay locked), the caller's
+ * signal dispositions and mask undone (the CLI's SIGTERM flag must not outlive it), a new
+ * session. Two callers may both start one: the holder's flock on the pid file lets one
+ * live. Returns 0 or a negative error.
  */
 static int holder_spawn(struct rig_part *p, struct gpio_rig *g)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int pidfd, lfd, status;
+	char prog[PATH_MAX], idle[16];
+	char *const argv[] = { prog, "--socket", g->sock, "--pid-file", g->pidf, "--idle-ms", idle,
+			       NULL };
+	long max = sysconf(_SC_OPEN_MAX);
+	int status;
 	pid_t pid;
 
-	pidfd = open(g->pidf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (pidfd < 0)
-		return rig_part_fail(p, RIG_E_IO, "cannot open '%s': %s", g->pidf, strerror(errno));
-	if (flock(pidfd, LOCK_EX | LOCK_NB) < 0) {
-		close(pidfd);
-		return 0;   /* a holder lives (or is being started): its socket will answer */
-	}
-	unlink(g->sock);    /* stale: its holder died without removing it */
-	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	memcpy(sa.sun_path, g->sock, strlen(g->sock) + 1);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 8) < 0) {
-		int e = errno;
-
-		if (lfd >= 0)
-			close(lfd);
-		close(pidfd);
-		return rig_part_fail(p, RIG_E_IO, "cannot listen on '%s': %s", g->sock, strerror(e));
-	}
+	if (holder_prog(prog, sizeof(prog)) < 0 || access(prog, X_OK) < 0)
+		return rig_part_fail(p, RIG_E_NOENT,
+				     "no GPIO holder program at '%s': install rigor-gpio-holder beside rigor, set RIGOR_GPIO_HOLDER, or use in_process = true",
+				     prog);
+	snprintf(idle, sizeof(idle), "%d", g->idle_ms);
 	pid = fork();
 	if (pid == 0) {
+		sigset_t mask;
+		int null = open("/dev/null", O_RDWR);
+
 		setsid();
 		if (fork() != 0)
 			_exit(0);
-		holder_main(lfd, pidfd, g->sock, g->idle_ms);
+		for (int fd = 0; fd < 3; fd++)
+			dup2(null, fd);
+		for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+			close(fd);
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
+		sigemptyset(&mask);
+		sigprocmask(SIG_SETMASK, &mask, NULL);
+		execv(prog, argv);
+		_exit(127);
 	}
-	close(lfd);
-	close(pidfd);
-	if (pid < 0) {
-		unlink(g->sock);
+	if (pid < 0)
 		return rig_part_fail(p, RIG_E_IO, "cannot start the GPIO holder: %s", strerror(errno));
-	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	rig_dbg(g->ctx, "started a GPIO holder for '%s'", g->sock);
+	rig_dbg(g->ctx, "started %s for '%s'", prog, g->sock);
 	return 0;
 }
 
@@ -613,6 +195,7 @@ static int holder_spawn(struct rig_part *p, struct gpio_rig *g)
 static int holder_ensure(struct rig_part *p, struct gpio_rig *g, bool spawn, struct rig_deadline d)
 {
 	struct rig_deadline start = rig_deadline_start(SPAWN_WAIT_MS);
+	bool spawned = false;
 	int fd, rc;
 
 	if (g->fd >= 0)
@@ -628,11 +211,14 @@ static int holder_ensure(struct rig_part *p, struct gpio_rig *g, bool spawn, str
 					     g->sock, strerror(-fd));
 		if (!spawn)
 			return RIG_E_NOENT;
-		rc = rig_ctx_ensure_state_dir(g->ctx);
-		if (rc == 0)
-			rc = holder_spawn(p, g);
-		if (rc < 0)
-			return rc;
+		if (!spawned) {
+			rc = rig_ctx_ensure_state_dir(g->ctx);
+			if (rc == 0)
+				rc = holder_spawn(p, g);
+			if (rc < 0)
+				return rc;
+			spawned = true;
+		}
 		if (rig_deadline_expired(start) || rig_deadline_expired(d))
 			return rig_part_fail(p, RIG_E_TIMEOUT, "the GPIO holder at '%s' did not start",
 					     g->sock);
@@ -646,9 +232,10 @@ static int holder_ensure(struct rig_part *p, struct gpio_rig *g, bool spawn, str
 static int holder_call(struct rig_part *p, struct gpio_rig *g, const char *req, int *value,
 		       char *msg, size_t len, int timeout_ms)
 {
-	char buf[MSG_MAX + 32], *f[3];
+	char buf[RIG_GPIO_MSG_MAX + 32];
+	const char *m;
 	ssize_t n;
-	int rc;
+	int rc, code;
 
 	if (send(g->fd, req, strlen(req), MSG_NOSIGNAL) < 0)
 		return RIG_E_NODEV;
@@ -662,33 +249,29 @@ static int holder_call(struct rig_part *p, struct gpio_rig *g, const char *req, 
 	if (n <= 0)
 		return RIG_E_NODEV;
 	buf[n] = 0;
-	if (split(buf, f, 3) != 3) {
+	if (rig_gpio_rep_parse(buf, &code, value, &m) < 0) {
 		snprintf(msg, len, "garbled answer from the GPIO holder");
 		return RIG_E_PROTO;
 	}
-	rc = atoi(f[0]);
-	*value = atoi(f[1]);
-	snprintf(msg, len, "%s", f[2]);
-	return rc;
+	snprintf(msg, len, "%s", m);
+	return code;
 }
 
-static int via_holder(struct rig_part *p, struct gpio_rig *g, const struct gspec *s, int set,
+static int via_holder(struct rig_part *p, struct gpio_rig *g, const struct rig_gpio_line *s, int set,
 		      int *value, char *msg, size_t len, struct rig_deadline d)
 {
-	char req[MSG_MAX];
+	char req[RIG_GPIO_MSG_MAX];
 	int rc = 0;
 
-	if (set)
-		snprintf(req, sizeof(req), "S\t%s\t%s\t%d\t%d\t%d\t%d", s->chip, s->name ? s->name : "",
-			 s->offset, s->open_drain, s->rest, *value);
-	else
-		snprintf(req, sizeof(req), "G\t%s\t%s\t%d\t%d\t%d", s->chip, s->name ? s->name : "",
-			 s->offset, s->open_drain, s->rest);
+	if (rig_gpio_req_format(req, sizeof(req), set ? RIG_GPIO_SET : RIG_GPIO_GET, s, *value) < 0) {
+		snprintf(msg, len, "chip or line name too long for the GPIO holder");
+		return RIG_E_INVAL;
+	}
 	/* A holder that exited (idle) or died between calls is started again, once. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		rc = holder_ensure(p, g, set, d);
 		if (rc == RIG_E_NOENT && !set)
-			return table_get(&g->t, s, value, msg, len);  /* none runs: read as is */
+			return rig_gpio_table_get(g->t, s, value, msg, len);  /* none runs: read as is */
 		if (rc < 0)
 			return rc;
 		rc = holder_call(p, g, req, value, msg, len, rig_deadline_left_ms(d));
@@ -708,16 +291,16 @@ static int via_holder(struct rig_part *p, struct gpio_rig *g, const struct gspec
  * Drive (@set) or read one line, in process or through the holder, within @d (the op's
  * timeout_ms, which the front end has already cut to the case's deadline).
  */
-static int line_io(struct rig_part *p, const struct gspec *s, bool set, int *value,
+static int line_io(struct rig_part *p, const struct rig_gpio_line *s, bool set, int *value,
 		   struct rig_deadline d)
 {
 	struct gpio_rig *g = ((struct gpio_priv *)p->priv)->g;
-	char msg[MSG_MAX] = "";
+	char msg[RIG_GPIO_MSG_MAX] = "";
 	int rc;
 
 	if (g->in_process)
-		rc = set ? table_set(&g->t, s, *value, msg, sizeof(msg))
-			 : table_get(&g->t, s, value, msg, sizeof(msg));
+		rc = set ? rig_gpio_table_set(g->t, s, *value, msg, sizeof(msg))
+			 : rig_gpio_table_get(g->t, s, value, msg, sizeof(msg));
 	else
 		rc = via_holder(p, g, s, set, value, msg, sizeof(msg), d);
 	if (rc < 0 && msg[0])
@@ -731,9 +314,7 @@ static int gpio_open(struct rig_part *p)
 {
 	const struct gpio_conf *c = p->conf;
 	struct gpio_priv *pv = p->priv;
-	struct gpiod_chip *chip;
-	struct gpiod_line *line;
-	char msg[MSG_MAX];
+	char msg[RIG_GPIO_MSG_MAX];
 	int rc = 0;
 
 	if (c->offset < 0)
@@ -746,7 +327,7 @@ static int gpio_open(struct rig_part *p)
 	pv->g = rig_part_shared(p, "gpio", gpio_rig_create, gpio_rig_destroy, &rc);
 	if (!pv->g)
 		return rc;
-	pv->line = (struct gspec){ .chip = c->chip, .name = c->line, .offset = c->offset,
+	pv->line = (struct rig_gpio_line){ .chip = c->chip, .name = c->line, .offset = c->offset,
 				   .open_drain = c->open_drain };
 	switch (p->be->role) {
 	case RIG_ROLE_POWER:
@@ -755,23 +336,22 @@ static int gpio_open(struct rig_part *p)
 		pv->line.rest = p->common.inverted ? 1 : 0;
 		break;
 	default:
-		pv->line.rest = c->enable_line ? REST_ANY : REST_NEVER;
+		pv->line.rest = c->enable_line ? RIG_GPIO_REST_ANY : RIG_GPIO_REST_NEVER;
 		if (c->enable_line)
-			pv->enable = (struct gspec){ .chip = c->chip, .name = c->enable_line,
+			pv->enable = (struct rig_gpio_line){ .chip = c->chip, .name = c->enable_line,
 						     .open_drain = c->open_drain,
 						     .rest = !c->enable_level };
 		break;
 	}
 	/* Fail early on a missing chip or line name: look them up without requesting. */
 	for (int i = 0; i < 2; i++) {
-		const struct gspec *s = i ? &pv->enable : &pv->line;
+		const struct rig_gpio_line *s = i ? &pv->enable : &pv->line;
 
 		if (!s->chip)
 			continue;
-		rc = line_lookup(s, &chip, &line, msg, sizeof(msg));
+		rc = rig_gpio_line_check(s, msg, sizeof(msg));
 		if (rc < 0)
 			return rig_part_fail(p, rc, "%s", msg);
-		gpiod_chip_close(chip);
 	}
 	return 0;
 }

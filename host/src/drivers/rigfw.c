@@ -6,20 +6,14 @@
  * waits for the reply with that number; a board that reset (a boot event, or a link that
  * dropped) is greeted again with hello before the request is retried once.
  *
- * Links: "unix:PATH" (rigfw-sim, or QEMU running the real firmware with a socket
- * chardev), "tty:PATH" (a serial device or pty, raw 115200 8N1) and "serial:PATH" or
- * "serial:usb_serial=XYZ" (libserialport at 115200 8N1, the port found by USB identity;
- * see rig_serial_link_open()).
+ * The protocol runs on a link (link.c): "unix:PATH" (rigfw-sim, or QEMU running the
+ * real firmware with a socket chardev), "tty:PATH" (a serial device or pty, raw 115200
+ * 8N1) or "serial:PATH" / "serial:usb_serial=XYZ" (libserialport at 115200 8N1, the port
+ * found by USB identity).
  */
 #define LOG_PREFIX "rigfw"
-#include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <termios.h>
-#include <unistd.h>
 
 #include "../internal.h"
 #include "rigproto.h"
@@ -35,8 +29,8 @@ struct rigfw_conf {
 struct rigfw_link {
 	struct rig_ctx *ctx;
 	char *spec;
-	int fd;             /* -1: not connected */
-	struct sp_port *sp; /* serial: links own their fd through this */
+	struct rig_link *link;  /* NULL: not connected */
+	struct rig_deadline write_end;  /* the bound of the request being encoded */
 	bool greeted;
 	uint8_t seq;
 	struct rigproto_ctx dec;
@@ -48,14 +42,10 @@ struct rigfw_link {
 	unsigned int boots;
 };
 
-static void link_close_fd(struct rigfw_link *l)
+static void link_drop(struct rigfw_link *l)
 {
-	if (l->sp)
-		rig_serial_link_close(l->sp);
-	else if (l->fd >= 0)
-		close(l->fd);
-	l->sp = NULL;
-	l->fd = -1;
+	rig_link_close(l->link);
+	l->link = NULL;
 	l->greeted = false;
 }
 
@@ -63,7 +53,7 @@ static void link_destroy(void *obj)
 {
 	struct rigfw_link *l = obj;
 
-	link_close_fd(l);
+	link_drop(l);
 	free(l->spec);
 	free(l);
 }
@@ -101,62 +91,16 @@ static void on_frame(void *user, const struct rigproto_frame *f, int err)
 	}
 }
 
-static int open_unix(struct rig_part *p, const char *path)
+static int link_connect(struct rig_part *p, struct rigfw_link *l, int timeout_ms)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	const struct rig_link_opts o = { .what = "the rig board" };
+	char why[2048];
+	int rc = rig_link_open(l->ctx, l->spec, &o, timeout_ms, &l->link, why, sizeof(why));
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return rig_part_fail(p, RIG_E_INVAL, "socket path too long: '%s'", path);
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-
-		close(fd);
-		return rig_part_fail(p, RIG_E_NODEV, "cannot connect to the rig board at '%s': %s",
-				     path, strerror(e));
-	}
-	return fd;
-}
-
-static int open_tty(struct rig_part *p, const char *path)
-{
-	struct termios tio;
-	int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-
-	if (fd < 0)
-		return rig_part_fail(p, RIG_E_NODEV, "cannot open serial port '%s': %s", path,
-				     strerror(errno));
-	if (tcgetattr(fd, &tio) == 0) {
-		cfmakeraw(&tio);
-		cfsetispeed(&tio, B115200);
-		cfsetospeed(&tio, B115200);
-		tio.c_cflag |= CLOCAL | CREAD;
-		tcsetattr(fd, TCSANOW, &tio);
-	}
-	return fd;
-}
-
-static int link_connect(struct rig_part *p, struct rigfw_link *l)
-{
-	int fd;
-
-	if (!strncmp(l->spec, "unix:", 5))
-		fd = open_unix(p, l->spec + 5);
-	else if (!strncmp(l->spec, "tty:", 4))
-		fd = open_tty(p, l->spec + 4);
-	else if (!strncmp(l->spec, "serial:", 7))
-		fd = rig_serial_link_open(p, l->spec + 7, &l->sp);
-	else
-		return rig_part_fail(p, RIG_E_INVAL,
-				     "link '%s': expected unix:PATH, tty:PATH or serial:PATH|usb_serial=X",
-				     l->spec);
-	if (fd < 0)
-		return fd;
-	l->fd = fd;
+	if (rc < 0)
+		return rig_part_fail(p, rc == RIG_E_INVAL ? rc : RIG_E_NODEV, "%s", why);
+	if (why[0])
+		rig_dbg(l->ctx, "%s", why);
 	rigproto_reset(&l->dec);
 	return 0;
 }
@@ -165,17 +109,8 @@ static int write_all(void *user, const uint8_t *buf, size_t len)
 {
 	struct rigfw_link *l = user;
 
-	while (len) {
-		ssize_t n = write(l->fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return RIGPROTO_E_IO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return rig_link_write(l->link, buf, len, NULL, rig_deadline_left_ms(l->write_end)) < 0 ?
+	       RIGPROTO_E_IO : 0;
 }
 
 /* Send one request and wait for its reply. Returns 0, or a negative error; no retry. */
@@ -191,25 +126,25 @@ static int exchange(struct rig_part *p, struct rigfw_link *l, struct rigproto_ms
 	l->want_seq = req->seq;
 	l->got = false;
 	l->rebooted = false;
+	l->write_end = end;
 	rigproto_out_init(&out, write_all, l);
 	if (rigproto_msg_encode(&out, req) < 0) {
-		link_close_fd(l);
-		return RIG_E_NODEV;      /* the link dropped under us */
+		/* a frame cut short is garbage to the board: start again on a new link */
+		link_drop(l);
+		return rig_ctx_cancelled(l->ctx) ? RIG_E_INTR : RIG_E_NODEV;
 	}
 	while (!l->got) {
-		int rc;
-		ssize_t n;
+		int n;
 
 		if (l->rebooted)
 			return RIG_E_PROTO;    /* the board reset before answering */
 		if (rig_deadline_expired(end))
 			return RIG_E_TIMEOUT;
-		rc = rig_ctx_poll(l->ctx, l->fd, POLLIN, rig_deadline_left_ms(end));
-		if (rc < 0)
-			return rc;
-		n = read(l->fd, buf, sizeof(buf));
-		if (n <= 0) {
-			link_close_fd(l);
+		n = rig_link_read(l->link, buf, sizeof(buf), rig_deadline_left_ms(end));
+		if (n == RIG_E_TIMEOUT || n == RIG_E_INTR)
+			return n;
+		if (n < 0) {
+			link_drop(l);
 			return RIG_E_NODEV;
 		}
 		rigproto_poll(&l->dec, buf, (size_t)n);
@@ -287,7 +222,7 @@ static int call(struct rig_part *p, struct rigproto_msg *req, int timeout_ms)
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		*req = keep;
-		if (l->fd < 0 && (rc = link_connect(p, l)) < 0)
+		if (!l->link && (rc = link_connect(p, l, timeout_ms)) < 0)
 			return rc;
 		if (!l->greeted && (rc = hello(p, l, timeout_ms)) < 0)
 			goto retry;
@@ -296,7 +231,7 @@ static int call(struct rig_part *p, struct rigproto_msg *req, int timeout_ms)
 			break;
 retry:
 		if (rc == RIG_E_TIMEOUT) {
-			link_close_fd(l);
+			link_drop(l);
 			return rig_part_fail(p, RIG_E_TIMEOUT,
 					     "the rig board on '%s' did not answer within %d ms", l->spec,
 					     timeout_ms);
@@ -324,7 +259,6 @@ static void *link_create(struct rig_part *p, int *rc)
 		return NULL;
 	}
 	l->ctx = rig_part_ctx(p);
-	l->fd = -1;
 	rigproto_init(&l->dec, on_frame, l);
 	return l;
 }

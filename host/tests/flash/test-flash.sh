@@ -453,7 +453,10 @@ head -c 1M /dev/zero >nopt.img
 expect_fail "no partition table" "no partition table" -- "$TOOL" part list nopt.img
 cp gpt.img badgpt.img
 printf 'XX' | dd of=badgpt.img bs=1 seek=$((512 + 40)) conv=notrunc status=none
-expect_fail "corrupt GPT header" "GPT header checksum" -- "$TOOL" part list badgpt.img
+"$TOOL" part list badgpt.img >pl 2>err
+check "corrupt primary GPT header: read from the backup header, as the kernel does" "grep -q '^2 .*name=resin-rootA' pl"
+printf 'XX' | dd of=badgpt.img bs=1 seek=$((4 * 1024 * 1024 - 512 + 40)) conv=notrunc status=none
+expect_fail "both GPT headers corrupt" "protective MBR but no valid GPT" -- "$TOOL" part list badgpt.img
 "$TOOL" cat img.img resin-boot /config.json >c 2>err
 check "cat config.json from FAT by label" "grep -q applicationId c"
 "$TOOL" cat img.img resin-rootA /etc/os-release >c 2>err

@@ -1,7 +1,8 @@
 -- SPDX-License-Identifier: MIT
 -- Per-case logs on the sim rig (run.sh): the first case boots the board without reading
 -- the console, so its boot output and login prompt are still unread when it ends; the
--- second logs in, leaving a shell prompt ("# ", no newline) before its own log lines.
+-- second logs in, leaving a shell prompt ("# ", no newline) before its own log lines, and
+-- ends with the prompt of its last command unread; the third must not start with it.
 local t = require "rigor.test"
 local core = require "rigor.core"
 local s = t.suite("case logs", { timeout = 10000, safe_state = false })
@@ -21,6 +22,11 @@ s:case("logs in", function(rig)
   assert(rig.console:sendline("echo second"))
   assert(rig.console:expect("second\r\n", 2000))
   t.log("done")
+  core.sleep(300)   -- the next prompt "# " arrives, unread
+end)
+
+s:case("after a prompt", function(rig)
+  t.log("third")
 end)
 
 s:after_all(function(rig)

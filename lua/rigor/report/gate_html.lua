@@ -87,14 +87,10 @@ function M.render(doc)
 	w('</table></div>\n')
 
 	-- images
-	local seen = {}
 	local img_rows = {}
-	for _, c in ipairs(doc.cells) do
-		if c.image and not seen[c.device_type] then
-			seen[c.device_type] = true
-			img_rows[#img_rows + 1] = string.format('<tr><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td></tr>',
-				h(c.device_type), h(c.image.name), h(c.image.version or "unknown"), h(c.image.sha256 or "unknown"))
-		end
+	for _, it in ipairs(md.images(doc)) do
+		img_rows[#img_rows + 1] = string.format('<tr><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td></tr>',
+			h(it.device_type), h(it.image.name), h(it.image.version or "unknown"), h(it.image.sha256 or "unknown"))
 	end
 	if #img_rows > 0 then
 		w('<h2>Images</h2><div class="scroll"><table><tr><th>board</th><th>image</th><th>version</th><th>sha256</th></tr>\n')
@@ -134,6 +130,9 @@ function M.render(doc)
 	w('<h2>Cells</h2>\n')
 	for _, c in ipairs(doc.cells) do
 		local bad = c.status ~= "passed"
+		for _, k in ipairs(c.cases or {}) do
+			bad = bad or (k.status ~= "passed" and k.status ~= "skipped")
+		end
 		f('<details id="%s"%s><summary>%s %s · %s%s</summary>\n', anchor(c.id), bad and " open" or "",
 			status_tag(c.status), h(c.device_type), h(c.suite_file), c.required and "" or " (informative)")
 		f('<p class="small">rig %s · host %s · rigor %s · %.1f s', h(c.rig or "—"), h(c.host or "—"),

@@ -27,16 +27,32 @@ function M.matrix(doc)
 	return rows, cols, function(r, s) return at[r .. "\0" .. s] end
 end
 
+-- The image of each device type, in cell order: { { device_type, image } }.
+function M.images(doc)
+	local list, seen = {}, {}
+	for _, c in ipairs(doc.cells) do
+		if c.image and not seen[c.device_type] then
+			seen[c.device_type] = true
+			list[#list + 1] = { device_type = c.device_type, image = c.image }
+		end
+	end
+	return list
+end
+
 -- "9/9" style summary of a cell's cases.
+-- "9/9" style summary of a cell's cases: passed of all, and how many failing ones are
+-- quarantined (they do not change the cell's status, so the matrix says so).
 function M.counts(c)
-	local n, ok = 0, 0
+	local n, ok, q = 0, 0, 0
 	for _, k in ipairs(c.cases or {}) do
 		n = n + 1
 		if k.status == "passed" then
 			ok = ok + 1
+		elseif k.quarantine and k.status ~= "skipped" then
+			q = q + 1
 		end
 	end
-	return string.format("%d/%d", ok, n)
+	return string.format("%d/%d", ok, n) .. (q > 0 and string.format(", %d quarantined", q) or "")
 end
 
 local function esc(s)
@@ -80,13 +96,10 @@ function M.render(doc)
 		w("\n")
 	end
 	w("\n")
-	local images, iseen = {}, {}
-	for _, c in ipairs(doc.cells) do
-		if c.image and not iseen[c.device_type] then
-			iseen[c.device_type] = true
-			images[#images + 1] = string.format("- **%s**: `%s` version %s, sha256 `%s`\n", esc(c.device_type),
-				esc(c.image.name), esc(c.image.version or "unknown"), esc(c.image.sha256 or "unknown"))
-		end
+	local images = {}
+	for _, it in ipairs(M.images(doc)) do
+		images[#images + 1] = string.format("- **%s**: `%s` version %s, sha256 `%s`\n", esc(it.device_type),
+			esc(it.image.name), esc(it.image.version or "unknown"), esc(it.image.sha256 or "unknown"))
 	end
 	if #images > 0 then
 		w("**Images**\n\n%s\n", table.concat(images))

@@ -10,6 +10,7 @@ local M = {}
 M.__index = M
 
 M.MAX_LOG = 1024 * 1024 -- bytes of each case log copied into <system-out>
+M.TAIL_LINES = 20       -- lines of the case log in a failure's or error's body
 
 function M.new(path, run)
 	return util.open_report("junit", "JUnit", path, run, M)
@@ -48,6 +49,20 @@ local function problem_text(r)
 	end
 	if r.traceback then
 		parts[#parts + 1] = r.traceback
+	end
+	-- what a CI page shows first: the end of the case's log (rig events and console), and the
+	-- full log as an attachment line, the form GitLab and Jenkins turn into a link
+	local tail = r.log and util.read_tail(r.log, 8192)
+	if tail and tail ~= "" then
+		local lines = {}
+		for line in tail:gmatch("[^\n]+") do
+			lines[#lines + 1] = line
+		end
+		parts[#parts + 1] = string.format("last %d lines of %s:\n%s", math.min(#lines, M.TAIL_LINES),
+			r.log, table.concat(lines, "\n", math.max(1, #lines - M.TAIL_LINES + 1)))
+	end
+	if r.log then
+		parts[#parts + 1] = "[[ATTACHMENT|" .. r.log .. "]]"
 	end
 	return table.concat(parts, "\n")
 end
@@ -115,7 +130,9 @@ function M.render(run)
 			end
 			local log = r.log and util.read_tail(r.log, M.MAX_LOG)
 			if log and log ~= "" then
-				w("      <system-out>" .. util.xml_cdata(log) .. "</system-out>\n")
+				-- GitLab reads attachment lines from <system-out>
+				w("      <system-out>" .. util.xml_cdata(log .. ((r.status == "fail" or r.status == "error")
+					and "\n[[ATTACHMENT|" .. r.log .. "]]\n" or "")) .. "</system-out>\n")
 			end
 			w("    </testcase>\n")
 		end
