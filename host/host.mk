@@ -63,6 +63,8 @@ $(BUILD)/host/tests/%: $(BUILD)/host/tests/%.o $(LIBRIG) $(BUILD)/librigflash.a
 DEPFILES += $(HOST_TESTS:=.d)
 TESTS += $(HOST_TESTS) host/tests/cli.sh host/tests/run.sh host/tests/rigfw.sh host/tests/flash_rig.sh \
 	host/tests/faults/run.sh host/tests/image.sh
+# locks for a shared lab: console apart from control, another Unix user, reservations
+TESTS += host/tests/lock.sh
 TEST_DEPS += $(HOST_TESTS)
 
 # The serial back-end over a pty: a preload shim that lets libserialport 0.1.1 open ptys

@@ -24,6 +24,7 @@ struct cli {
 	const char *rig_arg;    /* --rig or RIGOR_RIG */
 	bool rig_explicit;      /* chosen by --rig or RIGOR_RIG, not the default */
 	int wait_s;             /* --wait */
+	const char *token;      /* --token or RIGOR_TOKEN: a reservation's (rigor acquire) */
 	bool json;
 	int verbose;
 	const char *argv0;
@@ -57,8 +58,13 @@ int cli_fail(struct cli *c, int rc, const char *what);
 int cli_rig_path(const char *arg, char *buf, size_t len);
 /* Load and validate the rig description; prints every problem. Returns 0 or an exit code. */
 int cli_load_desc(struct cli *c);
-/* Load, lock and open the rig. Returns 0 or an exit code. */
+/*
+ * Load, lock and open the rig for control (power, mux, buttons, usbboot, storage, flash):
+ * the console is left to whoever holds the console lock. Returns 0 or an exit code.
+ */
 int cli_open_rig(struct cli *c);
+/* The same for @scope (enum rig_lock_scope): opens the parts that scope covers. */
+int cli_open_rig_scope(struct cli *c, unsigned int scope);
 void cli_close_rig(struct cli *c);
 /* The directory rigor's Lua modules are read from. */
 const char *cli_lua_dir(void);
@@ -90,6 +96,8 @@ int cmd_console(struct cli *c, int argc, char **argv);
 int cmd_usbboot(struct cli *c, int argc, char **argv);
 int cmd_storage(struct cli *c, int argc, char **argv);
 int cmd_who(struct cli *c, int argc, char **argv);
+int cmd_acquire(struct cli *c, int argc, char **argv);
+int cmd_release(struct cli *c, int argc, char **argv);
 int cmd_check(struct cli *c, int argc, char **argv);
 int cmd_sim(struct cli *c, int argc, char **argv);
 

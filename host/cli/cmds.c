@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Manual control: power, sdmux, button, console, usbboot, storage, who, drivers, check. */
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 
 #include "cli.h"
 #include "rig_flash.h"
+
+#define RIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static int bad_usage(const char *cmd, const char *fmt, const char *arg)
 {
@@ -216,7 +219,8 @@ int cmd_console(struct cli *c, int argc, char **argv)
 		else
 			return bad_usage("console", "unexpected argument '%s'", argv[i]);
 	}
-	rc = cli_open_rig(c);
+	/* a viewer never stands in the way of power, mux, buttons or flashing */
+	rc = cli_open_rig_scope(c, RIG_LOCK_CONSOLE);
 	if (rc)
 		return rc;
 	if (!log) {
@@ -341,21 +345,150 @@ int cmd_storage(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
+static json_t *holder_json(const struct rig_lock_holder *h)
+{
+	char ts[64];
+	time_t t = (time_t)(h->since_ms / 1000);
+	json_t *o;
+
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
+	o = json_pack("{s:s,s:i,s:I,s:o,s:o,s:o,s:I}", "what", h->what, "pid", h->pid,
+		      "uid", (json_int_t)h->uid, "user", cli_json_str(h->user), "command",
+		      cli_json_str(h->command), "since", cli_json_str(ts), "since_ms",
+		      (json_int_t)h->since_ms);
+	if (o && h->token[0])
+		json_object_set_new(o, "token", cli_json_str(h->token));
+	return o;
+}
+
 int cmd_who(struct cli *c, int argc, char **argv)
 {
-	char buf[1024];
-	int rc;
+	struct rig_lock_holder h[4];
+	const char *name;
+	json_t *arr;
+	int rc, n;
 
-	(void)argv;
+	strip_json(c, &argc, argv);
 	if (argc > 1)
-		return bad_usage("who", "takes no arguments", NULL);
+		return bad_usage("who", "unexpected argument '%s'", argv[1]);
 	rc = cli_load_desc(c);
 	if (rc)
 		return rc;
-	if (rig_lock_holder(c->ctx, rig_desc_name(c->desc), buf, sizeof(buf)))
-		printf("rig '%s' is held by %s\n", rig_desc_name(c->desc), buf);
-	else
-		printf("rig '%s' is free\n", rig_desc_name(c->desc));
+	name = rig_desc_name(c->desc);
+	n = rig_lock_holders(c->ctx, name, h, RIG_ARRAY_SIZE(h));
+	if (n < 0)
+		return cli_fail(c, n, "who");
+	if (n > (int)RIG_ARRAY_SIZE(h))
+		n = (int)RIG_ARRAY_SIZE(h);
+	if (c->json) {
+		arr = json_array();
+		for (int i = 0; arr && i < n; i++)
+			json_array_append_new(arr, holder_json(&h[i]));
+		return cli_json_print(json_pack("{s:s,s:o,s:o,s:b,s:o}", "schema", "rigor.who/1",
+						"rig", cli_json_str(name), "lock_dir",
+						cli_json_str(rig_ctx_lock_dir(c->ctx)), "free", n == 0,
+						"holders", arr));
+	}
+	if (n == 0) {
+		printf("rig '%s' is free\n", name);
+		return 0;
+	}
+	printf("rig '%s' is held:\n", name);
+	for (int i = 0; i < n; i++) {
+		char ts[64];
+		time_t t = (time_t)(h[i].since_ms / 1000);
+
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
+		if (!h[i].pid)
+			printf("  %-11s held by another process (not yet named)\n", h[i].what);
+		else
+			printf("  %-11s held by pid %d (%s), user %s, since %s%s%s\n", h[i].what, h[i].pid,
+			       h[i].command, h[i].user, ts, h[i].token[0] ? ", token " : "",
+			       h[i].token);
+	}
+	return 0;
+}
+
+/* The command line of @pid (NUL-separated in /proc), one line; "?" when unknown. */
+static void proc_cmdline(int pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	f = fopen(path, "re");
+	n = f ? fread(buf, 1, len - 1, f) : 0;
+	if (f)
+		fclose(f);
+	while (n > 0 && buf[n - 1] == 0)
+		n--;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = buf[i] ? buf[i] : ' ';
+	buf[n] = 0;
+	if (!n)
+		snprintf(buf, len, "?");
+}
+
+int cmd_acquire(struct cli *c, int argc, char **argv)
+{
+	char token[64] = "", owner_cmd[160], who[800];
+	int pid = (int)getppid(), rc;
+
+	strip_json(c, &argc, argv);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
+			char *end;
+			long v = strtol(argv[++i], &end, 10);
+
+			if (*end || v <= 0 || v > INT_MAX)
+				return bad_usage("acquire", "--pid takes a process id, not '%s'", argv[i]);
+			pid = (int)v;
+		} else {
+			return bad_usage("acquire", "unexpected argument '%s'", argv[i]);
+		}
+	}
+	if (c->token)
+		snprintf(token, sizeof(token), "%s", c->token);
+	rc = cli_load_desc(c);
+	if (rc)
+		return rc;
+	proc_cmdline(pid, owner_cmd, sizeof(owner_cmd));
+	snprintf(who, sizeof(who), "%s (by %s)", owner_cmd, c->cmdline);
+	rig_ctx_set_cancel(c->ctx, &cli_signal);
+	rc = rig_reservation_acquire(c->ctx, rig_desc_name(c->desc), pid, who,
+				     c->wait_s < 0 ? -1 : c->wait_s * 1000, token, sizeof(token));
+	if (rc < 0)
+		return cli_fail(c, rc, "acquire");
+	if (c->json)
+		return cli_json_print(json_pack("{s:s,s:o,s:o,s:i}", "schema", "rigor.acquire/1",
+						"rig", cli_json_str(rig_desc_name(c->desc)), "token",
+						cli_json_str(token), "owner_pid", pid));
+	printf("%s\n", token);
+	return 0;
+}
+
+int cmd_release(struct cli *c, int argc, char **argv)
+{
+	bool force = false;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--force"))
+			force = true;
+		else
+			return bad_usage("release", "unexpected argument '%s'", argv[i]);
+	}
+	if (!c->token && !force)
+		return bad_usage("release", "which reservation? set RIGOR_TOKEN or give --token (or --force)",
+				 NULL);
+	rc = cli_load_desc(c);
+	if (rc)
+		return rc;
+	rc = rig_reservation_release(c->ctx, rig_desc_name(c->desc), c->token, force);
+	if (rc < 0)
+		return cli_fail(c, rc, "release");
+	fprintf(stderr, "rigor: rig '%s' released\n", rig_desc_name(c->desc));
 	return 0;
 }
 

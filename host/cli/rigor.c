@@ -55,8 +55,10 @@ static const struct cmd commands[] = {
 	  "list rigs, suites and test cases",
 	  "Without a kind: rigs, then the cases of the given suites (default: testcases/).\n"
 	  "  --case PATTERN, --tag TAG   select as 'rigor run' does (suites: those with a selected case)\n"
-	  "With the global --json, 'list rigs' prints one JSON document (name, device_type,\n"
-	  "capabilities, file, problems of each rig file)." },
+	  "With --json (before or after the kind), one JSON document: 'list rigs' (schema\n"
+	  "rigor.rigs/1: name, device_type, capabilities, file, problems of each rig file),\n"
+	  "'list suites' (rigor.suites/1: name, cases, tags, file) or 'list cases'\n"
+	  "(rigor.cases/1: id, suite, name, tags, file)." },
 	{ "drivers", cmd_drivers, "drivers", "list every back-end: <role> <name> <description>", NULL },
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
@@ -101,13 +103,30 @@ static const struct cmd commands[] = {
 	  "On a terminal: interactive, raw mode, Ctrl-] quits. Otherwise stdin is sent to the\n"
 	  "DUT and the command ends --timeout seconds (default 1) after stdin closes.\n"
 	  "  --log FILE        append everything (timestamped) to FILE;\n"
-	  "                    default <state dir>/<rig>-console.log" },
+	  "                    default <state dir>/<rig>-console.log\n"
+	  "It holds only the rig's console lock: power, sdmux, button and flash in other\n"
+	  "processes go on while it is attached (a second console is refused, as is 'run')." },
 	{ "usbboot", cmd_usbboot, "usbboot [--dir DIR] [--timeout SECONDS]", "boot the DUT over USB",
 	  "  --dir DIR         boot files to serve (default: msd_dir of the rig file's usbboot)\n"
 	  "  --timeout SECONDS default 30" },
 	{ "storage", cmd_storage, "storage status [--json]", "show the flash target the rig resolves",
 	  "Prints the block device or file the storage role resolves to, and why." },
-	{ "who", cmd_who, "who", "show who holds the rig's lock", NULL },
+	{ "who", cmd_who, "who [--json]", "show who holds the rig: control, console, reservation",
+	  "Lists every holder of the rig's locks (the control lock: power, mux, buttons, usbboot,\n"
+	  "storage, flash; the console lock: 'rigor console') and its reservation, with pid,\n"
+	  "user, command and since when. Locks are host-wide: every user and tool sees them.\n"
+	  "  --json            one JSON document (schema rigor.who/1)" },
+	{ "acquire", cmd_acquire, "acquire [--pid PID] [--json]",
+	  "reserve the rig across commands; prints a token",
+	  "Prints a token; commands given it (RIGOR_TOKEN=TOKEN or --token TOKEN) may use the\n"
+	  "rig, nobody else may, until 'rigor release' or the owner process exits.\n"
+	  "  --pid PID         the owner (default: the parent process, e.g. the CI job's shell;\n"
+	  "                    under sudo or a wrapper that exits, give --pid $$)\n"
+	  "With RIGOR_TOKEN (or --token) set, that token is reserved (renewed, or another rig\n"
+	  "added to it). Waits --wait SECONDS for a busy rig; exit 3 when it stays busy." },
+	{ "release", cmd_release, "release [--force]", "end the rig's reservation",
+	  "Ends the reservation of RIGOR_TOKEN (or --token).\n"
+	  "  --force           end it whatever its token (an administrator's cleanup)" },
 	{ "lua", cmd_lua, "lua FILE [ARGS...]",
 	  "run a Lua script with rigor's modules (the rig as 'rig' with --rig)",
 	  "Options after FILE go to the script (as arg[1..]). With --rig or RIGOR_RIG the rig is\n"
@@ -288,16 +307,26 @@ int cli_load_desc(struct cli *c)
 
 int cli_open_rig(struct cli *c)
 {
+	return cli_open_rig_scope(c, RIG_LOCK_CONTROL);
+}
+
+int cli_open_rig_scope(struct cli *c, unsigned int scope)
+{
+	static const unsigned int roles[] = {
+		[RIG_LOCK_CONTROL] = RIG_ROLES_CONTROL,
+		[RIG_LOCK_CONSOLE] = RIG_ROLE_BIT(RIG_ROLE_CONSOLE),
+		[RIG_LOCK_ALL] = RIG_ROLES_ALL,
+	};
 	int rc = cli_load_desc(c);
 
 	if (rc)
 		return rc;
 	rig_ctx_set_cancel(c->ctx, &cli_signal);
-	rc = rig_lock_acquire(c->ctx, rig_desc_name(c->desc), c->cmdline,
+	rc = rig_lock_acquire(c->ctx, rig_desc_name(c->desc), scope, c->cmdline, c->token,
 			      c->wait_s < 0 ? -1 : c->wait_s * 1000, &c->lock);
 	if (rc < 0)
 		return cli_fail(c, rc, "locking");
-	rc = rig_open(c->ctx, c->desc, &c->rig);
+	rc = rig_open_roles(c->ctx, c->desc, roles[scope], &c->rig);
 	if (rc < 0)
 		return cli_fail(c, rc, "opening rig");
 	return 0;
@@ -344,7 +373,7 @@ static void log_cb(void *user, enum rig_log_level level, const char *module, con
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: rigor [--rig NAME|FILE] [--wait SECONDS] [--json] [-v] COMMAND [ARGS]\n\n"
+	fprintf(f, "usage: rigor [--rig NAME|FILE] [--wait SECONDS] [--token T] [--json] [-v] COMMAND [ARGS]\n\n"
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
@@ -360,6 +389,7 @@ int main(int argc, char **argv)
 		{ "rig", required_argument, NULL, 'r' }, { "wait", required_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },      { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },      { "version", no_argument, NULL, 'V' },
+		{ "token", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli c = { .wait_s = 0 };
@@ -383,6 +413,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'j': c.json = true; break;
+		case 't': c.token = optarg; break;
 		case 'v': c.verbose++; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("rigor %s\n", RIGOR_VERSION); return 0;
@@ -399,6 +430,11 @@ int main(int argc, char **argv)
 	}
 	if (!c.rig_arg)
 		c.rig_arg = "sim";
+	/* children (gate cells, commands a suite runs) use the rig under the same token */
+	if (c.token && *c.token)
+		setenv("RIGOR_TOKEN", c.token, 1);
+	if (!c.token && getenv("RIGOR_TOKEN") && *getenv("RIGOR_TOKEN"))
+		c.token = getenv("RIGOR_TOKEN");
 	for (int i = 0; i < argc && o < sizeof(c.cmdline) - 2; i++)
 		o += (size_t)snprintf(c.cmdline + o, sizeof(c.cmdline) - o, "%s%s", i ? " " : "",
 				      i ? argv[i] : "rigor");

@@ -20,7 +20,8 @@
 static int open_rig(void *arg, struct rig **rig)
 {
 	struct cli *c = arg;
-	int rc = cli_open_rig(c);
+	/* cases use the console and the controls together: the whole rig */
+	int rc = cli_open_rig_scope(c, RIG_LOCK_ALL);
 
 	if (rc)
 		return rc;
@@ -167,14 +168,33 @@ int cmd_list(struct cli *c, int argc, char **argv)
 	int first = strcmp(what, "all") ? 2 : 1;
 	struct rigl_env env = env_of(c, false);
 
+	for (int i = first; i < argc; i++)
+		c->json |= !strcmp(argv[i], "--json");
+
 	if (strcmp(what, "all") && strcmp(what, "rigs") && strcmp(what, "suites") &&
 	    strcmp(what, "cases")) {
 		cli_error("list: unknown kind '%s' (expected rigs, suites or cases)", what);
 		return EXIT_USAGE;
 	}
-	if (c->json && strcmp(what, "rigs")) {
-		cli_error("list: --json is for 'list rigs' only (suites and cases: 'rigor run --list')");
+	if (c->json && !strcmp(what, "all")) {
+		cli_error("list: with --json, say which: rigs, suites or cases");
 		return EXIT_USAGE;
+	}
+	if (c->json && strcmp(what, "rigs")) {
+		/* rigor.runner.cli_list takes --json among its words */
+		char **args = calloc((size_t)argc + 1, sizeof(*args));
+		int n = 0, code;
+
+		if (!args) {
+			cli_error("out of memory");
+			return EXIT_INFRA;
+		}
+		args[n++] = "--json";
+		for (int i = first; i < argc; i++)
+			args[n++] = argv[i];
+		code = rigl_list(&env, n, args, !strcmp(what, "suites"));
+		free(args);
+		return code;
 	}
 	if (c->json) {
 		json_t *arr = json_array();

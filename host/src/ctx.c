@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define LOG_PREFIX "ctx"
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -116,19 +117,46 @@ static enum rig_log_level level_from_env(void)
 	return atoi(s) > 0 ? RIG_LOG_DBG : RIG_LOG_WARN;
 }
 
-static char *default_state_dir(void)
+/* Where locks and state go when a user of the rig is not alone: one place for the host. */
+#ifndef RIG_LOCK_DIR_DEFAULT
+#define RIG_LOCK_DIR_DEFAULT "/run/lock/rigor"
+#endif
+#define RIG_LOCK_GROUP "rigor"
+
+/* The directory a user had to himself before the host-wide default existed. */
+static char *per_user_dir(void)
 {
-	const char *env = getenv("RIGOR_STATE_DIR");
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	char buf[4096];
 
-	if (env && *env)
-		return strdup(env);
 	if (xdg && *xdg)
 		snprintf(buf, sizeof(buf), "%s/rigor", xdg);
 	else
 		snprintf(buf, sizeof(buf), "/tmp/rigor-%u", (unsigned)getuid());
 	return strdup(buf);
+}
+
+/*
+ * RIGOR_LOCK_DIR and RIGOR_STATE_DIR each default to the other, so setting one keeps
+ * locks and the state they protect (the power state the interlock reads) together.
+ * A state directory given alone stays private to its user, as it always was.
+ */
+static int default_dirs(struct rig_ctx *ctx)
+{
+	const char *lock = getenv("RIGOR_LOCK_DIR");
+	const char *state = getenv("RIGOR_STATE_DIR");
+
+	lock = lock && *lock ? lock : NULL;
+	state = state && *state ? state : NULL;
+	ctx->lock_shared = !state || lock;
+	ctx->lock_default = !state && !lock;
+	if (!lock)
+		lock = state ? state : RIG_LOCK_DIR_DEFAULT;
+	if (!state)
+		state = lock;
+	ctx->lock_dir = strdup(lock);
+	ctx->state_dir = strdup(state);
+	return ctx->lock_dir && ctx->state_dir ? 0 : RIG_E_NOMEM;
 }
 
 struct rig_ctx *rig_ctx_new(void)
@@ -138,8 +166,9 @@ struct rig_ctx *rig_ctx_new(void)
 	if (!ctx)
 		return NULL;
 	ctx->level = level_from_env();
-	ctx->state_dir = default_state_dir();
-	if (!ctx->state_dir) {
+	if (default_dirs(ctx) < 0) {
+		free(ctx->lock_dir);
+		free(ctx->state_dir);
 		free(ctx);
 		return NULL;
 	}
@@ -152,6 +181,7 @@ void rig_ctx_free(struct rig_ctx *ctx)
 		return;
 	rig_usb_ctx_release(ctx);
 	free(ctx->state_dir);
+	free(ctx->lock_dir);
 	free(ctx);
 }
 
@@ -195,15 +225,28 @@ bool rig_ctx_cancelled(const struct rig_ctx *ctx)
 	return ctx->cancel && *ctx->cancel;
 }
 
-int rig_ctx_set_state_dir(struct rig_ctx *ctx, const char *dir)
+static int replace_dir(char **slot, const char *dir)
 {
 	char *d = strdup(dir);
 
 	if (!d)
 		return RIG_E_NOMEM;
-	free(ctx->state_dir);
-	ctx->state_dir = d;
+	free(*slot);
+	*slot = d;
 	return 0;
+}
+
+int rig_ctx_set_state_dir(struct rig_ctx *ctx, const char *dir)
+{
+	bool both = !strcmp(ctx->state_dir, ctx->lock_dir) && ctx->lock_default;
+	int rc = replace_dir(&ctx->state_dir, dir);
+
+	/* as RIGOR_STATE_DIR alone: the locks follow an overridden default */
+	if (rc == 0 && both) {
+		rc = replace_dir(&ctx->lock_dir, dir);
+		ctx->lock_shared = ctx->lock_default = ctx->lock_ready = false;
+	}
+	return rc;
 }
 
 const char *rig_ctx_state_dir(const struct rig_ctx *ctx)
@@ -211,29 +254,154 @@ const char *rig_ctx_state_dir(const struct rig_ctx *ctx)
 	return ctx->state_dir;
 }
 
-int rig_ctx_ensure_state_dir(struct rig_ctx *ctx)
+int rig_ctx_set_lock_dir(struct rig_ctx *ctx, const char *dir)
+{
+	int rc = replace_dir(&ctx->lock_dir, dir);
+
+	if (rc == 0) {
+		ctx->lock_shared = true;
+		ctx->lock_default = ctx->lock_ready = false;
+	}
+	return rc;
+}
+
+const char *rig_ctx_lock_dir(const struct rig_ctx *ctx)
+{
+	return ctx->lock_dir;
+}
+
+/* mkdir -p @dir's parents (0755) and @dir itself (@mode); 1 made, 0 existed, -errno. */
+static int make_dir(const char *dir, mode_t mode, char *failed, size_t flen)
 {
 	char buf[4096];
-	size_t n = strlen(ctx->state_dir);
+	size_t n = strlen(dir);
+	int made = 0;
 
 	if (n + 1 >= sizeof(buf))
-		return rig_ctx_fail(ctx, RIG_E_INVAL, "state directory path too long");
-	memcpy(buf, ctx->state_dir, n + 1);
-	/* mkdir -p: each prefix in turn, ignoring EEXIST */
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, n + 1);
 	for (char *s = buf + 1; ; s++) {
 		if (*s == '/' || !*s) {
 			char c = *s;
 
 			*s = 0;
-			if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-				return rig_ctx_fail(ctx, -errno, "cannot create state directory '%s': %s",
-						    buf, strerror(errno));
+			made = mkdir(buf, c ? 0755 : mode) == 0;
+			if (!made && errno != EEXIST) {
+				snprintf(failed, flen, "%s", buf);
+				return -errno;
+			}
 			*s = c;
 			if (!c)
 				break;
 		}
 	}
+	return made;
+}
+
+/*
+ * Members of group 'rigor' share the directory: setgid so files made in it stay in the
+ * group. Without the group (or when we may not give the directory to it) the only way
+ * every user can take a lock in it is a world-writable directory; say so.
+ */
+static void share_dir(struct rig_ctx *ctx, const char *dir)
+{
+	struct group gr, *g = NULL;
+	char buf[4096];
+
+	if (getgrnam_r(RIG_LOCK_GROUP, &gr, buf, sizeof(buf), &g) == 0 && g &&
+	    chown(dir, (uid_t)-1, g->gr_gid) == 0 && chmod(dir, 02775) == 0)
+		return;
+	if (chmod(dir, 0777) < 0)
+		return;
+	rig_warn(ctx, "created the lock directory '%s' writable by every user: %s", dir,
+		 g ? "cannot give it to group '" RIG_LOCK_GROUP "' (not a member)"
+		   : "there is no group '" RIG_LOCK_GROUP "' on this host (docs/architecture.md, Locking)");
+}
+
+static int ensure_private_dir(struct rig_ctx *ctx, const char *dir)
+{
+	char failed[4096] = "";
+	int rc = make_dir(dir, 0700, failed, sizeof(failed));
+
+	if (rc < 0)
+		return rig_ctx_fail(ctx, rc, "cannot create state directory '%s': %s", failed,
+				    strerror(-rc));
 	return 0;
+}
+
+int rig_ctx_ensure_lock_dir(struct rig_ctx *ctx)
+{
+	char failed[4096] = "";
+	int rc;
+
+	if (ctx->lock_ready)
+		return 0;
+	if (!ctx->lock_shared) {
+		rc = ensure_private_dir(ctx, ctx->lock_dir);
+		ctx->lock_ready = rc == 0;
+		return rc;
+	}
+	rc = make_dir(ctx->lock_dir, 0775, failed, sizeof(failed));
+	if (rc > 0)
+		share_dir(ctx, ctx->lock_dir);
+	if (rc >= 0 && access(ctx->lock_dir, R_OK | W_OK | X_OK) < 0) {
+		rc = -errno;
+		snprintf(failed, sizeof(failed), "%s", ctx->lock_dir);
+	}
+	if (rc >= 0) {
+		ctx->lock_ready = true;
+		return 0;
+	}
+	if (ctx->lock_default) {
+		/* a host without /run/lock, or a user outside the group: carry on, alone */
+		char *alone = per_user_dir();
+		bool state_too = !strcmp(ctx->state_dir, ctx->lock_dir);
+
+		if (!alone || (state_too && replace_dir(&ctx->state_dir, alone) < 0)) {
+			free(alone);
+			return RIG_E_NOMEM;
+		}
+		rig_warn(ctx, "cannot use the host's lock directory '%s' (%s: %s); using '%s', "
+			 "so other users and tools do not see this rig's locks (join group '"
+			 RIG_LOCK_GROUP "' or set RIGOR_LOCK_DIR)",
+			 ctx->lock_dir, failed, strerror(-rc), alone);
+		free(ctx->lock_dir);
+		ctx->lock_dir = alone;
+		ctx->lock_shared = ctx->lock_default = false;
+		return rig_ctx_ensure_lock_dir(ctx);
+	}
+	return rig_ctx_fail(ctx, RIG_E_IO,
+			    "cannot use lock directory '%s' (%s: %s)%s", ctx->lock_dir, failed,
+			    strerror(-rc),
+			    rc == -EACCES ? "; join group '" RIG_LOCK_GROUP "' or set RIGOR_LOCK_DIR" : "");
+}
+
+int rig_ctx_ensure_state_dir(struct rig_ctx *ctx)
+{
+	/* the state shares the lock directory: made (or fallen back) with it */
+	if (!strcmp(ctx->state_dir, ctx->lock_dir))
+		return rig_ctx_ensure_lock_dir(ctx);
+	return ensure_private_dir(ctx, ctx->state_dir);
+}
+
+void rig_file_share(int fd, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	struct stat st, fst;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (stat(dir, &st) < 0 || fstat(fd, &fst) < 0 || fst.st_uid != geteuid())
+		return;
+	if (st.st_mode & S_IWOTH)
+		(void)fchmod(fd, 0666);
+	else if ((st.st_mode & S_ISGID) && (st.st_mode & S_IWGRP))
+		(void)fchmod(fd, 0664);
 }
 
 const char *rig_ctx_errmsg(const struct rig_ctx *ctx)

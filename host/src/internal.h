@@ -24,6 +24,10 @@ struct rig_ctx {
 	volatile sig_atomic_t *cancel;
 	int64_t deadline;          /* rig_now_ms() bound for every back-end call, 0 = none */
 	char *state_dir;
+	char *lock_dir;
+	bool lock_shared;          /* lock_dir is for every user: created group-shared */
+	bool lock_default;         /* lock_dir is the built-in default (may fall back) */
+	bool lock_ready;           /* lock_dir checked (and made) once */
 	char err[RIG_ERRMSG_MAX];
 	int errcode;
 	struct libusb_context *usb; /* rig_usb_ctx(): created on first use, one per rig context */
@@ -43,6 +47,18 @@ int rig_ctx_fail(struct rig_ctx *ctx, int code, const char *fmt, ...)
 int rig_ctx_clamp(const struct rig_ctx *ctx, int timeout_ms);
 /* Create the state directory if needed; returns 0 or a negative error. */
 int rig_ctx_ensure_state_dir(struct rig_ctx *ctx);
+/*
+ * Create the lock directory if needed (group 'rigor', setgid, 2775 when shared), or
+ * fall back from an unusable built-in default to a per-user one, logging a warning.
+ * Returns 0 or a negative error (with the context's message set).
+ */
+int rig_ctx_ensure_lock_dir(struct rig_ctx *ctx);
+/*
+ * A file just created in a shared directory (setgid and group-writable, or
+ * world-writable) gets the same reach (0664 or 0666), whatever the umask, so every
+ * user of the rig can open it later. @path names the file; failures are ignored.
+ */
+void rig_file_share(int fd, const char *path);
 /* poll() one fd for @events, in slices so the cancel flag is honoured.
  * Returns 1 ready, RIG_E_TIMEOUT, RIG_E_INTR or RIG_E_IO. */
 int rig_ctx_poll(struct rig_ctx *ctx, int fd, short events, int timeout_ms);

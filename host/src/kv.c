@@ -126,6 +126,7 @@ int rig_kv_save(const struct rig_kv *kv, const char *path)
 	f = fopen(tmp, "we");
 	if (!f)
 		return -errno;
+	rig_file_share(fileno(f), tmp);
 	for (size_t i = 0; i < kv->n; i++)
 		fprintf(f, "%s=%s\n", kv->keys[i], kv->vals[i]);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
@@ -147,6 +148,7 @@ int rig_kv_lock(struct rig_ctx *ctx, const char *path, int timeout_ms)
 	fd = open(lck, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
+	rig_file_share(fd, lck);
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int rc = errno == EWOULDBLOCK ? 0 : -errno;
 

@@ -24,6 +24,8 @@ struct rig {
 	struct rig_part *role[RIG_ROLE_COUNT]; /* single parts; buttons below */
 	size_t nbuttons;
 	struct rig_part **buttons;
+	unsigned int present;                  /* roles the description has (bits) */
+	unsigned int opened;                   /* roles rig_open_roles() opened */
 	char *state_path;                      /* persisted front-end state */
 	FILE *sink;                            /* rig_log_to() */
 	char *sink_path;                       /* the open log, or the last one */
@@ -212,6 +214,8 @@ static int sink_open(struct rig *rig, const char *path)
 	rig->sink = fopen(path, "a+e");    /* '+': sink_sync() reads the last byte */
 	if (!rig->sink)
 		return -errno;
+	/* the default log is in the state directory every user of the rig shares */
+	rig_file_share(fileno(rig->sink), path);
 	rig->sink_size = -1;
 	rig->sink_nl = true;
 	rig->sink_mid = false;     /* sink_cut stays: a console line can go on in the next log */
@@ -362,6 +366,11 @@ static char *xstrdup0(const char *s) { return s ? strdup(s) : NULL; }
 
 int rig_open(struct rig_ctx *ctx, struct rig_desc *d, struct rig **out)
 {
+	return rig_open_roles(ctx, d, RIG_ROLES_ALL, out);
+}
+
+int rig_open_roles(struct rig_ctx *ctx, struct rig_desc *d, unsigned int roles, struct rig **out)
+{
 	struct rig *rig;
 	size_t n = desc_nparts(d);
 	char path[4200];
@@ -379,6 +388,7 @@ int rig_open(struct rig_ctx *ctx, struct rig_desc *d, struct rig **out)
 	if (!rig)
 		return RIG_E_NOMEM;
 	rig->ctx = ctx;
+	rig->opened = roles;
 	rig->name = strdup(rig_desc_name(d));
 	rig->device_type = xstrdup0(rig_desc_device_type(d));
 	rig->file = strdup(rig_desc_file(d));
@@ -402,6 +412,12 @@ int rig_open(struct rig_ctx *ctx, struct rig_desc *d, struct rig **out)
 			goto oom;
 		/* The registry entry tells conf/priv sizes; validation already passed. */
 		desc_fill_part(d, i, &be, NULL, NULL);
+		rig->present |= RIG_ROLE_BIT(be->role);
+		/* another process may be using it (the console of a control command) */
+		if (!(roles & RIG_ROLE_BIT(be->role))) {
+			free(p);
+			continue;
+		}
 		p->be = be;
 		p->rig = rig;
 		p->conf = calloc(1, be->conf_size ? be->conf_size : 1);
@@ -484,7 +500,7 @@ const char *rig_cap(const struct rig *rig, size_t i)
 bool rig_has_role(const struct rig *rig, enum rig_role role)
 {
 	assert((unsigned)role < RIG_ROLE_COUNT);
-	return role == RIG_ROLE_BUTTON ? rig->nbuttons > 0 : rig->role[role] != NULL;
+	return (rig->present & RIG_ROLE_BIT(role)) != 0;
 }
 
 const char *rig_backend_name(const struct rig *rig, enum rig_role role)
@@ -499,7 +515,12 @@ static struct rig_part *need(struct rig *rig, enum rig_role role)
 {
 	struct rig_part *p = rig->role[role];
 
-	if (!p)
+	if (!p && (rig->present & RIG_ROLE_BIT(role)))
+		rig_set_error(rig, RIG_E_NOTSUP,
+			      "rig '%s': this command did not open its %s (it holds only the %s lock)",
+			      rig->name, rig_role_name(role),
+			      role == RIG_ROLE_CONSOLE ? "control" : "console");
+	else if (!p)
 		rig_set_error(rig, RIG_E_NOENT, "rig '%s' has no %s (add a '%s' entry to %s)", rig->name,
 			 rig_role_name(role), rig_role_name(role), rig->file);
 	return p;

@@ -86,9 +86,23 @@ typedef void (*rig_log_cb)(void *user, enum rig_log_level level, const char *mod
 			   const char *msg);
 
 /**
- * Create a context. Reads RIGOR_DEBUG for the initial log level and RIGOR_STATE_DIR for
- * the state directory (lock files, persisted rig state); the default state directory is
- * $XDG_RUNTIME_DIR/rigor or /tmp/rigor-$UID.
+ * Create a context. Reads RIGOR_DEBUG for the initial log level, RIGOR_LOCK_DIR for the
+ * lock directory and RIGOR_STATE_DIR for the state directory (persisted rig state: the
+ * power and mux state the interlock reads, sim state, console logs). Does not touch the
+ * file system (the directories are made on first use).
+ *
+ * By default both are one directory for the whole host, /run/lock/rigor, so every user
+ * and tool sees the same lock holders and the same state. It is made on first use with
+ * mode 2775 and group `rigor` when that group exists and the user may give it to it;
+ * else mode 0777 (and a warning says why). Files made in it get the directory's reach
+ * (rig_file_share() inside the library). When it cannot be made or written (no
+ * /run/lock, or a user outside the group), the per-user directory $XDG_RUNTIME_DIR/rigor
+ * or /tmp/rigor-$UID is used instead and a warning says that others do not see these
+ * locks.
+ *
+ * Each variable defaults to the other: RIGOR_STATE_DIR alone puts locks and state in that
+ * (private, mode 0700) directory, as tests do to stay apart; RIGOR_LOCK_DIR alone puts
+ * both in that directory, made shared like the default.
  * @return a context to free with rig_ctx_free(), or NULL when out of memory.
  */
 RIG_API struct rig_ctx *rig_ctx_new(void);
@@ -114,10 +128,28 @@ RIG_API bool rig_ctx_cancelled(const struct rig_ctx *ctx);
  * a test case's deadline also ends a hung power switch. Set by the Lua runtime per case.
  */
 RIG_API void rig_ctx_set_deadline(struct rig_ctx *ctx, int64_t deadline);
-/** Override the state directory (created on first use). The string is copied. */
+/**
+ * Override the state directory (created on first use, mode 0700). The string is copied.
+ * While the lock directory is still the built-in default, it moves along (as with
+ * RIGOR_STATE_DIR alone).
+ * @retval 0 set
+ * @retval RIG_E_NOMEM out of memory
+ */
 RIG_API int rig_ctx_set_state_dir(struct rig_ctx *ctx, const char *dir);
 /** The state directory in use; owned by the context. */
 RIG_API const char *rig_ctx_state_dir(const struct rig_ctx *ctx);
+/**
+ * Override the lock directory (created on first use, shared as the default is). The
+ * string is copied.
+ * @retval 0 set
+ * @retval RIG_E_NOMEM out of memory
+ */
+RIG_API int rig_ctx_set_lock_dir(struct rig_ctx *ctx, const char *dir);
+/**
+ * The lock directory in use; owned by the context. Before the first lock call it may
+ * still be the default that turns out unusable (see rig_ctx_new()).
+ */
+RIG_API const char *rig_ctx_lock_dir(const struct rig_ctx *ctx);
 /** Detail message of the first error on the context since rig_ctx_clear_error(); "" if none. */
 RIG_API const char *rig_ctx_errmsg(const struct rig_ctx *ctx);
 RIG_API void rig_ctx_clear_error(struct rig_ctx *ctx);
@@ -235,6 +267,13 @@ enum rig_role {
 	RIG_ROLE_COUNT
 };
 
+/** A role as a bit of a role set (rig_open_roles()). */
+#define RIG_ROLE_BIT(role) (1u << (unsigned int)(role))
+/** Every role. */
+#define RIG_ROLES_ALL ((1u << RIG_ROLE_COUNT) - 1u)
+/** What a command under the control lock opens: everything but the console. */
+#define RIG_ROLES_CONTROL (RIG_ROLES_ALL & ~RIG_ROLE_BIT(RIG_ROLE_CONSOLE))
+
 /** Name of a role ("power"); NULL for an out-of-range value. */
 RIG_API const char *rig_role_name(enum rig_role role);
 /** Role from its name; RIG_E_INVAL if unknown. */
@@ -250,31 +289,105 @@ RIG_API int rig_backend_info(size_t i, enum rig_role *role, const char **name,
 /* ----------------------------------------------------------------------------------- */
 /** @name Locking
  *
- * Every command that touches a rig holds its lock: an flock() on
- * <state dir>/<rig>.lock, so the kernel drops it when the process dies and no lock goes
- * stale. The file also records who holds it.
+ * A rig has two locks, so that watching its console never stops anyone switching it:
+ * - the *control* lock: power, SD mux, buttons, USB boot, storage and flashing;
+ * - the *console* lock: reading and writing the DUT console.
+ *
+ * A command takes what it uses (RIG_LOCK_CONTROL, RIG_LOCK_CONSOLE); `rigor run` and
+ * other exclusive users take both (RIG_LOCK_ALL). Two control users exclude each other,
+ * and so do two console users (a serial port has one reader). Each lock is an flock() on
+ * a file in the lock directory (rig_ctx_lock_dir()), <rig>.lock and <rig>.console.lock,
+ * so the kernel drops it when the process dies and no lock goes stale; the file also
+ * records its holder. The SD-mux/power interlock reads the power state persisted in the
+ * state directory under the control lock, so it holds across processes.
+ *
+ * A *reservation* holds the whole rig across several commands: rig_reservation_acquire()
+ * records a token and an owner process in <rig>.reservation; while the owner lives, only
+ * callers that pass that token get either lock. The reservation ends with
+ * rig_reservation_release() or when its owner exits (checked by pid and start time, so a
+ * reused pid does not keep it), so it never goes stale either. A token is a handle for
+ * coordination, not a secret: rig_lock_holders() shows it.
  */
 
 struct rig_lock;
 
+/** What a lock covers; RIG_LOCK_ALL is both. */
+enum rig_lock_scope {
+	RIG_LOCK_CONTROL = 1,  /**< power, mux, buttons, usbboot, storage, flash */
+	RIG_LOCK_CONSOLE = 2,  /**< the DUT console */
+	RIG_LOCK_ALL = 3,      /**< the whole rig (test runs, scripts) */
+};
+
 /**
- * Take the exclusive lock of rig @p name. @p who describes the holder (command line).
- * @param timeout_ms how long to wait for a busy rig (-1 forever, 0 try once)
+ * Take the locks of rig @p name that @p scope names (the control lock first). @p who
+ * describes the holder (its command line). A reserved rig is taken only with its @p token.
+ * @param token the reservation's token, or NULL (or "") when the caller has none
+ * @param timeout_ms how long to wait for a busy or reserved rig (-1 forever, 0 try once);
+ *        the cancel flag ends the wait too. Blocks at most that long.
  * @retval 0 locked; free with rig_lock_release()
- * @retval RIG_E_BUSY held by another process; rig_ctx_errmsg() says who (pid, command, since)
+ * @retval RIG_E_BUSY held or reserved by another process; rig_ctx_errmsg() names the
+ *         holder (what, pid, command, user, since), or says that @p token matches no
+ *         current reservation (it was released, or its owner exited)
  * @retval RIG_E_INTR cancelled while waiting
- * @retval RIG_E_IO the lock file could not be created
+ * @retval RIG_E_INVAL @p name cannot name a lock file (empty, or has a '/')
+ * @retval RIG_E_IO the lock directory or file could not be made or opened
+ * @retval RIG_E_NOMEM out of memory
  */
-RIG_API int rig_lock_acquire(struct rig_ctx *ctx, const char *name, const char *who,
-			     int timeout_ms, struct rig_lock **out);
+RIG_API int rig_lock_acquire(struct rig_ctx *ctx, const char *name, unsigned int scope,
+			     const char *who, const char *token, int timeout_ms,
+			     struct rig_lock **out);
 /** Release and free. NULL is a no-op. */
 RIG_API void rig_lock_release(struct rig_lock *lock);
+
+/** One holder of a rig, as rig_lock_holders() reports it. */
+struct rig_lock_holder {
+	char what[16];         /**< "control", "console" or "reservation" */
+	int pid;               /**< the holder (a reservation: its owner process) */
+	unsigned int uid;      /**< the user who took it */
+	char user[64];         /**< that user's name (the uid as digits if it has none) */
+	char command[400];     /**< the holder's command line (a reservation: the owner's) */
+	int64_t since_ms;      /**< when it was taken, wall-clock ms since the epoch */
+	char token[40];        /**< a reservation's token; "" for locks */
+};
+
 /**
- * Describe who holds rig @p name into @p buf ("pid 42 (rigor run x.lua) since ...").
- * @retval 1 held, buf filled
- * @retval 0 free
+ * Describe who holds rig @p name: the control lock, the console lock and a live
+ * reservation, in that order, at most @p max of them into @p h. Does not block; takes no
+ * lock. A lock whose holder has not yet written its name reads as pid 0.
+ * @return how many holders there are (0: free), or RIG_E_INVAL for a bad @p name, or
+ *         RIG_E_IO when the lock directory cannot be made
  */
-RIG_API int rig_lock_holder(struct rig_ctx *ctx, const char *name, char *buf, size_t len);
+RIG_API int rig_lock_holders(struct rig_ctx *ctx, const char *name, struct rig_lock_holder *h,
+			     size_t max);
+
+/**
+ * Reserve rig @p name for a token until @p owner_pid exits or the reservation is
+ * released. Takes both locks for a moment (waiting @p timeout_ms for them, as
+ * rig_lock_acquire() does) and records the reservation; the locks are free again on
+ * return, for the token's holders.
+ * @param owner_pid the process whose end ends the reservation (e.g. a CI job's shell)
+ * @param who the owner's description (its command), recorded for rig_lock_holders()
+ * @param token in: "" for a new random token, or a token to reuse (so one token can
+ *        reserve several rigs, and re-reserving with it renews the owner); out: the
+ *        token (at least 33 bytes)
+ * @retval 0 reserved; @p token filled
+ * @retval RIG_E_BUSY held, or reserved for another token by a live owner
+ * @retval RIG_E_NOENT @p owner_pid is not a running process
+ * @retval RIG_E_INTR cancelled while waiting
+ * @retval RIG_E_IO the reservation could not be written
+ */
+RIG_API int rig_reservation_acquire(struct rig_ctx *ctx, const char *name, int owner_pid,
+				    const char *who, int timeout_ms, char *token, size_t len);
+/**
+ * End the reservation of rig @p name. Does not block.
+ * @param token the reservation's token; with @p force any token (ends another's)
+ * @retval 0 released
+ * @retval RIG_E_NOENT the rig is not reserved (never, released, or its owner exited)
+ * @retval RIG_E_BUSY reserved for another token (and not @p force)
+ * @retval RIG_E_IO the reservation file could not be removed
+ */
+RIG_API int rig_reservation_release(struct rig_ctx *ctx, const char *name, const char *token,
+				    bool force);
 
 /* ----------------------------------------------------------------------------------- */
 /** @name Rigs */
@@ -289,6 +402,19 @@ struct rig;
  * @retval other a back-end failed to open; rig_ctx_errmsg() says which and why
  */
 RIG_API int rig_open(struct rig_ctx *ctx, struct rig_desc *d, struct rig **out);
+/**
+ * Open only the parts serving the roles in @p roles (RIG_ROLE_BIT()s; RIG_ROLES_ALL is
+ * rig_open()). A process that holds one of the rig's two locks opens what that lock
+ * covers (RIG_ROLES_CONTROL, or RIG_ROLE_BIT(RIG_ROLE_CONSOLE)), so it leaves the other
+ * part's device alone for the process that holds the other lock. rig_has_role() still
+ * answers for the whole description; a call on a role left closed fails with
+ * RIG_E_NOTSUP ("this command did not open its console").
+ * @retval 0 opened; close with rig_close()
+ * @retval RIG_E_INVAL the description is not valid (see rig_desc_problems())
+ * @retval other a back-end failed to open; rig_ctx_errmsg() says which and why
+ */
+RIG_API int rig_open_roles(struct rig_ctx *ctx, struct rig_desc *d, unsigned int roles,
+			   struct rig **out);
 /** Close every back-end and free. Does not change outputs. NULL is a no-op. */
 RIG_API void rig_close(struct rig *rig);
 RIG_API const char *rig_name(const struct rig *rig);

@@ -162,11 +162,33 @@ run 0 "storage status --json after a flash" env RIGOR_STATE_DIR="$H" $RIGOR --ri
 json_get "$T/out" 'd["image"]' >"$T/im"
 has "$T/im" 'img"q' "storage status --json: the flashed image path with '\"' and '\\'"
 
+# list suites and cases --json: one document, valid JSON whatever the names hold
+mkdir -p "$T/hs"
+printf 'local T = require "rigor.test"\nlocal s = T.suite("ev\\"il\\\\s\\255\\1", { tags = { "t\\254" } })\ns:case("c\\n\\"q\\"", function() end)\ns:case("plain", { tags = { "x" } }, function() end)\nreturn s\n' >"$T/hs/h.lua"
+run 0 "list cases --json, hostile names" $RIGOR --json list cases "$T/hs/h.lua"
+if json_ok "$T/out"; then ok "list cases --json parses"; else nok "list cases --json parses"; fi
+# py_ok FILE EXPR DESCRIPTION: EXPR (Python, the document as d) holds
+py_ok() { if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert eval(sys.argv[2])' "$1" "$2" 2>"$T/err"; then ok "$3"; else nok "$3"; fi; }
+py_ok "$T/out" 'd["schema"] == "rigor.cases/1" and len(d["cases"]) == 2 and d["cases"][0]["name"] == "c\n\"q\"" and d["cases"][1]["tags"] == ["t\\xFE", "x"] and d["cases"][0]["suite"] == "ev\"il\\s\\xFF\x01"' "list cases --json: names with quotes, newlines, controls and bad bytes kept"
+run 0 "list suites --json after the kind" $RIGOR list suites --json "$T/hs/h.lua"
+if json_ok "$T/out"; then ok "list suites --json parses"; else nok "list suites --json parses"; fi
+py_ok "$T/out" 'd["schema"] == "rigor.suites/1" and d["suites"][0]["cases"] == 2 and d["suites"][0]["tags"] == ["t\\xFE"]' "list suites --json: count and tags"
+run 0 "list cases --json, nothing selected" $RIGOR --json list cases --tag none "$T/hs/h.lua"
+json_get "$T/out" 'd["cases"]' >"$T/ln"
+has "$T/ln" "^\[\]$" "an empty selection is an empty array"
+run 2 "list --json without a kind" $RIGOR --json list
+has "$T/err" "say which: rigs, suites or cases" "list --json asks which"
+
 # console: power on with the card on the DUT side, the sim board boots to a login prompt
+# The console attaches first and power goes on from another process while it is attached
+# (the console holds only the console lock): attaching after the boot would show nothing,
+# as a real UART does, and a slow start (sanitizers, a loaded machine) would miss it.
 $RIGOR power off >/dev/null 2>&1
 $RIGOR sdmux dut >/dev/null 2>&1
-$RIGOR power on >/dev/null 2>&1
-run 0 "console shows the boot" $RIGOR console --timeout 1 --log $T/console.log
+(i=0; until $RIGOR who 2>/dev/null | grep -q console || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+ $RIGOR power on >/dev/null 2>&1) &
+run 0 "console shows the boot" $RIGOR console --timeout 4 --log $T/console.log
+wait $!
 has "$T/out" "login: " "console reached the login prompt"
 # The sim board's early lines depend on how long after power-on the console attaches (slow
 # under the sanitizers); the login prompt is its last line and is always there.
@@ -186,24 +208,26 @@ run 3 "device gone is an infrastructure error" $RIGOR power on
 has "$T/err" "power: sim: device disappeared" "device-gone message"
 run 0 "clear the fault" $RIGOR sim inject power ok
 
-# locking: a second command finds the rig busy, with who holds it; --wait waits
-$RIGOR console --timeout 2 >/dev/null 2>&1 </dev/null &
+# locking: a second control command finds the rig busy, with who holds it; --wait waits
+# (a console does not hold the controls: host/tests/lock.sh)
+$RIGOR button boot --hold 2000 >/dev/null 2>&1 </dev/null &
 bg=$!
 sleep 0.5
 run 3 "busy rig" $RIGOR power status
-has "$T/err" "rig 'sim' is busy: held by pid $bg \(rigor console --timeout 2\) since" "busy rig names the holder"
+has "$T/err" "rig 'sim' is busy: control held by pid $bg \(rigor button boot --hold 2000\), user [^ ]+, since" "busy rig names the holder"
 run 0 "who names the holder" $RIGOR who
-has "$T/out" "held by pid $bg" "who output"
+has "$T/out" "control +held by pid $bg" "who output"
 run 0 "--wait waits for the lock" $RIGOR --wait 10 power off
 wait $bg 2>/dev/null
 run 0 "who after release" $RIGOR who
 has "$T/out" "is free" "lock released when the holder exits"
 # a killed holder never leaves a stale lock
-$RIGOR console --timeout 30 >/dev/null 2>&1 </dev/null &
+$RIGOR button boot --hold 30000 >/dev/null 2>&1 </dev/null &
 bg=$!
 sleep 0.5
 kill -9 $bg
 wait $bg 2>/dev/null
 run 0 "lock of a killed process is free" $RIGOR power off
+$RIGOR button boot --up >/dev/null 2>&1
 
 tap_done

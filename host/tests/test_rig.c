@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -557,24 +558,93 @@ static void test_cm_flash_deadline(void **state)
 static void test_lock(void **state)
 {
 	struct fx *f = *state;
-	struct rig_lock *a = NULL, *b = NULL;
-	char who[256];
+	struct rig_lock *a = NULL, *b = NULL, *con = NULL;
+	struct rig_lock_holder h[4];
 	int64_t t0;
 
-	assert_int_equal(rig_lock_holder(f->ctx, "t", who, sizeof(who)), 0);
-	assert_int_equal(rig_lock_acquire(f->ctx, "t", "rigor test", 0, &a), 0);
-	assert_int_equal(rig_lock_holder(f->ctx, "t", who, sizeof(who)), 1);
-	assert_non_null(strstr(who, "(rigor test)"));
+	assert_int_equal(rig_lock_holders(f->ctx, "t", h, 4), 0);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_CONTROL, "rigor test", NULL, 0, &a), 0);
+	assert_int_equal(rig_lock_holders(f->ctx, "t", h, 4), 1);
+	assert_string_equal(h[0].what, "control");
+	assert_string_equal(h[0].command, "rigor test");
+	assert_int_equal(h[0].pid, getpid());
+	/* a console viewer does not wait for the controls, nor they for it */
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_CONSOLE, "viewer", NULL, 0, &con), 0);
+	assert_int_equal(rig_lock_holders(f->ctx, "t", h, 4), 2);
+	assert_string_equal(h[1].what, "console");
 	t0 = rig_now_ms();
-	assert_int_equal(rig_lock_acquire(f->ctx, "t", "second", 300, &b), RIG_E_BUSY);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_CONTROL, "second", NULL, 300, &b),
+			 RIG_E_BUSY);
 	assert_true(rig_now_ms() - t0 >= 250);
 	assert_null(b);
-	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "rig 't' is busy: held by pid"));
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "rig 't' is busy: control held by pid"));
 	rig_lock_release(a);
 	rig_ctx_clear_error(f->ctx);
-	assert_int_equal(rig_lock_acquire(f->ctx, "t", "second", 0, &b), 0);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_ALL, "run", NULL, 0, &b), RIG_E_BUSY);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "console held by pid"));
+	rig_lock_release(con);
+	rig_ctx_clear_error(f->ctx);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_ALL, "run", NULL, 0, &b), 0);
 	rig_lock_release(b);
-	assert_int_equal(rig_lock_acquire(f->ctx, "../x", "bad", 0, &b), RIG_E_INVAL);
+	assert_int_equal(rig_lock_holders(f->ctx, "t", h, 4), 0);
+	assert_int_equal(rig_lock_acquire(f->ctx, "../x", RIG_LOCK_ALL, "bad", NULL, 0, &b), RIG_E_INVAL);
+}
+
+static void test_reservation(void **state)
+{
+	struct fx *f = *state;
+	struct rig_lock *a = NULL;
+	struct rig_lock_holder h[4];
+	char tok[64] = "", tok2[64] = "";
+	pid_t child;
+
+	assert_int_equal(rig_reservation_acquire(f->ctx, "t", getpid(), "owner", 0, tok, sizeof(tok)), 0);
+	assert_int_equal(strlen(tok), 32);
+	assert_int_equal(rig_lock_holders(f->ctx, "t", h, 4), 1);
+	assert_string_equal(h[0].what, "reservation");
+	assert_string_equal(h[0].token, tok);
+	assert_int_equal(h[0].pid, getpid());
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_CONSOLE, "x", NULL, 0, &a), RIG_E_BUSY);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "rig 't' is reserved by pid"));
+	rig_ctx_clear_error(f->ctx);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_CONTROL, "x", "nope", 0, &a), RIG_E_BUSY);
+	rig_ctx_clear_error(f->ctx);
+	/* another token cannot take it over; the same token renews it */
+	assert_int_equal(rig_reservation_acquire(f->ctx, "t", getpid(), "o", 0, tok2, sizeof(tok2)),
+			 RIG_E_BUSY);
+	rig_ctx_clear_error(f->ctx);
+	assert_int_equal(rig_reservation_acquire(f->ctx, "t", getpid(), "o", 0, tok, sizeof(tok)), 0);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_ALL, "x", tok, 0, &a), 0);
+	rig_lock_release(a);
+	assert_int_equal(rig_reservation_release(f->ctx, "t", "nope", false), RIG_E_BUSY);
+	rig_ctx_clear_error(f->ctx);
+	assert_int_equal(rig_reservation_release(f->ctx, "t", tok, false), 0);
+	assert_int_equal(rig_reservation_release(f->ctx, "t", tok, false), RIG_E_NOENT);
+	rig_ctx_clear_error(f->ctx);
+	/* a token whose reservation is gone is refused at once, not waited for */
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_CONTROL, "x", tok, 5000, &a), RIG_E_BUSY);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "has no reservation for token"));
+	rig_ctx_clear_error(f->ctx);
+
+	/* the owner's end ends the reservation: no stale lock */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	tok[0] = 0;
+	assert_int_equal(rig_reservation_acquire(f->ctx, "t", child, "job", 0, tok, sizeof(tok)), 0);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_CONTROL, "x", NULL, 0, &a), RIG_E_BUSY);
+	rig_ctx_clear_error(f->ctx);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	assert_int_equal(rig_lock_holders(f->ctx, "t", h, 4), 0);
+	assert_int_equal(rig_lock_acquire(f->ctx, "t", RIG_LOCK_CONTROL, "x", NULL, 0, &a), 0);
+	rig_lock_release(a);
+	assert_int_equal(rig_reservation_acquire(f->ctx, "t", child, "job", 0, tok, sizeof(tok)),
+			 RIG_E_NOENT);
+	rig_ctx_clear_error(f->ctx);
 }
 
 static void test_kv(void **state)
@@ -692,6 +762,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_console_no_card, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usbboot_and_storage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cm_flash_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reservation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
 		cmocka_unit_test(test_deadline),

@@ -795,7 +795,10 @@ end
 
 --- Prints the selected cases ("suite/case [tags]", one per line) or, with
 --- args.suites_only, the suites ("suite (N cases) [tags]"), without running anything.
---- args: files, case, tags, suites_only, out, err. Returns 0, or 2 when a file fails to load.
+--- With args.json, one JSON document instead (schema rigor.cases/1 or rigor.suites/1;
+--- docs/rigor.1), valid whatever the names hold: bytes that are not UTF-8 are escaped.
+--- args: files, case, tags, suites_only, json, out, err. Returns 0, or 2 when a file fails
+--- to load.
 function M.list(args)
 	local out = args.out or function(s) io.stdout:write(s) end
 	local err = args.err or function(s) io.stderr:write(s) end
@@ -817,20 +820,46 @@ function M.list(args)
 		end
 		return #tl > 0 and " [" .. table.concat(tl, ",") .. "]" or ""
 	end
+	local function jstr(s)
+		return util.utf8_clean(tostring(s))
+	end
+	local function jtags(...)
+		local tl = setmetatable({}, core.array_mt)
+		for _, list in ipairs({ ... }) do
+			for _, tag in ipairs(list) do
+				tl[#tl + 1] = jstr(tag)
+			end
+		end
+		return tl
+	end
+	local jlist = setmetatable({}, core.array_mt)
 	for _, s in ipairs(suites) do
 		local n = 0
 		for _, c in ipairs(s.cases) do
 			if M.selected(s, c, args.case, tags) then
 				n = n + 1
-				if not args.suites_only then
+				if args.json and not args.suites_only then
+					jlist[#jlist + 1] = { id = jstr(s.name .. "/" .. c.name), suite = jstr(s.name),
+						name = jstr(c.name), tags = jtags(s.tags, c.tags), file = jstr(s.path) }
+				elseif not args.suites_only then
 					out(s.name .. "/" .. c.name .. tag_list(s.tags, c.tags) .. "\n")
 				end
 			end
 		end
 		if args.suites_only and n > 0 then
-			out(string.format("%s (%d %s)%s\n", s.name, n, n == 1 and "case" or "cases",
-				tag_list(s.tags)))
+			if args.json then
+				jlist[#jlist + 1] = { name = jstr(s.name), cases = n, tags = jtags(s.tags),
+					file = jstr(s.path) }
+			else
+				out(string.format("%s (%d %s)%s\n", s.name, n, n == 1 and "case" or "cases",
+					tag_list(s.tags)))
+			end
 		end
+	end
+	if args.json then
+		local doc = args.suites_only and { schema = "rigor.suites/1", suites = jlist }
+			or { schema = "rigor.cases/1", cases = jlist }
+		out(core.json_encode(doc) .. "\n")
 	end
 	return M.EXIT_OK
 end
@@ -942,7 +971,16 @@ end
 function M.cli_list(argv, env, suites_only)
 	env = env or {}
 	local err = env.err or function(s) io.stderr:write(s) end
-	local a, msg = M.parse_argv(argv, "list")
+	-- --json: the global option (the C command passes it first) or typed after the kind
+	local json, words = false, {}
+	for _, w in ipairs(argv) do
+		if w == "--json" then
+			json = true
+		else
+			words[#words + 1] = w
+		end
+	end
+	local a, msg = M.parse_argv(words, "list")
 	local files
 	if a then
 		if #a.files == 0 and env.default then
@@ -955,7 +993,7 @@ function M.cli_list(argv, env, suites_only)
 		return M.EXIT_USAGE
 	end
 	return M.list{ files = files, case = a.case, tags = a.tags, suites_only = suites_only,
-		out = env.out, err = env.err }
+		json = json, out = env.out, err = env.err }
 end
 
 --- Runs testcase files against a rig; returns the exit code. See docs/lua-api.md.

@@ -462,6 +462,8 @@ static int storage_resolve_file(struct rig_part *p, const char *path, int size_m
 		if (!create)
 			return rig_part_fail(p, RIG_E_NODEV, "target file '%s' does not exist", path);
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			rig_file_share(fd, path);
 		if (fd < 0 || ftruncate(fd, (off_t)size_mb << 20) < 0) {
 			int e = -errno;
 
