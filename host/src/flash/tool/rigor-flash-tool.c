@@ -18,8 +18,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "../../rig.h"
 #include "../../rig_flash.h"
+
+
+/* A JSON string of @s; bytes that are not UTF-8 (labels of untrusted images) become '?'. */
+static json_t *jstr(const char *s)
+{
+	json_t *j = json_string(s);
+	char *c;
+
+	if (j)
+		return j;
+	c = strdup(s);
+	for (char *p = c; p && *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(c ? c : "");
+	free(c);
+	return j;
+}
+
+/* One compact JSON document on a line of stdout, and the reference dropped. */
+static void json_print(json_t *doc)
+{
+	char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+
+	if (text)
+		printf("%s\n", text);
+	free(text);
+	json_decref(doc);
+}
 
 static volatile sig_atomic_t cancelled;
 
@@ -155,20 +186,24 @@ static int cmd_flash(int argc, char **argv)
 	rc = rig_flash_image(ctx, pos[0], pos[1], &o, &st);
 	err = rig_ctx_errmsg(ctx);
 	if (json) {
-		printf("{\"ok\":%s,\"code\":%d,\"error\":\"", rc ? "false" : "true", rc);
-		for (i = 0; err[i] && rc; i++)
-			printf(err[i] == '"' || err[i] == '\\' ? "\\%c" : "%c", err[i]);
-		printf("\",\"format\":\"%s\",\"bmap\":%s,\"direct\":%s,\"image_size\":%" PRIu64
-		       ",\"read\":%" PRIu64 ",\"decompressed\":%" PRIu64 ",\"undecoded\":%" PRIu64 ",\"mapped\":%" PRIu64
-		       ",\"written\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"verified\":%" PRIu64
-		       ",\"fail_offset\":%" PRIu64 ",\"t_prepare\":%.3f,\"t_write\":%.3f,"
-		       "\"t_sync\":%.3f,\"t_verify\":%.3f,\"t_inject\":%.3f,\"t_total\":%.3f,"
-		       "\"mbps\":%.1f,\"sha256\":\"%s\"}\n",
-		       rig_flash_format_name(st.format), st.bmap_used ? "true" : "false",
-		       st.direct_io ? "true" : "false", st.image_size, st.bytes_read,
-		       st.bytes_decompressed, st.bytes_undecoded, st.bytes_mapped, st.bytes_written, st.bytes_skipped,
-		       st.bytes_verified, st.fail_offset, st.t_prepare, st.t_write, st.t_sync,
-		       st.t_verify, st.t_inject, st.t_total, st.mbps, st.sha256);
+		json_t *doc = json_pack("{s:b, s:i, s:o, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+					" s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s}",
+					"ok", !rc, "code", rc, "error", jstr(rc ? err : ""),
+					"format", rig_flash_format_name(st.format), "bmap", st.bmap_used,
+					"direct", st.direct_io, "image_size", (json_int_t)st.image_size,
+					"read", (json_int_t)st.bytes_read,
+					"decompressed", (json_int_t)st.bytes_decompressed,
+					"undecoded", (json_int_t)st.bytes_undecoded,
+					"mapped", (json_int_t)st.bytes_mapped,
+					"written", (json_int_t)st.bytes_written,
+					"skipped", (json_int_t)st.bytes_skipped,
+					"verified", (json_int_t)st.bytes_verified,
+					"fail_offset", (json_int_t)st.fail_offset, "t_prepare", st.t_prepare,
+					"t_write", st.t_write, "t_sync", st.t_sync, "t_verify", st.t_verify,
+					"t_inject", st.t_inject, "t_total", st.t_total, "mbps", st.mbps,
+					"sha256", st.sha256);
+
+		json_print(doc);
 	} else if (!rc) {
 		printf("flashed '%s' (%s%s) to '%s': %.1f MiB mapped, %.1f MiB written, %.1f MiB "
 		       "skipped, %.1f MiB verified in %.2f s (%.1f MB/s)\n", pos[0],
@@ -193,6 +228,7 @@ static int cmd_part_list(int argc, char **argv)
 	struct rig_part_info in;
 	char err[512];
 	bool json = argc > 1 && !strcmp(argv[1], "--json");
+	json_t *parts = NULL;
 	size_t i;
 	int rc;
 
@@ -204,8 +240,7 @@ static int cmd_part_list(int argc, char **argv)
 		return 1;
 	}
 	if (json)
-		printf("{\"scheme\":\"%s\",\"partitions\":[",
-		       rig_part_table_scheme(t) == RIG_PART_GPT ? "gpt" : "mbr");
+		parts = json_array();
 	else
 		printf("scheme %s\n", rig_part_table_scheme(t) == RIG_PART_GPT ? "gpt" : "mbr");
 	for (i = 0; rig_part_table_get(t, i, &in) == 0; i++) {
@@ -219,17 +254,20 @@ static int cmd_part_list(int argc, char **argv)
 			snprintf(type, sizeof(type), "0x%02x", in.mbr_type);
 
 		if (json)
-			printf("%s{\"index\":%u,\"start\":%" PRIu64 ",\"size\":%" PRIu64
-			       ",\"type\":\"%s\",\"name\":\"%s\",\"label\":\"%s\",\"fs\":\"%s\","
-			       "\"bootable\":%s}", i ? "," : "", in.index, in.start, in.size,
-			       type, in.name, in.fs_label, fs, in.bootable ? "true" : "false");
+			json_array_append_new(parts, json_pack("{s:i, s:I, s:I, s:s, s:o, s:o, s:s, s:b}",
+							       "index", (int)in.index, "start", (json_int_t)in.start,
+							       "size", (json_int_t)in.size, "type", type,
+							       "name", jstr(in.name), "label", jstr(in.fs_label),
+							       "fs", fs, "bootable", in.bootable));
 		else
 			printf("%u start=%" PRIu64 " size=%" PRIu64 " type=%s fs=%s label=%s "
 			       "name=%s%s\n", in.index, in.start, in.size, type, fs, in.fs_label[0] ? in.fs_label : "-", in.name[0] ? in.name : "-",
 			       in.bootable ? " boot" : "");
 	}
 	if (json)
-		printf("]}\n");
+		json_print(json_pack("{s:s, s:o}", "scheme",
+				     rig_part_table_scheme(t) == RIG_PART_GPT ? "gpt" : "mbr", "partitions",
+				     parts));
 	rig_part_table_free(t);
 	return 0;
 }
