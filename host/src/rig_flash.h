@@ -236,6 +236,12 @@ struct rig_flash_stats {
 	enum rig_flash_hint hint; /**< on a refusal: the option that would have changed it */
 	bool has_sha256;          /**< rig_flash_opts::hash_image and the whole file was read */
 	char sha256[65];          /**< SHA-256 of the image file, lowercase hex, "" if none */
+	/**
+	 * Mapped bytes written without comparing first: after 32 MiB in a row where nothing
+	 * matched (a blank card or another OS), 128 MiB at a time are written blind, then one
+	 * piece is compared again. Included in bytes_written.
+	 */
+	uint64_t bytes_blind;
 };
 
 /** Sets every field of @p o to its default. Does not allocate; nothing to release. */

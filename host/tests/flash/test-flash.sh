@@ -275,6 +275,16 @@ check "full: every block written" "[ \"\$(json written j)\" = $SIZE ] && cmp -s 
 expect_fail "verify catches corruption between write and read-back" "differs from the image in the 4096-byte block at offset 1048576" -- "$TOOL" flash img.img t.out --no-bmap --full --fault-corrupt 1048677
 "$TOOL" flash img.img t.out --no-bmap --no-verify --json >j 2>err
 check "no-verify skips read-back" "[ \"\$(json verified j)\" = 0 ]"
+# a target that holds something else: after 32 MiB where nothing matched, 128 MiB go blind
+# (written without the compare read), then a probe; matching data resets it
+head -c $((48 << 20)) /dev/urandom >big.img
+head -c $((48 << 20)) /dev/urandom >big.out
+"$TOOL" flash big.img big.out --no-bmap --json >j 2>err
+check "delta: a target of other data goes blind after 32 MiB, and ends bit-identical" \
+	"[ \"\$(json blind j)\" = $((16 << 20)) ] && [ \"\$(json written j)\" = $((48 << 20)) ] && cmp -s big.out big.img"
+"$TOOL" flash big.img big.out --no-bmap --json >j 2>err
+check "delta: a re-flash over matching data never goes blind" "[ \"\$(json blind j)\" = 0 ] && [ \"\$(json written j)\" = 0 ]"
+rm -f big.img big.out
 
 # --- failures while writing -----------------------------------------------------------------
 rm -f t.out

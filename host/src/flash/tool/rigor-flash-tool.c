@@ -187,7 +187,7 @@ static int cmd_flash(int argc, char **argv)
 	err = rig_ctx_errmsg(ctx);
 	if (json) {
 		json_t *doc = json_pack("{s:b, s:i, s:o, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-					" s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s}",
+					" s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s}",
 					"ok", !rc, "code", rc, "error", jstr(rc ? err : ""),
 					"format", rig_flash_format_name(st.format), "bmap", st.bmap_used,
 					"direct", st.direct_io, "image_size", (json_int_t)st.image_size,
@@ -197,6 +197,7 @@ static int cmd_flash(int argc, char **argv)
 					"mapped", (json_int_t)st.bytes_mapped,
 					"written", (json_int_t)st.bytes_written,
 					"skipped", (json_int_t)st.bytes_skipped,
+					"blind", (json_int_t)st.bytes_blind,
 					"verified", (json_int_t)st.bytes_verified,
 					"fail_offset", (json_int_t)st.fail_offset, "t_prepare", st.t_prepare,
 					"t_write", st.t_write, "t_sync", st.t_sync, "t_verify", st.t_verify,
