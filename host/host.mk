@@ -45,8 +45,9 @@ $(BUILD)/rigor: $(CLI_OBJS) $(LUA_OBJS) $(LIBRIG) $(BUILD)/librigflash.a
 BINS += $(BUILD)/rigor
 
 # The GPIO holder (host/src/gpio_holder.h): a program of its own, started by the gpio
-# back-end and looked for beside rigor. It links only the line table and libgpiod.
-$(BUILD)/rigor-gpio-holder: $(BUILD)/host/holder/rigor-gpio-holder.o $(BUILD)/host/src/drivers/gpio_lines.o
+# back-end and looked for beside rigor. It links only the line table, fileshare.c and libgpiod.
+$(BUILD)/rigor-gpio-holder: $(BUILD)/host/holder/rigor-gpio-holder.o $(BUILD)/host/src/drivers/gpio_lines.o \
+		$(BUILD)/host/src/fileshare.o
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(shell $(PKG_CONFIG) --libs libgpiod)
 BINS += $(BUILD)/rigor-gpio-holder
 DEPFILES += $(BUILD)/host/holder/rigor-gpio-holder.d

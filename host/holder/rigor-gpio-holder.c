@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "gpio_holder.h"
-#include "rig.h"
+#include "internal.h"
 
 #define MAX_CLIENTS 16
 #define TICK_MS 200
@@ -173,6 +173,7 @@ int main(int argc, char **argv)
 	/* Held for our whole life: a second holder for this rig leaves at once. */
 	if (flock(pidfd, LOCK_EX | LOCK_NB) < 0)
 		return 0;
+	rig_file_share(pidfd, pidf);
 	unlink(h.sock);     /* stale: its holder died without removing it */
 	memcpy(sa.sun_path, h.sock, strlen(h.sock) + 1);
 	h.lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -181,6 +182,8 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	/* in the host-wide directory another user's rigor connects too */
+	rig_file_share(-1, h.sock);
 	h.t = rig_gpio_table_new();
 	if (!h.t)
 		return 1;

@@ -384,26 +384,6 @@ int rig_ctx_ensure_state_dir(struct rig_ctx *ctx)
 	return ensure_private_dir(ctx, ctx->state_dir);
 }
 
-void rig_file_share(int fd, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[4096];
-	struct stat st, fst;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	if (stat(dir, &st) < 0 || fstat(fd, &fst) < 0 || fst.st_uid != geteuid())
-		return;
-	if (st.st_mode & S_IWOTH)
-		(void)fchmod(fd, 0666);
-	else if ((st.st_mode & S_ISGID) && (st.st_mode & S_IWGRP))
-		(void)fchmod(fd, 0664);
-}
-
 const char *rig_ctx_errmsg(const struct rig_ctx *ctx)
 {
 	return ctx->err;

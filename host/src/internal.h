@@ -56,7 +56,8 @@ int rig_ctx_ensure_lock_dir(struct rig_ctx *ctx);
 /*
  * A file just created in a shared directory (setgid and group-writable, or
  * world-writable) gets the same reach (0664 or 0666), whatever the umask, so every
- * user of the rig can open it later. @path names the file; failures are ignored.
+ * user of the rig can open it later. @path names the file; @fd < 0: change it by path
+ * (a unix socket). Only a file of our own is changed; failures are ignored. fileshare.c.
  */
 void rig_file_share(int fd, const char *path);
 /* poll() one fd for @events, in slices so the cancel flag is honoured.

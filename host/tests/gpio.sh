@@ -9,6 +9,9 @@ EMU=$BUILD/host/tests/gpiochip-emu
 SHIM=$(cd "$BUILD/host/tests" 2>/dev/null && pwd)/libgpiochipshim.so
 T=$(mktemp -d /tmp/rigor-gpio-XXXXXX)
 export RIGOR_STATE_DIR=$T/st
+# shared like the host-wide /run/lock/rigor (setgid, group-writable): what rigor and the
+# holder make there must reach the group too
+mkdir -m 2775 "$RIGOR_STATE_DIR"
 n=0
 fail=0
 emupid=
@@ -85,6 +88,8 @@ case $(readlink "/proc/$hp/exe" 2>/dev/null) in
 esac
 tr '\0' ' ' <"/proc/$hp/cmdline" >"$T/out" 2>/dev/null
 has "$T/out" "--socket $RIGOR_STATE_DIR/g1.gpio.sock --pid-file $RIGOR_STATE_DIR/g1.gpio.pid --idle-ms 200" "started with the rig's socket, pid file and idle_ms"
+modes="$(stat -c %a "$RIGOR_STATE_DIR/g1.gpio.sock" "$RIGOR_STATE_DIR/g1.gpio.pid" 2>&1 | tr '\n' ' ')"
+if [ "$modes" = "664 664 " ]; then ok "in a shared directory the holder's socket and pid file are group-writable (664)"; else echo "# modes: $modes"; nok "in a shared directory the holder's socket and pid file are group-writable"; fi
 run 0 "gpioinfo under the same emulation" gpioinfo gpiochip0
 has "$T/out" '"RELAY1" +"rigor" +output +active-high \[used\]' "gpioinfo sees rigor's request"
 run 1 "gpioget cannot take a line the holder holds" gpioget gpiochip0 0
