@@ -28,6 +28,7 @@
 local core = require "rigor.core"
 local util = require "rigor.util"
 local gatefile = require "rigor.gatefile"
+local shq = require("rigor.shell").quote
 
 local M = {}
 
@@ -37,10 +38,6 @@ local SIGNAL_EXIT = { SIGINT = 130, SIGTERM = 143, SIGHUP = 129, SIGQUIT = 131 }
 
 local function array(t)
 	return setmetatable(t or {}, core.array_mt)
-end
-
-local function shq(s)
-	return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
 local function read_json(path)
@@ -342,7 +339,7 @@ local function attempt_record(job)
 	elseif not rec.why then
 		rec.why = "no results.json (see " .. job.rel .. "/output.log)"
 	end
-	return rec, doc
+	return rec
 end
 
 local STATUS = { pass = "passed", fail = "failed", error = "failed", skip = "skipped" }
@@ -674,31 +671,34 @@ local function totals(cells)
 	return t
 end
 
--- The newest gate.json under `path` (a file, or a directory searched two levels deep),
--- skipping `exclude` (this run's own).
-local function find_baseline(path, exclude)
+-- The newest rigor gate result under `path` (a file, or a directory searched three levels
+-- deep), skipping `exclude` (this run's own, absolute); `here` is the current directory.
+-- Returns its document and path, or nil and why.
+local function find_baseline(path, exclude, here)
 	local f = io.open(path .. "/.", "r")
 	if not f then
-		return path
+		local doc, err = read_json(path)
+		return doc, doc and path or err
 	end
 	f:close()
 	local ok, _, _, out = core.spawn("find " .. shq(path) .. " -maxdepth 3 -name gate.json -type f", nil, true)
 	if not ok then
 		return nil, "cannot list '" .. path .. "'"
 	end
-	local best, best_t
+	local best, best_doc
 	for p in out:gmatch("[^\n]+") do
-		if abspath(p) ~= exclude then
+		if abspath(p, here) ~= exclude then
 			local doc = read_json(p)
-			if doc and doc.schema == M.SCHEMA and (not best_t or (doc.started or "") > best_t) then
-				best, best_t = p, doc.started or ""
+			if doc and doc.schema == M.SCHEMA and
+				(not best_doc or (doc.started or "") > (best_doc.started or "")) then
+				best, best_doc = p, doc
 			end
 		end
 	end
 	if not best then
 		return nil, "no gate.json (schema " .. M.SCHEMA .. ") under '" .. path .. "'"
 	end
-	return best
+	return best_doc, best
 end
 
 local FAILING = { failed = true }
@@ -841,15 +841,12 @@ function M.write_reports(g, out_dir, err)
 	return doc
 end
 
--- The baseline document under `path` (a gate.json, or the newest in a directory).
-local function load_baseline(path, out_abs)
-	local file, ferr = find_baseline(path, out_abs .. "/gate.json")
-	if not file then
-		return nil, ferr
-	end
-	local base, berr = read_json(file)
+-- The baseline document under `path` (a gate.json, or the newest in a directory), and its
+-- path; nil and why.
+local function load_baseline(path, out_abs, here)
+	local base, file = find_baseline(path, out_abs .. "/gate.json", here)
 	if not base then
-		return nil, berr
+		return nil, file
 	end
 	if base.schema ~= M.SCHEMA then
 		return nil, "'" .. file .. "' is not a rigor gate result (schema " .. tostring(base.schema) .. ")"
@@ -857,8 +854,8 @@ local function load_baseline(path, out_abs)
 	return base, file
 end
 
-local function apply_baseline(g, path, out_abs)
-	local base, file = load_baseline(path, out_abs)
+local function apply_baseline(g, path, out_abs, here)
+	local base, file = load_baseline(path, out_abs, here)
 	if not base then
 		return nil, file
 	end
@@ -943,7 +940,7 @@ local function merge(a, out, err)
 	end
 	g.host = table.concat(g.hosts, ", ")
 	if a.baseline then
-		local ok, berr = apply_baseline(g, a.baseline, out_abs)
+		local ok, berr = apply_baseline(g, a.baseline, out_abs, here)
 		if not ok then
 			err("rigor: gate merge: baseline: " .. berr .. "\n")
 			return M.EXIT_USAGE
@@ -1019,7 +1016,7 @@ function M.cli(argv, env)
 	}, Gate)
 	local base_path = a.baseline or g.baseline
 	if base_path then
-		local base, file = load_baseline(base_path, self.out_abs)
+		local base, file = load_baseline(base_path, self.out_abs, here)
 		if base then
 			self.base, self.base_file = base, file
 		else

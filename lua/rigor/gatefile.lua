@@ -11,6 +11,8 @@
 -- Besides those, only string, table, math, os.getenv, pairs/ipairs/tostring/tonumber/type
 -- are visible; any other name is a mistake reported with its line.
 
+local util = require "rigor.util"
+
 local M = {}
 
 local RELEASE_KEYS = { version = "string", image = "string", baseline = "string",
@@ -84,15 +86,7 @@ function M.load(path)
 	local function problem(line, fmt, ...)
 		problems[#problems + 1] = string.format("%s:%s: " .. fmt, path, line or 0, ...)
 	end
-	local chunk_src, rerr = (function()
-		local f, e = io.open(path, "r")
-		if not f then
-			return nil, e
-		end
-		local s = f:read("a")
-		f:close()
-		return s
-	end)()
+	local chunk_src, rerr = util.read_file(path)
 	if not chunk_src then
 		return nil, { string.format("%s: cannot read gate file: %s", path, rerr) }
 	end

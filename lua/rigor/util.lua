@@ -120,11 +120,11 @@ function M.usage_error(msg)
 	error({ usage = msg }, 0)
 end
 
---- The whole content of `path`, or nil when it cannot be read.
+--- The whole content of `path`, or nil and why when it cannot be read.
 function M.read_file(path)
-	local f = io.open(path, "rb")
+	local f, err = io.open(path, "rb")
 	if not f then
-		return nil
+		return nil, err
 	end
 	local s = f:read("a")
 	f:close()
