@@ -256,6 +256,24 @@ static void reap_group(pid_t pid, int *status)
 
 
 /*
+ * In a child of spawn() or start(), before exec: its own process group (so a kill of the
+ * group reaches whatever it starts), @pdeath when rigor dies, and the signal dispositions
+ * and mask of a fresh process rather than rigor's.
+ */
+static void child_setup(int pdeath)
+{
+	sigset_t none;
+
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, pdeath);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/*
  * spawn(cmd [, input [, capture]]): run `sh -c cmd` in its own process group, feeding
  * @input to its stdin (else it inherits ours) and, with @capture, collecting its stdout.
  * The wait is polled, so a signal to rigor or the case deadline kills the whole group and
@@ -289,15 +307,7 @@ static int c_spawn(lua_State *L)
 		return luaL_error(L, "cannot run '%s': %s", cmd, strerror(e));
 	}
 	if (pid == 0) {
-		sigset_t none;
-
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		child_setup(SIGKILL);
 		if (in)
 			dup2(inp[0], 0);
 		if (capture)
@@ -432,15 +442,7 @@ static int c_start(lua_State *L)
 		return 2;
 	}
 	if (pid == 0) {
-		sigset_t none;
-
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		child_setup(SIGTERM);
 		if (devnull >= 0)
 			dup2(devnull, 0);
 		if (fd >= 0) {
