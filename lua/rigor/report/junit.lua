@@ -37,7 +37,7 @@ local function counts(cases)
 	return c
 end
 
-local function problem_text(r)
+local function problem_text(r, log)
 	local parts = {}
 	if r.where then
 		parts[#parts + 1] = r.where .. ": " .. (r.message or "")
@@ -51,8 +51,9 @@ local function problem_text(r)
 		parts[#parts + 1] = r.traceback
 	end
 	-- what a CI page shows first: the end of the case's log (rig events and console), and the
-	-- full log as an attachment line, the form GitLab and Jenkins turn into a link
-	local tail = r.log and util.read_tail(r.log, 8192)
+	-- full log as an attachment line, the form GitLab and Jenkins turn into a link; @log is
+	-- the case log's tail the caller already read for <system-out>
+	local tail = log and log:sub(-8192)
 	if tail and tail ~= "" then
 		local lines = {}
 		for line in tail:gmatch("[^\n]+") do
@@ -117,18 +118,18 @@ function M.render(run)
 				attrs = attrs .. ' line="' .. r.line .. '"'
 			end
 			w("    <testcase " .. attrs .. ">\n")
+			local log = r.log and util.read_tail(r.log, M.MAX_LOG)
 			if r.status == "fail" then
 				w(string.format('      <failure message="%s" type="assertion">%s</failure>\n',
-					e(r.message or ""), util.xml_text(problem_text(r))))
+					e(r.message or ""), util.xml_text(problem_text(r, log))))
 			elseif r.status == "error" then
 				local typ = r.abort == "timeout" and "timeout" or r.abort and "interrupted"
 					or r.infra and "infrastructure" or "error"
 				w(string.format('      <error message="%s" type="%s">%s</error>\n',
-					e(r.message or ""), typ, util.xml_text(problem_text(r))))
+					e(r.message or ""), typ, util.xml_text(problem_text(r, log))))
 			elseif r.status == "skip" then
 				w(string.format('      <skipped message="%s"/>\n', e(r.message or "")))
 			end
-			local log = r.log and util.read_tail(r.log, M.MAX_LOG)
 			if log and log ~= "" then
 				-- GitLab reads attachment lines from <system-out>
 				w("      <system-out>" .. util.xml_cdata(log .. ((r.status == "fail" or r.status == "error")
