@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "rig_json.h"
+
 #include "rig.h"
 
 /* Exit codes (docs/rigor.1, EXIT STATUS). */
@@ -72,14 +74,11 @@ const char *cli_lua_dir(void);
 const char *const *cli_rig_dirs(void);
 
 /*
- * JSON output (json.c). Every JSON document the CLI prints is built with jansson.
- * cli_json_str(): @s as a JSON string; bytes that are not UTF-8 become U+FFFD, one per
- * byte (JSON text is Unicode); NULL becomes null. Returns a new reference, NULL when out
- * of memory (json_pack's "o" then fails too).
+ * JSON output (json.c). Every JSON document the CLI prints is built with jansson, its
+ * strings with rig_json_string() (rig_json.h).
  * cli_json_print(): print @doc compactly on one line of stdout and drop the reference.
  * Returns 0, or EXIT_INFRA when @doc is NULL or cannot be encoded (out of memory).
  */
-json_t *cli_json_str(const char *s);
 int cli_json_print(json_t *doc);
 
 int cmd_run(struct cli *c, int argc, char **argv);

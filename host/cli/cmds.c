@@ -88,7 +88,7 @@ static int print_power(struct cli *c)
 	mrc = rig_power_measure(c->rig, &r);
 	rig_clear_error(c->rig);
 	if (c->json) {
-		json_t *o = json_pack("{s:o,s:s}", "rig", cli_json_str(rig_name(c->rig)), "power",
+		json_t *o = json_pack("{s:o,s:s}", "rig", rig_json_string(rig_name(c->rig)), "power",
 				      on ? "on" : "off");
 
 		if (o && mrc == 0) {
@@ -157,7 +157,7 @@ int cmd_sdmux(struct cli *c, int argc, char **argv)
 	if (rc < 0)
 		return cli_fail(c, rc, "sdmux status");
 	if (c->json)
-		return cli_json_print(json_pack("{s:o,s:s}", "rig", cli_json_str(rig_name(c->rig)),
+		return cli_json_print(json_pack("{s:o,s:s}", "rig", rig_json_string(rig_name(c->rig)),
 						"sdmux", rig_mux_name((enum rig_mux)rc)));
 	printf("sdmux: %s\n", rig_mux_name((enum rig_mux)rc));
 	return 0;
@@ -331,10 +331,10 @@ int cmd_storage(struct cli *c, int argc, char **argv)
 	}
 	if (c->json) {
 		return cli_json_print(json_pack("{s:o,s:o,s:o,s:s,s:o,s:I,s:o}",
-			"rig", cli_json_str(rig_name(c->rig)), "target", cli_json_str(path),
-			"why", cli_json_str(why), "card", rig_flash_card_name(fr.card),
-			"image", cli_json_str(fr.image), "at_ms", (json_int_t)fr.at_ms,
-			"error", cli_json_str(fr.why)));
+			"rig", rig_json_string(rig_name(c->rig)), "target", rig_json_string(path),
+			"why", rig_json_string(why), "card", rig_flash_card_name(fr.card),
+			"image", rig_json_string(fr.image), "at_ms", (json_int_t)fr.at_ms,
+			"error", rig_json_string(fr.why)));
 	}
 	printf("target: %s\nresolved: %s\n", path, why);
 	if (fr.card == RIG_FLASH_CARD_FLASHED)
@@ -353,11 +353,11 @@ static json_t *holder_json(const struct rig_lock_holder *h)
 
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
 	o = json_pack("{s:s,s:i,s:I,s:o,s:o,s:o,s:I}", "what", h->what, "pid", h->pid,
-		      "uid", (json_int_t)h->uid, "user", cli_json_str(h->user), "command",
-		      cli_json_str(h->command), "since", cli_json_str(ts), "since_ms",
+		      "uid", (json_int_t)h->uid, "user", rig_json_string(h->user), "command",
+		      rig_json_string(h->command), "since", rig_json_string(ts), "since_ms",
 		      (json_int_t)h->since_ms);
 	if (o && h->token[0])
-		json_object_set_new(o, "token", cli_json_str(h->token));
+		json_object_set_new(o, "token", rig_json_string(h->token));
 	return o;
 }
 
@@ -385,8 +385,8 @@ int cmd_who(struct cli *c, int argc, char **argv)
 		for (int i = 0; arr && i < n; i++)
 			json_array_append_new(arr, holder_json(&h[i]));
 		return cli_json_print(json_pack("{s:s,s:o,s:o,s:b,s:o}", "schema", "rigor.who/1",
-						"rig", cli_json_str(name), "lock_dir",
-						cli_json_str(rig_ctx_lock_dir(c->ctx)), "free", n == 0,
+						"rig", rig_json_string(name), "lock_dir",
+						rig_json_string(rig_ctx_lock_dir(c->ctx)), "free", n == 0,
 						"holders", arr));
 	}
 	if (n == 0) {
@@ -462,8 +462,8 @@ int cmd_acquire(struct cli *c, int argc, char **argv)
 		return cli_fail(c, rc, "acquire");
 	if (c->json)
 		return cli_json_print(json_pack("{s:s,s:o,s:o,s:i}", "schema", "rigor.acquire/1",
-						"rig", cli_json_str(rig_desc_name(c->desc)), "token",
-						cli_json_str(token), "owner_pid", pid));
+						"rig", rig_json_string(rig_desc_name(c->desc)), "token",
+						rig_json_string(token), "owner_pid", pid));
 	printf("%s\n", token);
 	return 0;
 }

@@ -102,7 +102,7 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 	if (c->json) {
 		json_t *o = json_pack("{s:o,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 				      "s:{s:f,s:f,s:f,s:f,s:f,s:f},s:f}",
-			"target", cli_json_str(target), "format", rig_flash_format_name(st->format),
+			"target", rig_json_string(target), "format", rig_flash_format_name(st->format),
 			"bmap", (int)st->bmap_used, "image_size", (json_int_t)st->image_size,
 			"bytes_read", (json_int_t)st->bytes_read,
 			"decompressed", (json_int_t)st->bytes_decompressed,

@@ -114,13 +114,13 @@ static void list_rig(struct cli *c, const char *name, const char *path, json_t *
 	}
 	caps = json_array();
 	for (size_t i = 0; caps && rig_desc_cap(desc, i); i++)
-		json_array_append_new(caps, cli_json_str(rig_desc_cap(desc, i)));
+		json_array_append_new(caps, rig_json_string(rig_desc_cap(desc, i)));
 	j = json_pack("{s:o, s:o, s:o, s:o, s:b, s:o}", "name",
-		      cli_json_str(valid ? rig_desc_name(desc) : name), "device_type",
-		      valid && rig_desc_device_type(desc) ? cli_json_str(rig_desc_device_type(desc))
+		      rig_json_string(valid ? rig_desc_name(desc) : name), "device_type",
+		      valid && rig_desc_device_type(desc) ? rig_json_string(rig_desc_device_type(desc))
 							  : json_null(),
-		      "file", cli_json_str(path), "capabilities", caps ? caps : json_array(), "valid",
-		      valid, "problems", cli_json_str(rig_desc_problems(desc)));
+		      "file", rig_json_string(path), "capabilities", caps ? caps : json_array(), "valid",
+		      valid, "problems", rig_json_string(rig_desc_problems(desc)));
 	json_array_append_new(arr, j);
 	rig_desc_free(desc);
 }

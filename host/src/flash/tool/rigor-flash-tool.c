@@ -22,24 +22,8 @@
 
 #include "../../rig.h"
 #include "../../rig_flash.h"
+#include "../../rig_json.h"
 
-
-/* A JSON string of @s; bytes that are not UTF-8 (labels of untrusted images) become '?'. */
-static json_t *jstr(const char *s)
-{
-	json_t *j = json_string(s);
-	char *c;
-
-	if (j)
-		return j;
-	c = strdup(s);
-	for (char *p = c; p && *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(c ? c : "");
-	free(c);
-	return j;
-}
 
 /* One compact JSON document on a line of stdout, and the reference dropped. */
 static void json_print(json_t *doc)
@@ -188,7 +172,7 @@ static int cmd_flash(int argc, char **argv)
 	if (json) {
 		json_t *doc = json_pack("{s:b, s:i, s:o, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 					" s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s}",
-					"ok", !rc, "code", rc, "error", jstr(rc ? err : ""),
+					"ok", !rc, "code", rc, "error", rig_json_string(rc ? err : ""),
 					"format", rig_flash_format_name(st.format), "bmap", st.bmap_used,
 					"direct", st.direct_io, "image_size", (json_int_t)st.image_size,
 					"read", (json_int_t)st.bytes_read,
@@ -258,7 +242,7 @@ static int cmd_part_list(int argc, char **argv)
 			json_array_append_new(parts, json_pack("{s:i, s:I, s:I, s:s, s:o, s:o, s:s, s:b}",
 							       "index", (int)in.index, "start", (json_int_t)in.start,
 							       "size", (json_int_t)in.size, "type", type,
-							       "name", jstr(in.name), "label", jstr(in.fs_label),
+							       "name", rig_json_string(in.name), "label", rig_json_string(in.fs_label),
 							       "fs", fs, "bootable", in.bootable));
 		else
 			printf("%u start=%" PRIu64 " size=%" PRIu64 " type=%s fs=%s label=%s "
