@@ -247,6 +247,22 @@ def test_config_register(s, app_id):
     ok(st == 403, "register into another fleet with this fleet's provisioning key -> 403", st)
     st, _, _ = s.req("POST", "/device/register", dict(body, uuid="xyz"), cfg["apiKey"])
     ok(st == 400, "register with a malformed uuid -> 400", st)
+    # provisioning keys with an expiry (as balena-sdk's device.register and rigor's cloud
+    # suite make them): usable until then, refused (401) after; a bad date is a 400
+    st, soon, _ = s.req("POST", "/download-config", {
+        "appId": app_id, "version": "6.0.13",
+        "provisioningKeyExpiryDate": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                   time.gmtime(time.time() + 600))}, USER_KEY)
+    st1, _, _ = s.req("POST", "/device/register", dict(body, uuid=new_uuid()), soon["apiKey"])
+    st, late, _ = s.req("POST", "/download-config", {
+        "appId": app_id, "version": "6.0.13",
+        "provisioningKeyExpiryDate": "2001-01-01T00:00:00+02:00"}, USER_KEY)
+    st2, _, _ = s.req("POST", "/device/register", dict(body, uuid=new_uuid()), late["apiKey"])
+    st3, err, _ = s.req("POST", "/download-config", {
+        "appId": app_id, "version": "6.0.13", "provisioningKeyExpiryDate": "tomorrow"}, USER_KEY)
+    ok(st1 == 201 and st2 == 401 and st3 == 400 and "tomorrow" in str(err),
+       "provisioning key expiry: before -> 201, after -> 401, not a date -> 400",
+       (st1, st2, st3, err))
     uuid2 = new_uuid()
     dkey = os.urandom(16).hex()
     st, reg2, _ = s.req("POST", "/device/register",
@@ -304,8 +320,9 @@ def test_device(s, app_id, uuid, reg):
     d = body["d"][0]
     ok(st == 200 and d["os_version"] == "balenaOS 6.1.0" and d["supervisor_version"] == "17.0.0"
        and d["ip_address"] == "10.0.0.5" and d["api_heartbeat_state"] == "online" and
-       d["is_online"] is True and d["last_connectivity_event"],
-       "PATCH /device/v3/state records versions and makes the device online", (st, d))
+       d["is_online"] is False and d["last_connectivity_event"],
+       "PATCH /device/v3/state records versions and makes the device online (API heartbeat; "
+       "is_online is the VPN's)", (st, d))
     other = new_uuid()
     st, _, _ = s.req("PATCH", "/device/v3/state", {other: {"status": "x"}}, dkey)
     ok(st == 401, "PATCH state for a uuid the key does not own -> 401", st)
@@ -331,7 +348,8 @@ def test_device(s, app_id, uuid, reg):
 
 def hb(s, uuid):
     st, body, _ = s.get(q("/v7/device(uuid='%s')" % uuid,
-                          _select="api_heartbeat_state,is_online,changed_api_heartbeat_state_on__date"),
+                          _select="api_heartbeat_state,is_online,is_connected_to_vpn,"
+                          "changed_api_heartbeat_state_on__date,overall_status,last_vpn_event"),
                         USER_KEY)
     return body["d"][0]
 
@@ -351,11 +369,14 @@ def test_heartbeat(tmp):
     b = hb(s, uuid)
     time.sleep(max(0, t1 + 3.2 - time.time()))
     c = hb(s, uuid)
-    ok(a["api_heartbeat_state"] == "online" and a["is_online"] and
-       b["api_heartbeat_state"] == "timeout" and not b["is_online"] and
-       c["api_heartbeat_state"] == "offline" and not c["is_online"],
+    ok(a["api_heartbeat_state"] == "online" and b["api_heartbeat_state"] == "timeout" and
+       c["api_heartbeat_state"] == "offline",
        "scaled clock: online -> timeout (poll x 1.5) -> offline (+heartbeat timeout)",
        (a, b, c))
+    ok(not any(x["is_online"] or x["is_connected_to_vpn"] for x in (a, b, c)) and
+       a["overall_status"] == "idle" and c["overall_status"] == "disconnected",
+       "the heartbeat alone never sets is_online/is_connected_to_vpn (the VPN's); "
+       "overall_status follows the heartbeat", (a, b, c))
     ok(a["changed_api_heartbeat_state_on__date"] < b["changed_api_heartbeat_state_on__date"]
        < c["changed_api_heartbeat_state_on__date"], "changed_api_heartbeat_state_on__date advances")
     s.get("/device/v3/%s/state" % uuid, USER_KEY)
@@ -378,22 +399,38 @@ def test_heartbeat(tmp):
     ok(seen == ["online", "timeout", "offline"],
        "control clock: 898 s online, 902 s timeout, 916 s offline (defaults 600 s x 1.5 + 15 s)",
        seen)
-    st, _, _ = s.req("POST", "/__rigor/devices/%s/poll-interval" % uuid, {"seconds": 60})
+    # the real API's floor: a device's poll interval below the default is raised to it
+    st, eff, _ = s.req("POST", "/__rigor/devices/%s/poll-interval" % uuid, {"seconds": 60})
     s.get("/device/v3/%s/state" % uuid, reg["api_key"])
-    s.req("POST", "/__rigor/clock", {"advance_ms": 89000})
+    s.req("POST", "/__rigor/clock", {"advance_ms": 120000})
     a = hb(s, uuid)["api_heartbeat_state"]
-    s.req("POST", "/__rigor/clock", {"advance_ms": 2000})
+    s.req("POST", "/__rigor/clock", {"advance_ms": 778000})
     b = hb(s, uuid)["api_heartbeat_state"]
-    s.req("POST", "/__rigor/clock", {"advance_ms": 15000})
+    s.req("POST", "/__rigor/clock", {"advance_ms": 4000})
     c = hb(s, uuid)["api_heartbeat_state"]
-    ok(st == 200 and (a, b, c) == ("online", "timeout", "offline"),
-       "per-device poll interval 60 s: timeout after 90 s, offline after 105 s", (st, a, b, c))
+    ok(st == 200 and eff == {"seconds": 600} and (a, b, c) == ("online", "online", "timeout"),
+       "per-device poll interval 60 s is raised to the 600 s floor: online at 120 s and "
+       "898 s, timeout at 902 s", (st, eff, a, b, c))
+    st, eff, _ = s.req("POST", "/__rigor/devices/%s/poll-interval" % uuid, {"seconds": 1200})
+    s.get("/device/v3/%s/state" % uuid, reg["api_key"])
+    s.req("POST", "/__rigor/clock", {"advance_ms": 1790000})
+    a = hb(s, uuid)["api_heartbeat_state"]
+    s.req("POST", "/__rigor/clock", {"advance_ms": 20000})
+    b = hb(s, uuid)["api_heartbeat_state"]
+    ok(eff == {"seconds": 1200} and (a, b) == ("online", "timeout"),
+       "per-device poll interval 1200 s (above the floor): timeout after 1800 s", (eff, a, b))
+    st, _, _ = s.get("/device/v3/%s/state" % uuid, reg["api_key"])
     st, dev, _ = s.req("POST", "/__rigor/devices/%s/vpn" % uuid, {"connected": True})
+    s.req("POST", "/__rigor/clock", {"advance_ms": 2000000})
     d = hb(s, uuid)
-    ok(st == 200 and d["is_online"] is True and d["api_heartbeat_state"] == "offline",
-       "control: VPN override sets is_online independently of the heartbeat", d)
-    s.req("POST", "/__rigor/devices/%s/vpn" % uuid, {"connected": None})
-    ok(hb(s, uuid)["is_online"] is False, "clearing the override follows the heartbeat again")
+    ok(st == 200 and d["is_online"] is True and d["is_connected_to_vpn"] is True and
+       d["api_heartbeat_state"] == "offline" and d["overall_status"] == "idle",
+       "control: a VPN connection sets is_online independently of the heartbeat", d)
+    s.req("POST", "/__rigor/devices/%s/vpn" % uuid, {"connected": False})
+    d = hb(s, uuid)
+    ok(d["is_online"] is False and d["last_vpn_event"] is not None and
+       d["overall_status"] == "disconnected",
+       "VPN disconnected: is_online false, last_vpn_event kept", d)
     s.stop()
 
 

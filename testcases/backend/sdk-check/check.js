@@ -123,7 +123,15 @@ async function check(sdkName) {
 			body: JSON.stringify(body),
 		});
 		ok(res.status === 200, 'PATCH /device/v3/state with the device key', res.status);
-		ok(await balena.models.device.isOnline(uuid) === true, 'device.isOnline true after heartbeat');
+		// isOnline is the VPN connection (is_online in SDK 20, is_connected_to_vpn in 23), which
+		// the API keeps apart from its heartbeat, as the real API does
+		ok(await balena.models.device.isOnline(uuid) === false, 'device.isOnline still false after an API heartbeat alone (no VPN)');
+		const vpn = await fetch(`${apiUrl}/__rigor/devices/${uuid}/vpn`, {
+			method: 'POST', headers: { 'Content-Type': 'application/json' },
+			body: JSON.stringify({ connected: true }),
+		});
+		ok(vpn.status === 200 && await balena.models.device.isOnline(uuid) === true,
+			'device.isOnline true once the VPN connects', vpn.status);
 		const d = await balena.models.device.get(uuid, {
 			$select: ['os_version', 'supervisor_version', 'api_heartbeat_state', 'is_online'],
 			$expand: { belongs_to__application: { $select: 'slug' }, is_of__device_type: { $select: 'slug' } },
