@@ -12,8 +12,14 @@
 -- suites read from the image"): the OS version the API reports is the image's VERSION
 -- (else VERSION_ID), its balena device type is the rig's device_type, config.json is read
 -- from its boot partition. Nothing is read from the DUT's console: "no new registration"
--- is the API's word (same id, same created_at, as many devices in the fleet) and the
--- card's (config.json keeps the uuid).
+-- is the API's word (same id, same created_at, one device with the uuid) and the card's
+-- (config.json keeps the uuid, the only name it could register under).
+--
+-- On a shared fleet (two rigs, a real balenaCloud fleet) the suite leaves nothing behind and
+-- does not trip over other rigs: every check is scoped to its own device's uuid (never the
+-- fleet's device count, which another rig's provisioning changes), the provisioning key it
+-- mints expires (rigor.provision: the online timeout plus 10 min), and after the last case
+-- it deletes the device it registered (RIGOR_CLOUD_KEEP_DEVICE=1 keeps it, for a look).
 --
 -- Environment: RIGOR_BALENA_API, RIGOR_BALENA_API_KEY (a user key; scripts/virtual-rig
 -- writes both into DIR/env), RIGOR_BALENA_FLEET (default rigor/test), RIGOR_OS_IMAGE
@@ -21,7 +27,8 @@
 -- it; put into config.json), RIGOR_CONFIG_OS_VERSION (the balenaOS version asked of
 -- /download-config, default 6.0.0: the test OS numbers itself 1.0 but speaks the
 -- provisioning protocol of balenaOS >= 2.7.8, a fleet provisioning key in apiKey),
--- RIGOR_ONLINE_TIMEOUT_MS (default 90000).
+-- RIGOR_ONLINE_TIMEOUT_MS (default 90000), RIGOR_CLOUD_KEEP_DEVICE (1: do not delete the
+-- device at the end).
 local t = require "rigor.test"
 local core = require "rigor.core"
 local balena = require "rigor.balena"
@@ -42,9 +49,14 @@ local image         -- rig.image: the identity of the image under test
 local boot_part     -- its boot partition (number), where config.json is
 local dev           -- { uuid, id, created_at } once provisioned
 
-local function fleet_device_count()
+local registered = {}   -- uuids this run registered, deleted by after_all
+
+-- how many devices in the fleet have @uuid (0 or 1: the API keeps uuids unique); scoped
+-- to the uuid so that other rigs provisioning into the same fleet do not change it
+local function devices_with_uuid(uuid)
 	local r = assert(client:call("GET", "/v7/device?$filter=" ..
-		"belongs_to__application/slug%20eq%20'" .. FLEET .. "'&$select=id"))
+		"belongs_to__application/slug%20eq%20'" .. FLEET .. "'%20and%20uuid%20eq%20'" .. uuid ..
+		"'&$select=id"))
 	return #r.d
 end
 
@@ -60,6 +72,7 @@ local function ensure_provisioned(rig)
 		config = { apiEndpoint = guest_api, rigorReportInterval = 5 },
 		timeout = ONLINE_MS, log = function(line) t.log("%s", line) end,
 	})
+	if type(info) == "table" then registered[#registered + 1] = info.uuid end
 	A.ok(d, info)   -- on failure: the message, with the redacted console tail
 	dev = { uuid = info.uuid, id = d.id }
 	local full = assert(client:device(dev.uuid, "id,uuid,created_at"))
@@ -90,11 +103,27 @@ s:before_all(function(rig)
 		tostring(image.device_type), image.sha256)
 end)
 
+s:after_all(function()
+	if not client then return end
+	for _, uuid in ipairs(registered) do
+		if os.getenv("RIGOR_CLOUD_KEEP_DEVICE") == "1" then
+			t.log("device %s kept (RIGOR_CLOUD_KEEP_DEVICE=1)", uuid)
+		else
+			local ok, msg, code = client:remove_device(uuid)
+			if ok then
+				t.log("device %s deleted from %s", uuid, FLEET)
+			elseif code ~= "RIG_E_NOENT" then
+				error("could not delete device " .. uuid .. " from " .. FLEET .. ": " .. tostring(msg))
+			end
+		end
+	end
+	registered = {}
+end)
+
 s:case("provisioned device comes online", function(rig)
 	dev = nil
-	local before = fleet_device_count()
 	local d = ensure_provisioned(rig)
-	A.eq(fleet_device_count(), before + 1, "devices in " .. FLEET)
+	A.eq(devices_with_uuid(d.uuid), 1, "devices with uuid " .. d.uuid .. " in " .. FLEET)
 	A.truthy(balena.is_online(assert(client:device(d.uuid))))
 end)
 
@@ -117,7 +146,6 @@ end)
 
 s:case("back online after a reboot, same uuid, no new registration", function(rig)
 	local d = ensure_provisioned(rig)
-	local count = fleet_device_count()
 	assert(rig.power:off())
 	-- on the emulator: move its clock past the heartbeat timeout, so "online" below
 	-- needs a heartbeat from the rebooted device (not needed on a real API)
@@ -135,7 +163,7 @@ s:case("back online after a reboot, same uuid, no new registration", function(ri
 	local on = A.ok(client:wait_online(d.uuid, ONLINE_MS))
 	A.eq(on.uuid, d.uuid)
 	A.eq(on.id, d.id, "device id")
-	A.eq(fleet_device_count(), count, "devices in " .. FLEET .. " (a second registration?)")
+	A.eq(devices_with_uuid(d.uuid), 1, "devices with uuid " .. d.uuid .. " (a second registration?)")
 	local full = assert(client:device(d.uuid, "id,uuid,created_at"))
 	A.eq(full.created_at, d.created_at, "created_at")
 	-- the card still names the same device (no new uuid made on this boot)

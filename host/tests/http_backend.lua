@@ -79,6 +79,38 @@ ok, msg = b:pin_os_release(uuid, nil)
 t = b:os_target(uuid)
 check(ok == true and t and t.target == nil, "pin_os_release(uuid, nil) unpins", msg or show(t))
 
+-- a shared fleet's hygiene: provisioning keys that expire, by the API's clock; devices
+-- deleted at the end
+local function register_with(key_expiry)
+	local c, m = b:download_config{ fleet = "rigor/test", device_type = "raspberrypi4-64",
+		version = "6.0.13", key_expiry = key_expiry }
+	if not c then return nil, m end
+	return b:register{ fleet_id = c.applicationId, device_type = "raspberrypi4-64",
+		provisioning_key = c.apiKey }
+end
+local reg1, reg2, code2
+reg1, msg = register_with(600)
+check(reg1 and reg1.uuid, "a provisioning key that expires in 600 s registers a device", msg)
+reg2, msg, code2 = register_with(-60)
+check(reg2 == nil and code2 == "HTTP_401", "an expired provisioning key is refused (HTTP_401)", msg)
+-- move the API's clock 2 h on: a key dated by the host's clock would be born expired
+http.json{ method = "POST", url = base .. "/__rigor/clock", body = { advance_ms = 2 * 3600 * 1000 } }
+b:whoami()
+check(b.clock_skew and b.clock_skew >= 7190 and b.clock_skew <= 7210,
+	"the client reads the API's clock from its Date header (2 h ahead)", b.clock_skew)
+reg2, msg = register_with(600)
+check(reg2 and reg2.uuid, "key expiry counts from the API's clock, not the host's", msg)
+check(balena.http_date("Thu, 03 Dec 2026 08:40:05 GMT") == 1796287205 and
+	balena.http_date("Sun, 29 Feb 2032 23:59:59 GMT") == 1961711999 and
+	balena.http_date("yesterday") == nil, "http_date", balena.http_date("Thu, 03 Dec 2026 08:40:05 GMT"))
+if reg1 then
+	ok, msg = b:remove_device(reg1.uuid)
+	local gone, _, gcode = b:device(reg1.uuid)
+	check(ok == true and gone == nil and gcode == "RIG_E_NOENT", "remove_device deletes the device", msg)
+	ok, msg, code = b:remove_device(reg1.uuid)
+	check(ok == nil and code == "RIG_E_NOENT", "remove_device of a deleted device: RIG_E_NOENT", msg)
+end
+
 local leaked = {}
 for _, l in ipairs(logs) do
 	if l:find(USER_KEY, 1, true) or (cfg and l:find(cfg.apiKey, 1, true)) then leaked[#leaked + 1] = l end

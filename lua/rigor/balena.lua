@@ -15,6 +15,7 @@
 --   POST /download-config {appId, deviceType, version, ...}          download_config()
 --   POST /device/register {application, device_type, uuid, api_key} register()
 --   GET  /v7/device?$filter=uuid eq '<uuid>'&$select=...             device(), wait_online()
+--   DELETE /v7/device?$filter=uuid eq '<uuid>'                        remove_device()
 -- Authentication is "Authorization: Bearer <key>" (a user API key or session token; the
 -- fleet's provisioning key for /device/register).
 --
@@ -167,6 +168,8 @@ function Client:call(method, path, body, token)
 		return nil, "balena: " .. msg, code
 	end
 	self:log("%s %s -> %d (%d ms)", method, path, resp.status, core.now_ms() - t0)
+	local server_time = M.http_date(resp.headers and resp.headers.date)
+	if server_time then self.clock_skew = server_time - os.time() end
 	if resp.status < 200 or resp.status > 299 then
 		local detail = resp.body:gsub("%s+", " "):sub(1, 300)
 		return nil, self:redact(string.format("balena: %s %s%s: HTTP %d %s", method,
@@ -242,7 +245,9 @@ end
 --- A config.json for a new device of the fleet, as a table, holding a fresh provisioning
 -- key in apiKey. opts: fleet (slug, id or fleet table), device_type (slug), version (the
 -- balenaOS version whose provisioning protocol the image speaks, required by the API; see
--- M.CONFIG_VERSION_HELP), developmentMode, network ("ethernet"/"wifi"), options (extra
+-- M.CONFIG_VERSION_HELP), developmentMode, network ("ethernet"/"wifi"), key_expiry (the
+-- provisioning key's lifetime: seconds from now, or an ISO 8601 date; balena-sdk's
+-- device.register uses 600 s; default none, as the API's), options (extra
 -- /download-config parameters: wifiSsid, appUpdatePollInterval, ...).
 -- A version before 2.7.8 is refused ("RIG_E_INVAL") without asking: the API would answer
 -- with the caller's own API key in apiKey, which must never land on a card.
@@ -265,6 +270,9 @@ function Client:download_config(opts)
 	end
 	local body = { appId = fleet_id, deviceType = opts.device_type, version = opts.version,
 		developmentMode = opts.developmentMode, network = opts.network }
+	if opts.key_expiry ~= nil then
+		body.provisioningKeyExpiryDate = self:expiry_date(opts.key_expiry)
+	end
 	for k, v in pairs(opts.options or {}) do body[k] = v end
 	local cfg, msg, code = self:call("POST", "/download-config", body)
 	if cfg == nil then
@@ -311,6 +319,50 @@ function Client:device(uuid, select)
 	local dev = {}
 	for k, v in pairs(rec) do dev[k] = nonnull(v) end
 	return dev
+end
+
+--- Delete the device @uuid (as balena-sdk device.remove: DELETE /v7/device?$filter=uuid
+-- eq '<uuid>'). Returns true, or nil, message, code ("RIG_E_NOENT" when there is no such
+-- device, e.g. already deleted).
+function Client:remove_device(uuid)
+	local d, msg, code = self:device(uuid, "id")
+	if not d then return nil, msg, code end
+	local r, derr, dcode = self:call("DELETE", "/v7/device" .. query{
+		{ "$filter", "uuid eq " .. odata_string(uuid) } })
+	if r == nil then return nil, derr, dcode end
+	return true
+end
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+	Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+--- Seconds since the epoch of an HTTP Date header ("Thu, 03 Dec 2026 08:40:00 GMT"), or nil.
+function M.http_date(text)
+	local d, mon, y, h, mi, sec = tostring(text or ""):match(
+		"^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+	local m = MONTHS[mon or ""]
+	if not m then return nil end
+	y, d = tonumber(y), tonumber(d)
+	-- days since 1970-01-01 of a proleptic Gregorian date (os.time() would take it as local)
+	local yy = m <= 2 and y - 1 or y
+	local era = yy // 400
+	local yoe = yy - era * 400
+	local doy = (153 * (m > 2 and m - 3 or m + 9) + 2) // 5 + d - 1
+	local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+	local days = era * 146097 + doe - 719468
+	return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+end
+
+--- An API date for @v: seconds from now (a number) by the API's clock (the Date header of
+-- the client's last answer; the host's clock before any), or an ISO 8601 date string as
+-- given. A host whose clock is off, or an emulator whose clock was moved on, still gets a
+-- key that lives as long as asked.
+function Client:expiry_date(v)
+	if type(v) == "number" then
+		return os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + (self.clock_skew or 0) + math.floor(v))
+	end
+	assert(type(v) == "string", "key_expiry: seconds from now or an ISO 8601 date expected")
+	return v
 end
 
 --- Whether a device table says the device is online: the API heartbeat (set when the

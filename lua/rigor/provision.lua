@@ -22,7 +22,9 @@ local CONSOLE_KEEP = 4096
 -- whose provisioning protocol the image speaks, for /download-config: balena.CONFIG_VERSION_HELP),
 -- image (path), uuid (default: a new one), config (table merged into
 -- config.json), options (extra /download-config parameters), timeout (ms until online,
--- default 15 min), on_console (function(text), called with console output), log
+-- default 15 min), key_expiry (the provisioning key's lifetime, seconds or an ISO 8601
+-- date; default the timeout plus 10 min, so no key outlives the run by long: the device
+-- needs it only to register), on_console (function(text), called with console output), log
 -- (function(line)). Returns the device table and { uuid =, config = } or nil, message, code.
 -- Raises when the build has no flashing (rig.flash missing).
 function M.run(rig, opts)
@@ -40,7 +42,8 @@ function M.run(rig, opts)
 		"speaks, which may differ from its own version (docs/lua-api.md, 'Which version to ask for')",
 		tostring(opts.version))
 	local cfg, msg, code = client:download_config{ fleet = opts.fleet, device_type = device_type,
-		version = opts.version, options = opts.options }
+		version = opts.version, options = opts.options,
+		key_expiry = opts.key_expiry or ((opts.timeout or 15 * 60 * 1000) // 1000 + 600) }
 	if not cfg then return nil, "provision: " .. msg, code end
 	local uuid = opts.uuid or balena.uuid()
 	cfg.uuid = uuid
