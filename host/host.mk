@@ -101,7 +101,7 @@ $(BUILD)/host/tests/libgpiochipshim.so: host/tests/fixtures/gpiochip_shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 $(WARNFLAGS) -shared -fPIC $< -o $@ -ldl
 TESTS += host/tests/gpio.sh
-TESTS += host/tests/http.sh
+TESTS += host/tests/http.sh host/tests/real_api.sh
 # rigor.shell over a socket console against a fake DUT (host/tests/fake_dut.py: a real shell
 # on a pty behind a login prompt, with kernel noise, slowness and reboots injected)
 TESTS += host/tests/shell.sh

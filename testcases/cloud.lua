@@ -51,13 +51,9 @@ local dev           -- { uuid, id, created_at } once provisioned
 
 local registered = {}   -- uuids this run registered, deleted by after_all
 
--- how many devices in the fleet have @uuid (0 or 1: the API keeps uuids unique); scoped
--- to the uuid so that other rigs provisioning into the same fleet do not change it
+-- devices in the fleet with @uuid: scoped so that other rigs' provisioning does not count
 local function devices_with_uuid(uuid)
-	local r = assert(client:call("GET", "/v7/device?$filter=" ..
-		"belongs_to__application/slug%20eq%20'" .. FLEET .. "'%20and%20uuid%20eq%20'" .. uuid ..
-		"'&$select=id"))
-	return #r.d
+	return assert(client:fleet_devices_with_uuid(FLEET, uuid))
 end
 
 local strap_card_boot = testos.strap_card_boot

@@ -10,18 +10,6 @@ unset http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY
 pids=
 trap 'for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$T"' EXIT
 
-# Number the Lua script's unnumbered TAP lines into ours.
-tap_lua() {
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*"# SKIP"*) n=$((n + 1)); echo "ok $n - ${line#ok - }" ;;
-		"ok - "*) ok "${line#ok - }" ;;
-		"not ok - "*) n=$((n + 1)); fail=1; echo "not ok $n - ${line#not ok - }" ;;
-		*) echo "$line" ;;
-		esac
-	done
-}
-
 # A self-signed certificate for 127.0.0.1, for the TLS checks (skipped without openssl).
 tls=
 if command -v openssl >/dev/null && openssl req -x509 -newkey rsa:2048 -nodes -days 2 \

@@ -10,17 +10,6 @@ export RIGOR_STATE_DIR=$T/state
 pids=
 trap 'for p in $pids; do kill $p 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"' EXIT
 
-# Number the Lua script's unnumbered TAP lines into ours.
-tap_lua() {
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) ok "${line#ok - }" ;;
-		"not ok - "*) n=$((n + 1)); fail=1; echo "not ok $n - ${line#not ok - }" ;;
-		*) echo "$line" ;;
-		esac
-	done
-}
-
 if ! command -v busybox >/dev/null || ! command -v python3 >/dev/null; then
 	echo "ok 1 # SKIP busybox and python3 are needed"; echo "1..1"; exit 0
 fi

@@ -28,3 +28,14 @@ has() {
 # wait_for PATH: until it exists (5 s at most)
 wait_for() { i=0; while [ ! -e "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; }
 tap_done() { echo "1..$n"; exit $fail; }
+# Number a program's unnumbered TAP lines ("ok - ...", "not ok - ...") into ours.
+tap_lua() {
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*"# SKIP"*) n=$((n + 1)); echo "ok $n - ${line#ok - }" ;;
+		"ok - "*) ok "${line#ok - }" ;;
+		"not ok - "*) n=$((n + 1)); fail=1; echo "not ok $n - ${line#not ok - }" ;;
+		*) echo "$line" ;;
+		esac
+	done
+}

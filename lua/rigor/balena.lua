@@ -321,6 +321,18 @@ function Client:device(uuid, select)
 	return dev
 end
 
+--- How many devices of the fleet with slug @fleet have @uuid (0 or 1: the API keeps uuids
+-- unique). Scoped to the uuid, so that other rigs provisioning into the same fleet at the
+-- same time do not change the answer, as a count of the fleet's devices would.
+function Client:fleet_devices_with_uuid(fleet, uuid)
+	local d, msg, code = self:_get_d("/v7/device" .. query{
+		{ "$filter", "belongs_to__application/slug eq " .. odata_string(tostring(fleet):lower()) ..
+			" and uuid eq " .. odata_string(uuid) },
+		{ "$select", "id" } })
+	if not d then return nil, msg, code end
+	return #d
+end
+
 --- Delete the device @uuid (as balena-sdk device.remove: DELETE /v7/device?$filter=uuid
 -- eq '<uuid>'). Returns true, or nil, message, code ("RIG_E_NOENT" when there is no such
 -- device, e.g. already deleted).
