@@ -19,9 +19,14 @@
 -- provisioning key): the hostname case and the state-partition and config.json checks
 -- after the power cut need it and are SKIPPED or left out, with the reason, otherwise.
 --
+-- balena os-suite checks with an equivalent here (docs/coverage.md): os-release, uptime,
+-- issue, under-voltage (made a hard check from the rig's own telemetry), config-json
+-- hostname.
+--
 -- Environment: RIGOR_OS_IMAGE (default build/os/rigor-os-1.0.img),
 -- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 60000), RIGOR_OS_HOSTNAME
--- (default rigor-<rig name>-NNNN).
+-- (default rigor-<rig name>-NNNN), RIGOR_SUPPLY_MV (the DUT supply's rating, default 5000),
+-- RIGOR_SUPPLY_TOLERANCE_PCT (how far below it the supply may sag, default 5: USB's 4.75 V).
 local t = require "rigor.test"
 local core = require "rigor.core"
 local testos = require "rigor.testos"
@@ -29,6 +34,8 @@ local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_IMAGE") or "build/os/rigor-os-1.0.img"
 local BOOT_MS = testos.env_int("RIGOR_BOOT_TIMEOUT_MS", 60000)
+local SUPPLY_MV = testos.env_int("RIGOR_SUPPLY_MV", 5000)
+local SUPPLY_TOL = tonumber(os.getenv("RIGOR_SUPPLY_TOLERANCE_PCT") or "") or 5
 
 local s = t.suite("os", { requires = { "os-image", "sd", "serial" }, tags = { "os", "virtual" },
 	timeout = BOOT_MS + 30000 })
@@ -109,6 +116,48 @@ s:case("os-release fields on the console", function(rig)
 	if image.device_type then
 		A.eq(image.device_type, rig.device_type, "the image's balena device type vs the rig's device_type")
 	end
+end)
+
+-- balena os suite "uptime" (tests/uptime): `uptime` prints "up ... load average", no "????";
+-- "issue" (tests/issue): /etc/issue and /etc/issue.net hold the OS's NAME and VERSION
+s:case("uptime and /etc/issue", function(rig)
+	boot(rig)
+	login(rig)
+	local up = sh(rig, "uptime")
+	A.ok(up:find("up", 1, true) and up:find("load average", 1, true), "uptime: " .. up)
+	A.falsy(up:find("????", 1, true), "uptime prints '????': " .. up)
+	local rel = image.os_release
+	if not (rel and rel.NAME and (rel.VERSION or rel.VERSION_ID)) then
+		t.log("no NAME/VERSION in %s's os-release: /etc/issue not compared", image.name)
+		return
+	end
+	local version = rel.VERSION or rel.VERSION_ID
+	for _, f in ipairs{ "/etc/issue", "/etc/issue.net" } do
+		local text = sh(rig, "cat " .. f)
+		A.ok(text:find(rel.NAME, 1, true), f .. " lacks the os-release NAME '" .. rel.NAME .. "': " .. text)
+		A.ok(text:find(version, 1, true), f .. " lacks the os-release VERSION '" .. version .. "': " .. text)
+	end
+end)
+
+-- balena os suite "under-voltage" greps dmesg for "Under-voltage detected" and never fails
+-- (tests/under-voltage). Here the rig measures the supply itself: every telemetry sample
+-- from power-on to the login prompt must hold the rated voltage within the tolerance; the
+-- kernel's own word is checked too where the board reports it.
+s:case("supply holds its voltage from power-on to login (under-voltage)", function(rig)
+	if not rig.power:measure() then t.skip("this rig's power back-end cannot measure") end
+	assert(rig.power:off())
+	assert(rig.sdmux:set("dut"))
+	strap_card_boot(rig)
+	rig.console:clear()
+	assert(rig.power:on())
+	local up, samples = testos.expect_sampling(rig, testos.LOGIN_PATTERN, BOOT_MS, 250)
+	A.ok(up, "no login prompt within " .. BOOT_MS .. " ms")
+	local ok, summary, low = testos.supply_verdict(samples, SUPPLY_MV, SUPPLY_TOL)
+	t.log("supply from power-on to login: %s", summary)
+	A.ok(ok, "under-voltage: " .. summary .. (low and (" (lowest at " .. low.mv .. " mV, " .. low.ma .. " mA)") or ""))
+	login(rig)
+	local uv = sh(rig, "dmesg | grep -ci 'under-voltage detected' || true")
+	A.eq(uv, "0", "the kernel reports under-voltage")
 end)
 
 s:case("config.json hostname is applied", function(rig)

@@ -129,6 +129,36 @@ function M.sh(rig, cmd, timeout_ms)
 	return r.out
 end
 
+--- The DUT's supply judged from rig telemetry: `samples` is a list of { mv =, ma = }
+--- (rig.power:measure()), `nominal_mv` the supply's rating, `tolerance_pct` how far below
+--- it the supply may sag (USB: 5 V -5 %, 4750 mV). Returns ok, a summary ("n samples,
+--- min 4980 mV, max 420 mA"), and the lowest sample. No samples is not ok.
+function M.supply_verdict(samples, nominal_mv, tolerance_pct)
+	if #samples == 0 then return false, "no telemetry samples", nil end
+	local low, max_ma = samples[1], samples[1].ma
+	for _, m in ipairs(samples) do
+		if m.mv < low.mv then low = m end
+		if m.ma > max_ma then max_ma = m.ma end
+	end
+	local floor_mv = nominal_mv * (100 - tolerance_pct) / 100
+	return low.mv >= floor_mv, string.format("%d samples, min %d mV (floor %.0f mV = %d mV - %g %%), max %d mA",
+		#samples, low.mv, floor_mv, nominal_mv, tolerance_pct, max_ma), low
+end
+
+--- Waits up to `timeout_ms` for the Lua pattern `pattern` on the console while sampling
+--- rig.power:measure() every `every_ms`. Returns whether it appeared, and the samples.
+function M.expect_sampling(rig, pattern, timeout_ms, every_ms)
+	local samples, t_end = {}, core.now_ms() + timeout_ms
+	repeat
+		local m = rig.power:measure()
+		if m then samples[#samples + 1] = m end
+		if rig.console:expect(pattern, math.min(every_ms, math.max(0, t_end - core.now_ms()))) then
+			return true, samples
+		end
+	until core.now_ms() >= t_end
+	return false, samples
+end
+
 --- Reads the console until one of the plain strings in `needles` appears or `timeout_ms`
 --- passes. Returns the index of the first one seen and the text read, or nil and the text.
 function M.expect_any(rig, needles, timeout_ms)

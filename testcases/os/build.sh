@@ -104,6 +104,9 @@ SLUG="$OS_SLUG"
 META_BALENA_VERSION="$ver"
 RIGOR_AGENT_VERSION="rigor-agent 0.1"
 EOF
+	# as balenaOS: NAME and VERSION, and getty's hostname/line escapes in /etc/issue
+	printf 'Rigor OS %s \\n \\l\n\n' "$ver" >"$r/etc/issue"
+	printf 'Rigor OS %s\n' "$ver" >"$r/etc/issue.net"
 }
 
 cmd_image() {
