@@ -128,6 +128,26 @@ s:case("reported OS version is the image's", function(rig)
 	A.eq(client:os_version(d.uuid), image.version, "the API's os_version vs the image's VERSION")
 end)
 
+-- balena cloud suite "os-config: service on boot": the device fetched its service
+-- configuration (GET /os/v1/config) after it registered. balena reads os-config's journal
+-- line; the API side is what any image can be checked by: the emulator records the fetch.
+s:case("os-config fetched on boot (/os/v1/config)", function(rig)
+	local d = ensure_provisioned(rig)
+	local state = client:call("GET", "/__rigor/state")
+	if type(state) ~= "table" or type(state.device) ~= "table" then
+		t.skip("not the emulator: a real API does not tell which devices fetched /os/v1/config")
+	end
+	local rec
+	for _, x in ipairs(state.device) do
+		if x.uuid == d.uuid then rec = x end
+	end
+	A.ok(rec, "device " .. d.uuid .. " in the emulator's state")
+	A.gt(rec.os_config_fetches or 0, 0, "GET /os/v1/config requests with the device key")
+	A.ok(rec.os_config_fetched_at >= rec.created_at, "fetched after registering: " ..
+		tostring(rec.os_config_fetched_at) .. " vs created " .. tostring(rec.created_at))
+	t.log("/os/v1/config fetched %d time(s), last at %s", rec.os_config_fetches, rec.os_config_fetched_at)
+end)
+
 s:case("config.json keeps the device key, not the provisioning key", function(rig)
 	local d = ensure_provisioned(rig)
 	assert(rig.power:off())

@@ -21,7 +21,7 @@
 --
 -- balena os-suite checks with an equivalent here (docs/coverage.md): os-release, uptime,
 -- issue, under-voltage (made a hard check from the rig's own telemetry), config-json
--- hostname.
+-- hostname, overlap_test.
 --
 -- Environment: RIGOR_OS_IMAGE (default build/os/rigor-os-1.0.img),
 -- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 60000), RIGOR_OS_HOSTNAME
@@ -165,6 +165,14 @@ s:case("config.json hostname is applied", function(rig)
 	boot(rig)
 	login(rig)
 	A.eq(sh(rig, "hostname"), hostname(rig))
+	-- balena os suite "overlap_test": balenaOS's init leaves /overlap_detected on the boot
+	-- partition when two partitions overlap on the medium; read from the card itself
+	assert(rig.power:off())
+	assert(rig.sdmux:set("host"))
+	local boot_part = assert(testos.boot_partition(image), "no boot partition in " .. image.name)
+	local flag, _, code = rig:read_file(boot_part, "/overlap_detected")
+	A.is_nil(flag, "/overlap_detected on the boot partition")
+	A.eq(code, "RIG_E_NOENT", "reading /overlap_detected")
 end)
 
 s:case("power cut mid-boot, then a clean boot", function(rig)

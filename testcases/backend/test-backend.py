@@ -284,6 +284,17 @@ def test_config_register(s, app_id):
 
 def test_device(s, app_id, uuid, reg):
     dkey = reg["api_key"]
+    st, oc, _ = s.get("/os/v1/config/")
+    st2, state, _ = s.get("/__rigor/state")
+    before = [d.get("os_config_fetched_at") for d in state["device"] if d["uuid"] == uuid]
+    st3, oc2, _ = s.get("/os/v1/config", dkey)
+    st4, state, _ = s.get("/__rigor/state")
+    after = [d for d in state["device"] if d["uuid"] == uuid][0]
+    ok(st == 200 and oc.get("schema_version") == "1.0.0" and "openvpn" in oc["services"] and
+       "overrides" in oc["config"] and st3 == 200 and oc2 == oc and before == [None] and
+       after.get("os_config_fetches") == 1 and after.get("os_config_fetched_at"),
+       "GET /os/v1/config: served without credentials; a device-key fetch is recorded",
+       (st, oc, st3, before, after))
     st, who, _ = s.get("/actor/v1/whoami", dkey)
     ok(st == 200 and who.get("actorType") == "device" and who.get("uuid") == uuid,
        "actor/v1/whoami with the device key", who)

@@ -27,7 +27,7 @@ check() { # check DESC CMD...
 # jget FILE EXPR: python expression on j (the parsed JSON)
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-echo "1..38"
+echo "1..40"
 if [ ! -x "$AGENT" ]; then
 	nok "agent built ($AGENT)"
 	exit 1
@@ -89,6 +89,11 @@ check "second run exits 0" test $rc = 0
 check "second run does not register" sh -c "! grep -q registered '$T/run2'"
 check "only one POST /device/register reached the emulator" test "$(grep -c 'POST /device/register' "$T/backend.log")" = 1
 check "second run sent 2 more state PATCHes (3 in all)" test "$(grep -c 'PATCH /device/v3/state' "$T/backend.log")" = 3
+check "os-config: the second run (not --once) fetched /os/v1/config once and said so" sh -c \
+	"test \"\$(grep -c 'rigor-agent: Service configuration retrieved' '$T/run2')\" = 1 && ! grep -q 'Service configuration' '$T/run1'"
+api_get "/__rigor/state" >"$T/state.dump"
+check "os-config: the emulator saw one /os/v1/config fetch with the device key" jget "$T/state.dump" \
+	"1/0 if [d.get('os_config_fetches') for d in j['device'] if d['uuid'] == '$UUID'] != [1] else 1"
 api_get "/device/v3/$UUID/state" >"$T/target.json"
 check "GET /device/v3/:uuid/state answers for the device" jget "$T/target.json" "1/0 if '$UUID' not in j else 1"
 api_get "/v7/device?\$filter=uuid%20eq%20'$UUID'&\$select=os_version" >"$T/dev2.json"

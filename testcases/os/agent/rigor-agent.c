@@ -979,6 +979,35 @@ out:
 	return rc;
 }
 
+/* balenaOS's os-config: on boot, GET /os/v1/config (the VPN client configuration, legacy
+ * SSH keys, config overrides) with the device key, logging "Service configuration
+ * retrieved" as os-config does. Nothing here uses the answer: there is no VPN. */
+static int os_config_fetch(const struct agent *ag, const struct jobj *cfg)
+{
+	struct url u;
+	char *key = jobj_get(cfg, "deviceApiKey");
+	struct resp r = {0};
+	struct jobj o = {0};
+	int rc = -1;
+	if (!key || api_url(ag, cfg, &u))
+		goto out;
+	if (http(&u, "GET", "/os/v1/config", key, NULL, &r, ag->timeout_ms) || r.status != 200) {
+		note("os-config: %s", r.status ? "HTTP error" : strerror(errno));
+		goto out;
+	}
+	if (jobj_parse(&o, r.body) || jobj_find(&o, "services") < 0) {
+		note("os-config: not a service configuration");
+		goto out;
+	}
+	say("Service configuration retrieved");
+	rc = 0;
+out:
+	jobj_free(&o);
+	free(r.body);
+	free(key);
+	return rc;
+}
+
 /* Logs how a finished rigor-hup ended. */
 static void hup_reaped(struct hup_state *h, int status)
 {
@@ -1256,6 +1285,7 @@ int main(int argc, char **argv)
 	}
 
 	int reports = 0, last = -1, first = 1; /* last report: -1 none, 0 ok, 1 failed */
+	int os_config = 0;                      /* /os/v1/config fetched since start */
 	int interval = report_interval(&ag, &cfg);
 	if (registered) {
 		int r = report(&ag, &cfg, os_version, "Idle", 1);
@@ -1267,6 +1297,8 @@ int main(int argc, char **argv)
 			rc = r ? 1 : 0;
 			goto done;
 		}
+		if (r == 0)
+			os_config = os_config_fetch(&ag, &cfg) == 0;
 		if (r == 0 && !daemonize)
 			hostos_check(&ag, &cfg, os_version, &hup);
 	}
@@ -1297,6 +1329,8 @@ int main(int argc, char **argv)
 		int r = report(&ag, &cfg, os_version, "Idle", last != 0);
 		if (r == 0) {
 			reports++;
+			if (!os_config)
+				os_config = os_config_fetch(&ag, &cfg) == 0;
 			hostos_check(&ag, &cfg, os_version, &hup);
 		} else {
 			hup_poll(&hup, 0);
