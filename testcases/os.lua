@@ -175,7 +175,8 @@ s:case("config.json hostname is applied", function(rig)
 	A.eq(code, "RIG_E_NOENT", "reading /overlap_detected")
 end)
 
-s:case("power cut mid-boot, then a clean boot", function(rig)
+-- two boots: twice the boot budget
+s:case("power cut mid-boot, then a clean boot", { timeout = 2 * BOOT_MS + 30000 }, function(rig)
 	assert(rig.sdmux:set("dut"))
 	strap_card_boot(rig)
 	rig.console:clear()
