@@ -365,6 +365,16 @@ def hb(s, uuid):
     return body["d"][0]
 
 
+def states_after(s, uuid, advances):
+    """The device's api_heartbeat_state after each move of the emulator's clock by the
+    given milliseconds, in turn."""
+    seen = []
+    for adv in advances:
+        s.req("POST", "/__rigor/clock", {"advance_ms": adv})
+        seen.append(hb(s, uuid)["api_heartbeat_state"])
+    return seen
+
+
 def test_heartbeat(tmp):
     # Scaled real time: poll 600 s x 1.5 x 0.002 = 1.8 s to 'timeout', +600 s x 0.002 = 1.2 s
     # more to 'offline'. Samples are taken 2.0 s and 3.2 s after the heartbeat returned, so
@@ -403,33 +413,22 @@ def test_heartbeat(tmp):
     st, reg, _ = s.req("POST", "/device/register", {"application": 1, "uuid": uuid,
                                                     "device_type": "raspberrypi4-64"}, PROV_KEY)
     s.get("/device/v3/%s/state" % uuid, reg["api_key"])
-    seen = []
-    for adv in (898000, 4000, 14000):   # -> 898 s, 902 s, 916 s
-        s.req("POST", "/__rigor/clock", {"advance_ms": adv})
-        seen.append(hb(s, uuid)["api_heartbeat_state"])
+    seen = states_after(s, uuid, (898000, 4000, 14000))   # -> 898 s, 902 s, 916 s
     ok(seen == ["online", "timeout", "offline"],
        "control clock: 898 s online, 902 s timeout, 916 s offline (defaults 600 s x 1.5 + 15 s)",
        seen)
     # the real API's floor: a device's poll interval below the default is raised to it
     st, eff, _ = s.req("POST", "/__rigor/devices/%s/poll-interval" % uuid, {"seconds": 60})
     s.get("/device/v3/%s/state" % uuid, reg["api_key"])
-    s.req("POST", "/__rigor/clock", {"advance_ms": 120000})
-    a = hb(s, uuid)["api_heartbeat_state"]
-    s.req("POST", "/__rigor/clock", {"advance_ms": 778000})
-    b = hb(s, uuid)["api_heartbeat_state"]
-    s.req("POST", "/__rigor/clock", {"advance_ms": 4000})
-    c = hb(s, uuid)["api_heartbeat_state"]
-    ok(st == 200 and eff == {"seconds": 600} and (a, b, c) == ("online", "online", "timeout"),
+    seen = states_after(s, uuid, (120000, 778000, 4000))
+    ok(st == 200 and eff == {"seconds": 600} and seen == ["online", "online", "timeout"],
        "per-device poll interval 60 s is raised to the 600 s floor: online at 120 s and "
-       "898 s, timeout at 902 s", (st, eff, a, b, c))
+       "898 s, timeout at 902 s", (st, eff, seen))
     st, eff, _ = s.req("POST", "/__rigor/devices/%s/poll-interval" % uuid, {"seconds": 1200})
     s.get("/device/v3/%s/state" % uuid, reg["api_key"])
-    s.req("POST", "/__rigor/clock", {"advance_ms": 1790000})
-    a = hb(s, uuid)["api_heartbeat_state"]
-    s.req("POST", "/__rigor/clock", {"advance_ms": 20000})
-    b = hb(s, uuid)["api_heartbeat_state"]
-    ok(eff == {"seconds": 1200} and (a, b) == ("online", "timeout"),
-       "per-device poll interval 1200 s (above the floor): timeout after 1800 s", (eff, a, b))
+    seen = states_after(s, uuid, (1790000, 20000))
+    ok(eff == {"seconds": 1200} and seen == ["online", "timeout"],
+       "per-device poll interval 1200 s (above the floor): timeout after 1800 s", (eff, seen))
     st, _, _ = s.get("/device/v3/%s/state" % uuid, reg["api_key"])
     st, dev, _ = s.req("POST", "/__rigor/devices/%s/vpn" % uuid, {"connected": True})
     s.req("POST", "/__rigor/clock", {"advance_ms": 2000000})
