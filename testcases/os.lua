@@ -21,7 +21,7 @@
 --
 -- balena os-suite checks with an equivalent here (docs/coverage.md): os-release, uptime,
 -- issue, under-voltage (made a hard check from the rig's own telemetry), config-json
--- hostname, overlap_test.
+-- hostname, overlap_test, fingerprint, udev by-state links, swap (zram), purge-data.
 --
 -- Environment: RIGOR_OS_IMAGE (default build/os/rigor-os-1.0.img),
 -- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 60000), RIGOR_OS_HOSTNAME
@@ -158,6 +158,68 @@ s:case("supply holds its voltage from power-on to login (under-voltage)", functi
 	login(rig)
 	local uv = sh(rig, "dmesg | grep -ci 'under-voltage detected' || true")
 	A.eq(uv, "0", "the kernel reports under-voltage")
+end)
+
+-- balenaOS's own conventions, which any balenaOS-shaped image must keep:
+-- balena os suite "fingerprint": `md5sum -c /balenaos.fingerprint` (or /resinos.fingerprint)
+-- passes; "udev": /dev/disk/by-state/{active,inactive,resin-data,resin-rootA,resin-rootB,
+-- resin-state} exist and active != inactive; "swap": exactly one swap, on /dev/zram*, of
+-- min(MemTotal / 2, 4 GB) +- 50 KiB.
+s:case("fingerprint, by-state links and zram swap", function(rig)
+	if not image.balena then t.skip(not_balena() .. ": no balenaOS fingerprint, by-state links or zram swap to expect") end
+	boot(rig)
+	login(rig)
+	local fp = sh(rig, "for f in /balenaos.fingerprint /resinos.fingerprint; do " ..
+		"[ -f $f ] && echo $f && break; done; true")
+	A.ok(fp ~= "", "no /balenaos.fingerprint or /resinos.fingerprint")
+	A.ok(tonumber(sh(rig, "wc -l < " .. fp)) > 10, fp .. " lists the root's files")
+	A.eq(sh(rig, "md5sum -c " .. fp .. " 2>&1 | grep -v ': OK$' | head -n 5", 60000), "",
+		"files that differ from " .. fp)
+	for _, l in ipairs{ "active", "inactive", "resin-data", "resin-rootA", "resin-rootB", "resin-state" } do
+		A.eq(sh(rig, "test -b /dev/disk/by-state/" .. l .. " && echo yes || echo no"), "yes",
+			"/dev/disk/by-state/" .. l .. " is a block device")
+	end
+	A.ne(sh(rig, "readlink -f /dev/disk/by-state/active"), sh(rig, "readlink -f /dev/disk/by-state/inactive"),
+		"active and inactive slots differ")
+	local swaps = sh(rig, "tail -n +2 /proc/swaps")
+	local dev, kib, n = nil, nil, 0
+	for line in (swaps .. "\n"):gmatch("([^\n]*)\n") do
+		if line:match("%S") then
+			n = n + 1
+			dev, kib = line:match("^(%S+)%s+%S+%s+(%d+)")
+		end
+	end
+	A.eq(n, 1, "swaps: " .. swaps)
+	A.ok(dev and dev:match("^/dev/zram%d+$"), "the swap is on zram: " .. tostring(dev))
+	local mem = tonumber(sh(rig, "awk '/^MemTotal:/ { print $2 }' /proc/meminfo"))
+	local want = math.min(mem // 2, 4 * 1024 * 1024)   -- 4 GiB, as the test OS caps it
+	A.ok(math.abs(tonumber(kib) - want) <= 50, string.format("swap %s KiB, want min(MemTotal/2, 4 GB) = %d KiB +- 50",
+		tostring(kib), want))
+end)
+
+-- balena os suite "purge-data" (tests/purge-data): write a marker on the state and data
+-- partitions, delete their remove_me_to_reset, reboot: the markers are gone, the flags are
+-- back, and the OS comes up as before.
+s:case("purge-data: state and data reset when remove_me_to_reset is gone", { timeout = 2 * BOOT_MS + 30000 },
+	function(rig)
+	if not image.balena then t.skip(not_balena() .. ": no resin-state/resin-data reset flags") end
+	boot(rig)
+	login(rig)
+	for _, d in ipairs{ "/mnt/state", "/mnt/data" } do
+		A.eq(sh(rig, "test -f " .. d .. "/remove_me_to_reset && echo yes || echo no"), "yes",
+			d .. "/remove_me_to_reset before the reset")
+		sh(rig, "echo marker > " .. d .. "/rigor-purge-marker && rm " .. d .. "/remove_me_to_reset && sync")
+	end
+	assert(rig.power:off())
+	boot(rig)
+	login(rig)
+	for _, d in ipairs{ "/mnt/state", "/mnt/data" } do
+		A.eq(sh(rig, "test -e " .. d .. "/rigor-purge-marker && echo kept || echo gone"), "gone",
+			"the marker on " .. d .. " after the reset")
+		A.eq(sh(rig, "test -f " .. d .. "/remove_me_to_reset && echo yes || echo no"), "yes",
+			d .. "/remove_me_to_reset is back")
+	end
+	A.eq(sh(rig, "echo $((6*7))"), "42", "the shell answers after the reset")
 end)
 
 s:case("config.json hostname is applied", function(rig)

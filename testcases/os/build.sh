@@ -20,7 +20,7 @@ export MTOOLS_SKIP_CHECK=1
 # Dependency order (the .deb has no modules.dep; checked with the modules' depends= tags).
 MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk
 failover net_failover virtio_net fat vfat nls_cp437 nls_ascii crc16 mbcache jbd2
-crc32c_generic ext4"
+crc32c_generic ext4 zsmalloc zram"
 
 die() {
 	echo "build.sh: $*" >&2
@@ -157,6 +157,15 @@ EOF
 	if [ -n "$payload" ]; then
 		gzip -1nc "$payload" >"$work/data/$(basename "$payload").gz"
 	fi
+
+	# balenaOS's reset flags (purge-data: a partition without its flag is emptied at boot)
+	: >"$work/state/remove_me_to_reset"
+	: >"$work/data/remove_me_to_reset"
+	# balenaOS's /balenaos.fingerprint: the md5 of every file of the read-only root, which
+	# `md5sum -c` checks on the device (balena os suite "fingerprint")
+	(cd "$work/root" && find . -type f ! -name balenaos.fingerprint | LC_ALL=C sort |
+		sed 's|^\./||' | xargs md5sum | sed 's|  |  /|') >"$work/fingerprint"
+	mv "$work/fingerprint" "$work/root/balenaos.fingerprint"
 
 	# The root file system once, as a file: it goes into slot A and, for an OS image, is
 	# the host OS update payload (IMG without .img, + -rootfs.img.gz; docs/hup.md).

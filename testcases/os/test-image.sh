@@ -95,10 +95,10 @@ check "grub.cfg boots root=LABEL=resin-root<slot> with the serial console, card 
 debugfs -R "dump /boot/vmlinuz $T/vmlinuz" "$IMG10?offset=$(start "$IMG10" 2)" >/dev/null 2>&1
 check "vmlinuz in resin-rootA/boot is an x86 bzImage" sh -c "od -An -c -j 514 -N 4 '$T/vmlinuz' | tr -d ' ' | grep -qx 'HdrS'"
 debugfs -R "dump /boot/initrd.img $T/initrd.img" "$IMG10?offset=$(start "$IMG10" 2)" >/dev/null 2>&1
-check "initrd: gzip newc cpio with /init, static busybox, 18 modules in order" sh -c "
+check "initrd: gzip newc cpio with /init, static busybox, 20 modules in order (virtio, ext4, vfat, zram)" sh -c "
 	gzip -dc '$T/initrd.img' | cpio -t --quiet >'$T/initrd.list' &&
 	grep -qx init '$T/initrd.list' && grep -qx bin/busybox '$T/initrd.list' &&
-	test \$(grep -c '^lib/modules/.*\\.ko\$' '$T/initrd.list') = 18 && grep -qx lib/modules/order '$T/initrd.list'"
+	test \$(grep -c '^lib/modules/.*\\.ko\$' '$T/initrd.list') = 20 && grep -qx lib/modules/order '$T/initrd.list'"
 mtype -i "$(fat "$IMG10")" ::/config.json >"$T/config.json"
 check "config.json: provisioning fields for the emulator" python3 -c '
 import json, sys
