@@ -242,10 +242,17 @@ F_RIG=$RIG F_SUCCESS_RE=NONE fault "os.exit(5) in rigor lua exits 5 after cleanu
 	"$RIGOR" --rig "$RIG" lua "$T/exit5.lua"
 
 # ---- locks and concurrency ----
-printf 'assert(rig.power:off())\nrequire("rigor.core").sleep(3000)\n' >"$T/hold.lua"
-# hold: start a 3 s holder of the rig and return once it holds the lock (a loaded machine
-# may take long to start it; the contender must come second)
+# The holder keeps the rig until its flag file is removed (30 s at most), not for a fixed
+# time: on a loaded machine (sanitizers, parallel builds) starting the contender can take
+# longer than any fixed hold, and the contender must still find the rig held.
+cat >"$T/hold.lua" <<EOF
+assert(rig.power:off())
+local core, t0 = require("rigor.core"), require("rigor.core").now_ms()
+while io.open("$T/hold.flag") and core.now_ms() - t0 < 30000 do core.sleep(50) end
+EOF
+# hold: start a holder of the rig and return once it holds the lock; unhold ends it
 cat >"$T/hold.sh" <<EOF
+: >'$T/hold.flag'
 '$RIGOR' --rig '$RIG' lua '$T/hold.lua' &
 i=0
 until '$RIGOR' --rig '$RIG' who | grep -q 'held by'; do
@@ -253,9 +260,9 @@ until '$RIGOR' --rig '$RIG' who | grep -q 'held by'; do
 done
 EOF
 F_RIG=$RIG fault "a second run on a held rig is refused busy" 3 "busy|held by" \
-	sh -c ". '$T/hold.sh'; $(R busy "$T/fine.lua"); rc=\$?; wait; exit \$rc"
+	sh -c ". '$T/hold.sh'; $(R busy "$T/fine.lua"); rc=\$?; rm -f '$T/hold.flag'; wait; exit \$rc"
 F_RIG=$RIG fault "SIGTERM while waiting for the lock" 143 "interrupted" \
-	sh -c ". '$T/hold.sh'; '$SIG' TERM 1 '$RIGOR' --rig '$RIG' --wait 30 run '$T/fine.lua'; rc=\$?; wait; exit \$rc"
+	sh -c ". '$T/hold.sh'; '$SIG' TERM 1 '$RIGOR' --rig '$RIG' --wait 30 run '$T/fine.lua'; rc=\$?; rm -f '$T/hold.flag'; wait; exit \$rc"
 
 fault_done
 tap_done
