@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 
+import pexpect
 import pytest
 from labgrid.driver import ExternalConsoleDriver
 from labgrid.driver.exception import ExecutionError
@@ -53,8 +54,14 @@ def board(target):
     what labgrid has no driver for is done with rigor itself. Afterwards the board is off
     and the strap released."""
     power = target.get_driver("PowerProtocol")
+    console = target.get_driver("ConsoleProtocol")
     strap = os.environ.get("LG_RIGOR_STRAP")
     power.off()
+    # The console driver lives as long as the session and keeps what it read: drop what an
+    # earlier test left unread (a shell prompt would fool ShellDriver into thinking the
+    # next boot was already logged in).
+    while console.expect([rb"[\s\S]+", pexpect.TIMEOUT], timeout=0.5)[0] == 0:
+        pass
     rigor("--wait", "30", "sdmux", "dut")
     if strap:
         rigor("--wait", "30", "button", strap, "--down")
