@@ -8,7 +8,6 @@ LG_RIGOR_BOOT_S bounds power-on to login prompt (default 120 s: a QEMU board und
 takes far longer than the sim rig's half second).
 """
 import os
-import re
 import secrets
 
 import pytest
