@@ -107,6 +107,9 @@ TESTS += host/tests/http.sh host/tests/real_api.sh
 TESTS += host/tests/shell.sh
 # rigor gate over two sim rigs: retries, re-runs, quarantine, baseline, merge, schema, HTML in Chromium
 TESTS += host/tests/gate.sh
+# the labgrid recipe (rigs/labgrid, docs/labgrid.md) under labgrid's pytest plugin: sim rig,
+# a too-slow board that must fail, ShellDriver on the virtual rig (QEMU and the OS image)
+TESTS += host/tests/labgrid.sh
 TEST_DEPS += $(BUILD)/host/tests/gpiochip-emu $(BUILD)/host/tests/libgpiochipshim.so
 DEPFILES += $(GPIOEMU_OBJ:.o=.d) $(BUILD)/host/tests/fixtures/gpiochip_emu.d
 

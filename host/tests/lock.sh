@@ -139,15 +139,21 @@ else
 		ok "# SKIP another Unix user: useradd failed: $(head -1 "$T/err")"
 	else
 		as_other() { runuser -u "$OTHER" -- env -u RIGOR_STATE_DIR RIGOR_LOCK_DIR=$L "$@"; }
+		t_hold=$(date +%s%N)
 		env -u RIGOR_STATE_DIR RIGOR_LOCK_DIR=$L $RIGOR button boot --hold 8000 >/dev/null 2>&1 </dev/null &
 		bg=$!
 		i=0; until as_other $RIGOR who 2>/dev/null | grep -q control || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
 		run 0 "another user runs who" as_other $RIGOR who
 		has "$T/out" "control +held by pid $bg \(rigor button boot --hold 8000\), user $(id -un), since" "another user sees the first user's lock and its holder"
+		run 0 "another user runs who --json" as_other $RIGOR --json who
+		py_ok "$T/out" 'not d["free"] and d["holders"][0]["pid"] == '"$bg"' and d["holders"][0]["user"] == "'"$(id -un)"'" and d["holders"][0]["command"] == "rigor button boot --hold 8000"' "who --json for another user: the holder's pid, user and command"
 		run 3 "another user's power command is busy" as_other $RIGOR power on
-		has "$T/err" "busy: control held by pid $bg .*user $(id -un)" "the busy message names the other user's holder"
+		has "$T/err" "busy: control held by pid $bg \(rigor button boot --hold 8000\), user $(id -un), since " "the busy message names the other user's holder: pid, command, user"
 		run 0 "another user attaches the console meanwhile" as_other $RIGOR console --timeout 0
 		run 0 "another user waits and then switches (state files shared)" as_other $RIGOR --wait 30 power off
+		# it waited: the holder lets go 8 s after it started at the earliest
+		waited=$((($(date +%s%N) - t_hold) / 1000000))
+		if [ $waited -ge 8000 ]; then ok "another user's --wait waited for the holder to let go ($waited ms after it started)"; else nok "another user's --wait waited for the holder to let go (done $waited ms after it started)"; fi
 		wait $bg; bg=
 		as_other $RIGOR button boot --hold 8000 >/dev/null 2>&1 </dev/null &
 		bg=$!

@@ -11,9 +11,12 @@
 #                     strap and disk serials, GRUB slot A/B flipped in the guest, reboot is
 #                     a reset, power-off halts, console reconnect, the watchdog resetting a
 #                     hung guest, the unattended rollback (altboot), SIGTERM
+#   test-console-pty.sh `rigor console` under a pseudo-terminal while `rigor --wait 5 power
+#                     cycle` runs in another process: the board boots the card to its login
+#                     prompt on the pty, a login and a command there, Ctrl-] quits
 #   test-two-rigs.sh  rigs/virtual.lua and rigs/virtual-2.lua at once (scripts/virtual-rig),
 #                     testcases/flasher.lua on both concurrently
 TESTS += testcases/virtual/test-vboard-fake.sh testcases/virtual/test-vboard.sh \
-	testcases/virtual/test-two-rigs.sh
+	testcases/virtual/test-two-rigs.sh testcases/virtual/test-console-pty.sh
 # os-image-for-test runs `make os-image`, tolerating only a failed kernel download.
 TEST_DEPS += $(BUILD)/rigor $(FW_SIM) $(if $(OS_IMAGES),os-image-for-test)
