@@ -10,7 +10,7 @@
 --
 -- Environment: RIGOR_OS_FLASHER_IMAGE (default build/os/rigor-os-flasher-1.0.img),
 -- RIGOR_FLASHER_TIMEOUT_MS (power-on to the power-down marker, default 120000),
--- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 60000), RIGOR_OS_HOSTNAME
+-- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 120000), RIGOR_OS_HOSTNAME
 -- (default rigor-<rig name>-NNNN).
 local t = require "rigor.test"
 local core = require "rigor.core"
@@ -19,7 +19,7 @@ local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_FLASHER_IMAGE") or "build/os/rigor-os-flasher-1.0.img"
 local FLASH_MS = testos.env_int("RIGOR_FLASHER_TIMEOUT_MS", 120000)
-local BOOT_MS = testos.env_int("RIGOR_BOOT_TIMEOUT_MS", 60000)
+local BOOT_MS = testos.boot_ms()
 local MARKER = "rigor-flasher: power down"
 
 local s = t.suite("flasher", { requires = { "flasher", "os-image", "sd", "serial" },

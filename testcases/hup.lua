@@ -19,7 +19,7 @@
 --                          .img, + -rootfs.img.gz); its sha256 from PAYLOAD.sha256
 --   RIGOR_HUP_PAYLOAD_URL  the payload as the DUT fetches it (default: the guest's API
 --                          + /rigor/v1/hostos/<device type>/<version>/rootfs.img.gz)
---   RIGOR_BOOT_TIMEOUT_MS  power-on to the login prompt (default 60000)
+--   RIGOR_BOOT_TIMEOUT_MS  power-on to the login prompt (default 120000)
 --   RIGOR_BALENA_API, RIGOR_BALENA_API_KEY, RIGOR_BALENA_FLEET (cloud case; as cloud.lua)
 local t = require "rigor.test"
 local core = require "rigor.core"
@@ -31,7 +31,7 @@ local A = t.assert
 local FROM = os.getenv("RIGOR_HUP_FROM_IMAGE") or "build/os/rigor-os-1.0.img"
 local IMAGE = os.getenv("RIGOR_HUP_IMAGE") or "build/os/rigor-os-1.1.img"
 local PAYLOAD = os.getenv("RIGOR_HUP_PAYLOAD") or (IMAGE:gsub("%.img$", "") .. "-rootfs.img.gz")
-local BOOT_MS = testos.env_int("RIGOR_BOOT_TIMEOUT_MS", 60000)
+local BOOT_MS = testos.boot_ms()
 local GUEST_API = os.getenv("RIGOR_VIRTUAL_GUEST_API") or "http://10.0.2.2:48484"
 local FLEET = os.getenv("RIGOR_BALENA_FLEET") or "rigor/test"
 local STATE_FILES = { "rollback-health-breadcrumb", "rollback-altboot-breadcrumb",

@@ -24,7 +24,7 @@
 -- hostname, overlap_test, fingerprint, udev by-state links, swap (zram), purge-data.
 --
 -- Environment: RIGOR_OS_IMAGE (default build/os/rigor-os-1.0.img),
--- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 60000), RIGOR_OS_HOSTNAME
+-- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 120000), RIGOR_OS_HOSTNAME
 -- (default rigor-<rig name>-NNNN), RIGOR_SUPPLY_MV (the DUT supply's rating, default 5000),
 -- RIGOR_SUPPLY_TOLERANCE_PCT (how far below it the supply may sag, default 5: USB's 4.75 V).
 local t = require "rigor.test"
@@ -33,7 +33,7 @@ local testos = require "rigor.testos"
 local A = t.assert
 
 local IMAGE = os.getenv("RIGOR_OS_IMAGE") or "build/os/rigor-os-1.0.img"
-local BOOT_MS = testos.env_int("RIGOR_BOOT_TIMEOUT_MS", 60000)
+local BOOT_MS = testos.boot_ms()
 local SUPPLY_MV = testos.env_int("RIGOR_SUPPLY_MV", 5000)
 local SUPPLY_TOL = tonumber(os.getenv("RIGOR_SUPPLY_TOLERANCE_PCT") or "") or 5
 

@@ -26,6 +26,14 @@ function M.env_int(name, default)
 	return math.tointeger(tonumber(os.getenv(name) or "")) or default
 end
 
+--- Power-on to login prompt, in ms: RIGOR_BOOT_TIMEOUT_MS, else 120000. The virtual board
+--- boots in about 20 s on an idle 2-core machine but took 68-87 s at load 13-16, and a
+--- first boot of balenaOS on a Raspberry Pi can take over a minute; a longer bound costs
+--- nothing when the board boots, only a later verdict when it does not.
+function M.boot_ms()
+	return M.env_int("RIGOR_BOOT_TIMEOUT_MS", 120000)
+end
+
 --- The balenaOS version the suites ask /download-config for: RIGOR_CONFIG_OS_VERSION, else
 --- 6.0.0. Not the image's own version: the API picks the provisioning protocol from it, and
 --- the rigor test OS numbers itself 1.0 while its agent speaks today's protocol (a fleet

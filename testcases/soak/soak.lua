@@ -26,7 +26,7 @@
 -- Environment: SOAK_SECONDS (default 300: cycles start until then), SOAK_MIN_CYCLES
 -- (default 3, including the warm-up), SOAK_MAX_CYCLES (default unlimited),
 -- SOAK_CYCLE_TIMEOUT_MS (default 180000), RIGOR_OS_IMAGE, RIGOR_BOOT_TIMEOUT_MS
--- (default 60000), SOAK_LOG (rig events and console, appended).
+-- (default 120000), SOAK_LOG (rig events and console, appended).
 local core = require "rigor.core"
 local testos = require "rigor.testos"
 
@@ -39,7 +39,7 @@ local WARMUP = math.max(envint("SOAK_WARMUP", 2), 1)
 local MIN_CYCLES = math.max(envint("SOAK_MIN_CYCLES", WARMUP + 1), WARMUP + 1)
 local MAX_CYCLES = envint("SOAK_MAX_CYCLES", math.maxinteger)
 local CYCLE_MS = envint("SOAK_CYCLE_TIMEOUT_MS", 180000)
-local BOOT_MS = envint("RIGOR_BOOT_TIMEOUT_MS", 60000)
+local BOOT_MS = testos.boot_ms()
 local IMAGE = os.getenv("RIGOR_OS_IMAGE") or "build/os/rigor-os-1.0.img"
 local DIR = os.getenv("RIGOR_VIRTUAL_DIR") or "/tmp/rigor-virtual"
 
