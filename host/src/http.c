@@ -775,11 +775,10 @@ static int stream_done(struct rig_http_stream *s, CURLcode cc)
 	snprintf(s->last_drop, sizeof(s->last_drop), "%.120s after %llu bytes",
 		 *s->errbuf ? s->errbuf : curl_easy_strerror(cc), (unsigned long long)s->got);
 	if (s->got && !s->ranges)
-		return sfail(s, RIG_E_IO, "the download of '%s' broke off after %llu of %s bytes "
-			     "(%s) and the server does not accept ranges (no 'Accept-Ranges: "
-			     "bytes'), so it cannot be resumed: check the server or download "
-			     "the image first", s->shown, (unsigned long long)s->got,
-			     s->length >= 0 ? "its" : "unknown",
+		return sfail(s, RIG_E_IO, "the download of '%s' broke off after %llu bytes (%s) "
+			     "and the server does not accept ranges (no 'Accept-Ranges: bytes'), "
+			     "so it cannot be resumed: check the server or download the image "
+			     "first", s->shown, (unsigned long long)s->got,
 			     *s->errbuf ? s->errbuf : curl_easy_strerror(cc));
 	/* Only attempts that brought nothing count towards the limit. */
 	s->fails = s->got > s->got0 ? 1 : s->fails + 1;

@@ -197,6 +197,18 @@ struct rig_flash_opts {
 	 * afterwards (rig_image_opts::sha256), but not free, so it is off by default.
 	 */
 	bool hash_image;
+	/**
+	 * The SHA-256 the image file must have, as 64 hex digits, or NULL. The bytes are hashed
+	 * as they are read (for a URL, as they are downloaded), so a bmap no longer skips
+	 * parts of the file. A mismatch found after writing began fails with RIG_E_CORRUPT
+	 * and the target is invalidated, like corrupt data; a zip file is hashed before
+	 * anything is written.
+	 */
+	const char *sha256;
+	/** A URL: no byte received for this long fails with RIG_E_TIMEOUT (default 30000). */
+	int stall_ms;
+	/** A URL: resumes in a row without progress before giving up (default 5). */
+	int retries;
 	/** Fault injection for tests. Leave at the values rig_flash_opts_init() sets. */
 	struct {
 		int64_t write_offset;  /**< fail the write covering this target offset, -1 = off */
@@ -242,6 +254,10 @@ struct rig_flash_stats {
 	 * piece is compared again. Included in bytes_written.
 	 */
 	uint64_t bytes_blind;
+	/** rig_flash_opts::sha256 was given and the image file's SHA-256 matched it. */
+	bool sha256_matched;
+	/** A URL: how many times a broken connection was resumed (Range requests). */
+	int resumes;
 };
 
 /** Sets every field of @p o to its default. Does not allocate; nothing to release. */
