@@ -160,6 +160,9 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 	if (st->resumes)
 		printf("the download broke off and was resumed %d time%s\n", st->resumes,
 		       st->resumes == 1 ? "" : "s");
+	if (!img && st->has_sha256 && image == shown)
+		printf("image %s: sha256 %s (a URL is not inspected: that would be a second "
+		       "download)\n", shown, st->sha256);
 	if (img)
 		printf("image %s: version %s, sha256 %s\n", rig_image_name(img),
 		       rig_image_version(img) ? rig_image_version(img) : "unknown",

@@ -63,7 +63,7 @@ static const struct cmd commands[] = {
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
 	{ "flash", cmd_flash,
-	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--progress auto|bar|plain|none] [--json] [--target PATH --force [--create]]",
+	  "flash IMAGE|URL [--bmap F|URL | --no-bmap] [--sha256 HEX] [--no-verify] [--full] [--inject PART:SRC:DEST] [--stall-timeout S] [--retries N] [--progress auto|bar|plain|none] [--json] [--target PATH --force [--create]]",
 	  "write an OS image to the rig's SD card, verified",
 	  "The DUT is switched off and the card muxed to the host first; afterwards the card\n"
 	  "stays on the host. Formats by content: raw, gzip, xz, zstd, bzip2, zip.\n"

@@ -166,5 +166,41 @@ check "a bmap given as a URL too" \
 	'flash "$U/plain/img.img.zst" --bmap "$U/plain/img.bmap" --full --json >j 2>err &&
 	 cmp -s card img.img && [ "$(json written j)" -lt "$SIZE" ]'
 
+# --- rig mode and Lua: rig:flash(URL) on the sim rig ---------------------------------------
+export RIGOR_STATE_DIR=$W/state
+cat >rig.lua <<EOR
+rig {
+  name = "urlrig",
+  power = sim { min_off_ms = 50 },
+  sdmux = sim {},
+  storage = file { path = "$W/card" },
+}
+EOR
+R="$RIGOR --rig $W/rig.lua"
+card
+check "rigor flash URL on the sim rig" \
+	'$R flash "$U/plain/img.img.zst" --progress none >out 2>err && cmp -s card img.img &&
+	 grep -q "flashed $U/plain/img.img.zst (zstd)" out'
+cat >f.lua <<'EOL'
+local url, good, bad = arg[1], arg[2], arg[3]
+local st = assert(rig:flash(url, { sha256 = good }))
+assert(st.sha256_matched == true and st.sha256 == good, tostring(st.sha256))
+assert(rig.image.name == "img.img.xz", rig.image.name)
+assert(not rig.image.path:find("secret", 1, true), rig.image.path)
+assert(rig.image.sha256 == good and rig.image.format == "xz")
+local ok, msg, code = rig:flash(url, { sha256 = bad })
+assert(ok == nil and code == "RIG_E_CORRUPT", tostring(code))
+assert(msg:find("SHA-256 mismatch", 1, true) and msg:find("expected " .. bad, 1, true), msg)
+assert(not msg:find("secret", 1, true), msg)
+print("lua-url-ok")
+EOL
+card
+check "rig:flash(URL, { sha256 }) good, then bad (nil, msg, RIG_E_CORRUPT), redacted" \
+	'$R lua f.lua "$AU/auth/img.img.xz" "$(sha img.img.xz)" $BAD >out 2>err &&
+	 grep -q lua-url-ok out && blank_head'
+check "the rig's record says invalidated, names the URL redacted" \
+	'$R storage status >out 2>err; grep -q "invalidated" out && grep -qF "***@127.0.0.1" out &&
+	 ! grep -q secret out "$RIGOR_STATE_DIR"/* 2>/dev/null'
+
 echo "1..$n"
 [ $fails -eq 0 ]
