@@ -181,23 +181,32 @@ card
 check "rigor flash URL on the sim rig" \
 	'$R flash "$U/plain/img.img.zst" --progress none >out 2>err && cmp -s card img.img &&
 	 grep -q "flashed $U/plain/img.img.zst (zstd)" out'
-cat >f.lua <<'EOL'
-local url, good, bad = arg[1], arg[2], arg[3]
+cat >good.lua <<'EOL'
+local url, good = arg[1], arg[2]
 local st = assert(rig:flash(url, { sha256 = good }))
 assert(st.sha256_matched == true and st.sha256 == good, tostring(st.sha256))
 assert(rig.image.name == "img.img.xz", rig.image.name)
 assert(not rig.image.path:find("secret", 1, true), rig.image.path)
 assert(rig.image.sha256 == good and rig.image.format == "xz")
+print("lua-url-ok")
+EOL
+cat >bad.lua <<'EOL'
+local url, bad = arg[1], arg[2]
 local ok, msg, code = rig:flash(url, { sha256 = bad })
 assert(ok == nil and code == "RIG_E_CORRUPT", tostring(code))
 assert(msg:find("SHA-256 mismatch", 1, true) and msg:find("expected " .. bad, 1, true), msg)
 assert(not msg:find("secret", 1, true), msg)
-print("lua-url-ok")
+print("lua-url-bad-ok")
 EOL
 card
-check "rig:flash(URL, { sha256 }) good, then bad (nil, msg, RIG_E_CORRUPT), redacted" \
-	'$R lua f.lua "$AU/auth/img.img.xz" "$(sha img.img.xz)" $BAD >out 2>err &&
-	 grep -q lua-url-ok out && blank_head'
+check "rig:flash(URL, { sha256 }): matched, rig.image from the download, redacted" \
+	'$R lua good.lua "$AU/auth/img.img.xz" "$(sha img.img.xz)" >out 2>err &&
+	 grep -q lua-url-ok out && cmp -s card img.img'
+# A blank card again: a card that already holds every byte is not written, so not erased.
+card
+check "rig:flash(URL, { sha256 = wrong }): nil, msg, RIG_E_CORRUPT; the card invalidated" \
+	'$R lua bad.lua "$AU/auth/img.img.xz" $BAD >out 2>err && grep -q lua-url-bad-ok out &&
+	 blank_head'
 check "the rig's record says invalidated, names the URL redacted" \
 	'$R storage status >out 2>err; grep -q "invalidated" out && grep -qF "***@127.0.0.1" out &&
 	 ! grep -q secret out "$RIGOR_STATE_DIR"/* 2>/dev/null'
