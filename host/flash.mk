@@ -63,7 +63,8 @@ TEST_DEPS += $(PART_COMPARE)
 DEPFILES += $(PART_COMPARE_OBJS:.o=.d)
 
 BINS += $(FLASH_LIB) $(FLASH_TOOL)
-TESTS += $(FLASH_UNIT) host/tests/flash/test-flash.sh host/tests/faults/flash.sh
+TESTS += $(FLASH_UNIT) host/tests/flash/test-flash.sh host/tests/faults/flash.sh \
+	host/tests/flash/flash-url.sh
 TEST_DEPS += $(FLASH_UNIT) $(FLASH_TOOL)
 DEPFILES += $(FLASH_OBJS:.o=.d) $(FLASH_TOOL_OBJ:.o=.d) $(FLASH_UNIT_OBJ:.o=.d)
 

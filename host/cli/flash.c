@@ -4,10 +4,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "rig_flash.h"
+#include "rig_http.h"
 #include "rig_image.h"
 
 enum progress_mode { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_PLAIN, PROGRESS_NONE };
@@ -65,6 +67,11 @@ static void progress(const struct rig_flash_progress *p, void *user)
 	}
 }
 
+static bool is_url(const char *image)
+{
+	return !strncasecmp(image, "http://", 7) || !strncasecmp(image, "https://", 8);
+}
+
 /*
  * The identity of what was flashed, read back from the target it is now on (@target NULL:
  * gone, so from the file only). NULL if even that fails: the flash itself succeeded.
@@ -75,6 +82,9 @@ static struct rig_image *identify(struct cli *c, const char *image, const char *
 	struct rig_image_opts o;
 	struct rig_image *img = NULL;
 
+	/* a URL is not downloaded twice: its format, size and SHA-256 are in the stats */
+	if (is_url(image))
+		return NULL;
 	rig_image_opts_init(&o);
 	o.decoded = target;
 	o.raw_size = st->image_size;
@@ -95,9 +105,17 @@ static double rnd(double v, double scale)
 }
 
 static void print_stats(struct cli *c, const char *image, const char *target,
-			const struct rig_flash_stats *st, const struct rig_image *img)
+			const struct rig_flash_opts *fo, const struct rig_flash_stats *st,
+			const struct rig_image *img)
 {
 	char *ij = img ? rig_image_to_json(img, 0) : NULL;
+	char shown[512];
+
+	/* a URL is named without its credentials, here and in every message */
+	if (is_url(image)) {
+		rig_http_redact_url(image, shown, sizeof(shown));
+		image = shown;
+	}
 
 	if (c->json) {
 		json_t *o = json_pack("{s:o,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
@@ -115,6 +133,15 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 			"inject", rnd(st->t_inject, 1e3), "total", rnd(st->t_total, 1e3),
 			"mbps", rnd(st->mbps, 10));
 
+		if (o) {
+			json_object_set_new(o, "source", rig_json_string(image));
+			json_object_set_new(o, "resumes", json_integer(st->resumes));
+			if (st->has_sha256)
+				json_object_set_new(o, "sha256", json_string(st->sha256));
+			if (fo->sha256)
+				json_object_set_new(o, "sha256_matched",
+						    json_boolean(st->sha256_matched));
+		}
 		/* what was flashed (rigor.image/1, by jansson), then the object ends */
 		if (o && ij)
 			json_object_set_new(o, "image", json_loads(ij, 0, NULL));
@@ -128,6 +155,14 @@ static void print_stats(struct cli *c, const char *image, const char *target,
 	       st->bytes_mapped / 1e6, st->bytes_written / 1e6, st->bytes_skipped / 1e6,
 	       st->bytes_verified / 1e6, st->t_total, st->mbps);
 	free(ij);
+	if (fo->sha256 && st->sha256_matched)
+		printf("sha256 %s matched\n", st->sha256);
+	if (st->resumes)
+		printf("the download broke off and was resumed %d time%s\n", st->resumes,
+		       st->resumes == 1 ? "" : "s");
+	if (!img && st->has_sha256 && image == shown)
+		printf("image %s: sha256 %s (a URL is not inspected: that would be a second "
+		       "download)\n", shown, st->sha256);
 	if (img)
 		printf("image %s: version %s, sha256 %s\n", rig_image_name(img),
 		       rig_image_version(img) ? rig_image_version(img) : "unknown",
@@ -198,6 +233,22 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 			force = true;
 		} else if (!strcmp(a, "--create")) {
 			o.create = true;
+		} else if (!strcmp(a, "--sha256") && i + 1 < argc) {
+			o.sha256 = argv[++i];
+		} else if ((!strcmp(a, "--stall-timeout") || !strcmp(a, "--retries")) &&
+			   i + 1 < argc) {
+			char *end;
+			long v = strtol(argv[++i], &end, 10);
+
+			if (end == argv[i] || *end || v < 0 || v > 86400) {
+				cli_error("flash: %s takes a whole number (%s), not '%s'", a,
+					  a[2] == 's' ? "seconds" : "resumes", argv[i]);
+				return EXIT_USAGE;
+			}
+			if (a[2] == 's')
+				o.stall_ms = (int)v * 1000;
+			else
+				o.retries = (int)v;
 		} else if (!strcmp(a, "--json")) {
 			c->json = true;
 		} else if (!strcmp(a, "--progress") && i + 1 < argc) {
@@ -275,7 +326,7 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 			return cli_signal ? cli_signal_exit() : target_exit(rc);
 		}
 		img = identify(c, image, target, &st);
-		print_stats(c, image, target, &st, img);
+		print_stats(c, image, target, &o, &st, img);
 		rig_image_free(img);
 		return 0;
 	}
@@ -301,7 +352,7 @@ int cmd_flash(struct cli *c, int argc, char **argv)
 		} else {
 			img = identify(c, image, path, &st);
 		}
-		print_stats(c, image, path, &st, img);
+		print_stats(c, image, path, &o, &st, img);
 		rig_image_free(img);
 	}
 	return 0;

@@ -63,11 +63,18 @@ static const struct cmd commands[] = {
 	{ "check", cmd_check, "check [RIGFILE...]", "validate rig files and report every mistake",
 	  "Without files: the selected rig (--rig, RIGOR_RIG, or 'sim'). Exit 2 on any problem." },
 	{ "flash", cmd_flash,
-	  "flash IMAGE [--bmap F | --no-bmap] [--no-verify] [--full] [--inject PART:SRC:DEST] [--progress auto|bar|plain|none] [--json] [--target PATH --force [--create]]",
+	  "flash IMAGE|URL [--bmap F|URL | --no-bmap] [--sha256 HEX] [--no-verify] [--full] [--inject PART:SRC:DEST] [--stall-timeout S] [--retries N] [--progress auto|bar|plain|none] [--json] [--target PATH --force [--create]]",
 	  "write an OS image to the rig's SD card, verified",
 	  "The DUT is switched off and the card muxed to the host first; afterwards the card\n"
 	  "stays on the host. Formats by content: raw, gzip, xz, zstd, bzip2, zip.\n"
-	  "  --bmap F          write only the ranges F maps (default: IMAGE.bmap if present)\n"
+	  "An http:// or https:// URL is streamed with no temporary copy (not a zip); a dropped\n"
+	  "connection is resumed where the server accepts ranges; credentials never printed.\n"
+	  "  --bmap F          write only the ranges F (a file or URL) maps (default:\n"
+	  "                    IMAGE.bmap if present; none is looked for next to a URL)\n"
+	  "  --sha256 HEX      the image file (local or downloaded) must have this SHA-256;\n"
+	  "                    a mismatch fails (exit 2) and the card is invalidated\n"
+	  "  --stall-timeout S a URL: fail when no byte arrives for S seconds (default 30)\n"
+	  "  --retries N       a URL: resumes in a row without progress before failing (5)\n"
 	  "  --no-verify       skip reading back what was written (default: verify)\n"
 	  "  --full            write every mapped block (default: skip blocks already right)\n"
 	  "  --inject P:S:D    copy local file S to D in partition P (index or label) after flashing\n"

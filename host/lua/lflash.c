@@ -15,6 +15,7 @@
 
 #include "lrig.h"
 #include "rig_flash.h"
+#include "rig_http.h"
 #include "rig_image.h"
 
 static const char *const boot_labels[] = { "resin-boot", "balena-boot", "flash-boot", NULL };
@@ -72,6 +73,13 @@ static void push_stats(lua_State *L, const struct rig_flash_stats *st)
 	set_int(L, "skipped", st->bytes_skipped);
 	set_int(L, "verified", st->bytes_verified);
 	set_num(L, "mbps", st->mbps);
+	set_int(L, "resumes", (unsigned long long)st->resumes);
+	if (st->has_sha256) {
+		lua_pushstring(L, st->sha256);
+		lua_setfield(L, -2, "sha256");
+	}
+	lua_pushboolean(L, st->sha256_matched);
+	lua_setfield(L, -2, "sha256_matched");
 	lua_createtable(L, 0, 6);
 	set_num(L, "prepare", st->t_prepare);
 	set_num(L, "write", st->t_write);
@@ -95,9 +103,31 @@ static void push_identity(lua_State *L, struct rig *rig, const char *image, cons
 	struct rig_image_opts o;
 	struct rig_image *img = NULL;
 	json_t *j = NULL, *bal, *pt;
-	char *text;
+	char *text, shown[512];
 	int rc;
 
+	/* a URL is not downloaded again: its name, redacted URL and SHA-256 are what is known */
+	if (strstr(image, "://")) {
+		const char *base, *q;
+
+		rig_http_redact_url(image, shown, sizeof(shown));
+		q = shown + strcspn(shown, "?#");
+		base = q;
+		while (base > shown && base[-1] != '/')
+			base--;
+		lua_createtable(L, 0, 4);
+		lua_pushlstring(L, base, (size_t)(q - base));
+		lua_setfield(L, -2, "name");
+		lua_pushstring(L, shown);
+		lua_setfield(L, -2, "path");
+		lua_pushstring(L, rig_flash_format_name(st->format));
+		lua_setfield(L, -2, "format");
+		if (st->has_sha256) {
+			lua_pushstring(L, st->sha256);
+			lua_setfield(L, -2, "sha256");
+		}
+		return;
+	}
 	rig_image_opts_init(&o);
 	o.decoded = target;
 	o.raw_size = st->image_size;
@@ -173,6 +203,17 @@ static int l_flash(lua_State *L)
 		lua_getfield(L, 3, "full");
 		o.full = lua_toboolean(L, -1);
 		lua_pop(L, 2);   /* keep the bmap string on the stack while flashing */
+		lua_getfield(L, 3, "sha256");
+		if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
+			return luaL_error(L, "opts.sha256: a string of 64 hex digits");
+		o.sha256 = lua_tostring(L, -1);   /* kept on the stack too */
+		lua_getfield(L, 3, "stall_timeout");
+		if (!lua_isnil(L, -1))
+			o.stall_ms = (int)(luaL_checknumber(L, -1) * 1000);
+		lua_getfield(L, 3, "retries");
+		if (!lua_isnil(L, -1))
+			o.retries = (int)luaL_checkinteger(L, -1);
+		lua_pop(L, 2);
 	}
 	rigl_check_abort(L);
 	rc = rig_flash(rig, image, &o, &st);

@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "rig_flash.h"
+#include "rig_http.h"
 
 /* The per-rig event log gets a line per phase change, so a case log shows the flash. */
 struct progress_ctx {
@@ -76,7 +77,7 @@ static void record(struct rig *rig, const char *image, int rc, const struct rig_
 	}
 	kv = rig_kv_load(path);
 	if (kv) {
-		char *abs = realpath(image, NULL);
+		char *abs = strstr(image, "://") ? NULL : realpath(image, NULL);
 
 		rig_kv_set(kv, "card", rig_flash_card_name(card));
 		kv_put(kv, "image", abs ? abs : image, 500);
@@ -137,9 +138,15 @@ static int flash_to(struct rig *rig, const char *image, const char *target, cons
 	struct rig_ctx *ctx = rig_ctx(rig);
 	struct progress_ctx pc = { .rig = rig, .last = (enum rig_flash_phase)-1 };
 	const char *err;
+	char shown[512];
 	int rc;
 
-	rig_event(rig, "flash '%s' to %s (%s)", image, target, why);
+	/* a URL's credentials stay out of the event log and the record */
+	if (strstr(image, "://"))
+		rig_http_redact_url(image, shown, sizeof(shown));
+	else
+		snprintf(shown, sizeof(shown), "%s", image);
+	rig_event(rig, "flash '%s' to %s (%s)", shown, target, why);
 	o->force = o->force || rig_storage_allow_fixed(rig);
 	pc.user_fn = o->progress;
 	pc.user = o->progress_user;
@@ -151,7 +158,7 @@ static int flash_to(struct rig *rig, const char *image, const char *target, cons
 	o->progress = pc.user_fn;
 	o->progress_user = pc.user;
 	err = rc < 0 ? rig_ctx_errmsg(ctx) : "";
-	record(rig, image, rc, st, err);
+	record(rig, strstr(image, "://") ? shown : image, rc, st, err);
 	if (rc < 0) {
 		/* force is a rig-file setting here, not an option of the call */
 		const char *hint = st->hint == RIG_FLASH_HINT_FORCE ?

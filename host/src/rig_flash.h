@@ -60,7 +60,8 @@
  *  - RIG_E_INVAL   bad argument or input that is not a usable image: empty, not whole
  *                  sectors, text, an unsupported container, a special file or directory, a
  *                  malformed bmap, zip without exactly one image, image == target;
- *  - RIG_E_CORRUPT corrupt or truncated compressed input, or a bmap checksum mismatch;
+ *  - RIG_E_CORRUPT corrupt or truncated compressed input, a bmap checksum mismatch, or an
+ *                  image file whose SHA-256 is not rig_flash_opts::sha256;
  *  - RIG_E_NOSPC   the target (a card, or a file standing for one) is smaller than the image;
  *  - RIG_E_IO      read-back verification found different data, the target reported EIO,
  *                  the file system holding a file target is full, or another OS failure
@@ -197,6 +198,18 @@ struct rig_flash_opts {
 	 * afterwards (rig_image_opts::sha256), but not free, so it is off by default.
 	 */
 	bool hash_image;
+	/**
+	 * The SHA-256 the image file must have, as 64 hex digits, or NULL. The bytes are hashed
+	 * as they are read (for a URL, as they are downloaded), so a bmap no longer skips
+	 * parts of the file. A mismatch found after writing began fails with RIG_E_CORRUPT
+	 * and the target is invalidated, like corrupt data; a zip file is hashed before
+	 * anything is written.
+	 */
+	const char *sha256;
+	/** A URL: no byte received for this long fails with RIG_E_TIMEOUT (default 30000). */
+	int stall_ms;
+	/** A URL: resumes in a row without progress before giving up (default 5). */
+	int retries;
 	/** Fault injection for tests. Leave at the values rig_flash_opts_init() sets. */
 	struct {
 		int64_t write_offset;  /**< fail the write covering this target offset, -1 = off */
@@ -242,6 +255,10 @@ struct rig_flash_stats {
 	 * piece is compared again. Included in bytes_written.
 	 */
 	uint64_t bytes_blind;
+	/** rig_flash_opts::sha256 was given and the image file's SHA-256 matched it. */
+	bool sha256_matched;
+	/** A URL: how many times a broken connection was resumed (Range requests). */
+	int resumes;
 };
 
 /** Sets every field of @p o to its default. Does not allocate; nothing to release. */
@@ -260,12 +277,18 @@ RIG_API void rig_flash_opts_init(struct rig_flash_opts *o);
  *
  * @param ctx    the context: its cancel flag and deadline stop the call, its log gets the
  *               engine's debug lines and its error the detail message (rig_ctx_errmsg())
- * @param image  path of the image (any supported format)
+ * @param image  path of the image (any supported format), or an http:// or https:// URL:
+ *               streamed through the decoders with no temporary copy (not a zip), resumed
+ *               with range requests after a dropped connection (rig_http.h,
+ *               rig_http_stream_open()); no bmap is looked for next to it; credentials in it
+ *               appear in no message (redacted as ***@)
  * @param target path of the block device or file to write
  * @param o      options, or NULL for the defaults
  * @param st     statistics out, or NULL; filled even on failure
  * @retval 0 the image is on the target, flushed and (unless disabled) verified
- * @retval RIG_E_CORRUPT corrupt/truncated input or bmap checksum mismatch (message names range)
+ * @retval RIG_E_CORRUPT corrupt/truncated input, bmap checksum mismatch (message names range),
+ *                       or the image file's SHA-256 differs from o->sha256 (message names
+ *                       both)
  * @retval RIG_E_NOSPC   target smaller than the image / mapped size
  * @retval RIG_E_IO      read-back mismatch (message names the first bad offset), a device
  *                       error, a full file system under a file target, another OS failure
@@ -276,10 +299,15 @@ RIG_API void rig_flash_opts_init(struct rig_flash_opts *o);
  *                       (st->hint is RIG_FLASH_HINT_FORCE)
  * @retval RIG_E_INTR    cancelled; st->fail_offset tells how far it got
  * @retval RIG_E_TIMEOUT o->timeout_ms or the context's deadline passed
- * @retval RIG_E_NOENT   the image, the bmap or the target does not exist (a missing file
+ * @retval RIG_E_IO      (a URL) a 5xx status, or the connection broke off and the server
+ *                       does not accept ranges, or resuming failed o->retries times in a row
+ * @retval RIG_E_PROTO   (a URL) a resumed response that is not the rest of the same file
+ * @retval RIG_E_TIMEOUT (a URL) no byte for o->stall_ms
+ * @retval RIG_E_NOENT   the image (HTTP 404 for a URL), the bmap or the target does not exist (a missing file
  *                       target without o->create: st->hint is RIG_FLASH_HINT_CREATE)
  * @retval RIG_E_INVAL   not an image (empty, not whole sectors, text, special file, unsupported
- *                       container), malformed bmap, bad zip content, target under /dev to create
+ *                       container), malformed bmap, bad zip content, target under /dev to create,
+ *                       o->sha256 not 64 hex digits, a zip URL, an HTTP 4xx other than 404/410
  * @retval RIG_E_NOMEM   out of memory
  * Thread safety: safe to call concurrently for different targets with different contexts.
  */

@@ -53,6 +53,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rig.h"
 
@@ -140,6 +141,93 @@ RIG_API bool rig_http_idempotent(const char *method);
  * auth, case-insensitive) replaced by "***". Used for every log line and message.
  */
 RIG_API void rig_http_redact_url(const char *url, char *buf, size_t len);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Streaming downloads                                                                        */
+
+/**
+ * A download read as a stream, for files too large to hold (disk images for rig_flash_image()).
+ * Opaque; made by rig_http_stream_open(), freed by rig_http_stream_close().
+ *
+ * The bytes are the file's own: no Accept-Encoding is sent, so nothing is decoded on the way.
+ * Redirects are followed (at most 5, http and https only). When the connection breaks off
+ * and the first response said `Accept-Ranges: bytes`, the stream resumes with
+ * `Range: bytes=N-` and checks the answer is the rest of the same file: status 206, a
+ * Content-Range starting at N, the same total length, ETag and Last-Modified as the first
+ * response where it gave them. Anything else fails with ::RIG_E_PROTO. Without range support
+ * a break after the first byte fails with ::RIG_E_IO, saying so. Before resuming it waits
+ * backoff_ms, doubled for each attempt in a row that brought no new byte (at most 8 s); the
+ * stream gives up after @ref rig_http_stream_opts::retries such attempts in a row.
+ */
+struct rig_http_stream;
+
+/** Options of rig_http_stream_open(); set up with rig_http_stream_opts_init(). */
+struct rig_http_stream_opts {
+	int timeout_ms;   /**< bound for the whole download, -1 (default) none; cut by the
+			       context's deadline */
+	int stall_ms;     /**< no byte received for this long fails with ::RIG_E_TIMEOUT
+			       (default 30000; -1 never) */
+	int retries;      /**< resumes in a row without progress before giving up (default 5) */
+	int backoff_ms;   /**< wait before the first resume, doubled per failed one (500) */
+	bool verify_tls;  /**< check the server certificate (default true) */
+	const char *ca_file; /**< CA bundle instead of the system's, or NULL */
+};
+
+/** Defaults: no overall timeout, 30 s stall, 5 retries, 500 ms backoff, TLS verified. */
+RIG_API void rig_http_stream_opts_init(struct rig_http_stream_opts *o);
+
+/**
+ * Starts downloading @p url and waits for its response. Blocks until the response headers
+ * arrived, at most the timeouts of @p o; the context's cancel flag ends it with ::RIG_E_INTR.
+ * Messages name the URL redacted (rig_http_redact_url()).
+ * @param out  set to the stream, which the caller frees with rig_http_stream_close()
+ * @param err  the message on failure (not recorded on the context)
+ * @retval 0 the server answered 200: read the body with rig_http_stream_read()
+ * @retval RIG_E_NOENT   HTTP 404 or 410 (the message names the status and the URL)
+ * @retval RIG_E_INVAL   another 4xx status (403, 401, ...), or not an http(s) URL
+ * @retval RIG_E_IO      a 5xx status, or the server cannot be reached (after the retries)
+ * @retval RIG_E_PROTO   a reply that is not HTTP, or another status
+ * @retval RIG_E_TIMEOUT no response within stall_ms or timeout_ms
+ * @retval RIG_E_INTR    cancelled
+ * @retval RIG_E_NOMEM   out of memory
+ */
+RIG_API int rig_http_stream_open(struct rig_ctx *ctx, const char *url,
+				 const struct rig_http_stream_opts *o,
+				 struct rig_http_stream **out, char *err, size_t errlen);
+
+/**
+ * Reads up to @p len bytes of the file, resuming a broken connection as described above.
+ * Blocks until at least one byte arrived, the end, or a failure. May be called from another
+ * thread than the one that opened the stream (one at a time); it reads the context's cancel
+ * flag only. Errors are sticky: every later call returns the same code.
+ * @return the number of bytes (> 0), 0 at the end of the file, or a negative ::rig_err:
+ *         ::RIG_E_TIMEOUT (stalled or out of time), ::RIG_E_INTR (cancelled or
+ *         rig_http_stream_stop()), ::RIG_E_IO (connection lost and not resumable),
+ *         ::RIG_E_PROTO (a resumed response that is not the rest of the file); the message is
+ *         rig_http_stream_errmsg()
+ */
+RIG_API long rig_http_stream_read(struct rig_http_stream *s, void *buf, size_t len);
+
+/** The file's length from the first response (Content-Length), or -1 if it gave none. */
+RIG_API int64_t rig_http_stream_length(const struct rig_http_stream *s);
+
+/**
+ * How many times the stream resumed a broken connection; @p why (if not NULL) gets the last
+ * break ("Connection died ... after 1048576 bytes").
+ */
+RIG_API int rig_http_stream_resumes(const struct rig_http_stream *s, char *why, size_t whylen);
+
+/** The message of the stream's first error, "" if none. Owned by the stream. */
+RIG_API const char *rig_http_stream_errmsg(const struct rig_http_stream *s);
+
+/**
+ * Makes a rig_http_stream_read() running in another thread (or the next one) return
+ * ::RIG_E_INTR within about 100 ms. Thread-safe; NULL is a no-op.
+ */
+RIG_API void rig_http_stream_stop(struct rig_http_stream *s);
+
+/** Ends the download and frees @p s. NULL is a no-op. */
+RIG_API void rig_http_stream_close(struct rig_http_stream *s);
 
 #ifdef __cplusplus
 }

@@ -13,8 +13,8 @@ static int raw_open(struct fl_src *s, int threads, struct fl_err *e)
 				  "the right file (an image cut short can be padded with "
 				  "'truncate -s %%512 FILE', at your own risk)", s->path,
 				  (unsigned long long)s->file_size);
-	return fl_image_check_head(s->in, s->file_size < FL_IN_BUF ? (size_t)s->file_size :
-				   FL_IN_BUF, s->path, s->fmt, e);
+	/* a URL that gave no length (0): its size is checked when its end arrives */
+	return fl_image_check_head(s->in, s->head_len, s->path, s->fmt, e);
 }
 
 static long raw_read(struct fl_src *s, unsigned char *buf, size_t len, struct fl_err *e)

@@ -25,7 +25,8 @@ static int xz_open(struct fl_src *s, int threads, struct fl_err *e)
 		mt.threads = 1;
 	mt.flags = LZMA_CONCATENATED;
 	/* A few small reads at the end of the file; 0 when the tail is unreadable. */
-	s->size_index = fl_xz_uncompressed_size(s->fd, s->file_size);
+	if (s->fd >= 0)   /* a URL's index is at its end, not yet downloaded */
+		s->size_index = fl_xz_uncompressed_size(s->fd, s->file_size);
 	mt.memlimit_threading = UINT64_C(1) << 30;
 	mt.memlimit_stop = UINT64_MAX;
 	if (lzma_stream_decoder_mt(&z->x, &mt) != LZMA_OK)
@@ -56,7 +57,8 @@ static int xz_set_map(struct fl_src *s, const struct fl_bmap *bm, int threads, s
 	struct xz *z = s->priv;
 	int rc;
 
-	if (s->in_bytes || z->xzb)
+	/* a URL is read in order: every block is decoded, the bmap still limits the writes */
+	if (s->in_bytes || z->xzb || s->fd < 0)
 		return 0;
 	rc = fl_xzb_open(s->fd, s->path, s->file_size, threads, map_wanted, (void *)bm, &z->xzb,
 			 e);

@@ -14,12 +14,11 @@ struct zst {
 static int zst_open(struct fl_src *s, int threads, struct fl_err *e)
 {
 	struct zst *z = s->priv;
-	unsigned char hdr[32];
-	ssize_t h = pread(s->fd, hdr, sizeof(hdr), 0);
 	unsigned long long cs;
 
-	if (h > 0) {
-		cs = ZSTD_getFrameContentSize(hdr, (size_t)h);
+	/* the frame header is in the first bytes, read from a file or a URL alike */
+	if (s->head_len) {
+		cs = ZSTD_getFrameContentSize(s->in, s->head_len < 32 ? s->head_len : 32);
 		if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs != ZSTD_CONTENTSIZE_ERROR)
 			s->size_hint = cs;
 	}

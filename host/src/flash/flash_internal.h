@@ -33,6 +33,25 @@ FL_PRIV double fl_now(void);
 struct fl_src;
 struct fl_bmap;
 FL_PRIV int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_err *e);
+/* True if @image names an http:// or https:// URL rather than a file. */
+FL_PRIV bool fl_is_url(const char *image);
+/*
+ * Opens an http(s) image as a stream (rig_http_stream_*): no random access, so no bmap-guided
+ * skipping, no zip; messages name the URL redacted. @timeout_ms bounds the download.
+ */
+FL_PRIV int fl_src_open_url(const char *url, struct rig_ctx *ctx, const struct rig_flash_opts *o,
+			    int timeout_ms, struct fl_src **out, struct fl_err *e);
+/* The URL's resumed connections so far (and in @why the last break); 0 for a file. */
+FL_PRIV int fl_src_resumes(const struct fl_src *s, char *why, size_t whylen);
+/*
+ * Reads what the decoder left of the input (bytes after its stream's end) into the
+ * SHA-256 of the file, so the hash covers every byte. Call once the decoder is done.
+ */
+FL_PRIV int fl_src_drain(struct fl_src *s, struct fl_err *e);
+/* True if the decoder does not read the file in order (a zip): no SHA-256 from it. */
+FL_PRIV bool fl_src_unhashed_by_decoder(const struct fl_src *s);
+/* The image as messages name it: its path, or its URL redacted. */
+FL_PRIV const char *fl_src_name(const struct fl_src *s);
 /* Reads up to len decompressed bytes; returns count, 0 at end, or -errno (message in e). */
 FL_PRIV long fl_src_read(struct fl_src *s, void *buf, size_t len, struct fl_err *e);
 /* Raw images only: reads at an offset (used to skip unmapped ranges). */
@@ -141,6 +160,11 @@ struct fl_src {
 	bool blockdev;
 	void *md;                  /* EVP_MD_CTX of the file's SHA-256 (fl_src_hash_file()) */
 	bool unhashable;           /* not read whole and in order: no SHA-256 from the decoder */
+	size_t head_len;           /* bytes of in[] the decoder's open() may look at */
+	struct rig_http_stream *http; /* a URL: the input comes from here, fd is -1 */
+	unsigned char *pre;        /* a URL: the first bytes, read to detect the format, */
+	size_t pre_len, pre_pos;   /* given to the decoder before the rest of the stream */
+	char *shown;               /* a URL: redacted, what path points to */
 };
 
 #define FL_IN_BUF (1u << 20)

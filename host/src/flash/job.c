@@ -8,6 +8,7 @@
  */
 #define LOG_PREFIX "flash"
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "flash_internal.h"
 #include "../internal.h"
+#include "../rig_http.h"
 
 #define VBLK 4096u
 
@@ -33,6 +36,8 @@ struct job {
 	struct fl_src *src;
 	struct fl_bmap bm;
 	bool have_bm;
+	const char *url;      /* the image's URL as given (with any credentials), or NULL */
+	char bmap_shown[512]; /* a bmap URL, redacted */
 	bool sparse;          /* raw image + bmap: the ring reads only mapped ranges */
 	struct fl_target t;
 	bool gone;            /* the target path no longer names what was written */
@@ -232,7 +237,8 @@ static int total_check(struct job *j, uint64_t total)
 		return fl_err_set(j->e, -EINVAL, "'%s' decodes to %" PRIu64 " bytes, not a whole "
 				  "number of 512-byte sectors, so it is not a disk image: check "
 				  "it is the right file", j->image, total);
-	if (j->st->format == RIG_FLASH_FMT_RAW && total != fl_src_size_hint(j->src))
+	if (j->st->format == RIG_FLASH_FMT_RAW && fl_src_size_hint(j->src) &&
+	    total != fl_src_size_hint(j->src))
 		return fl_err_set(j->e, -EBADMSG, "image '%s' changed while it was being flashed: "
 				  "it had %" PRIu64 " bytes, %" PRIu64 " were read", j->image,
 				  fl_src_size_hint(j->src), total);
@@ -281,6 +287,47 @@ static void verify_stop(struct job *j)
 			 &j->st->fail_offset, j->e);
 }
 
+/* The image file's SHA-256, as lowercase hex in st->sha256, if the decoder read it all. */
+static void take_hash(struct job *j)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[32];
+	size_t i;
+
+	if (j->st->has_sha256 || !j->src || !fl_src_file_sha256(j->src, md))
+		return;
+	for (i = 0; i < 32; i++) {
+		j->st->sha256[2 * i] = digits[md[i] >> 4];
+		j->st->sha256[2 * i + 1] = digits[md[i] & 15];
+	}
+	j->st->sha256[64] = 0;
+	j->st->has_sha256 = true;
+}
+
+/*
+ * The decoded stream ended well: do the bytes read (downloaded) have the SHA-256 the caller
+ * named? Checked before the read-back is finished, so a mismatch is never reported good.
+ */
+static int sha256_check(struct job *j)
+{
+	int rc = fl_src_drain(j->src, j->e);
+
+	if (rc)
+		return rc;
+	take_hash(j);
+	j->st->fail_offset = j->st->bytes_decompressed;
+	if (!j->st->has_sha256)
+		return fl_err_set(j->e, -EIO, "the SHA-256 of '%s' could not be taken (%" PRIu64
+				  " bytes read)", j->image, fl_src_bytes_in(j->src));
+	if (strcasecmp(j->st->sha256, j->o->sha256))
+		return fl_err_set(j->e, -EBADMSG, "SHA-256 mismatch for '%s': expected %s, got %s "
+				  "(%" PRIu64 " bytes read): not the image that was meant, or it "
+				  "changed", j->image, j->o->sha256, j->st->sha256,
+				  fl_src_bytes_in(j->src));
+	j->st->sha256_matched = true;
+	return 0;
+}
+
 static int write_phase(struct job *j)
 {
 	uint64_t pos = 0;
@@ -317,6 +364,9 @@ static int write_phase(struct job *j)
 	if (rc)
 		fl_ring_stop(j->ring);
 	fl_ring_join(j->ring);
+	j->st->resumes = fl_src_resumes(j->src, NULL, 0);
+	if (!rc && j->o->sha256)
+		rc = sha256_check(j);
 	if (rc)
 		verify_stop(j);
 	j->st->bytes_read = fl_src_bytes_in(j->src);
@@ -467,6 +517,30 @@ static int bmap_check(const char *path, struct fl_err *e)
 	return 0;
 }
 
+/* A bmap given as a URL: small, so fetched whole, then parsed like a file's. */
+static int bmap_fetch(struct job *j, const char *url)
+{
+	struct rig_http_req req;
+	struct rig_http_resp resp;
+	int rc;
+
+	rig_http_redact_url(url, j->bmap_shown, sizeof(j->bmap_shown));
+	rig_http_req_init(&req);
+	req.url = url;
+	req.timeout_ms = j->timeout_ms;
+	req.retries = 2;
+	rc = rig_http_do(j->ctx, &req, &resp);
+	if (rc < 0)
+		return fl_err_set(j->e, rc, "cannot download bmap: %s", rig_ctx_errmsg(j->ctx));
+	if (resp.status != 200)
+		rc = fl_err_set(j->e, resp.status == 404 || resp.status == 410 ? -ENOENT : -EIO,
+				"cannot download bmap '%s': HTTP %d", j->bmap_shown, resp.status);
+	else
+		rc = fl_bmap_parse(resp.body, resp.len, j->bmap_shown, &j->bm, j->e);
+	rig_http_resp_release(&resp);
+	return rc;
+}
+
 /* Finds, loads and checks the bmap against the image; none found is no error. */
 static int load_bmap(struct job *j, const char *image)
 {
@@ -477,24 +551,35 @@ static int load_bmap(struct job *j, const char *image)
 
 	if (o->no_bmap)
 		return 0;
-	path = o->bmap ? strdup(o->bmap) : rig_flash_bmap_find(image);
-	if (!path)
-		return o->bmap ? fl_err_set(e, -ENOMEM, "out of memory") : 0;
-	rc = bmap_check(path, e);
-	if (!rc)
-		rc = fl_bmap_load(path, &j->bm, e);
+	/* nothing is looked for next to a URL: that would take a request per guess */
+	if (!o->bmap && fl_is_url(image))
+		return 0;
+	if (o->bmap && fl_is_url(o->bmap)) {
+		rc = bmap_fetch(j, o->bmap);
+		path = NULL;
+	} else {
+		path = o->bmap ? strdup(o->bmap) : rig_flash_bmap_find(image);
+		if (!path)
+			return o->bmap ? fl_err_set(e, -ENOMEM, "out of memory") : 0;
+		rc = bmap_check(path, e);
+		if (!rc)
+			rc = fl_bmap_load(path, &j->bm, e);
+	}
 	if (!rc && (!j->bm.n || !j->bm.mapped_blocks))
 		rc = fl_err_set(e, -EINVAL, "bmap '%s' maps no blocks: there is nothing to write",
-				path);
+				path ? path : j->bmap_shown);
 	free(path);
 	if (rc)
 		return rc;
 	j->have_bm = true;
 	j->st->bmap_used = true;
-	rc = fl_src_set_map(j->src, &j->bm, o->threads, e);
+	/* skipping parts of the file would leave them out of its SHA-256 */
+	rc = o->sha256 ? 0 : fl_src_set_map(j->src, &j->bm, o->threads, e);
 	if (rc)
 		return rc;
-	if (j->st->format == RIG_FLASH_FMT_RAW) {
+	if (j->st->format == RIG_FLASH_FMT_RAW && !fl_src_size_hint(j->src)) {
+		/* a URL that gave no length: the bmap's size is checked as the data arrives */
+	} else if (j->st->format == RIG_FLASH_FMT_RAW) {
 		uint64_t fsz = fl_src_size_hint(j->src);
 
 		if (fsz < j->bm.image_size)
@@ -504,7 +589,8 @@ static int load_bmap(struct job *j, const char *image)
 		if (fsz > j->bm.image_size)
 			return fl_err_set(e, -EINVAL, "image is larger than the bmap's ImageSize %"
 					  PRIu64 ": wrong bmap for this image?", j->bm.image_size);
-		j->sparse = true;
+		/* mapped ranges only, read at their offsets: a file, and no SHA-256 wanted */
+		j->sparse = !fl_is_url(image) && !o->sha256;
 	} else if (fl_src_size_hint(j->src) && fl_src_size_hint(j->src) != j->bm.image_size) {
 		/* zip and zstd tell their size: a wrong bmap is refused up front. */
 		return fl_err_set(e, -EINVAL, "image decodes to %" PRIu64 " bytes but its bmap "
@@ -514,6 +600,70 @@ static int load_bmap(struct job *j, const char *image)
 	if (j->bm.block_size < j->gran)
 		j->gran = j->bm.block_size;
 	return 0;
+}
+
+static bool sha256_valid(const char *hex)
+{
+	size_t i;
+
+	for (i = 0; hex[i]; i++)
+		if (!isxdigit((unsigned char)hex[i]))
+			return false;
+	return i == 64;
+}
+
+/*
+ * A zip's entry is decoded from inside the file, so the decoder does not hash the file: it
+ * is hashed here, before anything is written (one more read of it).
+ */
+static int sha256_before(struct job *j, const char *path)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[32], *buf = malloc(1u << 20);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int mdlen = 0;
+	int fd = -1, rc = 0;
+	ssize_t n;
+
+	if (!buf || !c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+		rc = fl_err_set(j->e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = fl_err_set(j->e, -errno, "cannot open '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	while ((n = read(fd, buf, 1u << 20)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = fl_err_set(j->e, -errno, "cannot read '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		EVP_DigestUpdate(c, buf, (size_t)n);
+		if ((rc = interrupted(j, 0)))
+			goto out;
+	}
+	EVP_DigestFinal_ex(c, md, &mdlen);
+	for (unsigned int i = 0; i < 32; i++) {
+		j->st->sha256[2 * i] = digits[md[i] >> 4];
+		j->st->sha256[2 * i + 1] = digits[md[i] & 15];
+	}
+	j->st->sha256[64] = 0;
+	j->st->has_sha256 = true;
+	if (strcasecmp(j->st->sha256, j->o->sha256))
+		rc = fl_err_set(j->e, -EBADMSG, "SHA-256 mismatch for '%s': expected %s, got %s: "
+				"not the image that was meant, or it changed", path, j->o->sha256,
+				j->st->sha256);
+	else
+		j->st->sha256_matched = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	EVP_MD_CTX_free(c);
+	free(buf);
+	return rc;
 }
 
 /* Checks the image fits and sizes a new image file; returns the bytes to be written. */
@@ -544,14 +694,25 @@ static int prepare(struct job *j, const char *image, const char *target)
 	uint64_t need = 0;
 	int rc;
 
-	rc = fl_src_open(image, o->threads, &j->src, j->e);
+	if (o->sha256 && !sha256_valid(o->sha256))
+		return fl_err_set(j->e, -EINVAL, "SHA-256 '%s' is not 64 hexadecimal digits",
+				  o->sha256);
+	if (fl_is_url(image))
+		rc = fl_src_open_url(image, j->ctx, o, j->timeout_ms, &j->src, j->e);
+	else
+		rc = fl_src_open(image, o->threads, &j->src, j->e);
 	if (rc)
 		return rc;
+	/* messages name a URL redacted, as the source does */
+	j->image = fl_src_name(j->src);
+	image = j->image;
 	j->st->format = fl_src_format(j->src);
 	j->gz.deferred = fl_src_crc_deferred(j->src);
-	rc = load_bmap(j, image);
-	if (!rc && o->hash_image)
+	rc = load_bmap(j, j->url ? j->url : image);
+	if (!rc && (o->hash_image || o->sha256))
 		rc = fl_src_hash_file(j->src, j->e);
+	if (!rc && o->sha256 && fl_src_unhashed_by_decoder(j->src))
+		rc = sha256_before(j, j->url ? j->url : image);
 	if (rc)
 		return rc;
 	rig_dbg(j->ctx, "'%s': %s, decoder %s%s", image, rig_flash_format_name(j->st->format),
@@ -609,6 +770,13 @@ static int run(struct job *j, const char *image, const char *target)
 	t_write0 = j->phase_t0;
 	rc = write_phase(j);
 	j->st->t_write = fl_now() - t;
+	if (j->st->resumes) {
+		char why[160];
+
+		fl_src_resumes(j->src, why, sizeof(why));
+		rig_warn(j->ctx, "the download of '%s' broke off and was resumed %d time%s (last: "
+			 "%s)", j->image, j->st->resumes, j->st->resumes == 1 ? "" : "s", why);
+	}
 	if (rc)
 		return rc;
 
@@ -650,23 +818,6 @@ static int run(struct job *j, const char *image, const char *target)
 	return 0;
 }
 
-/* The SHA-256 the decoder took of the image file, as hex, if it read the whole file. */
-static void take_hash(struct job *j)
-{
-	static const char digits[] = "0123456789abcdef";
-	unsigned char md[32];
-	size_t i;
-
-	if (!j->src || !fl_src_file_sha256(j->src, md))
-		return;
-	for (i = 0; i < 32; i++) {
-		j->st->sha256[2 * i] = digits[md[i] >> 4];
-		j->st->sha256[2 * i + 1] = digits[md[i] & 15];
-	}
-	j->st->sha256[64] = 0;
-	j->st->has_sha256 = true;
-}
-
 int rig_flash_image(struct rig_ctx *ctx, const char *image, const char *target,
 		    const struct rig_flash_opts *opts, struct rig_flash_stats *st_out)
 {
@@ -690,6 +841,7 @@ int rig_flash_image(struct rig_ctx *ctx, const char *image, const char *target,
 	j.st = st_out ? st_out : &st_local;
 	memset(j.st, 0, sizeof(*j.st));
 	j.image = image;
+	j.url = fl_is_url(image) ? image : NULL;
 	j.t.fd = j.t.fd_buf = j.t.rfd = -1;
 	j.t.path = target;
 	j.gran = VBLK;

@@ -10,6 +10,8 @@ void rig_flash_opts_init(struct rig_flash_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->verify = true;
 	o->timeout_ms = -1;
+	o->stall_ms = 30000;
+	o->retries = 5;
 	o->fault.write_offset = -1;
 	o->fault.corrupt_offset = -1;
 }

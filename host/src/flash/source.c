@@ -10,12 +10,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "flash_internal.h"
 #include "../internal.h"
+#include "../rig_http.h"
+
+/* A URL's first bytes, read to detect its format and check it looks like a disk image. */
+#define URL_HEAD (64u << 10)
 
 /* First match per format wins: the build-gated faster decoder comes first. */
 static const struct fl_decoder_ops *const decoders[] = {
@@ -231,6 +236,8 @@ bool fl_src_same_file(const struct fl_src *s, int fd)
 {
 	struct stat st;
 
+	if (s->fd < 0)
+		return false;
 	if (fstat(fd, &st) < 0)
 		return false;
 	if (s->blockdev)
@@ -252,6 +259,36 @@ void fl_src_unhashed(struct fl_src *s)
 	s->unhashable = true;
 }
 
+/* The next bytes of the input: the file, or a URL's first bytes and then its stream. */
+static ssize_t in_read(struct fl_src *s, void *buf, size_t len, struct fl_err *e)
+{
+	ssize_t n;
+
+	if (s->http) {
+		long r;
+
+		if (s->pre_pos < s->pre_len) {
+			n = (ssize_t)(s->pre_len - s->pre_pos < len ? s->pre_len - s->pre_pos : len);
+			memcpy(buf, s->pre + s->pre_pos, (size_t)n);
+			s->pre_pos += (size_t)n;
+			return n;
+		}
+		r = rig_http_stream_read(s->http, buf, len);
+		if (r < 0)
+			return fl_err_set(e, (int)r, "%s", rig_http_stream_errmsg(s->http));
+		/* a length the server did not give is known at the end */
+		if (r == 0 && !s->file_size)
+			s->file_size = s->in_bytes;
+		return r;
+	}
+	do
+		n = read(s->fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return fl_err_set(e, -errno, "cannot read '%s': %s", s->path, strerror(errno));
+	return n;
+}
+
 int fl_src_fill(struct fl_src *s, struct fl_err *e)
 {
 	ssize_t n;
@@ -267,11 +304,9 @@ int fl_src_fill(struct fl_src *s, struct fl_err *e)
 		memmove(s->hist, s->hist + s->in_len, 8 - s->in_len);
 		memcpy(s->hist + 8 - s->in_len, s->in, s->in_len);
 	}
-	do
-		n = read(s->fd, s->in, s->in_limit < FL_IN_BUF ? (size_t)s->in_limit : FL_IN_BUF);
-	while (n < 0 && errno == EINTR);
+	n = in_read(s, s->in, s->in_limit < FL_IN_BUF ? (size_t)s->in_limit : FL_IN_BUF, e);
 	if (n < 0)
-		return fl_err_set(e, -errno, "cannot read '%s': %s", s->path, strerror(errno));
+		return (int)n;
 	s->in_limit -= (uint64_t)n;
 	s->in_len = (size_t)n;
 	s->in_pos = 0;
@@ -289,14 +324,20 @@ long fl_src_read_full(struct fl_src *s, void *buf, size_t len, int64_t off, stru
 	if (off >= 0)
 		fl_src_unhashed(s);
 	while (got < len) {
-		ssize_t n = off < 0 ? read(s->fd, (char *)buf + got, len - got)
-				    : pread(s->fd, (char *)buf + got, len - got, (off_t)(off + (int64_t)got));
+		ssize_t n;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return fl_err_set(e, -errno, "cannot read '%s': %s", s->path,
-					  strerror(errno));
+		if (off < 0) {
+			n = in_read(s, (char *)buf + got, len - got, e);
+			if (n < 0)
+				return n;
+		} else {
+			n = pread(s->fd, (char *)buf + got, len - got, (off_t)(off + (int64_t)got));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return fl_err_set(e, -errno, "cannot read '%s': %s", s->path,
+						  strerror(errno));
+		}
 		if (n == 0)
 			break;
 		hash_input(s, (char *)buf + got, (size_t)n);
@@ -331,6 +372,8 @@ static const struct fl_decoder_ops *decoder_for(enum rig_flash_format fmt)
 	return NULL;
 }
 
+static int choose_decoder(struct fl_src *s, int threads, struct fl_err *e);
+
 int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_err *e)
 {
 	struct fl_src *s = calloc(1, sizeof(*s));
@@ -357,14 +400,8 @@ int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_er
 		rc = fl_err_set(e, -errno, "cannot read image '%s': %s", path, strerror(errno));
 		goto fail;
 	}
-	fl_detect_magic(s->in, (size_t)n, &s->fmt);
-	s->ops = decoder_for(s->fmt);
-	s->priv = calloc(1, s->ops->priv_size ? s->ops->priv_size : 1);
-	if (!s->priv) {
-		rc = fl_err_set(e, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	rc = s->ops->open(s, threads, e);
+	s->head_len = (size_t)n;
+	rc = choose_decoder(s, threads, e);
 	if (rc)
 		goto fail;
 	*out = s;
@@ -372,6 +409,117 @@ int fl_src_open(const char *path, int threads, struct fl_src **out, struct fl_er
 fail:
 	fl_src_close(s);
 	return rc;
+}
+
+/* Picks the decoder by the first bytes in s->in (s->head_len of them) and opens it. */
+static int choose_decoder(struct fl_src *s, int threads, struct fl_err *e)
+{
+	fl_detect_magic(s->in, s->head_len, &s->fmt);
+	s->ops = decoder_for(s->fmt);
+	s->priv = calloc(1, s->ops->priv_size ? s->ops->priv_size : 1);
+	if (!s->priv)
+		return fl_err_set(e, -ENOMEM, "out of memory");
+	return s->ops->open(s, threads, e);
+}
+
+bool fl_is_url(const char *image)
+{
+	return !strncasecmp(image, "http://", 7) || !strncasecmp(image, "https://", 8);
+}
+
+int fl_src_open_url(const char *url, struct rig_ctx *ctx, const struct rig_flash_opts *o,
+		    int timeout_ms, struct fl_src **out, struct fl_err *e)
+{
+	struct fl_src *s = calloc(1, sizeof(*s));
+	struct rig_http_stream_opts ho;
+	char msg[RIG_ERRMSG_MAX];
+	int64_t len;
+	long n;
+	int rc;
+
+	if (!s)
+		return fl_err_set(e, -ENOMEM, "out of memory");
+	s->fd = -1;
+	s->in_limit = UINT64_MAX;
+	s->shown = malloc(512);
+	s->in = malloc(FL_IN_BUF);
+	s->pre = malloc(URL_HEAD);
+	if (!s->shown || !s->in || !s->pre) {
+		rc = fl_err_set(e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	rig_http_redact_url(url, s->shown, 512);
+	s->path = s->shown;
+	rig_http_stream_opts_init(&ho);
+	ho.timeout_ms = timeout_ms;
+	ho.stall_ms = o->stall_ms;
+	ho.retries = o->retries;
+	rc = rig_http_stream_open(ctx, url, &ho, &s->http, msg, sizeof(msg));
+	if (rc) {
+		fl_err_set(e, rc, "%s", msg);
+		goto fail;
+	}
+	len = rig_http_stream_length(s->http);
+	s->file_size = len > 0 ? (uint64_t)len : 0;
+	if (len == 0) {
+		rc = fl_err_set(e, -EINVAL, "'%s' is empty: it holds no image", s->shown);
+		goto fail;
+	}
+	/* the first bytes name the format; they are handed to the decoder after its open() */
+	while (s->pre_len < URL_HEAD) {
+		n = rig_http_stream_read(s->http, s->pre + s->pre_len, URL_HEAD - s->pre_len);
+		if (n < 0) {
+			rc = fl_err_set(e, (int)n, "%s", rig_http_stream_errmsg(s->http));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		s->pre_len += (size_t)n;
+	}
+	if (!s->pre_len) {
+		rc = fl_err_set(e, -EINVAL, "'%s' is empty: it holds no image", s->shown);
+		goto fail;
+	}
+	memcpy(s->in, s->pre, s->pre_len);
+	s->head_len = s->pre_len;
+	if (s->pre_len < URL_HEAD && !s->file_size)
+		s->file_size = s->pre_len;
+	fl_detect_magic(s->in, s->head_len, &s->fmt);
+	if (s->fmt == RIG_FLASH_FMT_ZIP) {
+		rc = fl_err_set(e, -EINVAL, "'%s' is a zip archive, which cannot be flashed from a "
+				"URL (its directory is at its end): download it first, or use a raw, "
+				"gzip, xz, zstd or bzip2 image", s->shown);
+		goto fail;
+	}
+	rc = choose_decoder(s, o->threads, e);
+	if (rc)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	fl_src_close(s);
+	return rc;
+}
+
+int fl_src_resumes(const struct fl_src *s, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	return s->http ? rig_http_stream_resumes(s->http, why, whylen) : 0;
+}
+
+int fl_src_drain(struct fl_src *s, struct fl_err *e)
+{
+	int rc;
+
+	if (!s->md)
+		return 0;
+	for (;;) {
+		s->in_pos = s->in_len;
+		rc = fl_src_fill(s, e);
+		if (rc <= 0)
+			return rc;
+	}
 }
 
 /* The file's hash is taken only for a caller that wants it: it costs the decoder thread. */
@@ -414,6 +562,7 @@ int fl_src_set_map(struct fl_src *s, const struct fl_bmap *bm, int threads, stru
 
 void fl_src_stop(struct fl_src *s)
 {
+	rig_http_stream_stop(s->http);
 	if (s->ops->stop)
 		s->ops->stop(s);
 }
@@ -457,7 +606,20 @@ void fl_src_close(struct fl_src *s)
 	free(s->priv);
 	fl_src_unhashed(s);
 	free(s->in);
+	rig_http_stream_close(s->http);
+	free(s->pre);
+	free(s->shown);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s);
+}
+
+bool fl_src_unhashed_by_decoder(const struct fl_src *s)
+{
+	return s->unhashable;
+}
+
+const char *fl_src_name(const struct fl_src *s)
+{
+	return s->path;
 }
