@@ -65,6 +65,12 @@ check(ok, "wait(): the server answers", tostring(msg) .. " " .. tostring(kind))
 local kh = slurp(core.state_dir() .. "/ssh-fake.known_hosts")
 check(kh and kh:find("[127.0.0.1]:" .. port, 1, true), "the host key went into <state dir>/<rig>.known_hosts", kh)
 
+-- a first connection records the key without a word on stderr
+local fresh = ssh.new(rig, { known_hosts = T .. "/fresh_known_hosts" })
+local r0, m0 = fresh:run("echo first")
+check(r0 and r0.out == "first\n" and r0.err == "", "a first connection: the key is recorded, stderr stays the command's",
+	r0 and string.format("%q", r0.err) or tostring(m0))
+
 -- stdout, stderr and exit status, separated
 local r, m, k, p = sh:run("echo hello; echo oops >&2; exit 3")
 check(r and r.out == "hello\n" and r.err == "oops\n" and r.rc == 3,

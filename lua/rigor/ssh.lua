@@ -105,7 +105,10 @@ local function argv(self, host, port, cmd)
 		"-o", "GlobalKnownHostsFile=/dev/null",
 		"-o", "ConnectTimeout=" .. math.max(1, (o.connect_timeout_ms + 999) // 1000),
 		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-		"-o", "LogLevel=ERROR",
+		-- INFO, not ERROR: "Timeout, server not responding" (a DUT that vanished under a
+		-- command) is an INFO message, and without it that exit 255 would look like the
+		-- command's own
+		"-o", "LogLevel=INFO",
 		"-p", tostring(port), "-l", o.user }
 	if o.identity then
 		for _, v in ipairs({ "-i", o.identity, "-o", "IdentitiesOnly=yes" }) do a[#a + 1] = v end
@@ -178,6 +181,8 @@ function Ssh:run(cmd, opts)
 	if not host then return nil, "ssh: no address for the DUT: " .. tostring(port), "unreachable", { out = "", err = "" } end
 	local r = core.exec(argv(self, host, port, cmd), { timeout_ms = ms, input = opts.input,
 		max_out = opts.max_out or self.o.max_out })
+	-- the one INFO line that is not about a failure (accept-new recording the key)
+	r.err = r.err:gsub("Warning: Permanently added [^\n]* to the list of known hosts%.\r?\n", "")
 	local partial = { out = r.out, err = r.err }
 	if r.how == "timeout" then
 		return nil, string.format("timeout: '%s' on %s port %d did not finish within %d ms; output so far: %s",
