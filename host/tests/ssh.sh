@@ -8,7 +8,7 @@
 # authorized_keys is touched. Two servers: "production" (keys only) and "development"
 # (dropbear -B: root's blank password logs in), as the test OS starts them from
 # config.json developmentMode. host/tests/ssh_api.lua does the checks. Prints TAP.
-T=$(mktemp -d /tmp/rigor-ssh-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/rigor-ssh-XXXXXX")
 . host/tests/tap.sh
 export RIGOR_STATE_DIR=$T/state
 pids=

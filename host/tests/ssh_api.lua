@@ -77,6 +77,10 @@ check(r and r.out == "hello\n" and r.err == "oops\n" and r.rc == 3,
 	"run(): stdout, stderr and exit status come back separately", show(r, m, k, p))
 r, m, k, p = sh:run("printf '%s|' \"a b\" 'c'\"'\"'d' $((6*7))")
 check(r and r.out == "a b|c'd|42|" and r.rc == 0, "run(): the command line reaches the DUT's shell as written", show(r, m, k, p))
+-- SSH carries only the command's output: no kernel messages to strip, and a line of the
+-- command's own that looks like one is kept (the console shell drops such lines)
+r, m, k, p = sh:run("echo '[    1.234567] usb 1-1: new device'; echo done")
+check(r and r.out == "[    1.234567] usb 1-1: new device\ndone\n", "run(): output is the command's, byte for byte", show(r, m, k, p))
 -- a command's own 255 is its status, not an ssh failure
 r, m, k, p = sh:run("exit 255")
 check(r and r.rc == 255, "run(): a command exiting 255 is a result, not a connection error", show(r, m, k, p))
