@@ -117,7 +117,8 @@ add_dropbear() {
 		install -D -m 755 "$b" "$1$b"
 		# "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
 		for lib in $(LC_ALL=C ldd "$b" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
-			[ -e "$1$lib" ] || install -D -m 644 "$(readlink -f "$lib")" "$1$lib"
+			# 755: the loader (ld-linux) must be executable for the kernel to map it
+			[ -e "$1$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$1$lib"
 		done
 	done
 	# the password database through the files back-end (built into glibc 2.36 libc, kept
