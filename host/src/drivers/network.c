@@ -198,7 +198,7 @@ static int host_uplink(struct rig_part *p, bool up, int timeout_ms)
 
 	if (!c->cut)
 		return rig_part_fail(p, RIG_E_NOTSUP,
-				     "cannot %s the uplink: the network entry has no cut and restore commands",
+				     "cannot %s the uplink: the network entry has no commands for it (add cut = \"...\" and restore = \"...\")",
 				     up ? "restore" : "cut");
 	return run_command(p, up ? "restore" : "cut", up ? c->restore : c->cut, timeout_ms);
 }
