@@ -105,6 +105,8 @@ TESTS += host/tests/http.sh host/tests/real_api.sh
 # rigor.shell over a socket console against a fake DUT (host/tests/fake_dut.py: a real shell
 # on a pty behind a login prompt, with kernel noise, slowness and reboots injected)
 TESTS += host/tests/shell.sh
+# rigor.ssh and the network role against dropbear on loopback (production and development mode)
+TESTS += host/tests/ssh.sh
 # rigor gate over two sim rigs: retries, re-runs, quarantine, baseline, merge, schema, HTML in Chromium
 TESTS += host/tests/gate.sh
 # the labgrid recipe (rigs/labgrid, docs/labgrid.md) under labgrid's pytest plugin: sim rig,

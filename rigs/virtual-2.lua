@@ -11,11 +11,13 @@ rig {
   name = "virtual-2",
   device_type = "qemux86-64",
   description = "second virtual rig: rigfw-sim + QEMU DUT (rigor-vboard) + balena API emulator",
-  capabilities = { "sd", "serial", "virtual", "os-image", "balena", "flasher" },
+  capabilities = { "sd", "serial", "virtual", "os-image", "balena", "flasher", "ssh" },
 
   power = rigfw { link = "unix:" .. dir .. "/link", min_off_ms = 50 },
   sdmux = rigfw { link = "unix:" .. dir .. "/link" },
   button = { boot = rigfw { link = "unix:" .. dir .. "/link", index = 0 } },
   console = socket { path = dir .. "/console" },
   storage = file { path = dir .. "/card.img" },
+  -- the guest's SSH server on a loopback port, and its NIC link as the uplink switch
+  network = vboard { path = dir .. "/net" },
 }

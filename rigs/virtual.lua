@@ -16,11 +16,13 @@ rig {
   -- "virtual" and "os-image" select testcases/os.lua and testcases/cloud.lua; "flasher":
   -- the DUT has internal storage (DIR/internal.img) and boots the card only while the
   -- boot strap (button.boot, rig-board output 0) is held at power-on (testcases/flasher.lua)
-  capabilities = { "sd", "serial", "virtual", "os-image", "balena", "flasher" },
+  capabilities = { "sd", "serial", "virtual", "os-image", "balena", "flasher", "ssh" },
 
   power = rigfw { link = "unix:" .. dir .. "/link", min_off_ms = 50 },
   sdmux = rigfw { link = "unix:" .. dir .. "/link" },
   button = { boot = rigfw { link = "unix:" .. dir .. "/link", index = 0 } },
   console = socket { path = dir .. "/console" },
   storage = file { path = dir .. "/card.img" },
+  -- the guest's SSH server on a loopback port, and its NIC link as the uplink switch
+  network = vboard { path = dir .. "/net" },
 }

@@ -510,6 +510,205 @@ static int c_wait(lua_State *L)
 	return 1;
 }
 
+/* One output pipe of exec(): kept in malloc memory (no Lua call can raise while a child runs). */
+struct exec_sink {
+	int fd;
+	char *buf;
+	size_t len, got, max;
+};
+
+static void exec_drain(struct exec_sink *s)
+{
+	char tmp[4096];
+	ssize_t r = read(s->fd, tmp, sizeof(tmp));
+
+	if (r > 0) {
+		size_t room = s->got >= s->max ? 0 : s->max - s->got;
+		size_t keep = room < (size_t)r ? room : (size_t)r;
+		char *nb = keep ? realloc(s->buf, s->len + keep) : s->buf;
+
+		if (nb) {
+			memcpy(nb + s->len, tmp, keep);
+			s->buf = nb;
+			s->len += keep;
+		}
+		s->got += (size_t)r;
+	} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+/*
+ * exec(argv [, opts]): run argv[1] (searched in PATH) with arguments argv[2..] in its own
+ * process group, without a shell, and wait for it within opts.timeout_ms (-1 or nil: no
+ * bound of its own; the case deadline and signals still end it). opts.input: bytes for its
+ * stdin (else /dev/null); opts.max_out: bytes kept of each of stdout and stderr (default
+ * 16 MiB; the rest is read and dropped, and .cut says so). Returns a table { out = stdout,
+ * err = stderr, how = "exit"|"signal"|"timeout", code = N, cut = bool }; on a timeout the
+ * group is killed (TERM, then KILL after 2 s) and code is nil. Raises if it cannot fork.
+ */
+static int c_exec(lua_State *L)
+{
+	int timeout_ms, inp[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	size_t inlen = 0, inoff = 0, max_out = 16u << 20;
+	const char *in = NULL, **av;
+	struct rig_deadline dl;
+	struct exec_sink so, se;
+	bool exited = false, killed = false, timed_out = false;
+	int status = 0, n, devnull = -1;
+	pid_t pid;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = (int)luaL_len(L, 1);
+	luaL_argcheck(L, n >= 1, 1, "empty argv");
+	if (lua_isnoneornil(L, 2)) {
+		lua_settop(L, 1);
+		lua_newtable(L);
+	}
+	luaL_checktype(L, 2, LUA_TTABLE);
+	av = lua_newuserdatauv(L, sizeof(*av) * (size_t)(n + 1), 0);
+	for (int i = 1; i <= n; i++) {
+		lua_geti(L, 1, i);
+		av[i - 1] = luaL_checkstring(L, -1);
+		lua_pop(L, 1);   /* still referenced by the argv table */
+	}
+	av[n] = NULL;
+	lua_getfield(L, 2, "timeout_ms");
+	timeout_ms = (int)luaL_optinteger(L, -1, -1);
+	lua_getfield(L, 2, "max_out");
+	max_out = (size_t)luaL_optinteger(L, -1, (lua_Integer)max_out);
+	lua_getfield(L, 2, "input");
+	in = luaL_optlstring(L, -1, NULL, &inlen);   /* stays on the stack until the end */
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    (in && pipe2(inp, O_CLOEXEC) < 0) ||
+	    (!in && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)) {
+		int e = errno;
+
+		close(outp[0]); close(outp[1]); close(errp[0]); close(errp[1]);
+		close(inp[0]); close(inp[1]);
+		return luaL_error(L, "cannot run '%s': %s", av[0], strerror(e));
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		close(outp[0]); close(outp[1]); close(errp[0]); close(errp[1]);
+		close(inp[0]); close(inp[1]); close(devnull);
+		return luaL_error(L, "cannot run '%s': %s", av[0], strerror(e));
+	}
+	if (pid == 0) {
+		child_setup(SIGKILL);
+		dup2(in ? inp[0] : devnull, 0);
+		dup2(outp[1], 1);
+		dup2(errp[1], 2);
+		execvp(av[0], (char *const *)av);
+		dprintf(2, "cannot run '%s': %s\n", av[0], strerror(errno));
+		_exit(127);
+	}
+	setpgid(pid, pid);   /* also here: no window where a kill(-pid) misses the group */
+	close(outp[1]);
+	close(errp[1]);
+	close(devnull);
+	if (in) {
+		close(inp[0]);
+		fcntl(inp[1], F_SETFL, O_NONBLOCK);
+		if (inlen == 0) {
+			close(inp[1]);
+			inp[1] = -1;
+		}
+	}
+	dl = rig_deadline_start(timeout_ms);
+	so = (struct exec_sink){ .fd = outp[0], .max = max_out };
+	se = (struct exec_sink){ .fd = errp[0], .max = max_out };
+	for (;;) {
+		struct pollfd pf[3];
+		nfds_t k = 0;
+
+		if (rigl_abort_due(L)) {
+			reap_group(pid, &status);
+			killed = true;
+			break;
+		}
+		if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+			exited = true;
+		if (!exited && rig_deadline_expired(dl)) {
+			reap_group(pid, &status);
+			exited = timed_out = true;
+		}
+		if (so.fd >= 0)
+			pf[k++] = (struct pollfd){ .fd = so.fd, .events = POLLIN };
+		if (se.fd >= 0)
+			pf[k++] = (struct pollfd){ .fd = se.fd, .events = POLLIN };
+		if (inp[1] >= 0 && !exited)
+			pf[k++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
+		if (k == 0 && exited)
+			break;
+		if (poll(pf, k, exited ? 0 : 20) < 0 && errno != EINTR)
+			break;
+		/* exited and drained (a background grandchild may hold a pipe open: no wait) */
+		if (exited && !(pf[0].revents | (k > 1 ? pf[1].revents : 0)))
+			break;
+		for (nfds_t i = 0; i < k; i++) {
+			if (!pf[i].revents)
+				continue;
+			if (pf[i].fd == so.fd) {
+				exec_drain(&so);
+			} else if (pf[i].fd == se.fd) {
+				exec_drain(&se);
+			} else if (pf[i].fd == inp[1]) {
+				ssize_t w = write(inp[1], in + inoff, inlen - inoff);
+
+				if (w > 0)
+					inoff += (size_t)w;
+				if ((w < 0 && errno != EAGAIN && errno != EINTR) || inoff >= inlen) {
+					close(inp[1]);
+					inp[1] = -1;
+				}
+			}
+		}
+	}
+	if (so.fd >= 0)
+		close(so.fd);
+	if (se.fd >= 0)
+		close(se.fd);
+	if (inp[1] >= 0)
+		close(inp[1]);
+	lua_createtable(L, 0, 5);
+	lua_pushlstring(L, so.buf ? so.buf : "", so.len);
+	free(so.buf);
+	lua_pushlstring(L, se.buf ? se.buf : "", se.len);
+	free(se.buf);
+	lua_setfield(L, -3, "err");
+	lua_setfield(L, -2, "out");
+	if (killed)
+		rigl_check_abort(L);   /* raises: it was due */
+	lua_pushboolean(L, so.got > so.len || se.got > se.len);
+	lua_setfield(L, -2, "cut");
+	if (timed_out) {
+		lua_pushliteral(L, "timeout");
+	} else if (WIFEXITED(status)) {
+		lua_pushinteger(L, WEXITSTATUS(status));
+		lua_setfield(L, -2, "code");
+		lua_pushliteral(L, "exit");
+	} else {
+		lua_pushinteger(L, WTERMSIG(status));
+		lua_setfield(L, -2, "code");
+		lua_pushliteral(L, "signal");
+	}
+	lua_setfield(L, -2, "how");
+	return 1;
+}
+
+/* state_dir(): the directory rigor keeps rig state in (RIGOR_STATE_DIR or its default). */
+static int c_state_dir(lua_State *L)
+{
+	lua_pushstring(L, rig_ctx_state_dir(rigl_rt(L)->ctx));
+	return 1;
+}
+
 /* kill(pid, signame): signal the process group of a start() child ("TERM", "KILL", "INT"). */
 static int c_kill(lua_State *L)
 {
@@ -804,6 +1003,8 @@ static const luaL_Reg corelib[] = {
 	{ "start", c_start },
 	{ "wait", c_wait },
 	{ "kill", c_kill },
+	{ "exec", c_exec },
+	{ "state_dir", c_state_dir },
 	{ "mkdir_p", c_mkdir_p },
 	{ "isatty", c_isatty },
 	{ "hostname", c_hostname },

@@ -26,6 +26,7 @@ static const char *const role_mts[RIG_ROLE_COUNT] = {
 	[RIG_ROLE_POWER] = "rig.power", [RIG_ROLE_SDMUX] = "rig.sdmux",
 	[RIG_ROLE_BUTTON] = "rig.button", [RIG_ROLE_CONSOLE] = "rig.console",
 	[RIG_ROLE_USBBOOT] = "rig.usbboot", [RIG_ROLE_STORAGE] = "rig.storage",
+	[RIG_ROLE_NETWORK] = "rig.network",
 };
 
 struct rig *rigl_checkrig(lua_State *L, int idx)
@@ -394,6 +395,56 @@ static int storage_path(lua_State *L)
 
 static const luaL_Reg storage_meth[] = { { "path", storage_path }, { NULL, NULL } };
 
+/* ---- network ---- */
+
+/* address([timeout_ms]) -> host, port */
+static int network_address(lua_State *L)
+{
+	struct rig *rig = checkrole(L, RIG_ROLE_NETWORK);
+	int timeout = (int)luaL_optinteger(L, 2, -1);
+	char host[256];
+	int port = 0, rc;
+
+	rigl_check_abort(L);
+	rc = rig_network_address(rig, host, sizeof(host), &port, rigl_clamp(L, timeout));
+	if (rc < 0)
+		return rigl_result(L, rig, rc);
+	lua_pushstring(L, host);
+	lua_pushinteger(L, port);
+	return 2;
+}
+
+/* login() -> user, identity (nil: the SSH client's own keys) */
+static int network_login(lua_State *L)
+{
+	struct rig *rig = checkrole(L, RIG_ROLE_NETWORK);
+	const char *id = rig_network_identity(rig);
+
+	lua_pushstring(L, rig_network_user(rig));
+	if (id)
+		lua_pushstring(L, id);
+	else
+		lua_pushnil(L);
+	return 2;
+}
+
+static int network_uplink(lua_State *L, bool up)
+{
+	struct rig *rig = checkrole(L, RIG_ROLE_NETWORK);
+	int timeout = (int)luaL_optinteger(L, 2, -1);
+
+	rigl_check_abort(L);
+	return rigl_result(L, rig, rig_network_uplink(rig, up, rigl_clamp(L, timeout)));
+}
+
+static int network_cut(lua_State *L) { return network_uplink(L, false); }
+static int network_restore(lua_State *L) { return network_uplink(L, true); }
+
+static const luaL_Reg network_meth[] = {
+	{ "address", network_address }, { "login", network_login }, { "cut", network_cut },
+	{ "restore", network_restore }, { NULL, NULL },
+};
+
 /* ---- the rig ---- */
 
 static int rig_l_has(lua_State *L)
@@ -419,7 +470,7 @@ static int rig_l_log_to(lua_State *L)
 static int rig_l_inject(lua_State *L)
 {
 	static const char *const roles[] = { "power", "sdmux", "button", "console", "usbboot",
-					     "storage", NULL };
+					     "storage", "network", NULL };
 	struct rig *rig = rigl_checkrig(L, 1);
 	int role = luaL_checkoption(L, 2, NULL, roles);
 	const char *fault = luaL_checkstring(L, 3);
@@ -479,7 +530,8 @@ void rigl_push_rig(lua_State *L, struct rig *rig)
 	struct rigbox *b = lua_newuserdatauv(L, sizeof(*b), 1);
 	int box = lua_gettop(L);
 	static const enum rig_role single[] = { RIG_ROLE_POWER, RIG_ROLE_SDMUX, RIG_ROLE_CONSOLE,
-						RIG_ROLE_USBBOOT, RIG_ROLE_STORAGE };
+						RIG_ROLE_USBBOOT, RIG_ROLE_STORAGE,
+						RIG_ROLE_NETWORK };
 
 	b->rig = NULL;
 	luaL_setmetatable(L, RIG_MT);
@@ -523,6 +575,7 @@ void rigl_register_rig(lua_State *L)
 		[RIG_ROLE_POWER] = power_meth, [RIG_ROLE_SDMUX] = sdmux_meth,
 		[RIG_ROLE_BUTTON] = button_meth, [RIG_ROLE_CONSOLE] = console_meth,
 		[RIG_ROLE_USBBOOT] = usbboot_meth, [RIG_ROLE_STORAGE] = storage_meth,
+		[RIG_ROLE_NETWORK] = network_meth,
 	};
 
 	luaL_newmetatable(L, RIG_MT);

@@ -260,6 +260,12 @@ static const struct rig_param common_storage[] = {
 	  "allow flashing a disk that is not removable (never the system disk)" },
 	RIG_PARAMS_END
 };
+static const struct rig_param common_network[] = {
+	{ "user", RIG_P_STR, C(user), false, "user to log in as over SSH (default root)" },
+	{ "identity", RIG_P_STR, C(identity), false,
+	  "private key file for SSH (default: the SSH client's own)" },
+	RIG_PARAMS_END
+};
 #undef C
 
 static const struct rig_param *common_for(enum rig_role r)
@@ -270,6 +276,7 @@ static const struct rig_param *common_for(enum rig_role r)
 	case RIG_ROLE_BUTTON: return common_button;
 	case RIG_ROLE_STORAGE: return common_storage;
 	case RIG_ROLE_USBBOOT: return common_usbboot;
+	case RIG_ROLE_NETWORK: return common_network;
 	default: return NULL;
 	}
 }
@@ -387,7 +394,7 @@ int desc_fill_part(struct rig_desc *d, size_t idx, const struct rig_backend **be
 
 	if (role < 0) {
 		rig_desc_problem(d, dp->line,
-				 "unknown role '%s' (expected power, sdmux, button, console, usbboot or storage)",
+				 "unknown role '%s' (expected power, sdmux, button, console, usbboot, storage or network)",
 				 dp->role);
 		return 1;
 	}

@@ -165,6 +165,12 @@ struct rig_storage_ops {
 	int (*resolve)(struct rig_part *p, char *buf, size_t len, char *why, size_t whylen);
 };
 
+struct rig_network_ops {
+	/* The DUT's SSH address; RIG_E_NOENT when there is none yet. */
+	int (*address)(struct rig_part *p, char *host, size_t len, int *port, int timeout_ms);
+	int (*uplink)(struct rig_part *p, bool up, int timeout_ms);                 /* optional */
+};
+
 /*
  * A back-end. All fields are mandatory except those marked optional; the front end
  * returns RIG_E_NOTSUP for a missing optional op and never calls through NULL.
@@ -187,6 +193,7 @@ struct rig_backend {
 		const struct rig_console_ops *console;
 		const struct rig_usbboot_ops *usbboot;
 		const struct rig_storage_ops *storage;
+		const struct rig_network_ops *network;
 	} ops;
 };
 
@@ -202,6 +209,8 @@ struct rig_common {
 	bool allow_fixed;   /* storage: a non-removable disk may be flashed */
 	char *msd_dir;      /* usbboot: boot files that show the DUT's storage over USB */
 	char *boot_button;  /* usbboot: the button holding the DUT in USB boot mode */
+	char *user;         /* network: login user for SSH */
+	char *identity;     /* network: private key file for SSH */
 };
 
 struct rig_part {
@@ -569,6 +578,7 @@ const struct rig_common *rig_usbboot_common(const struct rig *rig);
 /* Register back-ends here (defined in their driver files). */
 extern const struct rig_backend rig_power_sim, rig_sdmux_sim, rig_button_sim,
 	rig_console_sim, rig_usbboot_sim, rig_storage_sim, rig_storage_file, rig_storage_usb,
+	rig_network_host, rig_network_sim, rig_network_vboard,
 	rig_power_gpio, rig_sdmux_gpio, rig_button_gpio,
 	rig_power_rigfw, rig_sdmux_rigfw, rig_button_rigfw, rig_console_serial,
 	rig_sdmux_sdwire, rig_power_uhub, rig_console_socket,

@@ -34,12 +34,17 @@ static const struct rig_backend *const backends[] = {
 	&rig_storage_file,
 	&rig_storage_sim,
 	&rig_storage_usb,
+	/* network */
+	&rig_network_host,
+	&rig_network_sim,
+	&rig_network_vboard,
 };
 
 static const char *const role_names[RIG_ROLE_COUNT] = {
 	[RIG_ROLE_POWER] = "power",     [RIG_ROLE_SDMUX] = "sdmux",
 	[RIG_ROLE_BUTTON] = "button",   [RIG_ROLE_CONSOLE] = "console",
 	[RIG_ROLE_USBBOOT] = "usbboot", [RIG_ROLE_STORAGE] = "storage",
+	[RIG_ROLE_NETWORK] = "network",
 };
 
 const char *rig_role_name(enum rig_role role)

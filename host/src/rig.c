@@ -25,6 +25,7 @@ struct rig {
 	size_t nbuttons;
 	struct rig_part **buttons;
 	unsigned int present;                  /* roles the description has (bits) */
+	bool uplink_cut;                       /* this process cut the DUT's uplink */
 	unsigned int opened;                   /* roles rig_open_roles() opened */
 	char *state_path;                      /* persisted front-end state */
 	FILE *sink;                            /* rig_log_to() */
@@ -354,6 +355,8 @@ static void part_free(struct rig_part *p)
 		p->be->close(p);
 	desc_release_conf(p->be, p->conf);
 	free(p->common.msd_dir);
+	free(p->common.user);
+	free(p->common.identity);
 	free(p->common.boot_button);
 	free(p->conf);
 	free(p->priv);
@@ -835,6 +838,13 @@ int rig_safe(struct rig *rig)
 		if (rc < 0 && !first)
 			first = rc;
 	}
+	if (rig->uplink_cut) {
+		/* a case that cut the uplink must not leave the next one without it */
+		int rc = rig_network_uplink(rig, true, -1);
+
+		if (rc < 0 && !first)
+			first = rc;
+	}
 	if (rig->role[RIG_ROLE_POWER]) {
 		int rc = power_raw_set(rig->role[RIG_ROLE_POWER], false);
 
@@ -1023,4 +1033,57 @@ int rig_storage_resolve(struct rig *rig, char *buf, size_t len, char *why, size_
 		why[0] = 0;
 	rc = p->be->ops.storage->resolve(p, buf, len, why, whylen);
 	return rc < 0 && !rig->errcode ? fail_generic(p, rc, "resolving the target") : rc;
+}
+
+/* ---- network ---- */
+
+int rig_network_address(struct rig *rig, char *host, size_t len, int *port, int timeout_ms)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_NETWORK);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	assert(host && len && port);
+	host[0] = 0;
+	*port = 22;
+	rc = p->be->ops.network->address(p, host, len, port,
+		rig_ctx_clamp(rig->ctx, timeout_ms < 0 ? p->common.timeout_ms : timeout_ms));
+	return rc < 0 && !rig->errcode ? fail_generic(p, rc, "finding the DUT's address") : rc;
+}
+
+const char *rig_network_user(const struct rig *rig)
+{
+	const struct rig_part *p = rig->role[RIG_ROLE_NETWORK];
+
+	if (!p)
+		return NULL;
+	return p->common.user ? p->common.user : "root";
+}
+
+const char *rig_network_identity(const struct rig *rig)
+{
+	const struct rig_part *p = rig->role[RIG_ROLE_NETWORK];
+
+	return p ? p->common.identity : NULL;
+}
+
+int rig_network_uplink(struct rig *rig, bool up, int timeout_ms)
+{
+	struct rig_part *p = need(rig, RIG_ROLE_NETWORK);
+	int rc;
+
+	if (!p)
+		return RIG_E_NOENT;
+	if (!p->be->ops.network->uplink)
+		return rig_part_fail(p, RIG_E_NOTSUP,
+				     "%s the uplink: the network entry of %s gives no way (add cut = \"...\" and restore = \"...\" commands)",
+				     up ? "cannot restore" : "cannot cut", rig->file);
+	rig_event(rig, "uplink %s", up ? "restore" : "cut");
+	rc = p->be->ops.network->uplink(p, up,
+		rig_ctx_clamp(rig->ctx, timeout_ms < 0 ? p->common.timeout_ms : timeout_ms));
+	if (rc < 0)
+		return rig->errcode ? rc : fail_generic(p, rc, up ? "restoring the uplink" : "cutting the uplink");
+	rig->uplink_cut = !up;
+	return 0;
 }

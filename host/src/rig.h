@@ -264,6 +264,7 @@ enum rig_role {
 	RIG_ROLE_CONSOLE,
 	RIG_ROLE_USBBOOT,
 	RIG_ROLE_STORAGE,
+	RIG_ROLE_NETWORK,
 	RIG_ROLE_COUNT
 };
 
@@ -585,6 +586,43 @@ RIG_API int rig_storage_resolve(struct rig *rig, char *buf, size_t len, char *wh
  */
 RIG_API int rig_storage_access(struct rig *rig, char *buf, size_t len, char *why,
 			       size_t whylen);
+
+/* ---- network ---- */
+
+/**
+ * Where the host reaches the DUT's SSH server: the host name or address into @p host
+ * (a string for ssh's HostName: "192.168.7.20", "rigor-1234.local", "127.0.0.1") and the
+ * TCP port into @p port. The back-end decides how: a fixed address, the newest lease for
+ * the DUT's MAC address in a DHCP lease file, or the virtual board's forwarded port.
+ * Blocks up to @p timeout_ms (-1: the part's timeout_ms) for back-ends that ask a
+ * process (the virtual board).
+ * @retval 0 @p host and @p port are filled in
+ * @retval RIG_E_NOENT the rig has no network part, or the lease file has no lease for
+ *         the DUT (yet): the DUT has not asked for an address
+ * @retval RIG_E_NODEV the virtual board does not answer (not started?)
+ * @retval RIG_E_TIMEOUT it did not answer within the timeout
+ * @retval RIG_E_INVAL @p len is too small for the address
+ */
+RIG_API int rig_network_address(struct rig *rig, char *host, size_t len, int *port,
+				int timeout_ms);
+/**
+ * The user and the private key file the rig file gives for logging in to the DUT
+ * (network parts' `user`, default "root", and `identity`, default NULL: the SSH client's
+ * own keys). Valid until the rig is closed; NULL when the rig has no network part.
+ */
+RIG_API const char *rig_network_user(const struct rig *rig);
+RIG_API const char *rig_network_identity(const struct rig *rig);
+/**
+ * Cut (@p up false) or restore (@p up true) the DUT's uplink: its network connection
+ * beyond the rig (on the virtual board the guest's only NIC, so SSH goes with it). The
+ * part records a cut; rig_safe() restores an uplink this process cut. Blocks up to
+ * @p timeout_ms (-1: the part's timeout_ms); a back-end that runs a command kills it then.
+ * @retval 0 done (the back-end confirmed it, or the command exited 0)
+ * @retval RIG_E_NOTSUP the rig file gives no way to do it (no `cut`/`restore` command)
+ * @retval RIG_E_IO the command failed (its exit status and output are in rig_errmsg())
+ * @retval RIG_E_NODEV, RIG_E_TIMEOUT the virtual board or the command did not answer
+ */
+RIG_API int rig_network_uplink(struct rig *rig, bool up, int timeout_ms);
 
 /* ---- flashing (the flash engine itself: rig_flash.h) ---- */
 

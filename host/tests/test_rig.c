@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -739,6 +740,75 @@ static void test_kv_lock_bound(void **state)
 	rig_kv_unlock(fd);
 }
 
+/* ---- network ---- */
+
+/* Open a rig whose only part is network = host { ... } with @cut/@restore (may be NULL). */
+static void open_net(struct fx *f, const char *cut, const char *restore, int timeout_ms)
+{
+	int p;
+
+	rig_close(f->rig);
+	rig_desc_free(f->d);
+	f->rig = NULL;
+	f->d = rig_desc_new(f->ctx, "test.lua");
+	rig_desc_set_str(f->d, -1, "name", "t", 1);
+	p = rig_desc_add_part(f->d, "network", NULL, "host", 2);
+	rig_desc_set_str(f->d, p, "address", "10.9.8.7", 2);
+	rig_desc_set_str(f->d, p, "user", "admin", 2);
+	rig_desc_set_int(f->d, p, "timeout_ms", timeout_ms, 2);
+	if (cut) {
+		rig_desc_set_str(f->d, p, "cut", cut, 2);
+		rig_desc_set_str(f->d, p, "restore", restore, 2);
+	}
+	assert_int_equal(rig_open(f->ctx, f->d, &f->rig), 0);
+}
+
+static void test_network(void **state)
+{
+	struct fx *f = *state;
+	char host[64], restored[160], cmd[256];
+	int port = 0;
+	int64_t t0;
+	struct stat st;
+
+	/* the address as given, the default port, the login from the rig file */
+	open_net(f, NULL, NULL, 5000);
+	assert_int_equal(rig_network_address(f->rig, host, sizeof(host), &port, -1), 0);
+	assert_string_equal(host, "10.9.8.7");
+	assert_int_equal(port, 22222);
+	assert_string_equal(rig_network_user(f->rig), "admin");
+	assert_null(rig_network_identity(f->rig));
+	assert_int_equal(rig_network_address(f->rig, host, 4, &port, -1), RIG_E_INVAL);
+	rig_clear_error(f->rig);
+	/* no cut/restore commands: not supported, and the message says what to add */
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), RIG_E_NOTSUP);
+	assert_non_null(strstr(rig_errmsg(f->rig), "cut = "));
+	rig_clear_error(f->rig);
+
+	/* a failing command: RIG_E_IO with its status and output */
+	open_net(f, "echo no way >&2; exit 4", "sleep 30", 300);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), RIG_E_IO);
+	if (!strstr(rig_errmsg(f->rig), "exit status 4") || !strstr(rig_errmsg(f->rig), "no way"))
+		fail_msg("message: %s", rig_errmsg(f->rig));
+	rig_clear_error(f->rig);
+	/* a hanging one is killed at the part's timeout_ms (300 ms; 5 s allowed for a loaded
+	 * machine) */
+	t0 = rig_now_ms();
+	assert_int_equal(rig_network_uplink(f->rig, true, -1), RIG_E_TIMEOUT);
+	assert_true(rig_now_ms() - t0 < 5000);
+	rig_clear_error(f->rig);
+
+	/* rig_safe() restores an uplink this process cut, and only then */
+	snprintf(restored, sizeof(restored), "%s/restored", f->dir);
+	snprintf(cmd, sizeof(cmd), "touch '%s'", restored);
+	open_net(f, "true", cmd, 5000);
+	assert_int_equal(rig_safe(f->rig), 0);
+	assert_int_equal(stat(restored, &st), -1);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_int_equal(rig_safe(f->rig), 0);
+	assert_int_equal(stat(restored, &st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -768,6 +838,7 @@ int main(void)
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test_setup_teardown(test_poll_clamped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_lock_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_network, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

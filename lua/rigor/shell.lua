@@ -202,6 +202,12 @@ function M.console(rig, opts)
 		n = 0, logins = 0 }, Shell)
 end
 
+--- A shell on `rig`'s DUT over SSH, with the same run/put/get calls (rigor.ssh; the
+--- address comes from the rig's network role).
+function M.ssh(rig, opts)
+	return require("rigor.ssh").new(rig, opts)
+end
+
 -- Reads the console until a callback returns a non-nil value or `deadline` passes.
 -- `on_line(line, cut)` gets each complete, cleaned line (`cut`: the head of a line longer
 -- than `max_partial`); `on_tail(partial, quiet_ms)` gets the line being written after every

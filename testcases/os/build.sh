@@ -92,6 +92,7 @@ make_rootfs() {
 		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
 	done
 	install -m 755 "$agent" "$r/usr/bin/rigor-agent"
+	add_dropbear "$r"
 	echo "rigor-os" >"$r/etc/hostname"
 	cat >"$r/etc/os-release" <<EOF
 ID="rigor-os"
@@ -107,6 +108,27 @@ EOF
 	# as balenaOS: NAME and VERSION, and getty's hostname/line escapes in /etc/issue
 	printf 'Rigor OS %s \\n \\l\n\n' "$ver" >"$r/etc/issue"
 	printf 'Rigor OS %s\n' "$ver" >"$r/etc/issue.net"
+}
+
+# add_dropbear ROOTDIR: Debian's dropbear SSH server (dropbear-bin) and dropbearkey with the
+# shared libraries they load, at the paths the host's loader found them (ldd), so the
+# image's /lib64/ld-linux-x86-64.so.2 finds them the same way. rigor-init starts it
+# (docs/os-image.md, "SSH").
+add_dropbear() {
+	for b in /usr/sbin/dropbear /usr/bin/dropbearkey; do
+		[ -x "$b" ] || die "$b not installed (dropbear-bin)"
+		install -D -m 755 "$b" "$1$b"
+		# "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
+		for lib in $(LC_ALL=C ldd "$b" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
+			# 755: the loader (ld-linux) must be executable for the kernel to map it
+			[ -e "$1$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$1$lib"
+		done
+	done
+	# the password database through the files back-end (built into glibc 2.36 libc, kept
+	# for older ones)
+	for lib in /lib/x86_64-linux-gnu/libnss_files.so.2; do
+		[ ! -e "$lib" ] || [ -e "$1$lib" ] || install -D -m 644 "$(readlink -f "$lib")" "$1$lib"
+	done
 }
 
 cmd_image() {

@@ -27,7 +27,7 @@ check() { # check DESC CMD...
 # jget FILE EXPR: python expression on j (the parsed JSON)
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-echo "1..40"
+echo "1..43"
 if [ ! -x "$AGENT" ]; then
 	nok "agent built ($AGENT)"
 	exit 1
@@ -192,6 +192,23 @@ check "--fetch of a non-http URL: refused with the reason, exit 1" sh -c "test $
 $AGENT --fetch "$API/ping" >"$T/f4" 2>&1
 rc=$?
 check "--fetch without --out: usage error, exit 2" sh -c "test $rc = 2 && grep -q 'go together' '$T/f4'"
+
+# --ssh-keys: os.sshKeys to authorized_keys, the mode for the SSH server (rigor-init)
+printf '%s\n' '{"developmentMode": true, "os": {"sshKeys": ["ssh-ed25519 AAAAkey1 one@host", "ssh-rsa AAAAkey2 \"two\""], "x": [1]}}' >"$T/ssh1.json"
+$AGENT --config "$T/ssh1.json" --ssh-keys "$T/ak1" >"$T/s1" 2>&1
+rc=$?
+check "--ssh-keys: both keys, one per line, mode 600; prints development" sh -c \
+	"test $rc = 0 && test \"\$(cat '$T/s1')\" = development && test \"\$(sed -n 2p '$T/ak1')\" = 'ssh-rsa AAAAkey2 \"two\"' && test \$(wc -l <'$T/ak1') = 2 && test \$(stat -c %a '$T/ak1') = 600"
+printf '%s\n' '{"apiKey": "x"}' >"$T/ssh2.json"
+$AGENT --config "$T/ssh2.json" --ssh-keys "$T/ak2" >"$T/s2" 2>&1
+rc=$?
+check "--ssh-keys without os.sshKeys or developmentMode: no keys, production" sh -c \
+	"test $rc = 0 && test \"\$(cat '$T/s2')\" = production && test ! -s '$T/ak2'"
+printf '%s\n' '{"os": {"sshKeys": "ssh-ed25519 AAAA"}}' >"$T/ssh3.json"
+$AGENT --config "$T/ssh3.json" --ssh-keys "$T/ak3" >"$T/s3" 2>&1
+rc=$?
+check "--ssh-keys with os.sshKeys not a list: exit 1, says so, no keys" sh -c \
+	"test $rc = 1 && grep -q 'os.sshKeys is not a list' '$T/s3' && test ! -s '$T/ak3'"
 
 kill "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null

@@ -16,7 +16,10 @@
 #                     prompt on the pty, a login and a command there, Ctrl-] quits
 #   test-two-rigs.sh  rigs/virtual.lua and rigs/virtual-2.lua at once (scripts/virtual-rig),
 #                     testcases/flasher.lua on both concurrently
+#   test-ssh.sh       testcases/ssh.lua on rigs/virtual.lua: SSH in production and development
+#                     mode (config.json os.sshKeys, developmentMode), uplink cut and restore
 TESTS += testcases/virtual/test-vboard-fake.sh testcases/virtual/test-vboard.sh \
-	testcases/virtual/test-two-rigs.sh testcases/virtual/test-console-pty.sh
+	testcases/virtual/test-two-rigs.sh testcases/virtual/test-console-pty.sh \
+	testcases/virtual/test-ssh.sh
 # os-image-for-test runs `make os-image`, tolerating only a failed kernel download.
 TEST_DEPS += $(BUILD)/rigor $(FW_SIM) $(if $(OS_IMAGES),os-image-for-test)

@@ -1157,6 +1157,82 @@ static int report_interval(const struct agent *ag, const struct jobj *cfg)
 	return v > 0 ? v : 5;
 }
 
+/*
+ * --ssh-keys FILE: config.json's os.sshKeys (a list of public key lines) written to FILE
+ * as authorized_keys, mode 600; prints "development" when developmentMode is true, else
+ * "production", for rigor-init to start the SSH server in that mode (balenaOS: os.sshKeys
+ * are root's keys; developmentMode also lets root in without a password). A malformed
+ * os or sshKeys is an error (exit 1) and FILE is left empty: no key is better than a guess.
+ */
+static int write_ssh_keys(const struct agent *ag, const char *out)
+{
+	struct jobj cfg, os;
+	int rc = 1, nkeys = 0;
+	char *osraw;
+	FILE *f;
+	if (load_config(ag, &cfg))
+		return 1;
+	f = fopen(out, "w");
+	if (!f) {
+		fprintf(stderr, "rigor-agent: cannot write %s: %s\n", out, strerror(errno));
+		jobj_free(&cfg);
+		return 1;
+	}
+	fchmod(fileno(f), 0600);
+	int i = jobj_find(&cfg, "os");
+	osraw = i >= 0 ? cfg.raw[i] : NULL;
+	if (!osraw || strcmp(osraw, "null") == 0) {
+		rc = 0;
+		goto done;
+	}
+	if (jobj_parse(&os, osraw)) {
+		fprintf(stderr, "rigor-agent: %s: \"os\" is not an object; no SSH keys\n", ag->config_path);
+		goto done;
+	}
+	int k = jobj_find(&os, "sshKeys");
+	const char *p = k >= 0 ? skip_ws(os.raw[k]) : NULL;
+	if (!p || strcmp(p, "null") == 0) {
+		rc = 0;
+		goto done_os;
+	}
+	if (*p != '[') {
+		fprintf(stderr, "rigor-agent: %s: os.sshKeys is not a list; no SSH keys\n", ag->config_path);
+		goto done_os;
+	}
+	p = skip_ws(p + 1);
+	while (*p && *p != ']') {
+		const char *e = *p == '"' ? skip_string(p) : NULL;
+		if (!e) {
+			fprintf(stderr, "rigor-agent: %s: os.sshKeys[%d] is not a string; no SSH keys\n",
+				ag->config_path, nkeys);
+			goto done_os;
+		}
+		char *key = decode_string(p, e);
+		if (key && strchr(key, '\n') == NULL)
+			fprintf(f, "%s\n", key), nkeys++;
+		free(key);
+		p = skip_ws(e);
+		if (*p == ',')
+			p = skip_ws(p + 1);
+	}
+	rc = 0;
+done_os:
+	jobj_free(&os);
+done:
+	if (fclose(f) && !rc)
+		rc = 1;
+	if (rc) {
+		/* nothing half-written: an empty file */
+		f = fopen(out, "w");
+		if (f)
+			fclose(f);
+	}
+	if (!rc)
+		printf("%s\n", is_dev(&cfg) ? "development" : "production");
+	jobj_free(&cfg);
+	return rc;
+}
+
 static volatile sig_atomic_t g_stop;
 static void on_term(int s)
 {
@@ -1171,6 +1247,7 @@ static void usage(FILE *f)
 		"                   [--set-hostname] [--timeout MS] [--log FILE] [--quiet]\n"
 		"                   [--hup PROGRAM] [--hup-record FILE]\n"
 		"       rigor-agent --fetch URL --out FILE [--timeout MS]\n"
+		"       rigor-agent [--config FILE] --ssh-keys FILE\n"
 		"Device agent of the rigor test OS (docs/os-image.md). Defaults: --config\n"
 		"/mnt/boot/config.json, --os-release /etc/os-release, API from config.json apiEndpoint.\n"
 		"  --once           register if needed, report state once, exit (0 = ok)\n"
@@ -1184,6 +1261,8 @@ static void usage(FILE *f)
 		"  --hup-record FILE  the last update target started (default\n"
 		"                   /mnt/state/rigor-agent-hup-target): a target that was rolled back\n"
 		"                   (rollback-*-triggered next to FILE) is not started again\n"
+		"  --ssh-keys FILE  write config.json os.sshKeys to FILE (authorized_keys) and\n"
+		"                   print development or production (developmentMode); exit\n"
 		"  --fetch URL      GET URL (http://ADDRESS[:PORT]/PATH) into --out FILE and exit\n"
 		"                   (0 = a complete 200 response; for rigor-hup and rigor-rollback)\n");
 }
@@ -1197,7 +1276,7 @@ int main(int argc, char **argv)
 			   .hup_record = "/mnt/state/rigor-agent-hup-target"};
 	struct hup_state hup = {0};
 	int once = 0, daemonize = 0, max_reports = -1, register_wait = 20;
-	const char *fetch_url = NULL, *fetch_out = NULL;
+	const char *fetch_url = NULL, *fetch_out = NULL, *ssh_keys = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1226,6 +1305,8 @@ int main(int argc, char **argv)
 			fetch_url = v;
 		else if (ARG("--out"))
 			fetch_out = v;
+		else if (ARG("--ssh-keys"))
+			ssh_keys = v;
 		else if (strcmp(a, "--once") == 0)
 			once = 1, max_reports = 1;
 		else if (strcmp(a, "--daemon") == 0)
@@ -1251,6 +1332,8 @@ int main(int argc, char **argv)
 		}
 		return fetch(fetch_url, fetch_out, ag.timeout_ms) ? 1 : 0;
 	}
+	if (ssh_keys)
+		return write_ssh_keys(&ag, ssh_keys);
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
 
