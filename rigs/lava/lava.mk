@@ -6,3 +6,7 @@
 .PHONY: test-lava
 test-lava: $(BUILD)/rigor $(FW_SIM) os-image
 	@BUILD=$(BUILD) rigs/lava/test/test-lava.sh
+
+# rigor-lava-run's mapping of rigor cases and exit codes to LAVA, without LAVA (stand-ins
+# for lava-test-case and friends): part of make test.
+TESTS += rigs/lava/test/lava-run-results.sh
