@@ -298,6 +298,8 @@ for f in glob.glob("/proc/[0-9]*/cmdline"):
     if sys.argv[1] in args and int(f.split("/")[2]) != os.getpid():
         print(f.split("/")[2], args[:120])' "$W")
 [ -z "$left" ] && note "ok - no process of the test is left" || note "not ok - processes left: $left"
+stray=$(ls "$TOP"/overlay-*.tar.gz "$BUILD"/overlay-*.tar.gz 2>/dev/null)
+[ -z "$stray" ] && note "ok - no LAVA overlay left in the source or build tree" || note "not ok - LAVA overlays left: $stray"
 if [ -z "$had_var_lib_lava" ] && [ -e /var/lib/lava ]; then
 	note "not ok - /var/lib/lava removed"
 else
