@@ -10,6 +10,7 @@
 #   make demo       the main job: os and cloud suites on the virtual rig (QEMU board)
 #   make demo-gate  rigor gate over two virtual rigs at once (docs/release-gate.md)
 #   make demo-sim   the sample suite on the sim rig (no QEMU, a few seconds)
+#   make test-lava  the LAVA kit with Debian's LAVA, offline (root; scripts/install-lava first)
 #   make firmware   cross-build the STM32F1 rig-board firmware
 #   make bench      benchmarks (not part of test; as root also the card-like CARD lines)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -57,6 +58,7 @@ include host/host.mk
 -include testcases/virtual/demo.mk
 -include testcases/soak/soak.mk
 -include host/fuzz.mk
+-include rigs/lava/lava.mk
 
 .PHONY: all test check demo demo-sim bench install clean firmware fuzz soak
 all: $(BINS)
