@@ -1,0 +1,156 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Builds a small Debian 12 system image, an image rigor did not design (docs/os-image.md,
+# "A Debian image"), from Debian packages with mmdebstrap, without loop devices or mounts
+# of our own. Called by testcases/debian/debian.mk:
+#   build.sh image OUT.img CACHE
+# OUT.img: a GPT disk, partition 1 an EFI system partition (FAT16, label DEBIAN-EFI) with
+# GRUB as /EFI/BOOT/BOOTX64.EFI (grub-mkstandalone; its built-in grub.cfg loads the kernel
+# and initrd from partition 2), partition 2 ext4 labelled debian-root: Debian bookworm,
+# systemd, the distribution kernel and initramfs-tools, udev, openssh-server. Root logs
+# in on the serial console without a password. CACHE keeps the downloaded .debs so a
+# rebuild fetches only the package lists. mmdebstrap runs in root mode (its own mounts of
+# /proc, /sys and /dev in the tree while the packages install): run as root.
+# Settings from the environment: DEBIAN_SUITE (bookworm), DEBIAN_MIRROR
+# (http://deb.debian.org/debian), DEBIAN_HOSTNAME (debian).
+set -eu
+export MTOOLS_SKIP_CHECK=1
+LC_ALL=C
+export LC_ALL
+
+die() {
+	echo "debian/build.sh: $*" >&2
+	exit 1
+}
+
+# The packages beyond the minbase variant (Essential: yes and apt).
+PKGS="systemd-sysv udev kmod linux-image-amd64 initramfs-tools zstd openssh-server procps
+iproute2"
+
+# Files no boot of this image reads: documentation, translations, and the kernel modules
+# of hardware a virtio machine does not have (about 250 MB of the kernel's 400).
+# dpkg matches the package's own paths (/lib/modules in bookworm's packages).
+EXCLUDES="/usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/*
+/usr/share/lintian/*
+/lib/modules/*/kernel/drivers/gpu/* /lib/modules/*/kernel/sound/*
+/lib/modules/*/kernel/drivers/net/wireless/* /lib/modules/*/kernel/drivers/media/*
+/lib/modules/*/kernel/drivers/infiniband/* /lib/modules/*/kernel/drivers/staging/*
+/lib/modules/*/kernel/drivers/net/ethernet/* /lib/modules/*/kernel/drivers/isdn/*
+/lib/modules/*/kernel/drivers/bluetooth/* /lib/modules/*/kernel/net/bluetooth/*
+/lib/modules/*/kernel/drivers/iio/* /lib/modules/*/kernel/drivers/hid/*
+/lib/modules/*/kernel/drivers/input/* /lib/modules/*/kernel/drivers/usb/*
+/lib/modules/*/kernel/drivers/scsi/* /lib/modules/*/kernel/fs/*
+/lib/modules/*/kernel/net/wireless/* /lib/modules/*/kernel/net/mac80211/*"
+# ... but keep the file systems the image uses (fs/ext4, its jbd2 and mbcache; fat, nls)
+INCLUDES="/lib/modules/*/kernel/fs/ext4/* /lib/modules/*/kernel/fs/jbd2/*
+/lib/modules/*/kernel/fs/mbcache.ko /lib/modules/*/kernel/fs/fat/* /lib/modules/*/kernel/fs/nls/*"
+
+# The initramfs holds only what finds and mounts the root partition on a virtio disk
+# (MODULES=most would put 1500 modules in it; MODULES=dep cannot look at a tree).
+INITRAMFS_HOOK='#!/bin/sh
+# rigor debian image: the modules that find and mount debian-root on a virtio disk
+[ "$1" = prereqs ] && exit 0
+. /usr/share/initramfs-tools/hook-functions
+manual_add_modules virtio_pci virtio_blk ext4 crc32c_generic
+'
+
+cmd_image() {
+	img=$1 cache=$2
+	: "${DEBIAN_SUITE:=bookworm}" "${DEBIAN_MIRROR:=http://deb.debian.org/debian}"
+	: "${DEBIAN_HOSTNAME:=debian}"
+	[ "$(id -u)" = 0 ] || die "run as root: mmdebstrap installs the packages in root mode"
+	command -v mmdebstrap >/dev/null || die "mmdebstrap not installed (scripts/install-deps)"
+	command -v grub-mkstandalone >/dev/null || die "grub-mkstandalone not installed (grub-common)"
+	[ -d /usr/lib/grub/x86_64-efi ] || die "no /usr/lib/grub/x86_64-efi (grub-efi-amd64-bin)"
+	command -v mcopy >/dev/null || die "mcopy not installed (mtools)"
+
+	mkdir -p "$cache"
+	cache=$(cd "$cache" && pwd)
+	work=$img.d
+	root=$work/root
+	rm -rf "$work" "$img.tmp" && mkdir -p "$work/esp/EFI/BOOT"
+
+	set --
+	for p in $EXCLUDES; do set -- "$@" --dpkgopt="path-exclude=$p"; done
+	for p in $INCLUDES; do set -- "$@" --dpkgopt="path-include=$p"; done
+	pkgs=$(echo $PKGS | tr ' ' ,)
+	# The .debs come from and go back to CACHE (mmdebstrap(1), "sync-in"/"sync-out").
+	# The fstab and initramfs settings go in before the packages so that the
+	# kernel's postinst builds the small initramfs once.
+	mmdebstrap --mode=root --variant=minbase --include="$pkgs" \
+		--aptopt='Acquire::Retries "3"' "$@" \
+		--skip=download/empty --skip=essential/unlink \
+		--setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
+		--setup-hook="sync-in '$cache' /var/cache/apt/archives/" \
+		--essential-hook='printf "LABEL=debian-root / ext4 errors=remount-ro 0 1\n" >"$1/etc/fstab"' \
+		--essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/hooks"' \
+		--essential-hook='printf "MODULES=list\nCOMPRESS=zstd\n" >"$1/etc/initramfs-tools/conf.d/rigor.conf"' \
+		--essential-hook="printf '%s' '$INITRAMFS_HOOK' >\"\$1/etc/initramfs-tools/hooks/rigor-virtio\"" \
+		--essential-hook='chmod 755 "$1/etc/initramfs-tools/hooks/rigor-virtio"' \
+		--customize-hook="sync-out /var/cache/apt/archives '$cache'" \
+		--customize-hook='chroot "$1" passwd -d root' \
+		--customize-hook="echo '$DEBIAN_HOSTNAME' >\"\$1/etc/hostname\"" \
+		--customize-hook="printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' '$DEBIAN_HOSTNAME' >\"\$1/etc/hosts\"" \
+		--customize-hook='mkdir -p "$1/etc/systemd/network"' \
+		--customize-hook='printf "[Match]\nName=en*\n\n[Network]\nDHCP=yes\n" >"$1/etc/systemd/network/20-wired.network"' \
+		--customize-hook='chroot "$1" systemctl enable systemd-networkd.service' \
+		--customize-hook='rm -f "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*_Packages*' \
+		"$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" ||
+		die "mmdebstrap failed (no network? see its output above)"
+
+	kver=$(cd "$root/boot" && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+	[ -n "$kver" ] || die "no kernel in $root/boot"
+	[ -s "$root/boot/initrd.img-$kver" ] || die "no initrd for $kver in $root/boot"
+
+	# GRUB reads its config from inside the binary: the kernel and initrd of partition 2 of
+	# the disk it was loaded from ($cmdpath, e.g. (hd0,gpt1)/EFI/BOOT), so no other disk
+	# (the board's internal one) can be picked by mistake.
+	cat >"$work/grub.cfg" <<EOF
+set timeout=0
+regexp --set=1:bootdisk '^\\(([^,)]+)' "\$cmdpath"
+set root=(\$bootdisk,gpt2)
+echo "debian-grub: booting \$root"
+linux /boot/vmlinuz-$kver root=LABEL=debian-root ro console=ttyS0,115200 panic=-1
+initrd /boot/initrd.img-$kver
+boot
+EOF
+	mods="part_gpt fat ext2 regexp linux echo normal test"
+	grub-mkstandalone -O x86_64-efi -o "$work/esp/EFI/BOOT/BOOTX64.EFI" \
+		--modules="$mods" --install-modules="$mods" --locales= --fonts= --themes= \
+		"boot/grub/grub.cfg=$work/grub.cfg" || die "grub-mkstandalone failed"
+
+	# root: what the tree holds, a quarter more and 128 MiB to write in (logs, apt)
+	used=$(du -sm "$root" | cut -f1)
+	rootmib=$((used + used / 4 + 128))
+	espmib=32
+	total=$((1 + espmib + rootmib + 1))
+	truncate -s "${total}M" "$img.tmp"
+	sfdisk -q --no-tell-kernel --no-reread "$img.tmp" >/dev/null <<EOF
+label: gpt
+unit: sectors
+start=2048, size=${espmib}MiB, type=U, name="EFI system"
+size=${rootmib}MiB, type=L, name="debian-root"
+EOF
+	# "IMG.tmp2 : start= 67584, size= ..." -> "2 67584 SIZE"
+	sfdisk -d "$img.tmp" | sed -n 's/^[^ ]*[^0-9]\([0-9]\+\) : start= *\([0-9]\+\), size= *\([0-9]\+\).*/\1 \2 \3/p' >"$work/parts"
+	while read -r n start size; do
+		case $n in
+		1) mkfs.vfat --offset "$start" -F 16 -n DEBIAN-EFI "$img.tmp" $((size / 2)) >/dev/null ||
+			die "mkfs.vfat failed"
+		   mcopy -s -i "$img.tmp@@$((start * 512))" "$work/esp/EFI" ::/ || die "mcopy failed" ;;
+		2) mkfs.ext4 -q -F -E offset=$((start * 512)) -L debian-root -d "$root" \
+			"$img.tmp" $((size / 2))k || die "mkfs.ext4 debian-root failed" ;;
+		esac
+	done <"$work/parts"
+	dver=$(cat "$root/etc/debian_version")
+	rm -rf "$work"
+	mv "$img.tmp" "$img"
+	echo "debian/build.sh: $img: Debian $dver, kernel $kver, $total MiB (root: $used MiB used of $rootmib)"
+}
+
+sub=${1:-}
+[ $# -gt 0 ] && shift
+case $sub in
+image) cmd_image "$@" ;;
+*) die "usage: build.sh image OUT.img CACHE" ;;
+esac
