@@ -126,27 +126,27 @@ EOF
 	# root: what the tree holds, a quarter more and 128 MiB to write in (logs, apt)
 	used=$(du -sm "$root" | cut -f1)
 	rootmib=$((used + used / 4 + 128))
+	# The layout is fixed, so the offsets are known without reading the table back: the
+	# ESP at 1 MiB, the root right after it, 1 MiB at the end for GPT's backup copy.
 	espmib=32
+	esp=2048 rootstart=$((2048 + espmib * 2048))
 	total=$((1 + espmib + rootmib + 1))
 	truncate -s "${total}M" "$img.tmp"
-	sfdisk -q --no-tell-kernel --no-reread "$img.tmp" >/dev/null <<EOF
+	sfdisk -q --no-tell-kernel --no-reread "$img.tmp" >/dev/null <<EOF || die "sfdisk failed"
 label: gpt
 unit: sectors
-start=2048, size=${espmib}MiB, type=U, name="EFI system"
-size=${rootmib}MiB, type=L, name="debian-root"
+start=$esp, size=${espmib}MiB, type=U, name="EFI system"
+start=$rootstart, size=${rootmib}MiB, type=L, name="debian-root"
 EOF
-	# "IMG.tmp2 : start= 67584, size= ..." -> "2 67584 SIZE"
-	sfdisk -d "$img.tmp" | sed -n 's/^[^ ]*[^0-9]\([0-9]\+\) : start= *\([0-9]\+\), size= *\([0-9]\+\).*/\1 \2 \3/p' >"$work/parts"
-	while read -r n start size; do
-		case $n in
-		# (mkfs.vfat warns that the file is larger than the file system it makes)
-		1) mkfs.vfat --offset "$start" -F 16 -n DEBIAN-EFI "$img.tmp" $((size / 2)) >/dev/null 2>&1 ||
-			die "mkfs.vfat failed"
-		   mcopy -s -i "$img.tmp@@$((start * 512))" "$work/esp/EFI" ::/ || die "mcopy failed" ;;
-		2) mkfs.ext4 -q -F -E offset=$((start * 512)) -L debian-root -d "$root" \
-			"$img.tmp" $((size / 2))k || die "mkfs.ext4 debian-root failed" ;;
-		esac
-	done <"$work/parts"
+	# the table must say what the file systems below assume
+	sfdisk -d "$img.tmp" | grep -q "start= *$rootstart, size= *$((rootmib * 2048))," ||
+		die "partition 2 is not at sector $rootstart with $rootmib MiB: $(sfdisk -d "$img.tmp")"
+	# (mkfs.vfat warns that the file is larger than the file system it makes)
+	mkfs.vfat --offset "$esp" -F 16 -n DEBIAN-EFI "$img.tmp" $((espmib * 1024)) >/dev/null 2>&1 ||
+		die "mkfs.vfat failed"
+	mcopy -s -i "$img.tmp@@$((esp * 512))" "$work/esp/EFI" ::/ || die "mcopy failed"
+	mkfs.ext4 -q -F -E offset=$((rootstart * 512)) -L debian-root -d "$root" \
+		"$img.tmp" $((rootmib * 1024))k || die "mkfs.ext4 debian-root failed"
 	dver=$(cat "$root/etc/debian_version")
 	rm -rf "$work"
 	mv "$img.tmp" "$img"

@@ -24,7 +24,7 @@ $(DEBIAN_IMAGE): testcases/debian/build.sh
 
 DEMO_DEBIAN := $(BUILD)/demo-debian
 DEMO_DEBIAN_DIR ?= $(abspath $(DEMO_DEBIAN))/rig
-# Debian's systemd and udev under QEMU without KVM (TCG) took 58 to 73 s from power-on to
+# Debian's systemd and udev under QEMU without KVM (TCG) took 33 to 73 s from power-on to
 # the login prompt on a 2-core machine at load 10 to 14, where the test OS takes 10 to
 # 40 s: the os suite's boot budget (RIGOR_BOOT_TIMEOUT_MS) is 6 minutes, five times that,
 # so that a busier machine is not a failure and only a boot that hangs is.
