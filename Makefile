@@ -9,6 +9,8 @@
 #   make test ONLY='host/tests/%.sh'  only the test programs matching these make patterns
 #   make demo       the main job: os and cloud suites on the virtual rig (QEMU board)
 #   make demo-gate  rigor gate over two virtual rigs at once (docs/release-gate.md)
+#   make debian-image  a Debian 12 image from Debian packages (mmdebstrap; as root)
+#   make demo-debian   the os suite against that Debian image on the virtual rig
 #   make demo-sim   the sample suite on the sim rig (no QEMU, a few seconds)
 #   make test-lava  the LAVA kit with Debian's LAVA, offline (root; scripts/install-lava first)
 #   make firmware   cross-build the STM32F1 rig-board firmware
@@ -56,6 +58,7 @@ include host/host.mk
 -include testcases/os/os.mk
 -include testcases/virtual/virtual.mk
 -include testcases/virtual/demo.mk
+-include testcases/debian/debian.mk
 -include testcases/soak/soak.mk
 -include host/fuzz.mk
 -include rigs/lava/lava.mk
