@@ -818,13 +818,29 @@ static int inspect(struct insp *in, const struct rig_image_opts *o, char *tmpdir
 	return rc;
 }
 
+/*
+ * A card given as the decoded image is read by libblkid, debugfs and mtools, each opening
+ * and closing it once per file looked up. On the last close of a block device the kernel
+ * drops its page cache, so each of them would read the same partition table, FAT and
+ * superblocks from the card again (tens of MB at card speed). One descriptor held open for
+ * the whole inspection keeps what the first reader fetched. Returns it, or -1.
+ */
+static int hold_open(const struct rig_image_opts *o)
+{
+	struct stat st;
+
+	if (!o->decoded || o->shallow || stat(o->decoded, &st) < 0 || !S_ISBLK(st.st_mode))
+		return -1;
+	return open(o->decoded, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
+
 int rig_image_inspect(struct rig_ctx *ctx, const char *path, const struct rig_image_opts *o,
 		      struct rig_image **out)
 {
 	struct rig_image_opts def;
 	struct insp in = { .ctx = ctx, .path = path };
 	char tmpdir[4096] = "";
-	int rc, tmo;
+	int rc, tmo, hold;
 
 	*out = NULL;
 	if (!o) {
@@ -837,7 +853,10 @@ int rig_image_inspect(struct rig_ctx *ctx, const char *path, const struct rig_im
 	in.doc = json_object();
 	if (!in.doc)
 		return rig_ctx_fail(ctx, RIG_E_NOMEM, "out of memory");
+	hold = hold_open(o);
 	rc = inspect(&in, o, tmpdir, sizeof(tmpdir));
+	if (hold >= 0)
+		close(hold);
 	if (tmpdir[0]) {
 		char tmp[4200];
 

@@ -190,11 +190,12 @@ struct rig_flash_opts {
 	 */
 	bool create;
 	/**
-	 * true: compute the SHA-256 of the image file while decoding it
-	 * (rig_flash_stats::sha256), where the decoder reads the whole file in order: raw
-	 * without a bmap, gzip, xz without a bmap (or single-block), zstd, bzip2. The decoder
-	 * thread then hashes every byte of the file too: cheaper than reading it again
-	 * afterwards (rig_image_opts::sha256), but not free, so it is off by default.
+	 * true: compute the SHA-256 of the image file while flashing it
+	 * (rig_flash_stats::sha256). Where the decoder reads the whole file in order (raw
+	 * without a bmap, gzip, xz without a bmap or single-block, zstd, bzip2) it hashes
+	 * every byte as it reads it; otherwise (a bmap, a zip entry) a thread reads the whole
+	 * file beside the writes. Either is cheaper than reading it again afterwards
+	 * (rig_image_opts::sha256), but not free, so it is off by default.
 	 */
 	bool hash_image;
 	/** Fault injection for tests. Leave at the values rig_flash_opts_init() sets. */

@@ -41,6 +41,7 @@ struct job {
 	struct fl_ring *ring;
 	struct fl_delta *delta;
 	struct fl_verify *verify;
+	struct fl_filehash *hash; /* the image file's SHA-256 when the decoder cannot take it */
 
 	/* gzip CRC-32 and ISIZE of each member, when the decoder leaves them to us (zlib) */
 	struct {
@@ -604,6 +605,15 @@ static int run(struct job *j, const char *image, const char *target)
 	 */
 	if (j->st->format != RIG_FLASH_FMT_RAW && !j->sparse)
 		j->in_total = fl_src_file_size(j->src);
+	/*
+	 * A bmap makes the decoder skip parts of the file (raw) or read it out of order (xz
+	 * blocks): the identity's SHA-256 is then read beside the writes, not after them.
+	 */
+	if (o->hash_image && (j->sparse || j->src->unhashable)) {
+		rc = fl_filehash_start(&j->hash, j->src->fd, fl_src_file_size(j->src), j->e);
+		if (rc)
+			return rc;
+	}
 	phase_begin(j, RIG_FLASH_PHASE_WRITE, j->have_bm ? j->bm.image_size :
 		    fl_src_size_expected(j->src));
 	t_write0 = j->phase_t0;
@@ -657,7 +667,7 @@ static void take_hash(struct job *j)
 	unsigned char md[32];
 	size_t i;
 
-	if (!j->src || !fl_src_file_sha256(j->src, md))
+	if (!j->src || (!fl_src_file_sha256(j->src, md) && !fl_filehash_finish(j->hash, md)))
 		return;
 	for (i = 0; i < 32; i++) {
 		j->st->sha256[2 * i] = digits[md[i] >> 4];
@@ -704,13 +714,14 @@ int rig_flash_image(struct rig_ctx *ctx, const char *image, const char *target,
 	fl_verify_free(j.verify);
 	fl_ring_free(j.ring);
 	fl_delta_free(j.delta);
+	if (rc == 0)
+		take_hash(&j);
+	fl_filehash_free(j.hash);
 	j.st->target_written = j.t.touched;
 	if (rc < 0 && j.t.touched && !j.gone)
 		after_failure(&j);
 	if (j.src && !j.st->bytes_read)
 		j.st->bytes_read = fl_src_bytes_in(j.src);
-	if (rc == 0)
-		take_hash(&j);
 	fl_target_close(&j.t);
 	fl_src_close(j.src);
 	fl_bmap_release(&j.bm);
