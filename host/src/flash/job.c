@@ -3,8 +3,8 @@
  * rig_flash_image(): the job that runs the stages. Prepare (source, bmap, target), then the
  * write phase: the decode ring (ring.c) fills chunks in its thread; here each chunk is
  * checked (gzip CRCs, bmap range digests, that it is a disk image) and handed to the
- * compare-write stage (delta.c), which queues what it wrote for the read-back thread
- * (verify.c). Then the read-back is drained, the target flushed, files injected.
+ * compare-write stage (delta.c), whose writer thread queues what it wrote for the read-back
+ * thread (verify.c). Then the read-back is drained, the target flushed, files injected.
  */
 #define LOG_PREFIX "flash"
 #include <assert.h>
@@ -318,6 +318,9 @@ static int write_phase(struct job *j)
 	if (rc)
 		fl_ring_stop(j->ring);
 	fl_ring_join(j->ring);
+	/* the last pieces are still being written: their failure counts as the write's */
+	if (!rc)
+		rc = fl_delta_finish(j->delta);
 	if (rc)
 		verify_stop(j);
 	j->st->bytes_read = fl_src_bytes_in(j->src);
@@ -710,10 +713,13 @@ int rig_flash_image(struct rig_ctx *ctx, const char *image, const char *target,
 
 	rc = run(&j, image, target);
 
-	/* the stages stop before the target they use is invalidated and closed */
+	/*
+	 * the stages stop before the target they use is invalidated and closed; the writer
+	 * first, as it queues read-backs
+	 */
+	fl_delta_free(j.delta);
 	fl_verify_free(j.verify);
 	fl_ring_free(j.ring);
-	fl_delta_free(j.delta);
 	if (rc == 0)
 		take_hash(&j);
 	fl_filehash_free(j.hash);
