@@ -428,6 +428,22 @@ RIG_API int rig_part_file_read(const char *image, const char *part, const char *
 			       size_t errlen);
 
 /**
+ * Lists every file and directory of the FAT partition @p part of @p image (image file or
+ * device) with one child process (mtools' mdir), so that a caller looking for several files
+ * need not start one reader per file. One path per line, from the root ("/EFI/BOOT/BOOTX64.EFI"),
+ * a directory with a trailing '/'; FAT names compare case-insensitively.
+ * @param list    set to a malloc'd, NUL-terminated buffer; the caller frees it with free()
+ * @param len     set to its length
+ * @param timeout_ms deadline for the child process, -1 = none
+ * @retval 0 success (an empty file system gives an empty list)
+ * @retval -ENOENT partition not found
+ * @retval -ENOTSUP the partition is not FAT
+ * @retval -ETIMEDOUT, -errno as rig_part_file_read()
+ */
+RIG_API int rig_part_file_list(const char *image, const char *part, char **list, size_t *len,
+			       int timeout_ms, char *err, size_t errlen);
+
+/**
  * Writes @p len bytes at @p data as file @p path in the FAT partition @p part of @p image,
  * replacing an existing file and creating missing parent directories.
  * @param append true: append to the existing file (created if missing) instead
