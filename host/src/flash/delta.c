@@ -30,7 +30,8 @@
 
 #include "flash_internal.h"
 
-#define NBATCH 2
+/* 16 MiB queued: a 16 MiB xz block (xz --block-size=16MiB) decodes while the card is written */
+#define NBATCH 4
 
 struct wrun {
 	uint64_t off;
@@ -276,12 +277,14 @@ static int writer_sync(struct fl_delta *d, bool idle)
 static struct batch *batch_get(struct fl_delta *d)
 {
 	struct batch *bt = &d->bt[d->fill];
+	bool busy;
 
 	pthread_mutex_lock(&d->mu);
 	while (bt->busy && !d->rc)
 		pthread_cond_wait(&d->cv, &d->mu);
+	busy = bt->busy;
 	pthread_mutex_unlock(&d->mu);
-	if (bt->busy)
+	if (busy)
 		return NULL;
 	bt->n = 0;
 	bt->push_all = false;
