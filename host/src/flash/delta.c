@@ -2,7 +2,8 @@
 /*
  * The compare-write stage: for each mapped piece of the image, read what the target holds
  * (O_DIRECT where possible), write only the blocks that differ, coalesced into as few writes
- * as possible, and tell the verify stage what to read back. Runs in the calling thread.
+ * as possible, and tell the verify stage what to read back. The compare runs in the calling
+ * thread, the writes behind it in a writer thread (write-behind, below).
  *
  * Comparing costs a read of everything mapped. On a card that holds something else (a blank
  * card, another OS) that read buys nothing, and on a card behind a USB 2 mux it costs a
@@ -60,14 +61,14 @@ struct fl_delta {
 	uint64_t blind_left;       /* bytes still to write without comparing */
 	unsigned char *rbuf;       /* aligned buffer for the compare reads */
 
-	/* the writer thread; everything below is under mu */
+	/* the writer thread: bt[].busy, next, quit, written, rc and fail_off are shared under mu */
 	pthread_t th;
 	bool started, quit;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct batch bt[NBATCH];
 	unsigned int next;         /* the batch the writer takes next (they go in turn) */
-	unsigned int fill;         /* the batch the caller fills next */
+	unsigned int fill;         /* the batch the caller fills next (the caller's only) */
 	uint64_t written;          /* bytes the writer wrote, for st->bytes_written */
 	int rc;                    /* the writer's first failure, message in werr */
 	uint64_t fail_off;
