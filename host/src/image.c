@@ -41,6 +41,12 @@ struct insp {
 	int64_t end;            /* rig_now_ms() deadline, INT64_MAX for none */
 	json_t *doc;
 	json_t *parts;          /* partition_table.partitions, borrowed from doc */
+	/* FAT partitions listed once (rig_part_file_list()), for part_has() */
+	struct {
+		json_int_t num;
+		char *list;         /* NULL: listing failed, ask per file */
+	} fat[8];
+	size_t n_fat;
 };
 
 void rig_image_opts_init(struct rig_image_opts *o)
@@ -392,12 +398,59 @@ static int part_read(struct insp *in, json_int_t num, const char *file, char **d
 				  sizeof(err));
 }
 
+/* The listing of FAT partition @num, made once per inspection; NULL if it cannot be had. */
+static const char *fat_list(struct insp *in, json_int_t num)
+{
+	char part[24], err[256];
+	size_t i, len;
+	char *list = NULL;
+	int tmo = left_ms(in);
+
+	for (i = 0; i < in->n_fat; i++)
+		if (in->fat[i].num == num)
+			return in->fat[i].list;
+	if (tmo == 0 || rig_ctx_cancelled(in->ctx))
+		return NULL;
+	snprintf(part, sizeof(part), "%lld", (long long)num);
+	if (rig_part_file_list(in->raw, part, &list, &len, tmo < 0 ? CHILD_MS : tmo, err,
+			       sizeof(err)) < 0)
+		list = NULL;
+	if (in->n_fat < RIG_ARRAY_SIZE(in->fat)) {
+		in->fat[in->n_fat].num = num;
+		in->fat[in->n_fat++].list = list;
+	} else {
+		free(list);
+		list = NULL;
+	}
+	return list;
+}
+
+/* True if the listing @list holds the file @file (case-insensitive, as FAT compares). */
+static bool listed(const char *list, const char *file)
+{
+	size_t n = strlen(file);
+	const char *l;
+
+	for (l = list; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+		if (!strncasecmp(l, file, n) && (l[n] == '\n' || l[n] == 0))
+			return true;
+	return false;
+}
+
+/*
+ * Whether FAT partition @num holds @file: from its listing (one mdir for every question,
+ * where each question cost a reader process), else by reading the file.
+ */
 static bool part_has(struct insp *in, json_int_t num, const char *file)
 {
+	const char *list = fat_list(in, num);
 	char *data;
 	size_t len;
-	bool yes = part_read(in, num, file, &data, &len) == 0;
+	bool yes;
 
+	if (list)
+		return listed(list, file);
+	yes = part_read(in, num, file, &data, &len) == 0;
 	free(data);
 	return yes;
 }
@@ -598,7 +651,8 @@ static bool find_efi(struct insp *in, const json_t *p, json_int_t num)
 		size_t len;
 		const char *kind = "uefi";
 
-		if (part_read(in, num, efi_files[k], &data, &len) != 0)
+		if (!part_has(in, num, efi_files[k]) ||
+		    part_read(in, num, efi_files[k], &data, &len) != 0)
 			continue;
 		if (memmem(data, len, "systemd-boot", 12))
 			kind = "systemd-boot";
@@ -818,13 +872,29 @@ static int inspect(struct insp *in, const struct rig_image_opts *o, char *tmpdir
 	return rc;
 }
 
+/*
+ * A card given as the decoded image is read by libblkid, debugfs and mtools, each opening
+ * and closing it once per file looked up. On the last close of a block device the kernel
+ * drops its page cache, so each of them would read the same partition table, FAT and
+ * superblocks from the card again (tens of MB at card speed). One descriptor held open for
+ * the whole inspection keeps what the first reader fetched. Returns it, or -1.
+ */
+static int hold_open(const struct rig_image_opts *o)
+{
+	struct stat st;
+
+	if (!o->decoded || o->shallow || stat(o->decoded, &st) < 0 || !S_ISBLK(st.st_mode))
+		return -1;
+	return open(o->decoded, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
+
 int rig_image_inspect(struct rig_ctx *ctx, const char *path, const struct rig_image_opts *o,
 		      struct rig_image **out)
 {
 	struct rig_image_opts def;
 	struct insp in = { .ctx = ctx, .path = path };
 	char tmpdir[4096] = "";
-	int rc, tmo;
+	int rc, tmo, hold;
 
 	*out = NULL;
 	if (!o) {
@@ -837,7 +907,12 @@ int rig_image_inspect(struct rig_ctx *ctx, const char *path, const struct rig_im
 	in.doc = json_object();
 	if (!in.doc)
 		return rig_ctx_fail(ctx, RIG_E_NOMEM, "out of memory");
+	hold = hold_open(o);
 	rc = inspect(&in, o, tmpdir, sizeof(tmpdir));
+	if (hold >= 0)
+		close(hold);
+	for (size_t i = 0; i < in.n_fat; i++)
+		free(in.fat[i].list);
 	if (tmpdir[0]) {
 		char tmp[4200];
 

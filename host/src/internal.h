@@ -282,13 +282,6 @@ struct rig_usb_id {
 	int interface;          /* -1 when not under an interface */
 };
 
-/*
- * The sysfs root prefix of the files uhub.c reads and writes itself: @root when not
- * NULL ("" = the real /sys), else the environment variable RIGOR_SYSFS_ROOT, else "".
- * Device matching (rig_sysfs_find()) goes through libudev, which tests redirect with
- * umockdev (UMOCKDEV_DIR) instead.
- */
-const char *rig_sysfs_root(const char *root);
 void rig_usb_match_init(struct rig_usb_match *m);
 /* Parse "0403:6015" (hex) into @vid and @pid. Returns 0 or RIG_E_INVAL. */
 int rig_usb_parse_vid_pid(const char *s, int *vid, int *pid);

@@ -191,11 +191,12 @@ struct rig_flash_opts {
 	 */
 	bool create;
 	/**
-	 * true: compute the SHA-256 of the image file while decoding it
-	 * (rig_flash_stats::sha256), where the decoder reads the whole file in order: raw
-	 * without a bmap, gzip, xz without a bmap (or single-block), zstd, bzip2. The decoder
-	 * thread then hashes every byte of the file too: cheaper than reading it again
-	 * afterwards (rig_image_opts::sha256), but not free, so it is off by default.
+	 * true: compute the SHA-256 of the image file while flashing it
+	 * (rig_flash_stats::sha256). Where the decoder reads the whole file in order (raw
+	 * without a bmap, gzip, xz without a bmap or single-block, zstd, bzip2) it hashes
+	 * every byte as it reads it; otherwise (a bmap, a zip entry) a thread reads the whole
+	 * file beside the writes. Either is cheaper than reading it again afterwards
+	 * (rig_image_opts::sha256), but not free, so it is off by default.
 	 */
 	bool hash_image;
 	/**
@@ -453,6 +454,22 @@ RIG_API int rig_part_table_find(const struct rig_part_table *t, const char *sel,
 RIG_API int rig_part_file_read(const char *image, const char *part, const char *path,
 			       char **data, size_t *len, int timeout_ms, char *err,
 			       size_t errlen);
+
+/**
+ * Lists every file and directory of the FAT partition @p part of @p image (image file or
+ * device) with one child process (mtools' mdir), so that a caller looking for several files
+ * need not start one reader per file. One path per line, from the root ("/EFI/BOOT/BOOTX64.EFI"),
+ * a directory with a trailing '/'; FAT names compare case-insensitively.
+ * @param list    set to a malloc'd, NUL-terminated buffer; the caller frees it with free()
+ * @param len     set to its length
+ * @param timeout_ms deadline for the child process, -1 = none
+ * @retval 0 success (an empty file system gives an empty list)
+ * @retval -ENOENT partition not found
+ * @retval -ENOTSUP the partition is not FAT
+ * @retval -ETIMEDOUT, -errno as rig_part_file_read()
+ */
+RIG_API int rig_part_file_list(const char *image, const char *part, char **list, size_t *len,
+			       int timeout_ms, char *err, size_t errlen);
 
 /**
  * Writes @p len bytes at @p data as file @p path in the FAT partition @p part of @p image,

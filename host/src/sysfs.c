@@ -24,14 +24,6 @@ static const char *const class_nouns[] = {
 	[RIG_DEV_TTY] = "tty", [RIG_DEV_BLOCK] = "disk", [RIG_DEV_SG] = "sg node",
 };
 
-const char *rig_sysfs_root(const char *root)
-{
-	if (root)
-		return root;
-	root = getenv("RIGOR_SYSFS_ROOT");
-	return root ? root : "";
-}
-
 static void copy(char *dst, size_t len, const char *src)
 {
 	snprintf(dst, len, "%s", src ? src : "");

@@ -316,11 +316,6 @@ static void test_usb_id(void **state)
 	assert_int_equal(id.interface, 1);
 	rig_usb_id_describe(&id, buf, sizeof(buf));
 	assert_string_equal(buf, "/dev/ttyUSB3 (USB 0403:6010 serial C3 at 1-2 interface 1, Dual RS232-HS)");
-	/* uhub's own sysfs files: the root comes from the environment when not given */
-	setenv("RIGOR_SYSFS_ROOT", root, 1);
-	assert_string_equal(rig_sysfs_root(NULL), root);
-	unsetenv("RIGOR_SYSFS_ROOT");
-	assert_string_equal(rig_sysfs_root(NULL), "");
 }
 
 static void test_parse(void **state)

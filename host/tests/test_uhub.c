@@ -2,7 +2,8 @@
 /*
  * The uhub power back-end (drivers/uhub.c) through the library front end, two ways:
  *  - the kernel's sysfs `disable` attribute, on a fake /sys in a temporary directory
- *    (RIGOR_SYSFS_ROOT for the port files, UMOCKDEV_DIR for libudev's search by serial);
+ *    read and written by the back-end through libudev, which umockdev's preload points at
+ *    it (UMOCKDEV_DIR);
  *  - hub class requests over libusb, on hubs emulated by umockdev in this process
  *    (fixtures/usbhub.c), cross-checked with the upstream tool uhubctl run as a child on
  *    the same emulation: its status must agree with rigor's get, and its on/off must
@@ -91,6 +92,8 @@ static int setup_sysfs(void **state)
 		put(rel, "1");
 		snprintf(rel, sizeof(rel), "%s/serial", loc);
 		put(rel, h < 2 ? "HUBSER" : "OTHER");
+		snprintf(rel, sizeof(rel), "%s/maxchild", loc);
+		put(rel, "4");
 		/* what libudev needs to take the directory for a USB device */
 		snprintf(rel, sizeof(rel), "%s/uevent", loc);
 		put(rel, "DEVTYPE=usb_device");
@@ -105,8 +108,7 @@ static int setup_sysfs(void **state)
 	assert_int_equal(symlink("../../2-1:1.0/2-1-port4", path), 0);
 	snprintf(path, sizeof(path), "%s/sys/bus/usb/devices/2-1:1.0/2-1-port4/peer", sysroot);
 	assert_int_equal(symlink("../../1-1:1.0/1-1-port4", path), 0);
-	setenv("RIGOR_SYSFS_ROOT", sysroot, 1);
-	/* libudev (hubs by serial) reads the same tree through umockdev's preload */
+	/* libudev (hubs, ports, their attributes) reads it through umockdev's preload */
 	saved_umockdev_dir = getenv("UMOCKDEV_DIR") ? strdup(getenv("UMOCKDEV_DIR")) : NULL;
 	setenv("UMOCKDEV_DIR", sysroot, 1);
 	*state = rigfx_new("uhub");
@@ -118,7 +120,6 @@ static int teardown_sysfs(void **state)
 	char cmd[128];
 
 	rigfx_release(*state);
-	unsetenv("RIGOR_SYSFS_ROOT");
 	/* back to the hub emulation's testbed, if there is one */
 	if (saved_umockdev_dir)
 		setenv("UMOCKDEV_DIR", saved_umockdev_dir, 1);
@@ -225,6 +226,23 @@ static void test_sysfs_port_missing(void **state)
 	assert_int_equal(open_uhub(f, "1-2", NULL, 7, false, 0, 0), RIG_E_NOENT);
 	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "hub 1-2 has no port 7"));
 	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "4 ports"));
+}
+
+/* A port that vanishes after open (hub unplugged) or shows a value the kernel never writes. */
+static void test_sysfs_gone_or_odd(void **state)
+{
+	struct fx *f = *state;
+	char cmd[256];
+
+	assert_int_equal(open_uhub(f, "1-2", NULL, 3, false, 0, 0), 0);
+	put("1-2:1.0/1-2-port3/disable", "x");
+	assert_int_equal(rig_power_get(f->rig), RIG_E_PROTO);
+	assert_non_null(strstr(rig_errmsg(f->rig), "unexpected 'x'"));
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/sys/bus/usb/devices/1-2:1.0/1-2-port3'", sysroot);
+	assert_int_equal(system(cmd), 0);
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_power_set(f->rig, false), RIG_E_NODEV);
+	assert_non_null(strstr(rig_errmsg(f->rig), "hub 1-2 is gone"));
 }
 
 static void test_bad_params(void **state)
@@ -534,6 +552,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_sysfs_min_off, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_sysfs_by_serial, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_sysfs_port_missing, setup_sysfs, teardown_sysfs),
+		cmocka_unit_test_setup_teardown(test_sysfs_gone_or_odd, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_bad_params, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_usb_on_off_both_halves, setup_usb, teardown_usb),
 		cmocka_unit_test_setup_teardown(test_usb_inverted_usb2_hub, setup_usb, teardown_usb),
@@ -550,7 +569,6 @@ int main(int argc, char **argv)
 
 	(void)argc;
 	umockfx_ensure_preload(argv, NULL);
-	unsetenv("RIGOR_SYSFS_ROOT");
 	emu = usbhub_emu_new();
 	if (!emu) {
 		fprintf(stderr, "test_uhub: cannot set up the hub emulation\n");

@@ -13,20 +13,17 @@
  * stays up while either half powers a port, so both are switched. The companion is the
  * sysfs port's `peer` link, else the other-generation hub with the same serial, else the
  * one at the same port path on another bus. The state lives in the hub: nothing is held
- * open between calls. A hub named by serial is found through libudev; the port files are
- * read below the sysfs root of rig_sysfs_root(), for tests.
+ * open between calls. Hubs, their ports and the ports' attributes are all reached through
+ * libudev (tests give it a fake /sys through umockdev's preload, UMOCKDEV_DIR).
  */
 #define LOG_PREFIX "uhub"
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libudev.h>
 #include <libusb.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../internal.h"
@@ -53,7 +50,7 @@ struct uhub_conf {
 /* One logical hub and how its port is switched. */
 struct target {
 	char loc[LOC_MAX];
-	char disable[PATH_LEN];  /* sysfs attribute, "" = libusb */
+	char port[PATH_LEN];     /* the port's sysfs device (its `disable`), "" = libusb */
 	bool usb3;               /* libusb: which wPortStatus bit is power */
 };
 
@@ -78,12 +75,6 @@ static bool fmt(char *buf, size_t len, const char *f, ...)
 	return n >= 0 && (size_t)n < len;
 }
 
-static const char *devices_dir(char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/sys/bus/usb/devices", rig_sysfs_root(NULL));
-	return buf;
-}
-
 /* The usb_device's kernel name: "1-1.4", or "usb2" for root hub "2". */
 static void dev_name(const char *loc, char *buf, size_t len)
 {
@@ -93,57 +84,44 @@ static void dev_name(const char *loc, char *buf, size_t len)
 		snprintf(buf, len, "usb%s", loc);
 }
 
-/* Read a one-line sysfs attribute of device @name into @buf (newline stripped). */
-static bool read_attr(const char *name, const char *attr, char *buf, size_t len)
+/*
+ * The syspath of the hub's port @port: /sys/bus/usb/devices/<loc>:<cfg>.0/<loc>-port<N>,
+ * or for a root hub .../<bus>-0:<cfg>.0/usb<bus>-port<N>, with the hub's configuration.
+ * @hub may be NULL (configuration 1).
+ */
+static void port_path(struct udev_device *hub, const char *loc, int port, char *buf, size_t len)
 {
-	char dir[PATH_LEN], path[PATH_LEN * 2];
-	FILE *f;
-	bool ok;
+	const char *cfg = hub ? udev_device_get_sysattr_value(hub, "bConfigurationValue") : NULL;
+	char name[LOC_MAX + 8];
 
-	snprintf(path, sizeof(path), "%s/%s/%s", devices_dir(dir, sizeof(dir)), name, attr);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	if (ok)
-		buf[strcspn(buf, "\n")] = 0;
-	return ok;
+	if (!cfg || !cfg[0])
+		cfg = "1";
+	dev_name(loc, name, sizeof(name));
+	if (strchr(loc, '-'))
+		fmt(buf, len, "/sys/bus/usb/devices/%s:%s.0/%s-port%d", loc, cfg, name, port);
+	else
+		fmt(buf, len, "/sys/bus/usb/devices/%s-0:%s.0/%s-port%d", loc, cfg, name, port);
 }
 
-/*
- * The hub's port directory: <devices>/<loc>:<cfg>.0/<loc>-port<N>, or for a root hub
- * <devices>/<bus>-0:<cfg>.0/usb<bus>-port<N>. @iface gets the interface directory.
- */
-static void port_dir(const char *loc, int port, char *iface, size_t ilen, char *buf, size_t len)
+/* The hub's usb_device; NULL if sysfs does not show it. */
+static struct udev_device *hub_device(struct udev *udev, const char *loc)
 {
-	char dir[PATH_LEN], name[LOC_MAX + 8], cfg[16] = "1";
+	char path[LOC_MAX + 32], name[LOC_MAX + 8];
 
 	dev_name(loc, name, sizeof(name));
-	if (!read_attr(name, "bConfigurationValue", cfg, sizeof(cfg)) || !cfg[0])
-		snprintf(cfg, sizeof(cfg), "1");
-	devices_dir(dir, sizeof(dir));
-	if (strchr(loc, '-'))
-		fmt(iface, ilen, "%s/%s:%s.0", dir, loc, cfg);
-	else
-		fmt(iface, ilen, "%s/%s-0:%s.0", dir, loc, cfg);
-	fmt(buf, len, "%s/%s-port%d", iface, name, port);
+	snprintf(path, sizeof(path), "/sys/bus/usb/devices/%s", name);
+	return udev_device_new_from_syspath(udev, path);
 }
 
-/* How many "*-portN" entries an interface directory has (0: none or no directory). */
-static int count_ports(const char *iface)
+/* The serial number sysfs shows for the hub at @loc into @buf; false if none. */
+static bool hub_serial(struct udev *udev, const char *loc, char *buf, size_t len)
 {
-	DIR *d = opendir(iface);
-	struct dirent *de;
-	int n = 0;
+	struct udev_device *hub = udev ? hub_device(udev, loc) : NULL;
+	const char *v = hub ? udev_device_get_sysattr_value(hub, "serial") : NULL;
+	bool ok = v && fmt(buf, len, "%s", v);
 
-	if (!d)
-		return 0;
-	while ((de = readdir(d)))
-		if (strstr(de->d_name, "-port"))
-			n++;
-	closedir(d);
-	return n;
+	udev_device_unref(hub);
+	return ok;
 }
 
 /* "../../usb2/2-1/2-1:1.0/2-1-port4" -> "2-1"; "usb2-port4" -> "2". */
@@ -198,84 +176,107 @@ static int hubs_by_serial(struct rig_part *p, const char *serial, char loc[2][LO
 }
 
 /*
- * Decide how @t's port is switched. @return 1 sysfs (t->disable set), 0 libusb, or an error
+ * Decide how @t's port is switched. @return 1 sysfs (t->port set), 0 libusb, or an error
  * (the hub's ports are in sysfs but @port is not one of them).
  */
 static int probe_sysfs(struct rig_part *p, struct target *t, int port, char *peer, size_t plen)
 {
-	char iface[PATH_LEN], dir[PATH_LEN], path[PATH_LEN * 2], link[PATH_LEN];
-	struct stat st;
-	ssize_t n;
-	int ports;
+	struct udev *udev = udev_new();
+	struct udev_device *hub, *pd = NULL, *other;
+	char path[PATH_LEN], link[PATH_LEN + 8];
+	int rc = 0;
 
 	peer[0] = 0;
-	port_dir(t->loc, port, iface, sizeof(iface), dir, sizeof(dir));
-	if (stat(dir, &st) != 0) {
-		ports = count_ports(iface);
-		if (ports > 0)
-			return rig_part_fail(p, RIG_E_NOENT,
-					     "hub %s has no port %d (sysfs shows %d port%s under %s)",
-					     t->loc, port, ports, ports == 1 ? "" : "s", iface);
-		return 0;
+	if (!udev)
+		return rig_part_fail(p, RIG_E_NOMEM, "cannot start libudev to look at hub %s",
+				     t->loc);
+	hub = hub_device(udev, t->loc);
+	port_path(hub, t->loc, port, path, sizeof(path));
+	pd = udev_device_new_from_syspath(udev, path);
+	if (!pd) {
+		const char *n = hub ? udev_device_get_sysattr_value(hub, "maxchild") : NULL;
+		char first[PATH_LEN];
+
+		/* no port 1 either: this kernel (or hub) shows no ports, libusb it is */
+		port_path(hub, t->loc, 1, first, sizeof(first));
+		other = udev_device_new_from_syspath(udev, first);
+		if (other)
+			rc = rig_part_fail(p, RIG_E_NOENT, "hub %s has no port %d (sysfs shows %s%s)",
+					   t->loc, port, n ? n : "its ports", n ? " ports" : "");
+		udev_device_unref(other);
+		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/peer", dir);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n > 0) {
-		link[n] = 0;
-		if (!loc_from_port_path(link, peer, plen))
-			peer[0] = 0;
-	}
-	snprintf(path, sizeof(path), "%s/disable", dir);
-	if (access(path, F_OK) != 0)
-		return 0;     /* kernel < 6.0 */
-	if ((size_t)snprintf(t->disable, sizeof(t->disable), "%s", path) >= sizeof(t->disable))
-		return rig_part_fail(p, RIG_E_INVAL, "sysfs path too long: %s", path);
-	return 1;
+	/* the companion: `peer` links the port to the other half's port of a USB3 hub */
+	snprintf(link, sizeof(link), "%s/peer", path);
+	other = udev_device_new_from_syspath(udev, link);
+	if (other && !loc_from_port_path(udev_device_get_sysname(other), peer, plen))
+		peer[0] = 0;
+	udev_device_unref(other);
+	if (!udev_device_get_sysattr_value(pd, "disable"))
+		goto out;     /* kernel < 6.0 */
+	if (!fmt(t->port, sizeof(t->port), "%s", path))
+		rc = rig_part_fail(p, RIG_E_INVAL, "sysfs path too long: %s", path);
+	else
+		rc = 1;
+out:
+	udev_device_unref(pd);
+	udev_device_unref(hub);
+	udev_unref(udev);
+	return rc;
 }
 
 static int sysfs_errno(struct rig_part *p, const struct target *t, int e, const char *what)
 {
 	if (e == EACCES || e == EPERM)
 		return rig_part_fail(p, RIG_E_IO,
-				     "no permission to %s %s: install the udev rule from docs/hardware/uhub.md (or run as root)",
-				     what, t->disable);
+				     "no permission to %s %s/disable: install the udev rule from docs/hardware/uhub.md (or run as root)",
+				     what, t->port);
 	if (e == ENOENT || e == ENODEV)
-		return rig_part_fail(p, RIG_E_NODEV, "hub %s is gone (%s)", t->loc, t->disable);
-	return rig_part_fail(p, RIG_E_IO, "cannot %s %s: %s", what, t->disable, strerror(e));
+		return rig_part_fail(p, RIG_E_NODEV, "hub %s is gone (%s)", t->loc, t->port);
+	return rig_part_fail(p, RIG_E_IO, "cannot %s %s/disable: %s", what, t->port, strerror(e));
+}
+
+/*
+ * The port's device, new for each call: libudev caches attribute values in it, and the
+ * hub (or uhubctl) may have switched the port since.
+ */
+static struct udev_device *port_device(const struct target *t, struct udev **udev)
+{
+	*udev = udev_new();
+	return *udev ? udev_device_new_from_syspath(*udev, t->port) : NULL;
 }
 
 static int sysfs_set(struct rig_part *p, const struct target *t, bool on)
 {
-	int fd = open(t->disable, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-	int e;
+	struct udev *udev;
+	struct udev_device *pd = port_device(t, &udev);
+	int rc = pd ? udev_device_set_sysattr_value(pd, "disable", on ? "0" : "1")
+		    : -(udev ? ENODEV : ENOMEM);
 
-	if (fd < 0)
-		return sysfs_errno(p, t, errno, "write");
-	n = write(fd, on ? "0" : "1", 1);
-	e = errno;
-	close(fd);
-	return n == 1 ? 0 : sysfs_errno(p, t, n < 0 ? e : EIO, "write");
+	udev_device_unref(pd);
+	udev_unref(udev);
+	return rc < 0 ? sysfs_errno(p, t, -rc, "write") : 0;
 }
 
 static int sysfs_get(struct rig_part *p, const struct target *t, bool *on)
 {
-	int fd = open(t->disable, O_RDONLY | O_CLOEXEC);
-	char c = 0;
-	ssize_t n;
-	int e;
+	struct udev *udev;
+	struct udev_device *pd = port_device(t, &udev);
+	const char *v = NULL;
+	int rc = 0;
 
-	if (fd < 0)
-		return sysfs_errno(p, t, errno, "read");
-	n = read(fd, &c, 1);
-	e = errno;
-	close(fd);
-	if (n != 1)
-		return sysfs_errno(p, t, n < 0 ? e : EIO, "read");
-	if (c != '0' && c != '1')
-		return rig_part_fail(p, RIG_E_PROTO, "unexpected '%c' in %s", c, t->disable);
-	*on = c == '0';
-	return 0;
+	errno = udev ? ENODEV : ENOMEM;
+	if (pd)
+		v = udev_device_get_sysattr_value(pd, "disable");
+	if (!v)
+		rc = sysfs_errno(p, t, errno ? errno : EIO, "read");
+	else if ((v[0] != '0' && v[0] != '1') || (v[1] && v[1] != '\n'))
+		rc = rig_part_fail(p, RIG_E_PROTO, "unexpected '%s' in %s/disable", v, t->port);
+	else
+		*on = v[0] == '0';
+	udev_device_unref(pd);
+	udev_unref(udev);
+	return rc;
 }
 
 /* ---- libusb ---- */
@@ -371,8 +372,9 @@ static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t
 	struct uhub_priv *pv = p->priv;
 	struct libusb_device_descriptor desc, d2;
 	libusb_device *dev = usb_find(p, loc, &desc), **list;
-	char name[LOC_MAX + 8], serial[256] = "", s2[256], l2[LOC_MAX];
+	char serial[256] = "", s2[256], l2[LOC_MAX];
 	const char *path = strchr(loc, '-');
+	struct udev *udev;
 	bool usb3, found = false;
 	ssize_t n;
 
@@ -380,8 +382,9 @@ static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t
 		return false;
 	libusb_unref_device(dev);
 	usb3 = libusb_le16_to_cpu(desc.bcdUSB) >= 0x0300;
-	dev_name(loc, name, sizeof(name));
-	read_attr(name, "serial", serial, sizeof(serial));
+	udev = udev_new();
+	if (!hub_serial(udev, loc, serial, sizeof(serial)))
+		serial[0] = 0;
 	n = libusb_get_device_list(pv->usb, &list);
 	for (ssize_t i = 0; i < n; i++) {
 		const char *p2;
@@ -392,8 +395,7 @@ static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t
 			continue;
 		if (rig_usb_port_format(list[i], l2, sizeof(l2)) < 0)
 			continue;
-		dev_name(l2, name, sizeof(name));
-		if (serial[0] && read_attr(name, "serial", s2, sizeof(s2)) && !strcmp(s2, serial)) {
+		if (serial[0] && hub_serial(udev, l2, s2, sizeof(s2)) && !strcmp(s2, serial)) {
 			snprintf(out, len, "%s", l2);
 			found = true;
 			break;
@@ -406,6 +408,7 @@ static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t
 	}
 	if (n >= 0)
 		libusb_free_device_list(list, 1);
+	udev_unref(udev);
 	return found;
 }
 
@@ -515,7 +518,7 @@ static int open_hubs(struct rig_part *p)
 
 	/* libusb for all of them: one way to switch the two halves. */
 	for (int i = 0; i < 2; i++)
-		pv->t[i].disable[0] = 0;
+		pv->t[i].port[0] = 0;
 	rc = rig_usb_ctx(rig_part_ctx(p), &pv->usb);
 	if (rc < 0)
 		return rig_part_fail(p, rc, "cannot initialise libusb: %s", rig_strerror(rc));
@@ -543,7 +546,7 @@ static int uhub_set(struct rig_part *p, bool on, int timeout_ms)
 	int rc = 0;
 
 	for (int i = 0; i < pv->n && rc == 0; i++)
-		rc = pv->t[i].disable[0] ? sysfs_set(p, &pv->t[i], on)
+		rc = pv->t[i].port[0] ? sysfs_set(p, &pv->t[i], on)
 					 : usb_set(p, &pv->t[i], on, timeout_ms);
 	return rc;
 }
@@ -556,7 +559,7 @@ static int uhub_get(struct rig_part *p, bool *on, int timeout_ms)
 	int rc = 0;
 
 	for (int i = 0; i < pv->n && rc == 0; i++) {
-		rc = pv->t[i].disable[0] ? sysfs_get(p, &pv->t[i], &v)
+		rc = pv->t[i].port[0] ? sysfs_get(p, &pv->t[i], &v)
 					 : usb_get(p, &pv->t[i], &v, timeout_ms);
 		any = any || v;
 	}

@@ -370,9 +370,30 @@ struct fl_delta;
 FL_PRIV int fl_delta_new(struct fl_delta **out, struct fl_target *t,
 			 const struct rig_flash_opts *o, struct rig_flash_stats *st,
 			 struct fl_verify *v, uint64_t gran, struct fl_err *e);
-/* Writes the mapped piece [a, b) of the image whose data starts at @p. */
+/*
+ * Compares the mapped piece [a, b) of the image whose data starts at @p and queues the
+ * writes of what differs (a copy: @p may be reused at once). Returns 0, or the first failure,
+ * also one of an earlier piece's write or read-back queued meanwhile.
+ */
 FL_PRIV int fl_delta_put(struct fl_delta *d, const unsigned char *p, uint64_t a, uint64_t b);
+/* Waits until every queued write is done and queued for read-back; 0 or the failure. */
+FL_PRIV int fl_delta_finish(struct fl_delta *d);
+/* Stops the writer after the write in progress (the queued ones are dropped); NULL: no-op. */
 FL_PRIV void fl_delta_free(struct fl_delta *d);
+
+/* --- the image file's SHA-256 beside the flash (filehash.c) --- */
+struct fl_filehash;
+/*
+ * Starts a thread that reads the @size bytes of the file open as @fd (pread, from its start)
+ * and takes their SHA-256. @fd must stay open until fl_filehash_finish() or _free().
+ * Returns 0, or -ENOMEM/-EAGAIN with *out to be freed.
+ */
+FL_PRIV int fl_filehash_start(struct fl_filehash **out, int fd, uint64_t size,
+			      struct fl_err *e);
+/* Waits for the thread; true and @md set if it read and hashed the whole file. */
+FL_PRIV bool fl_filehash_finish(struct fl_filehash *h, unsigned char md[32]);
+/* Stops the thread if it still runs; NULL is a no-op. */
+FL_PRIV void fl_filehash_free(struct fl_filehash *h);
 
 /* --- child processes (fsfile.c) --- */
 FL_PRIV int fl_run(char *const argv[], const char *in_file, char **out, size_t *outlen,

@@ -228,6 +228,58 @@ int rig_part_file_read(const char *image, const char *part, const char *path, ch
 	return rc;
 }
 
+int rig_part_file_list(const char *image, const char *part, char **list, size_t *len,
+		       int timeout_ms, char *err, size_t errlen)
+{
+	struct rig_part_table *t = NULL;
+	struct rig_part_info info;
+	struct fl_err e;
+	char spec[4200], m[512];
+	char *argv[] = { (char *)"mdir", (char *)"-/", (char *)"-b", (char *)"-i", spec,
+			 (char *)"::/", NULL };
+	char *out = NULL, *r, *w;
+	size_t n = 0;
+	int rc;
+
+	fl_err_init(&e, m, sizeof(m));
+	*list = NULL;
+	*len = 0;
+	rc = locate(image, part, &info, &t, &e);
+	if (!rc && info.fs != RIG_PART_FS_FAT)
+		rc = fl_err_set(&e, -ENOTSUP, "partition '%s' of '%s' is not FAT; only FAT can be "
+				"listed", part, image);
+	if (!rc) {
+		snprintf(spec, sizeof(spec), "%s@@%" PRIu64, image, info.start);
+		rc = fl_run(argv, NULL, &out, &n, timeout_ms, &e);
+		/* mdir says "File not found" for a file system without files: an empty list */
+		if (rc == -ENOENT && strstr(m, "File not found")) {
+			free(out);
+			out = NULL;
+			rc = 0;
+		}
+	}
+	rig_part_table_free(t);
+	if (rc) {
+		free(out);
+		if (err && errlen)
+			snprintf(err, errlen, "%s", m);
+		return rc;
+	}
+	if (!out && !(out = strdup("")))
+		return fl_err_set(&e, -ENOMEM, "out of memory");
+	/* "::/EFI/BOOT/BOOTX64.EFI" -> "/EFI/BOOT/BOOTX64.EFI" */
+	for (r = w = out; *r;) {
+		if ((r == out || r[-1] == '\n') && r[0] == ':' && r[1] == ':')
+			r += 2;
+		else
+			*w++ = *r++;
+	}
+	*w = 0;
+	*list = out;
+	*len = (size_t)(w - out);
+	return 0;
+}
+
 int rig_part_file_write(const char *image, const char *part, const char *path,
 			const void *data, size_t len, bool append, int timeout_ms, char *err,
 			size_t errlen)

@@ -3,8 +3,8 @@
  * rig_flash_image(): the job that runs the stages. Prepare (source, bmap, target), then the
  * write phase: the decode ring (ring.c) fills chunks in its thread; here each chunk is
  * checked (gzip CRCs, bmap range digests, that it is a disk image) and handed to the
- * compare-write stage (delta.c), which queues what it wrote for the read-back thread
- * (verify.c). Then the read-back is drained, the target flushed, files injected.
+ * compare-write stage (delta.c), whose writer thread queues what it wrote for the read-back
+ * thread (verify.c). Then the read-back is drained, the target flushed, files injected.
  */
 #define LOG_PREFIX "flash"
 #include <assert.h>
@@ -46,6 +46,7 @@ struct job {
 	struct fl_ring *ring;
 	struct fl_delta *delta;
 	struct fl_verify *verify;
+	struct fl_filehash *hash; /* the image file's SHA-256 when the decoder cannot take it */
 
 	/* gzip CRC-32 and ISIZE of each member, when the decoder leaves them to us (zlib) */
 	struct {
@@ -287,14 +288,18 @@ static void verify_stop(struct job *j)
 			 &j->st->fail_offset, j->e);
 }
 
-/* The image file's SHA-256, as lowercase hex in st->sha256, if the decoder read it all. */
+/*
+ * The image file's SHA-256, as lowercase hex in st->sha256: the decoder's if it read the
+ * whole file, else the one filehash.c read beside the writes.
+ */
 static void take_hash(struct job *j)
 {
 	static const char digits[] = "0123456789abcdef";
 	unsigned char md[32];
 	size_t i;
 
-	if (j->st->has_sha256 || !j->src || !fl_src_file_sha256(j->src, md))
+	if (j->st->has_sha256 || !j->src ||
+	    (!fl_src_file_sha256(j->src, md) && !fl_filehash_finish(j->hash, md)))
 		return;
 	for (i = 0; i < 32; i++) {
 		j->st->sha256[2 * i] = digits[md[i] >> 4];
@@ -364,6 +369,9 @@ static int write_phase(struct job *j)
 	if (rc)
 		fl_ring_stop(j->ring);
 	fl_ring_join(j->ring);
+	/* the last pieces are still being written: their failure counts as the write's */
+	if (!rc)
+		rc = fl_delta_finish(j->delta);
 	j->st->resumes = fl_src_resumes(j->src, NULL, 0);
 	if (!rc && j->o->sha256)
 		rc = sha256_check(j);
@@ -765,6 +773,15 @@ static int run(struct job *j, const char *image, const char *target)
 	 */
 	if (j->st->format != RIG_FLASH_FMT_RAW && !j->sparse)
 		j->in_total = fl_src_file_size(j->src);
+	/*
+	 * A bmap makes the decoder skip parts of the file (raw) or read it out of order (xz
+	 * blocks): the identity's SHA-256 is then read beside the writes, not after them.
+	 */
+	if (o->hash_image && (j->sparse || j->src->unhashable)) {
+		rc = fl_filehash_start(&j->hash, j->src->fd, fl_src_file_size(j->src), j->e);
+		if (rc)
+			return rc;
+	}
 	phase_begin(j, RIG_FLASH_PHASE_WRITE, j->have_bm ? j->bm.image_size :
 		    fl_src_size_expected(j->src));
 	t_write0 = j->phase_t0;
@@ -852,17 +869,21 @@ int rig_flash_image(struct rig_ctx *ctx, const char *image, const char *target,
 
 	rc = run(&j, image, target);
 
-	/* the stages stop before the target they use is invalidated and closed */
+	/*
+	 * the stages stop before the target they use is invalidated and closed; the writer
+	 * first, as it queues read-backs
+	 */
+	fl_delta_free(j.delta);
 	fl_verify_free(j.verify);
 	fl_ring_free(j.ring);
-	fl_delta_free(j.delta);
+	if (rc == 0)
+		take_hash(&j);
+	fl_filehash_free(j.hash);
 	j.st->target_written = j.t.touched;
 	if (rc < 0 && j.t.touched && !j.gone)
 		after_failure(&j);
 	if (j.src && !j.st->bytes_read)
 		j.st->bytes_read = fl_src_bytes_in(j.src);
-	if (rc == 0)
-		take_hash(&j);
 	fl_target_close(&j.t);
 	fl_src_close(j.src);
 	fl_bmap_release(&j.bm);

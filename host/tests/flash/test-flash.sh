@@ -475,6 +475,11 @@ check "cat os-release from ext4 by label" "grep -q balenaOS c"
 check "cat from partition by index" "grep -q balenaOS c"
 expect_fail "cat missing file" "not found" -- "$TOOL" cat img.img resin-boot /nope.txt
 expect_fail "cat from missing partition" "no partition" -- "$TOOL" cat img.img resin-nope /x
+"$TOOL" ls img.img resin-boot >ls 2>err
+check "ls lists the FAT partition from its root, one path a line" \
+	"grep -qx /config.json ls && ! grep -q '^::' ls && ! grep -qi '/nope.txt' ls"
+expect_fail "ls of an ext4 partition" "not FAT" -- "$TOOL" ls img.img resin-rootA
+expect_fail "ls of a missing partition" "no partition" -- "$TOOL" ls img.img resin-nope
 echo '{"applicationId":42}' >new.json
 "$TOOL" put img.img resin-boot new.json /config.json 2>err && "$TOOL" cat img.img resin-boot /config.json >c 2>>err
 check "put replaces config.json" "cmp -s c new.json"

@@ -55,7 +55,8 @@ static int usage(void)
 		"       rigor-flash-tool detect IMAGE\n"
 		"       rigor-flash-tool part list IMAGE [--json]\n"
 		"       rigor-flash-tool put IMAGE PART FILE DEST [--append]\n"
-		"       rigor-flash-tool cat IMAGE PART PATH\n");
+		"       rigor-flash-tool cat IMAGE PART PATH\n"
+		"       rigor-flash-tool ls IMAGE PART\n");
 	return 2;
 }
 
@@ -314,6 +315,24 @@ static int cmd_cat(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_ls(int argc, char **argv)
+{
+	char *list, err[512];
+	size_t len;
+	int rc;
+
+	if (argc < 2)
+		return usage();
+	rc = rig_part_file_list(argv[0], argv[1], &list, &len, 30000, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "rigor-flash-tool: %s\n", err);
+		return 1;
+	}
+	fwrite(list, 1, len, stdout);
+	free(list);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -339,5 +358,7 @@ int main(int argc, char **argv)
 		return cmd_put(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "cat"))
 		return cmd_cat(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "ls"))
+		return cmd_ls(argc - 2, argv + 2);
 	return usage();
 }
