@@ -280,15 +280,117 @@ static void child_setup(int pdeath)
  * raises the abort instead of being lost in system()'s ignored SIGINT. Returns what
  * os.execute returns, plus the output.
  */
+/* One output pipe of a child: kept in malloc memory (no Lua call can raise while a child runs). */
+struct exec_sink {
+	int fd;
+	char *buf;
+	size_t len, got, max;
+};
+
+static void exec_drain(struct exec_sink *s)
+{
+	char tmp[4096];
+	ssize_t r = read(s->fd, tmp, sizeof(tmp));
+
+	if (r > 0) {
+		size_t room = s->got >= s->max ? 0 : s->max - s->got;
+		size_t keep = room < (size_t)r ? room : (size_t)r;
+		char *nb = keep ? realloc(s->buf, s->len + keep) : s->buf;
+
+		if (nb) {
+			memcpy(nb + s->len, tmp, keep);
+			s->buf = nb;
+			s->len += keep;
+		}
+		s->got += (size_t)r;
+	} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+/* A child's stdin (what is left to write) and output pipes, for pump_child(). */
+struct child_io {
+	int infd;                  /* write end of its stdin pipe, non-blocking; -1 none */
+	const char *in;
+	size_t inlen, inoff;
+	struct exec_sink *sink;    /* its output pipes */
+	int nsink;
+};
+
+/*
+ * Feeds @pid's stdin and drains its output pipes until it has exited and they are drained
+ * (a background grandchild may hold a pipe open: it is not waited for). Ends early, with
+ * the process group killed, when an abort is due (*killed; only while armed: disarmed
+ * cleanup must still run its commands after a signal) or @dl passes (*timed_out).
+ */
+static void pump_child(lua_State *L, pid_t pid, struct child_io *io, struct rig_deadline dl,
+		       int *status, bool *killed, bool *timed_out)
+{
+	bool exited = false;
+
+	for (;;) {
+		struct pollfd pf[4];
+		nfds_t k = 0, nout;
+		bool readable = false;
+
+		if (rigl_abort_due(L)) {
+			reap_group(pid, status);
+			*killed = true;
+			return;
+		}
+		if (!exited && waitpid(pid, status, WNOHANG) == pid)
+			exited = true;
+		if (!exited && rig_deadline_expired(dl)) {
+			reap_group(pid, status);
+			exited = *timed_out = true;
+		}
+		for (int i = 0; i < io->nsink; i++)
+			if (io->sink[i].fd >= 0)
+				pf[k++] = (struct pollfd){ .fd = io->sink[i].fd, .events = POLLIN };
+		nout = k;
+		if (io->infd >= 0 && !exited)
+			pf[k++] = (struct pollfd){ .fd = io->infd, .events = POLLOUT };
+		if (k == 0 && exited)
+			return;
+		if (poll(pf, k, exited ? 0 : 20) < 0 && errno != EINTR)
+			return;
+		for (nfds_t i = 0; i < nout; i++)
+			readable |= pf[i].revents != 0;
+		if (exited && !readable)
+			return;
+		for (nfds_t i = 0; i < k; i++) {
+			if (!pf[i].revents)
+				continue;
+			if (i < nout) {
+				for (int j = 0; j < io->nsink; j++)
+					if (io->sink[j].fd == pf[i].fd)
+						exec_drain(&io->sink[j]);
+			} else {
+				ssize_t w = write(io->infd, io->in + io->inoff, io->inlen - io->inoff);
+
+				if (w > 0)
+					io->inoff += (size_t)w;
+				if ((w < 0 && errno != EAGAIN && errno != EINTR) ||
+				    io->inoff >= io->inlen) {
+					close(io->infd);
+					io->infd = -1;
+				}
+			}
+		}
+	}
+}
+
 static int c_spawn(lua_State *L)
 {
 	const char *cmd = luaL_checkstring(L, 1);
-	size_t inlen = 0, inoff = 0;
+	size_t inlen = 0;
 	const char *in = luaL_optlstring(L, 2, NULL, &inlen);
 	bool capture = lua_toboolean(L, 3);
 	int inp[2] = { -1, -1 }, outp[2] = { -1, -1 }, status = 0;
-	bool exited = false, killed = false;
-	luaL_Buffer b;
+	bool killed = false, timed_out = false;
+	struct exec_sink sink;
+	struct child_io io;
 	pid_t pid;
 
 	if ((in && pipe2(inp, O_CLOEXEC) < 0) || (capture && pipe2(outp, O_CLOEXEC) < 0)) {
@@ -326,59 +428,16 @@ static int c_spawn(lua_State *L)
 	}
 	if (capture)
 		close(outp[1]);
-	luaL_buffinit(L, &b);
-	for (;;) {
-		struct pollfd pf[2];
-		nfds_t n = 0;
-
-		/* only while armed: disarmed cleanup must still run its commands after a signal */
-		if (rigl_abort_due(L)) {
-			reap_group(pid, &status);
-			killed = true;
-			break;
-		}
-		if (!exited && waitpid(pid, &status, WNOHANG) == pid)
-			exited = true;
-		if (capture && outp[0] >= 0)
-			pf[n++] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
-		if (inp[1] >= 0)
-			pf[n++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
-		if (exited && (!capture || outp[0] < 0))
-			break;
-		if (poll(pf, n, exited ? 0 : 20) < 0 && errno != EINTR)
-			break;
-		for (nfds_t i = 0; i < n; i++) {
-			if (pf[i].fd == outp[0] && (pf[i].revents & (POLLIN | POLLHUP | POLLERR))) {
-				char *p = luaL_prepbuffer(&b);
-				ssize_t r = read(outp[0], p, LUAL_BUFFERSIZE);
-
-				if (r > 0) {
-					luaL_addsize(&b, (size_t)r);
-				} else if (r == 0 || errno != EINTR) {
-					close(outp[0]);
-					outp[0] = -1;
-				}
-			} else if (pf[i].fd == inp[1] && pf[i].revents) {
-				ssize_t w = write(inp[1], in + inoff, inlen - inoff);
-
-				if (w > 0)
-					inoff += (size_t)w;
-				if ((w < 0 && errno != EAGAIN && errno != EINTR) || inoff >= inlen) {
-					close(inp[1]);
-					inp[1] = -1;
-				}
-			}
-		}
-		/* exited, and its output is drained (a background grandchild may hold the
-		 * pipe open: do not wait for it) */
-		if (exited && n && pf[0].revents == 0 && poll(pf, 1, 0) == 0)
-			break;
-	}
-	if (outp[0] >= 0)
-		close(outp[0]);
-	if (inp[1] >= 0)
-		close(inp[1]);
-	luaL_pushresult(&b);
+	sink = (struct exec_sink){ .fd = capture ? outp[0] : -1, .max = SIZE_MAX };
+	io = (struct child_io){ .infd = inp[1], .in = in, .inlen = inlen, .sink = &sink,
+				.nsink = 1 };
+	pump_child(L, pid, &io, rig_deadline_start(-1), &status, &killed, &timed_out);
+	if (sink.fd >= 0)
+		close(sink.fd);
+	if (io.infd >= 0)
+		close(io.infd);
+	lua_pushlstring(L, sink.buf ? sink.buf : "", sink.len);
+	free(sink.buf);
 	if (killed)
 		rigl_check_abort(L);   /* raises: it was due */
 	if (WIFEXITED(status)) {
@@ -510,35 +569,6 @@ static int c_wait(lua_State *L)
 	return 1;
 }
 
-/* One output pipe of exec(): kept in malloc memory (no Lua call can raise while a child runs). */
-struct exec_sink {
-	int fd;
-	char *buf;
-	size_t len, got, max;
-};
-
-static void exec_drain(struct exec_sink *s)
-{
-	char tmp[4096];
-	ssize_t r = read(s->fd, tmp, sizeof(tmp));
-
-	if (r > 0) {
-		size_t room = s->got >= s->max ? 0 : s->max - s->got;
-		size_t keep = room < (size_t)r ? room : (size_t)r;
-		char *nb = keep ? realloc(s->buf, s->len + keep) : s->buf;
-
-		if (nb) {
-			memcpy(nb + s->len, tmp, keep);
-			s->buf = nb;
-			s->len += keep;
-		}
-		s->got += (size_t)r;
-	} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-		close(s->fd);
-		s->fd = -1;
-	}
-}
-
 /*
  * exec(argv [, opts]): run argv[1] (searched in PATH) with arguments argv[2..] in its own
  * process group, without a shell, and wait for it within opts.timeout_ms (-1 or nil: no
@@ -551,11 +581,11 @@ static void exec_drain(struct exec_sink *s)
 static int c_exec(lua_State *L)
 {
 	int timeout_ms, inp[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
-	size_t inlen = 0, inoff = 0, max_out = 16u << 20;
+	size_t inlen = 0, max_out = 16u << 20;
 	const char *in = NULL, **av;
-	struct rig_deadline dl;
-	struct exec_sink so, se;
-	bool exited = false, killed = false, timed_out = false;
+	struct exec_sink sinks[2], *so = &sinks[0], *se = &sinks[1];
+	struct child_io io;
+	bool killed = false, timed_out = false;
 	int status = 0, n, devnull = -1;
 	pid_t pid;
 
@@ -620,72 +650,28 @@ static int c_exec(lua_State *L)
 			inp[1] = -1;
 		}
 	}
-	dl = rig_deadline_start(timeout_ms);
-	so = (struct exec_sink){ .fd = outp[0], .max = max_out };
-	se = (struct exec_sink){ .fd = errp[0], .max = max_out };
-	for (;;) {
-		struct pollfd pf[3];
-		nfds_t k = 0;
-
-		if (rigl_abort_due(L)) {
-			reap_group(pid, &status);
-			killed = true;
-			break;
-		}
-		if (!exited && waitpid(pid, &status, WNOHANG) == pid)
-			exited = true;
-		if (!exited && rig_deadline_expired(dl)) {
-			reap_group(pid, &status);
-			exited = timed_out = true;
-		}
-		if (so.fd >= 0)
-			pf[k++] = (struct pollfd){ .fd = so.fd, .events = POLLIN };
-		if (se.fd >= 0)
-			pf[k++] = (struct pollfd){ .fd = se.fd, .events = POLLIN };
-		if (inp[1] >= 0 && !exited)
-			pf[k++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
-		if (k == 0 && exited)
-			break;
-		if (poll(pf, k, exited ? 0 : 20) < 0 && errno != EINTR)
-			break;
-		/* exited and drained (a background grandchild may hold a pipe open: no wait) */
-		if (exited && !(pf[0].revents | (k > 1 ? pf[1].revents : 0)))
-			break;
-		for (nfds_t i = 0; i < k; i++) {
-			if (!pf[i].revents)
-				continue;
-			if (pf[i].fd == so.fd) {
-				exec_drain(&so);
-			} else if (pf[i].fd == se.fd) {
-				exec_drain(&se);
-			} else if (pf[i].fd == inp[1]) {
-				ssize_t w = write(inp[1], in + inoff, inlen - inoff);
-
-				if (w > 0)
-					inoff += (size_t)w;
-				if ((w < 0 && errno != EAGAIN && errno != EINTR) || inoff >= inlen) {
-					close(inp[1]);
-					inp[1] = -1;
-				}
-			}
-		}
-	}
-	if (so.fd >= 0)
-		close(so.fd);
-	if (se.fd >= 0)
-		close(se.fd);
+	sinks[0] = (struct exec_sink){ .fd = outp[0], .max = max_out };
+	sinks[1] = (struct exec_sink){ .fd = errp[0], .max = max_out };
+	io = (struct child_io){ .infd = inp[1], .in = in, .inlen = inlen, .sink = sinks,
+				.nsink = 2 };
+	pump_child(L, pid, &io, rig_deadline_start(timeout_ms), &status, &killed, &timed_out);
+	inp[1] = io.infd;
+	if (so->fd >= 0)
+		close(so->fd);
+	if (se->fd >= 0)
+		close(se->fd);
 	if (inp[1] >= 0)
 		close(inp[1]);
 	lua_createtable(L, 0, 5);
-	lua_pushlstring(L, so.buf ? so.buf : "", so.len);
-	free(so.buf);
-	lua_pushlstring(L, se.buf ? se.buf : "", se.len);
-	free(se.buf);
+	lua_pushlstring(L, so->buf ? so->buf : "", so->len);
+	free(so->buf);
+	lua_pushlstring(L, se->buf ? se->buf : "", se->len);
+	free(se->buf);
 	lua_setfield(L, -3, "err");
 	lua_setfield(L, -2, "out");
 	if (killed)
 		rigl_check_abort(L);   /* raises: it was due */
-	lua_pushboolean(L, so.got > so.len || se.got > se.len);
+	lua_pushboolean(L, so->got > so->len || se->got > se->len);
 	lua_setfield(L, -2, "cut");
 	if (timed_out) {
 		lua_pushliteral(L, "timeout");
