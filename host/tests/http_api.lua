@@ -8,11 +8,8 @@ local balena = require "rigor.balena"
 local provision = require "rigor.provision"
 
 local base = assert(arg[1], "usage: http_api.lua BASE_URL")
-local failed = 0
-local function check(cond, name, detail)
-	if cond then print("ok - " .. name)
-	else failed = failed + 1; print("not ok - " .. name); print("# " .. tostring(detail):gsub("\n", "\n# ")) end
-end
+local tc = dofile("host/tests/tapcheck.lua")()
+local check = tc.check
 local function elapsed(t0) return core.now_ms() - t0 end
 
 -- ---- rigor.http ----
@@ -264,4 +261,4 @@ ok, msg, code = provision.run(fake_rig{ flash_fails = true }, { balena = b, flee
 	version = "5.3.10", image = "balena.img" })
 check(ok == nil and msg:find("flashing failed: write error") and code == "RIG_E_IO", "provision: flash failure", msg)
 
-os.exit(failed == 0 and 0 or 1)
+os.exit(tc.status())

@@ -8,11 +8,8 @@ local balena = require "rigor.balena"
 
 local base = assert(arg[1], "usage: http_backend.lua BASE_URL")
 local USER_KEY = "rigorUserApiKey0000000000000000000"
-local failed = 0
-local function check(cond, name, detail)
-	if cond then print("ok - backend: " .. name)
-	else failed = failed + 1; print("not ok - backend: " .. name); print("# " .. tostring(detail):gsub("\n", "\n# ")) end
-end
+local tc = dofile("host/tests/tapcheck.lua")("backend")
+local check = tc.check
 local function show(v) return type(v) == "table" and core.json_encode(v) or tostring(v) end
 
 local logs = {}
@@ -116,4 +113,4 @@ for _, l in ipairs(logs) do
 	if l:find(USER_KEY, 1, true) or (cfg and l:find(cfg.apiKey, 1, true)) then leaked[#leaked + 1] = l end
 end
 check(#leaked == 0, "no keys in log lines", table.concat(leaked, "\n"))
-os.exit(failed == 0 and 0 or 1)
+os.exit(tc.status())

@@ -20,17 +20,8 @@ local label = arg[1] or "api"
 local FLEET = assert(os.getenv("RIGOR_BALENA_FLEET"), "RIGOR_BALENA_FLEET not set")
 local VERSION = os.getenv("RIGOR_CONFIG_OS_VERSION") or "6.0.0"
 local ONLINE_MS = tonumber(os.getenv("RIGOR_REAL_API_ONLINE_MS") or "") or 60000
-local failed = 0
-local function check(cond, name, detail)
-	if cond then
-		print("ok - " .. label .. ": " .. name)
-	else
-		failed = failed + 1
-		print("not ok - " .. label .. ": " .. name)
-		print("# " .. tostring(detail):gsub("\n", "\n# "))
-	end
-	return cond
-end
+local tc = dofile("host/tests/tapcheck.lua")(label)
+local check = tc.check
 
 local b = balena.new{ timeout = 20000 }
 local registered       -- the uuid to delete, once registered
@@ -124,4 +115,4 @@ if registered then
 	local r, msg = b:remove_device(registered)
 	check(r, "device " .. registered .. " deleted after the failure", msg)
 end
-os.exit(failed == 0 and 0 or 1)
+os.exit(tc.status())

@@ -12,15 +12,8 @@ local shell = require "rigor.shell"
 local scenario, CTL, INLOG, TMP = arg[1], arg[2], arg[3], arg[4]
 assert(TMP, "usage: shell_api.lua SCENARIO CTL INPUT_LOG TMPDIR")
 
-local failed = 0
-local function check(cond, name, detail)
-	if cond then print("ok - " .. name)
-	else
-		failed = failed + 1
-		print("not ok - " .. name)
-		if detail ~= nil then print("# " .. tostring(detail):gsub("\n", "\n# ")) end
-	end
-end
+local tc = dofile("host/tests/tapcheck.lua")()
+local check = tc.check
 local function show(r, msg, kind, part)
 	if r then return string.format("rc=%s out=%q", tostring(r.rc), tostring(r.out):sub(1, 300)) end
 	return string.format("nil, %s, %s, out=%q", tostring(msg), tostring(kind),
@@ -282,4 +275,4 @@ else
 end
 
 rig:log_to(nil)
-os.exit(failed == 0 and 0 or 1)
+os.exit(tc.status())

@@ -10,15 +10,8 @@ local shell = require "rigor.shell"
 local mode, T, DEV = arg[1], arg[2], tonumber(arg[3])
 assert(T, "usage: ssh_api.lua main|lease|nolease TMPDIR [DEV_PORT]")
 
-local failed = 0
-local function check(cond, name, detail)
-	if cond then print("ok - " .. name)
-	else
-		failed = failed + 1
-		print("not ok - " .. name)
-		if detail ~= nil then print("# " .. tostring(detail):gsub("\n", "\n# ")) end
-	end
-end
+local tc = dofile("host/tests/tapcheck.lua")()
+local check = tc.check
 local function show(r, msg, kind, part)
 	if type(r) == "table" then
 		return string.format("rc=%s out=%q err=%q", tostring(r.rc), r.out:sub(1, 300), r.err:sub(1, 300))
@@ -26,20 +19,14 @@ local function show(r, msg, kind, part)
 	return string.format("%s, %s, %s, out=%q", tostring(r), tostring(msg), tostring(kind),
 		part and tostring(part.out):sub(1, 300) or "")
 end
-local function slurp(path)
-	local f = io.open(path, "rb")
-	if not f then return nil end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local slurp = require("rigor.util").read_file
 
 if mode == "lease" then
 	local host, port = rig.network:address()
 	check(host == "10.0.2.16" and port == 22222,
 		"lease_file: the newest lease for the DUT's MAC, default port 22222", tostring(host) .. " " .. tostring(port))
 	check(ssh.new(rig).o.user == "admin", "user from the rig file's network entry")
-	os.exit(failed == 0)
+	os.exit(tc.failed == 0)
 end
 if mode == "nolease" then
 	local h, err, code = rig.network:address()
@@ -48,7 +35,7 @@ if mode == "nolease" then
 		"lease_file without the DUT's lease: nil, a message naming the MAC, RIG_E_NOENT", tostring(err) .. " " .. tostring(code))
 	local ok2, err2 = pcall(ssh.new(rig).run, ssh.new(rig), "true")
 	check(not ok2 or err2 == nil, "ssh:run without an address raises or fails, does not hang", tostring(err2))
-	os.exit(failed == 0)
+	os.exit(tc.failed == 0)
 end
 
 -- ---- main: the production server through the rig's network role ----
@@ -174,4 +161,4 @@ check(not pcall(ssh.new, rig, { host_key = "maybe" }), "ssh.new: a bad host_key 
 check(not pcall(ssh.new, rig, { colour = 1 }), "ssh.new: an unknown option raises")
 check(not pcall(sh.run, sh, ""), "run(): an empty command raises")
 
-os.exit(failed == 0)
+os.exit(tc.failed == 0)

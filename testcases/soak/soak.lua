@@ -93,13 +93,7 @@ local function check(ok, fmt, ...)
 	return ok
 end
 
-local function readfile(path)
-	local f = io.open(path, "rb")
-	if not f then return nil end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local readfile = require("rigor.util").read_file
 
 -- /proc sampling -----------------------------------------------------------------------
 
