@@ -35,6 +35,8 @@ suite() {
 		echo "local s = t.suite(\"f\", { timeout = ${TMO:-1500} })"
 		echo 's:case("c", function(rig)'
 		echo '  assert(rig.power:on())'
+		# for sig-run: the case is running (SIG_MARK, when the caller set it)
+		echo '  if os.getenv("SIG_MARK") then io.open(os.getenv("SIG_MARK"), "w"):close() end'
 		printf '%s\n' "$@"
 		echo 'end)'
 		echo 's:case("later", function(rig) end)'
@@ -170,7 +172,7 @@ F_RIG=$RIG fault "the report directory vanishes mid-run: exit 3, not a pass" 3 \
 TMO=30000 suite killed 'require("rigor.core").sleep(30000)'
 mkdir -p "$T/killed"
 for f in junit.xml results.json results.tap; do echo stale >"$T/killed/$f"; done
-F_SUCCESS_RE=NONE fault "SIGKILL mid-run: exit 137" 137 "" "$SIG" KILL 1 \
+F_SUCCESS_RE=NONE fault "SIGKILL mid-run: exit 137" 137 "" env SIG_MARK="$T/sig.mark" "$SIG" KILL 1 \
 	$RIGOR --rig $RIG run --junit $T/killed/junit.xml --json $T/killed/results.json \
 	--tap $T/killed/results.tap "$T/killed.lua"
 if ls "$T/killed" | grep -Eq '^(junit.xml|results.json|results.tap)$'; then
@@ -184,27 +186,27 @@ fi
 # ---- signals during runs (to the whole process group, as a terminal sends them) ----
 TMO=30000 suite sexe 'os.execute("sleep 30")'
 F_RIG=$RIG F_REPORTS=$T/sint fault "SIGINT while a case runs a command: exit 130, not a pass" 130 \
-	"interrupted by SIGINT" "$SIG" INT 1 $(R sint "$T/sexe.lua")
+	"interrupted by SIGINT" env SIG_MARK="$T/sig.mark" "$SIG" INT 1 $(R sint "$T/sexe.lua")
 TMO=30000 suite sbusy 'while true do end'
 F_RIG=$RIG F_REPORTS=$T/sterm fault "SIGTERM during a busy loop: exit 143" 143 \
-	"interrupted by SIGTERM" "$SIG" TERM 1 $(R sterm "$T/sbusy.lua")
+	"interrupted by SIGTERM" env SIG_MARK="$T/sig.mark" "$SIG" TERM 1 $(R sterm "$T/sbusy.lua")
 TMO=30000 suite ssleep 'require("rigor.core").sleep(30000)'
 F_RIG=$RIG F_REPORTS=$T/shup fault "SIGHUP (terminal closed): exit 129, cleaned up" 129 \
-	"interrupted by SIGHUP" "$SIG" HUP 1 $(R shup "$T/ssleep.lua")
+	"interrupted by SIGHUP" env SIG_MARK="$T/sig.mark" "$SIG" HUP 1 $(R shup "$T/ssleep.lua")
 F_RIG=$RIG F_REPORTS=$T/squit fault "SIGQUIT: exit 131, cleaned up" 131 \
-	"interrupted by SIGQUIT" "$SIG" QUIT 1 $(R squit "$T/ssleep.lua")
+	"interrupted by SIGQUIT" env SIG_MARK="$T/sig.mark" "$SIG" QUIT 1 $(R squit "$T/ssleep.lua")
 TMO=30000 suite spop 'for i = 1, 100 do io.popen("sleep 0.05; echo x"):read("a") end' 'while true do pcall(os.execute, "sleep 1") end'
 F_RIG=$RIG F_REPORTS=$T/spop fault "SIGINT with pcall around os.execute: still interrupted" 130 \
-	"interrupted by SIGINT" "$SIG" INT 2 $(R spop "$T/spop.lua")
+	"interrupted by SIGINT" env SIG_MARK="$T/sig.mark" "$SIG" INT 2 $(R spop "$T/spop.lua")
 cat >"$T/sba.lua" <<'EOF'
 local t = require "rigor.test"
 local s = t.suite("sba", { timeout = 60000 })
-s:before_all(function(rig) assert(rig.power:on()); os.execute("sleep 30") end)
+s:before_all(function(rig) assert(rig.power:on()); io.open(os.getenv("SIG_MARK"), "w"):close(); os.execute("sleep 30") end)
 s:case("c", function(rig) end)
 return s
 EOF
 F_RIG=$RIG F_REPORTS=$T/sba fault "SIGTERM during before_all" 143 "interrupted by SIGTERM" \
-	"$SIG" TERM 1 $(R sba "$T/sba.lua")
+	env SIG_MARK="$T/sig.mark" "$SIG" TERM 1 $(R sba "$T/sba.lua")
 F_RIG=$RIG F_REPORTS=$T/pipe F_SUCCESS_RE=NONE fault "stdout closed early (| head): no SIGPIPE death" 0 "" \
 	sh -c "$(R pipe "$T/fine.lua") | head -c 1 >/dev/null"
 
@@ -231,12 +233,12 @@ fault "a rig parameter of the wrong type" 2 "bad-rig.lua:1: power \(sim\): param
 	"$RIGOR" --rig "$T/bad-rig.lua" power status
 
 # ---- rigor lua ----
-printf 'assert(rig.power:on())\nwhile true do end\n' >"$T/busy.lua"
+printf 'assert(rig.power:on())\nio.open(os.getenv("SIG_MARK"), "w"):close()\nwhile true do end\n' >"$T/busy.lua"
 F_RIG=$RIG fault "SIGINT to rigor lua in a busy loop: exit 130, DUT off" 130 "interrupted" \
-	"$SIG" INT 1 "$RIGOR" --rig "$RIG" lua "$T/busy.lua"
-printf 'assert(rig.power:on())\nwhile true do pcall(os.execute, "sleep 5") end\n' >"$T/busyx.lua"
+	env SIG_MARK="$T/sig.mark" "$SIG" INT 1 "$RIGOR" --rig "$RIG" lua "$T/busy.lua"
+printf 'assert(rig.power:on())\nio.open(os.getenv("SIG_MARK"), "w"):close()\nwhile true do pcall(os.execute, "sleep 5") end\n' >"$T/busyx.lua"
 F_RIG=$RIG fault "SIGTERM to rigor lua in a pcall(os.execute) loop: exit 143" 143 "interrupted" \
-	"$SIG" TERM 1 "$RIGOR" --rig "$RIG" lua "$T/busyx.lua"
+	env SIG_MARK="$T/sig.mark" "$SIG" TERM 1 "$RIGOR" --rig "$RIG" lua "$T/busyx.lua"
 printf 'assert(rig.power:off())\nos.exit(5)\n' >"$T/exit5.lua"
 F_RIG=$RIG F_SUCCESS_RE=NONE fault "os.exit(5) in rigor lua exits 5 after cleanup" 5 "" \
 	"$RIGOR" --rig "$RIG" lua "$T/exit5.lua"
