@@ -457,6 +457,29 @@ static int c_spawn(lua_State *L)
 }
 
 /*
+ * Argument 1, a list of strings {program, args...}, as a NULL-terminated argv pushed as a
+ * userdata (the strings stay referenced by the table). Raises when it is empty or holds
+ * something else.
+ */
+static const char **check_argv(lua_State *L)
+{
+	const char **av;
+	int n;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = (int)luaL_len(L, 1);
+	luaL_argcheck(L, n >= 1, 1, "empty argv");
+	av = lua_newuserdatauv(L, sizeof(*av) * (size_t)(n + 1), 0);
+	for (int i = 1; i <= n; i++) {
+		lua_geti(L, 1, i);
+		av[i - 1] = luaL_checkstring(L, -1);
+		lua_pop(L, 1);
+	}
+	av[n] = NULL;
+	return av;
+}
+
+/*
  * start(argv, opts): run argv[1] (searched in PATH) with arguments argv[2..] in its own
  * process group and return its pid at once; it is collected by wait(). opts.out: a file
  * that takes its stdout and stderr (created or truncated); opts.env: variables to set in
@@ -466,21 +489,12 @@ static int c_spawn(lua_State *L)
  */
 static int c_start(lua_State *L)
 {
-	int n, fd = -1, devnull;
+	int fd = -1, devnull;
 	const char **av;
 	const char *out;
 	pid_t pid;
 
-	luaL_checktype(L, 1, LUA_TTABLE);
-	n = (int)luaL_len(L, 1);
-	luaL_argcheck(L, n >= 1, 1, "empty argv");
-	av = lua_newuserdatauv(L, sizeof(*av) * (size_t)(n + 1), 0);
-	for (int i = 1; i <= n; i++) {
-		lua_geti(L, 1, i);
-		av[i - 1] = luaL_checkstring(L, -1);
-		lua_pop(L, 1);   /* still referenced by the argv table */
-	}
-	av[n] = NULL;
+	av = check_argv(L);
 	out = lua_istable(L, 2) && lua_getfield(L, 2, "out") == LUA_TSTRING ? lua_tostring(L, -1)
 									 : NULL;
 	if (out && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
@@ -586,24 +600,15 @@ static int c_exec(lua_State *L)
 	struct exec_sink sinks[2], *so = &sinks[0], *se = &sinks[1];
 	struct child_io io;
 	bool killed = false, timed_out = false;
-	int status = 0, n, devnull = -1;
+	int status = 0, devnull = -1;
 	pid_t pid;
 
-	luaL_checktype(L, 1, LUA_TTABLE);
-	n = (int)luaL_len(L, 1);
-	luaL_argcheck(L, n >= 1, 1, "empty argv");
 	if (lua_isnoneornil(L, 2)) {
 		lua_settop(L, 1);
 		lua_newtable(L);
 	}
 	luaL_checktype(L, 2, LUA_TTABLE);
-	av = lua_newuserdatauv(L, sizeof(*av) * (size_t)(n + 1), 0);
-	for (int i = 1; i <= n; i++) {
-		lua_geti(L, 1, i);
-		av[i - 1] = luaL_checkstring(L, -1);
-		lua_pop(L, 1);   /* still referenced by the argv table */
-	}
-	av[n] = NULL;
+	av = check_argv(L);
 	lua_getfield(L, 2, "timeout_ms");
 	timeout_ms = (int)luaL_optinteger(L, -1, -1);
 	lua_getfield(L, 2, "max_out");
