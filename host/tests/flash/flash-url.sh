@@ -17,12 +17,7 @@ mkdir -p "$W"
 trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$W"' EXIT
 cd "$W" || exit 1
 
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; [ -f err ] && sed 's/^/# /' err | head -5; }
-check() { if eval "$2"; then ok "$1"; else nok "$1"; fi; }
-json() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
+. "$HERE/tap-flash.sh"
 # A blank "card": a file of fixed size, as a target with --target --force (no --create).
 card() { rm -f card; head -c "$SIZE" /dev/zero >card; }
 flash() { "$RIGOR" flash "$@" --target card --force --progress none; }

@@ -17,12 +17,7 @@ mkdir -p "$W"
 trap 'umount "$W/mnt" 2>/dev/null; loops_free; chattr -i "$W/ro.out" 2>/dev/null; rm -rf "$W"' EXIT
 cd "$W" || exit 1
 
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; [ -f err ] && sed 's/^/# /' err | head -5; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-check() { if eval "$2"; then ok "$1"; else nok "$1"; fi; }
+. "$HERE/tap-flash.sh"
 # expect_fail NAME PATTERN -- cmd...: command must fail and stderr must match PATTERN
 expect_fail() {
 	name=$1 pat=$2
@@ -35,7 +30,6 @@ expect_fail() {
 		nok "$name (message lacks '$pat')"
 	fi
 }
-json() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
 
 # --- fixtures ----------------------------------------------------------------------------
 mkdir src && cp "$HERE"/*.c src/ 2>/dev/null
