@@ -309,6 +309,19 @@ static void exec_drain(struct exec_sink *s)
 	}
 }
 
+/* The parent's side of a child's stdin pipe @p once it has forked: the read end closed,
+ * the write end non-blocking for pump_child(), or closed at once when there is nothing to
+ * write (the child reads end of file). */
+static void stdin_parent(int p[2], size_t inlen)
+{
+	close(p[0]);
+	fcntl(p[1], F_SETFL, O_NONBLOCK);
+	if (inlen == 0) {
+		close(p[1]);
+		p[1] = -1;
+	}
+}
+
 /* A child's stdin (what is left to write) and output pipes, for pump_child(). */
 struct child_io {
 	int infd;                  /* write end of its stdin pipe, non-blocking; -1 none */
@@ -418,14 +431,8 @@ static int c_spawn(lua_State *L)
 		_exit(127);
 	}
 	setpgid(pid, pid);   /* also here: no window where a kill(-pid) misses the group */
-	if (in) {
-		close(inp[0]);
-		fcntl(inp[1], F_SETFL, O_NONBLOCK);
-		if (inlen == 0) {
-			close(inp[1]);
-			inp[1] = -1;
-		}
-	}
+	if (in)
+		stdin_parent(inp, inlen);
 	if (capture)
 		close(outp[1]);
 	sink = (struct exec_sink){ .fd = capture ? outp[0] : -1, .max = SIZE_MAX };
@@ -647,14 +654,8 @@ static int c_exec(lua_State *L)
 	close(outp[1]);
 	close(errp[1]);
 	close(devnull);
-	if (in) {
-		close(inp[0]);
-		fcntl(inp[1], F_SETFL, O_NONBLOCK);
-		if (inlen == 0) {
-			close(inp[1]);
-			inp[1] = -1;
-		}
-	}
+	if (in)
+		stdin_parent(inp, inlen);
 	sinks[0] = (struct exec_sink){ .fd = outp[0], .max = max_out };
 	sinks[1] = (struct exec_sink){ .fd = errp[0], .max = max_out };
 	io = (struct child_io){ .infd = inp[1], .in = in, .inlen = inlen, .sink = sinks,
