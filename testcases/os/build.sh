@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 # Builds the pieces of the rigor test OS without root or loop devices (docs/os-image.md).
 # Called by testcases/os/os.mk:
-#   build.sh kernel CACHE OUT         fetch linux-image-6.1*-amd64 (apt-get download, cached)
-#                                     and extract OUT/vmlinuz + OUT/modules/*.ko
-#   build.sh initrd KERNEL OUT.img    busybox-static + modules + initramfs/init
+#   build.sh kernel CACHE OUT         fetch linux-image-6.1*-amd64 and chrony (apt-get
+#                                     download, cached) and extract OUT/vmlinuz,
+#                                     OUT/modules/*.ko and OUT/chrony/usr/{sbin/chronyd,bin/chronyc}
+#   build.sh initrd KERNEL OUT.img    busybox-static + e2fsck-static + modules + initramfs/init
 #   build.sh image OUT.img VERSION KERNEL INITRD AGENT [flasher PAYLOAD.img]
 #                                     a UEFI A/B disk image: GRUB (grub-mkstandalone) as
 #                                     /EFI/BOOT/BOOTX64.EFI on resin-boot, grub.cfg + grubenv
@@ -27,23 +28,33 @@ die() {
 	exit 1
 }
 
+# fetch_deb CACHE GLOB PACKAGE: the newest CACHE/GLOB, downloaded with apt-get once
+# (FETCH-FAILED in CACHE tells the image tests to skip: no network).
+fetch_deb() {
+	deb=$(ls "$1"/$2 2>/dev/null | sort -V | tail -n 1 || true)
+	if [ -z "$deb" ]; then
+		echo "build.sh: apt-get download $3 into $1" >&2
+		if ! (cd "$1" && apt-get download "$3" >download.log 2>&1); then
+			cat "$1/download.log" >&2
+			touch "$1/FETCH-FAILED"
+			die "cannot download $3 (no network?)"
+		fi
+		rm -f "$1/FETCH-FAILED"
+		deb=$(ls "$1"/$2 | sort -V | tail -n 1)
+	fi
+	echo "$deb"
+}
+
 cmd_kernel() {
 	cache=$1 out=$2
 	mkdir -p "$cache"
-	deb=$(ls "$cache"/linux-image-6.1*-amd64_*.deb 2>/dev/null | sort -V | tail -n 1 || true)
-	if [ -z "$deb" ]; then
-		pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-			sed -n 's/^ *Depends: \(linux-image-6\.1[^ ]*-amd64\)$/\1/p' | head -n 1)
-		[ -n "$pkg" ] || pkg=linux-image-6.1.0-56-amd64
-		echo "build.sh: apt-get download $pkg into $cache"
-		if ! (cd "$cache" && apt-get download "$pkg" >download.log 2>&1); then
-			cat "$cache/download.log" >&2
-			touch "$cache/FETCH-FAILED"
-			die "cannot download $pkg (no network?)"
-		fi
-		rm -f "$cache/FETCH-FAILED"
-		deb=$(ls "$cache"/linux-image-6.1*-amd64_*.deb | sort -V | tail -n 1)
-	fi
+	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-6\.1[^ ]*-amd64\)$/\1/p' | head -n 1)
+	[ -n "$pkg" ] || pkg=linux-image-6.1.0-56-amd64
+	deb=$(fetch_deb "$cache" 'linux-image-6.1*-amd64_*.deb' "$pkg")
+	# chrony, balenaOS's NTP client (config.json ntpServers): only its programs are used,
+	# the libraries come from the build machine (add_debian)
+	chrony=$(fetch_deb "$cache" 'chrony_*_amd64.deb' chrony)
 	rm -rf "$out.tmp" && mkdir -p "$out.tmp/x" "$out.tmp/modules"
 	pats=
 	for m in $MODULES; do pats="$pats */$m.ko"; done
@@ -58,9 +69,12 @@ cmd_kernel() {
 		echo "$m" >>"$out.tmp/modules/order"
 	done
 	basename "$out.tmp"/x/boot/vmlinuz-* | sed 's/^vmlinuz-//' >"$out.tmp/release"
+	mkdir -p "$out.tmp/chrony"
+	dpkg-deb --fsys-tarfile "$chrony" | tar -x -C "$out.tmp/chrony" ./usr/sbin/chronyd ./usr/bin/chronyc
+	[ -x "$out.tmp/chrony/usr/sbin/chronyd" ] || die "no chronyd in $chrony"
 	rm -rf "$out.tmp/x" "$out"
 	mv "$out.tmp" "$out"
-	echo "build.sh: kernel $(cat "$out/release") from $(basename "$deb")"
+	echo "build.sh: kernel $(cat "$out/release") from $(basename "$deb"), chrony from $(basename "$chrony")"
 }
 
 cmd_initrd() {
@@ -71,6 +85,9 @@ cmd_initrd() {
 	st=$out.d
 	rm -rf "$st" && mkdir -p "$st/bin" "$st/lib/modules" "$st/proc" "$st/sys" "$st/dev" "$st/newroot"
 	cp "$bb" "$st/bin/busybox"
+	# the initramfs checks the ext4 partitions before it mounts them, as balenaOS does
+	[ -x /sbin/e2fsck.static ] || die "/sbin/e2fsck.static not installed (e2fsck-static)"
+	cp /sbin/e2fsck.static "$st/bin/e2fsck"
 	cp "$kdir"/modules/*.ko "$kdir/modules/order" "$st/lib/modules/"
 	cp "$HERE/initramfs/init" "$st/init"
 	chmod 755 "$st/init" "$st/bin/busybox"
@@ -79,9 +96,9 @@ cmd_initrd() {
 	rm -rf "$st"
 }
 
-# rootfs DIR VERSION AGENT: resin-rootA contents.
+# rootfs DIR VERSION AGENT KERNELDIR: resin-rootA contents.
 make_rootfs() {
-	r=$1 ver=$2 agent=$3
+	r=$1 ver=$2 agent=$3 kd=$4
 	rm -rf "$r" && mkdir -p "$r"
 	(cd "$HERE/rootfs" && tar -cf - .) | (cd "$r" && tar -xf - --no-same-owner)
 	mkdir -p "$r/bin" "$r/sbin" "$r/usr/bin" "$r/usr/sbin" "$r/dev" "$r/proc" "$r/sys" \
@@ -92,8 +109,14 @@ make_rootfs() {
 		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
 	done
 	install -m 755 "$agent" "$r/usr/bin/rigor-agent"
-	add_dropbear "$r"
-	echo "rigor-os" >"$r/etc/hostname"
+	add_debian "$r" /usr/sbin/dropbear /usr/bin/dropbearkey /sbin/tune2fs \
+		"$kd/chrony/usr/sbin/chronyd:/usr/sbin/chronyd" "$kd/chrony/usr/bin/chronyc:/usr/bin/chronyc"
+	# what config.json sets at boot lives in /run (the root is read-only): rigor-init
+	# writes the hostname and the resolver's servers there; /var/log is /run/log, or
+	# resin-state's log directory with persistentLogging (docs/os-image.md)
+	ln -s /run/hostname "$r/etc/hostname"
+	ln -s /run/resolv.conf "$r/etc/resolv.conf"
+	ln -s /run/log "$r/var/log"
 	cat >"$r/etc/os-release" <<EOF
 ID="rigor-os"
 NAME="Rigor OS"
@@ -110,24 +133,29 @@ EOF
 	printf 'Rigor OS %s\n' "$ver" >"$r/etc/issue.net"
 }
 
-# add_dropbear ROOTDIR: Debian's dropbear SSH server (dropbear-bin) and dropbearkey with the
-# shared libraries they load, at the paths the host's loader found them (ldd), so the
-# image's /lib64/ld-linux-x86-64.so.2 finds them the same way. rigor-init starts it
-# (docs/os-image.md, "SSH").
-add_dropbear() {
-	for b in /usr/sbin/dropbear /usr/bin/dropbearkey; do
-		[ -x "$b" ] || die "$b not installed (dropbear-bin)"
-		install -D -m 755 "$b" "$1$b"
+# add_debian ROOTDIR PROGRAM[:PATH]...: Debian's programs (at PATH in the image, default
+# where they are) with the shared libraries they load, at the paths the host's loader found
+# them (ldd), so the image's /lib64/ld-linux-x86-64.so.2 finds them the same way: the
+# dropbear SSH server (dropbear-bin; rigor-init starts it, docs/os-image.md "SSH"),
+# tune2fs (e2fsprogs; balena's fsck check reads the file systems' state with it) and
+# chrony (config.json ntpServers).
+add_debian() {
+	dst=$1
+	shift
+	for spec in "$@"; do
+		b=${spec%%:*} to=${spec#*:}
+		[ -x "$b" ] || die "$b not installed (dropbear-bin, e2fsprogs)"
+		install -D -m 755 "$b" "$dst$to"
 		# "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
 		for lib in $(LC_ALL=C ldd "$b" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
 			# 755: the loader (ld-linux) must be executable for the kernel to map it
-			[ -e "$1$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$1$lib"
+			[ -e "$dst$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$dst$lib"
 		done
 	done
 	# the password database through the files back-end (built into glibc 2.36 libc, kept
 	# for older ones)
 	for lib in /lib/x86_64-linux-gnu/libnss_files.so.2; do
-		[ ! -e "$lib" ] || [ -e "$1$lib" ] || install -D -m 644 "$(readlink -f "$lib")" "$1$lib"
+		[ ! -e "$lib" ] || [ -e "$dst$lib" ] || install -D -m 644 "$(readlink -f "$lib")" "$dst$lib"
 	done
 }
 
@@ -148,7 +176,7 @@ cmd_image() {
 	fi
 	work=$img.d
 	rm -rf "$work" "$img.tmp" && mkdir -p "$work/boot" "$work/state" "$work/data" "$work/empty"
-	make_rootfs "$work/root" "$ver" "$agent"
+	make_rootfs "$work/root" "$ver" "$agent" "$kdir"
 
 	# resin-boot contents: GRUB, its grub.cfg and grubenv; the kernel is in the root slot.
 	b=$work/boot
@@ -216,8 +244,8 @@ EOF
 		2) dd if="$work/rootfs.img" of="$img.tmp" bs=512 seek="$start" conv=notrunc status=none ||
 			die "writing $lb-rootA failed" ;;
 		3) mkext "$img.tmp" "$start" "$size" "$lb-rootB" "$work/empty" ;;
-		5) mkext "$img.tmp" "$start" "$size" "$lb-state" "$work/state" ;;
-		6) mkext "$img.tmp" "$start" "$size" "$lb-data" "$work/data" ;;
+		5) mkext "$img.tmp" "$start" "$size" "$lb-state" "$work/state" journal ;;
+		6) mkext "$img.tmp" "$start" "$size" "$lb-data" "$work/data" journal ;;
 		esac
 	done <"$work/parts"
 	if [ "$mode" != flasher ]; then
@@ -257,12 +285,18 @@ make_efi_boot() {
 		"$ver" "$OS_SLUG" >"$eb/config.txt"
 }
 
+# mkext IMG START SECTORS LABEL DIR [journal]
 mkext() {
 	# -E root_owner: files as root even when built by a user; no loop device needed.
 	# No metadata_csum: rigor-hup rewrites the label of the root slot it wrote (an update
 	# payload is labelled for slot A) with dd, which a superblock checksum would forbid.
+	# The read-only root slots need no journal; state and data are written at run time and
+	# have one, as on balenaOS: a power cut costs a journal replay, and a mounted one
+	# reads "clean" (without a journal the kernel marks it not clean while mounted).
+	feat=^has_journal,^metadata_csum
+	[ "${6:-}" = journal ] && feat=has_journal,^metadata_csum
 	mkfs.ext4 -q -F -E offset=$(($2 * 512)),root_owner=0:0 -L "$4" -d "$5" \
-		-O ^has_journal,^metadata_csum -T small -m 0 "$1" $(($3 / 2))k || die "mkfs.ext4 $4 failed"
+		-O "$feat" -T small -m 0 "$1" $(($3 / 2))k || die "mkfs.ext4 $4 failed"
 }
 
 sub=${1:-}

@@ -27,7 +27,7 @@ check() { # check DESC CMD...
 # jget FILE EXPR: python expression on j (the parsed JSON)
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-echo "1..43"
+echo "1..50"
 if [ ! -x "$AGENT" ]; then
 	nok "agent built ($AGENT)"
 	exit 1
@@ -209,6 +209,23 @@ $AGENT --config "$T/ssh3.json" --ssh-keys "$T/ak3" >"$T/s3" 2>&1
 rc=$?
 check "--ssh-keys with os.sshKeys not a list: exit 1, says so, no keys" sh -c \
 	"test $rc = 1 && grep -q 'os.sshKeys is not a list' '$T/s3' && test ! -s '$T/ak3'"
+
+# --get: one config.json setting for rigor-init (ntpServers, dnsServers, persistentLogging)
+printf '%s\n' '{"ntpServers": "a.example b.example", "dnsServers": "null", "persistentLogging": true, "x": null, "esc": "q\"u"}' >"$T/get.json"
+get() { $AGENT --config "$T/get.json" --get "$1" 2>&1; echo "rc=$?"; }
+check "--get a string: the string, exit 0" test "$(get ntpServers)" = "a.example b.example
+rc=0"
+check "--get \"null\" (a string): null, exit 0" test "$(get dnsServers)" = "null
+rc=0"
+check "--get true: its JSON text, exit 0" test "$(get persistentLogging)" = "true
+rc=0"
+check "--get an escaped string: decoded" test "$(get esc)" = "q\"u
+rc=0"
+check "--get a JSON null: nothing, exit 1" test "$(get x)" = "rc=1"
+check "--get an absent key: nothing, exit 1" test "$(get nope)" = "rc=1"
+$AGENT --config "$T/missing.json" --get ntpServers >"$T/g7" 2>&1
+rc=$?
+check "--get without config.json: exit 2" test $rc = 2
 
 kill "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null

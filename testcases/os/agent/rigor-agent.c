@@ -1233,6 +1233,26 @@ done:
 	return rc;
 }
 
+/*
+ * --get KEY: one config.json setting for rigor-init (ntpServers, dnsServers,
+ * persistentLogging, ...), which has no JSON parser of its own.
+ */
+static int print_config_key(const struct agent *ag, const char *key)
+{
+	struct jobj cfg;
+	char *v;
+	if (load_config(ag, &cfg))
+		return 2;
+	int found;
+	v = jobj_get(&cfg, key);
+	found = v != NULL;
+	if (found)
+		printf("%s\n", v);
+	free(v);
+	jobj_free(&cfg);
+	return found ? 0 : 1;
+}
+
 static volatile sig_atomic_t g_stop;
 static void on_term(int s)
 {
@@ -1248,6 +1268,7 @@ static void usage(FILE *f)
 		"                   [--hup PROGRAM] [--hup-record FILE]\n"
 		"       rigor-agent --fetch URL --out FILE [--timeout MS]\n"
 		"       rigor-agent [--config FILE] --ssh-keys FILE\n"
+		"       rigor-agent [--config FILE] --get KEY\n"
 		"Device agent of the rigor test OS (docs/os-image.md). Defaults: --config\n"
 		"/mnt/boot/config.json, --os-release /etc/os-release, API from config.json apiEndpoint.\n"
 		"  --once           register if needed, report state once, exit (0 = ok)\n"
@@ -1263,6 +1284,9 @@ static void usage(FILE *f)
 		"                   (rollback-*-triggered next to FILE) is not started again\n"
 		"  --ssh-keys FILE  write config.json os.sshKeys to FILE (authorized_keys) and\n"
 		"                   print development or production (developmentMode); exit\n"
+		"  --get KEY        print config.json's top-level KEY (a string decoded, other\n"
+		"                   values as JSON text) and exit; exit status 1 when absent or null,\n"
+		"                   2 when config.json cannot be read\n"
 		"  --fetch URL      GET URL (http://ADDRESS[:PORT]/PATH) into --out FILE and exit\n"
 		"                   (0 = a complete 200 response; for rigor-hup and rigor-rollback)\n");
 }
@@ -1276,7 +1300,7 @@ int main(int argc, char **argv)
 			   .hup_record = "/mnt/state/rigor-agent-hup-target"};
 	struct hup_state hup = {0};
 	int once = 0, daemonize = 0, max_reports = -1, register_wait = 20;
-	const char *fetch_url = NULL, *fetch_out = NULL, *ssh_keys = NULL;
+	const char *fetch_url = NULL, *fetch_out = NULL, *ssh_keys = NULL, *get_key = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1307,6 +1331,8 @@ int main(int argc, char **argv)
 			fetch_out = v;
 		else if (ARG("--ssh-keys"))
 			ssh_keys = v;
+		else if (ARG("--get"))
+			get_key = v;
 		else if (strcmp(a, "--once") == 0)
 			once = 1, max_reports = 1;
 		else if (strcmp(a, "--daemon") == 0)
@@ -1334,6 +1360,8 @@ int main(int argc, char **argv)
 	}
 	if (ssh_keys)
 		return write_ssh_keys(&ag, ssh_keys);
+	if (get_key)
+		return print_config_key(&ag, get_key);
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
 
