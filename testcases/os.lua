@@ -21,12 +21,15 @@
 --
 -- balena os-suite checks with an equivalent here (docs/coverage.md): os-release, uptime,
 -- issue, under-voltage (made a hard check from the rig's own telemetry), config-json
--- hostname, overlap_test, fingerprint, udev by-state links, swap (zram), purge-data.
+-- (hostname, ntpServers, dnsServers, persistentLogging), overlap_test, fingerprint, fsck,
+-- udev by-state links, swap (zram), purge-data, connectivity (wired).
 --
 -- Environment: RIGOR_OS_IMAGE (default build/os/rigor-os-1.0.img),
 -- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 120000), RIGOR_OS_HOSTNAME
 -- (default rigor-<rig name>-NNNN), RIGOR_SUPPLY_MV (the DUT supply's rating, default 5000),
--- RIGOR_SUPPLY_TOLERANCE_PCT (how far below it the supply may sag, default 5: USB's 4.75 V).
+-- RIGOR_SUPPLY_TOLERANCE_PCT (how far below it the supply may sag, default 5: USB's 4.75 V),
+-- RIGOR_CONNECTIVITY_URL (what each wired interface fetches, default config.json's
+-- apiEndpoint + /ping).
 local t = require "rigor.test"
 local core = require "rigor.core"
 local testos = require "rigor.testos"
@@ -230,6 +233,123 @@ s:case("purge-data: state and data reset when remove_me_to_reset is gone", { tim
 			d .. "/remove_me_to_reset is back")
 	end
 	A.eq(sh(rig, "echo $((6*7))"), "42", "the shell answers after the reset")
+end)
+
+-- the file system label prefix of a balenaOS-shaped image ("resin" from resin-boot)
+local function label_prefix()
+	for _, p in ipairs(image.partitions or {}) do
+		local pre = p.label and p.label:match("^(%a+)%-boot$")
+		if pre then return pre end
+	end
+	return "resin"
+end
+
+-- balena os suite "fsck" (tests/fsck): `tune2fs -E force_fsck` on resin-rootA, -rootB,
+-- -state and -data makes `tune2fs -l` say "clean with errors"; after the device reboots,
+-- each says "clean" (the OS checked them at boot). Skipped, as balena's, without
+-- tune2fs >= 1.45.0 on the device.
+s:case("fsck: ext4 partitions marked for a check are clean after a reboot", { timeout = 2 * BOOT_MS + 60000 },
+	function(rig)
+	if not image.balena then t.skip(not_balena() .. ": no resin-rootA/B, state or data partitions") end
+	boot(rig)
+	login(rig)
+	-- its version line, "tune2fs 1.47.0 (5-Feb-2023)", comes with the usage on stderr
+	local v = sh(rig, "tune2fs 2>&1 | grep -m 1 '^tune2fs [0-9]'; true")
+	local maj, min = v:match("tune2fs (%d+)%.(%d+)")
+	if not maj or tonumber(maj) * 100 + tonumber(min) < 145 then
+		t.skip("no tune2fs >= 1.45.0 on the device: " .. v)
+	end
+	local pre = label_prefix()
+	local function state(l)
+		return sh(rig, "tune2fs -l /dev/disk/by-label/" .. pre .. "-" .. l ..
+			" | sed -n 's/^Filesystem state:[[:space:]]*//p'")
+	end
+	for _, l in ipairs{ "rootA", "rootB", "state", "data" } do
+		sh(rig, "tune2fs -E force_fsck /dev/disk/by-label/" .. pre .. "-" .. l .. " >/dev/null 2>&1; true")
+		A.eq(state(l), "clean with errors", pre .. "-" .. l .. " marked for a check")
+	end
+	t.log("four file systems marked; the device reboots (%.1f s to a shell)", testos.reboot(rig))
+	for _, l in ipairs{ "rootA", "rootB", "state", "data" } do
+		A.eq(state(l), "clean", pre .. "-" .. l .. " after the reboot")
+	end
+end)
+
+-- balena os suite "config-json" (tests/config-json): config.json is changed on the device,
+-- which then reboots:
+-- - hostname: `cat /etc/hostname` is the new name (balena logs in at <hostname>.local:
+--   the virtual rig has no mDNS path from the host, so that part is not here);
+-- - ntpServers: `chronyc sources` lists the server;
+-- - dnsServers: the resolver's servers are balenaOS's default 8.8.8.8 before, then the
+--   configured one in its place;
+-- - persistentLogging: balena counts `journalctl --list-boots` over two reboots; here it
+--   is switched on by the change, so the first boot keeps one record (nothing was kept
+--   while it was off) and the next reboot adds one.
+-- udevRules and the NetworkManager keys need udev and NetworkManager (docs/coverage.md).
+s:case("config.json settings applied after a reboot (hostname, ntpServers, dnsServers, persistentLogging)",
+	{ timeout = 3 * BOOT_MS + 90000 }, function(rig)
+	if not image.balena then t.skip(not_balena()) end
+	boot(rig)
+	login(rig)
+	local dns = testos.dns_servers(rig)
+	A.eq(dns[1], "8.8.8.8", "the first DNS server without dnsServers (balenaOS's default): " ..
+		table.concat(dns, " "))
+	local name = string.format("rigor-cfg-%04d", core.now_ms() % 10000)
+	local NTP, DNS = "192.0.2.123", "8.8.4.4"   -- TEST-NET-1: never answers, never resolves
+	testos.edit_config(rig, function(c)
+		c.hostname, c.ntpServers, c.dnsServers, c.persistentLogging = name, NTP, DNS, true
+	end)
+	t.log("config.json: hostname %s, ntpServers %s, dnsServers %s, persistentLogging true; " ..
+		"the device reboots (%.1f s to a shell)", name, NTP, DNS, testos.reboot(rig))
+	A.eq(sh(rig, "hostname"), name, "hostname")
+	A.eq(sh(rig, "cat /etc/hostname"), name, "/etc/hostname")
+	local src, why = testos.ntp_sources(rig)
+	if src then
+		A.ok(src:find(NTP, 1, true), "chronyc sources lists the ntpServers entry " .. NTP .. ": " .. src)
+	else
+		t.log("ntpServers not checked: %s", why)
+	end
+	dns = testos.dns_servers(rig)
+	A.eq(dns[1], DNS, "the first DNS server with dnsServers " .. DNS .. ": " .. table.concat(dns, " "))
+	for _, a in ipairs(dns) do A.ne(a, "8.8.8.8", "the default DNS server with dnsServers set") end
+	local first = testos.boots_logged(rig)
+	A.eq(first, 1, "boots in the persistent log on the first boot with persistentLogging")
+	t.log("the device reboots again (%.1f s to a shell)", testos.reboot(rig))
+	A.eq(testos.boots_logged(rig), first + 1, "boots in the persistent log after one more reboot")
+	A.eq(sh(rig, "hostname"), name, "hostname after the second reboot")
+end)
+
+-- balena os suite "connectivity" (tests/connectivity): each wired interface fetches a page
+-- (`curl --interface IF`). Here each wired interface (a device, not wireless) is up, routes
+-- to the API and fetches its /ping ("OK"): with curl --interface where the image has curl,
+-- else with wget (under `timeout 15`: busybox's has no timeout option) after `ip route get`
+-- names that interface. RIGOR_CONNECTIVITY_URL
+-- replaces the URL (and lets an image without config.json run the case).
+s:case("wired connectivity: every wired interface reaches the API", function(rig)
+	local url = os.getenv("RIGOR_CONNECTIVITY_URL")
+	if (url or "") == "" and not image.balena then
+		t.skip(not_balena() .. ": no apiEndpoint to reach (set RIGOR_CONNECTIVITY_URL)")
+	end
+	boot(rig)
+	login(rig)
+	if (url or "") == "" then
+		local cfg = A.ok(core.json_decode(testos.get(rig, "/mnt/boot/config.json")))
+		A.ok(type(cfg.apiEndpoint) == "string", "config.json has no apiEndpoint")
+		url = cfg.apiEndpoint:gsub("/+$", "") .. "/ping"
+	end
+	local host = url:match("^%a+://%[?([^/%]]-)%]?:?%d*/") or url:match("^%a+://([^/:]+)")
+	A.ok(host, "no host in " .. url)
+	local ifs = {}
+	for i in sh(rig, "for d in /sys/class/net/*; do [ -e $d/device ] && [ ! -e $d/wireless ] && " ..
+		"[ ! -e $d/phy80211 ] && echo ${d##*/}; done; true"):gmatch("%S+") do ifs[#ifs + 1] = i end
+	A.ok(#ifs > 0, "no wired network interface on the device")
+	for _, i in ipairs(ifs) do
+		A.eq(sh(rig, "cat /sys/class/net/" .. i .. "/operstate"), "up", i .. " is up")
+		local out = sh(rig, "if command -v curl >/dev/null; then curl -fsS -m 10 --interface " .. i .. " '" ..
+			url .. "'; else ip route get " .. host .. " | grep -q ' dev " .. i .. " ' && timeout 15 wget -q -O - '" ..
+			url .. "'; fi 2>&1; echo \" exit=$?\"", 30000)
+		A.ok(out:match("OK exit=0$"), i .. " fetched " .. url .. ": " .. out)
+		t.log("%s fetched %s", i, url)
+	end
 end)
 
 s:case("config.json hostname is applied", function(rig)

@@ -137,6 +137,75 @@ function M.sh(rig, cmd, timeout_ms)
 	return r.out
 end
 
+--- Writes `data` to `path` on the DUT through the console shell (rigor.shell put:
+--- base64 in chunks, checked by sha256, then moved into place). A failure fails the case.
+function M.put(rig, path, data)
+	A.ok(shell_of(rig):put(path, data))
+end
+
+--- Reads `path` from the DUT through the console shell; a failure fails the case.
+function M.get(rig, path)
+	local data, err = shell_of(rig):get(path)
+	A.ok(data, err)
+	return data
+end
+
+--- The DUT reboots itself (`sync; reboot -f`, as balena's suites have the device reboot
+--- rather than the host cut the power) and comes back to a root shell within `timeout_ms`
+--- (default M.boot_ms()). Returns the seconds it took.
+function M.reboot(rig, timeout_ms)
+	local t0 = core.now_ms()
+	rig.console:clear()
+	assert(rig.console:sendline("sync; reboot -f"))
+	A.ok(rig.console:expect(M.LOGIN_PATTERN, timeout_ms or M.boot_ms()), "no login prompt after the reboot")
+	M.login(rig)
+	return (core.now_ms() - t0) / 1000
+end
+
+--- config.json on the DUT's boot partition (/mnt/boot/config.json, where balenaOS and the
+--- test OS mount it) changed at run time, as balena's suites do with jq: `edit(cfg)`
+--- changes the decoded table in place (a key set to nil is removed). The file is
+--- replaced whole (rigor.shell put: written beside it, checked, moved) and synced.
+--- Returns the new table.
+function M.edit_config(rig, edit)
+	local path = "/mnt/boot/config.json"
+	local cfg = A.ok(core.json_decode(M.get(rig, path)), path .. " on the DUT does not parse")
+	edit(cfg)
+	M.put(rig, path, core.json_encode(cfg, 2))
+	M.sh(rig, "sync")
+	return cfg
+end
+
+--- The DUT's DNS servers as a list, whichever resolver the image runs: balenaOS's dnsmasq
+--- servers file (`--servers-file` in its unit, "server=ADDR" lines), else
+--- /etc/resolv.conf's nameserver lines.
+function M.dns_servers(rig)
+	local text = M.sh(rig, "f=$(systemctl show dnsmasq -p ExecStart 2>/dev/null | " ..
+		"sed -n 's/.*--servers-file=\\([^ ;]*\\).*/\\1/p'); " ..
+		"if [ -n \"$f\" ] && [ -f \"$f\" ]; then sed -n 's/^server=//p' \"$f\"; " ..
+		"else sed -n 's/^nameserver[[:space:]]*//p' /etc/resolv.conf; fi")
+	local r = {}
+	for a in text:gmatch("%S+") do r[#r + 1] = a end
+	return r
+end
+
+--- The DUT's NTP sources as chrony lists them (`chronyc -n sources`, balenaOS's NTP
+--- client and the test OS's); nil and why when the image has no chronyc.
+function M.ntp_sources(rig)
+	if M.sh(rig, "command -v chronyc >/dev/null && echo yes || echo no") ~= "yes" then
+		return nil, "no chronyc on the DUT"
+	end
+	return M.sh(rig, "chronyc -n sources 2>&1")
+end
+
+--- How many boots the DUT's persistent log holds: journald's `--list-boots` where the
+--- image has it, else the "syslogd started" lines (one per boot) in /var/log/messages.
+function M.boots_logged(rig)
+	return tonumber(M.sh(rig, "if command -v journalctl >/dev/null; then " ..
+		"journalctl --list-boots 2>/dev/null | grep -c .; " ..
+		"else grep -c 'syslogd started' /var/log/messages 2>/dev/null; fi; true"):match("(%d+)%s*$"))
+end
+
 --- The DUT's supply judged from rig telemetry: `samples` is a list of { mv =, ma = }
 --- (rig.power:measure()), `nominal_mv` the supply's rating, `tolerance_pct` how far below
 --- it the supply may sag (USB: 5 V -5 %, 4750 mV). Returns ok, a summary ("n samples,
