@@ -49,7 +49,7 @@ rc=$?
 t1=$(date +%s)
 if [ $rc = 0 ]; then ok "testcases/ssh.lua passes on the virtual rig ($((t1 - t0)) s)"; else
 	cat "$T"/artifacts/*/*.log >>"$T/out" 2>/dev/null; nok "testcases/ssh.lua passes on the virtual rig (exit $rc)"; fi
-for c in "production mode: os.sshKeys log in, nothing else does" "development mode: root logs in without a password"; do
+for c in "production mode: os.sshKeys log in, nothing else does" "development mode: root logs in without a password, os.sshKeys too"; do
 	if grep -E "^ *ok [0-9]+ - " "$T/ssh.tap" 2>/dev/null | grep -qF -- "$c"; then ok "case: $c"; else
 		cp "$T/ssh.tap" "$T/out" 2>/dev/null; nok "case: $c"; fi
 done
