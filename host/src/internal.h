@@ -478,8 +478,10 @@ int rig_hubport_init(struct rig_part *p, struct rig_hubport *hp, const struct ri
 		     int timeout_ms);
 /*
  * Switch the port's VBUS on or off (both halves of a USB3 hub). Blocks up to @timeout_ms
- * per hub request in libusb mode; a sysfs write does not wait on the hub.
+ * per hub request in libusb mode; a sysfs write does not wait on the hub. The context's
+ * cancel flag is checked before anything is switched, not between the two halves.
  * @retval 0 switched
+ * @retval RIG_E_INTR cancelled before switching
  * @retval RIG_E_NODEV the hub is gone
  * @retval RIG_E_IO no permission (the message names the udev rule), or the hub refused
  * @retval RIG_E_TIMEOUT the hub did not answer within @timeout_ms
@@ -487,7 +489,7 @@ int rig_hubport_init(struct rig_part *p, struct rig_hubport *hp, const struct ri
 int rig_hubport_set(struct rig_part *p, const struct rig_hubport *hp, bool on, int timeout_ms);
 /*
  * Read back from the hub whether the port has VBUS (a USB3 hub's port has it while
- * either half powers it) into *@on. Blocks as rig_hubport_set().
+ * either half powers it) into *@on. Blocks and sees the cancel flag as rig_hubport_set().
  * @retval 0 *@on set
  * @retval RIG_E_PROTO the hub or sysfs answered something unexpected
  * @retval other as rig_hubport_set()

@@ -409,6 +409,25 @@ static void test_uplink_none(void **state)
 	assert_non_null(strstr(rig_errmsg(f->rig), "cut = \"...\""));
 }
 
+/* A raised cancel flag stops the cut before either half of the hub is switched. */
+static void test_uplink_cancelled(void **state)
+{
+	struct fx *f = *state;
+	volatile sig_atomic_t flag = 1;
+
+	assert_int_equal(open_uplink(f, "1-1", NULL, 4, NULL, 0, 0), 0);
+	rig_ctx_set_cancel(f->ctx, &flag);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), RIG_E_INTR);
+	assert_non_null(strstr(rig_errmsg(f->rig), "hub 1-1 port 4: interrupted"));
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "0");
+	assert_string_equal(get("2-1:1.0/2-1-port4/disable"), "0");
+	flag = 0;
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "1");
+	rig_ctx_set_cancel(f->ctx, NULL);
+}
+
 /* The hub unplugged after open: the cut fails naming it, and is not recorded as done. */
 static void test_uplink_gone(void **state)
 {
@@ -832,6 +851,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_uplink_sysfs_by_serial, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_uplink_bad_params, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_uplink_none, setup_sysfs, teardown_sysfs),
+		cmocka_unit_test_setup_teardown(test_uplink_cancelled, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_uplink_gone, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_usb_on_off_both_halves, setup_usb, teardown_usb),
 		cmocka_unit_test_setup_teardown(test_usb_inverted_usb2_hub, setup_usb, teardown_usb),

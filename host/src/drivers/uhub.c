@@ -529,6 +529,14 @@ int rig_hubport_set(struct rig_part *p, const struct rig_hubport *hp, bool on, i
 	int rc = 0;
 
 	assert(hp->n > 0);
+	/*
+	 * Hub requests cannot be interrupted, so the cancel flag is seen before the first;
+	 * once begun, both halves of a USB3 hub are switched (each bounded by @timeout_ms),
+	 * never only one, which would leave VBUS up.
+	 */
+	if (rig_ctx_cancelled(rig_part_ctx(p)))
+		return rig_part_fail(p, RIG_E_INTR, "hub %s port %d: interrupted before switching",
+				     hp->t[0].loc, hp->port);
 	for (int i = 0; i < hp->n && rc == 0; i++)
 		rc = hp->t[i].port[0] ? sysfs_set(p, &hp->t[i], on)
 				      : usb_set(p, &hp->t[i], hp->port, on, timeout_ms);
@@ -542,6 +550,9 @@ int rig_hubport_get(struct rig_part *p, const struct rig_hubport *hp, bool *on, 
 	int rc = 0;
 
 	assert(hp->n > 0);
+	if (rig_ctx_cancelled(rig_part_ctx(p)))
+		return rig_part_fail(p, RIG_E_INTR, "hub %s port %d: interrupted", hp->t[0].loc,
+				     hp->port);
 	for (int i = 0; i < hp->n && rc == 0; i++) {
 		rc = hp->t[i].port[0] ? sysfs_get(p, &hp->t[i], &v)
 				      : usb_get(p, &hp->t[i], hp->port, &v, timeout_ms);
