@@ -171,7 +171,8 @@ static int hubs_by_serial(struct rig_part *p, const char *serial, char loc[2][LO
  * Decide how @t's port is switched. @return 1 sysfs (t->port set), 0 libusb, or an error
  * (the hub's ports are in sysfs but @port is not one of them).
  */
-static int probe_sysfs(struct rig_part *p, struct rig_hubport_half *t, int port, char *peer, size_t plen)
+static int probe_sysfs(struct rig_part *p, struct rig_hubport_half *t, int port, char *peer,
+		       size_t plen)
 {
 	struct udev *udev = udev_new();
 	struct udev_device *hub, *pd = NULL, *other;
@@ -217,7 +218,8 @@ out:
 	return rc;
 }
 
-static int sysfs_errno(struct rig_part *p, const struct rig_hubport_half *t, int e, const char *what)
+static int sysfs_errno(struct rig_part *p, const struct rig_hubport_half *t, int e,
+		       const char *what)
 {
 	if (e == EACCES || e == EPERM)
 		return rig_part_fail(p, RIG_E_IO,
@@ -305,8 +307,8 @@ static libusb_device *usb_find(struct rig_part *p, const char *loc,
 	return d.dev;
 }
 
-static int usb_open(struct rig_part *p, const struct rig_hubport_half *t, libusb_device_handle **h,
-		    struct libusb_device_descriptor *desc)
+static int usb_open(struct rig_part *p, const struct rig_hubport_half *t,
+		    libusb_device_handle **h, struct libusb_device_descriptor *desc)
 {
 	libusb_device *dev = usb_find(p, t->loc, desc);
 	int rc;
@@ -320,7 +322,8 @@ static int usb_open(struct rig_part *p, const struct rig_hubport_half *t, libusb
 }
 
 /* Check the hub switches ports one by one and has @port; sets t->usb3. */
-static int usb_check_hub(struct rig_part *p, struct rig_hubport_half *t, int port, int timeout_ms)
+static int usb_check_hub(struct rig_part *p, struct rig_hubport_half *t, int port,
+			 int timeout_ms)
 {
 	struct libusb_device_descriptor desc;
 	libusb_device_handle *h;
