@@ -5,6 +5,7 @@
 #ifndef RIGOR_HOST_INTERNAL_H
 #define RIGOR_HOST_INTERNAL_H
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -420,6 +421,80 @@ bool rig_usb_port_match(struct libusb_device *dev, const char *want, char *buf, 
  * forever): -1 gives 0, 0 gives 1 ms.
  */
 unsigned int rig_usb_timeout(int timeout_ms);
+
+/*
+ * ---- VBUS of one USB hub port (drivers/uhub.c): the uhub power back-end and the network
+ * role's uplink through a USB network adapter (drivers/network.c) switch ports with it ----
+ *
+ * The hub must switch its ports one by one (per-port power switching). A port is switched
+ * through the kernel's sysfs `disable` attribute (Linux >= 6.0) or, on older kernels, with
+ * hub class requests over libusb; a USB3 hub's two logical hubs (USB2 and USB3 half) are
+ * switched together, found by the port's `peer` link, the hub's serial or its port path.
+ * The state lives in the hub: nothing is held open between calls, so there is nothing to
+ * release, and another tool (uhubctl) may switch the port in between.
+ */
+
+/* Where the port is, as a rig file names it. */
+struct rig_hubport_conf {
+	const char *hub;        /* the hub's location "1-1.4" (as uhubctl, lsusb -t), or NULL */
+	const char *serial;     /* ...or its serial number (iSerial), or NULL: exactly one */
+	int port;               /* 1-based, as uhubctl -p counts */
+	/* the rig-file keys these came from, named in messages ("hub", "usb_serial", "port") */
+	const char *hub_key, *serial_key, *port_key;
+};
+
+#define RIG_HUBPORT_LOC_MAX 40
+#define RIG_HUBPORT_PATH_MAX (PATH_MAX + 64)
+
+/*
+ * One hub port found by rig_hubport_init(). Plain data the caller embeds (a back-end's
+ * private data): no release. The fields are uhub.c's.
+ */
+struct rig_hubport {
+	struct libusb_context *usb;      /* libusb mode only: the rig context's */
+	int port;
+	int n;                           /* logical hubs: 1, or 2 for a USB3 hub */
+	struct rig_hubport_half {
+		char loc[RIG_HUBPORT_LOC_MAX];
+		char port[RIG_HUBPORT_PATH_MAX]; /* the port's sysfs device, "" = libusb */
+		bool usb3;                       /* libusb: which wPortStatus bit is power */
+	} t[2];
+};
+
+/*
+ * Find the hub and port @c names and check it can be switched, filling @hp: the hub by
+ * location or by serial, its USB3 companion, and how the port is switched. Hub requests
+ * (libusb mode: reading the hub descriptor) wait at most @timeout_ms each. Errors are
+ * recorded on @p, naming @c's keys where the rig file is wrong.
+ * @retval 0 @hp is ready for rig_hubport_set() and rig_hubport_get()
+ * @retval RIG_E_INVAL port out of 1..255, not exactly one of hub and serial, a malformed
+ *         location, or several hubs with that serial
+ * @retval RIG_E_NODEV no hub at that location or with that serial
+ * @retval RIG_E_NOENT the hub has no such port
+ * @retval RIG_E_NOTSUP the hub cannot switch its ports one by one (ganged or none)
+ * @retval RIG_E_PROTO, RIG_E_IO, RIG_E_TIMEOUT, RIG_E_NOMEM the hub or libusb failed
+ */
+int rig_hubport_init(struct rig_part *p, struct rig_hubport *hp, const struct rig_hubport_conf *c,
+		     int timeout_ms);
+/*
+ * Switch the port's VBUS on or off (both halves of a USB3 hub). Blocks up to @timeout_ms
+ * per hub request in libusb mode; a sysfs write does not wait on the hub. The context's
+ * cancel flag is checked before anything is switched, not between the two halves.
+ * @retval 0 switched
+ * @retval RIG_E_INTR cancelled before switching
+ * @retval RIG_E_NODEV the hub is gone
+ * @retval RIG_E_IO no permission (the message names the udev rule), or the hub refused
+ * @retval RIG_E_TIMEOUT the hub did not answer within @timeout_ms
+ */
+int rig_hubport_set(struct rig_part *p, const struct rig_hubport *hp, bool on, int timeout_ms);
+/*
+ * Read back from the hub whether the port has VBUS (a USB3 hub's port has it while
+ * either half powers it) into *@on. Blocks and sees the cancel flag as rig_hubport_set().
+ * @retval 0 *@on set
+ * @retval RIG_E_PROTO the hub or sysfs answered something unexpected
+ * @retval other as rig_hubport_set()
+ */
+int rig_hubport_get(struct rig_part *p, const struct rig_hubport *hp, bool *on, int timeout_ms);
 
 /* ---- byte-stream links (link.c and link/): the rig board's link and the consoles ---- */
 

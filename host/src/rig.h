@@ -614,13 +614,19 @@ RIG_API const char *rig_network_user(const struct rig *rig);
 RIG_API const char *rig_network_identity(const struct rig *rig);
 /**
  * Cut (@p up false) or restore (@p up true) the DUT's uplink: its network connection
- * beyond the rig (on the virtual board the guest's only NIC, so SSH goes with it). The
- * part records a cut; rig_safe() restores an uplink this process cut. Blocks up to
- * @p timeout_ms (-1: the part's timeout_ms); a back-end that runs a command kills it then.
- * @retval 0 done (the back-end confirmed it, or the command exited 0)
- * @retval RIG_E_NOTSUP the rig file gives no way to do it (no `cut`/`restore` command)
- * @retval RIG_E_IO the command failed (its exit status and output are in rig_errmsg())
- * @retval RIG_E_NODEV, RIG_E_TIMEOUT the virtual board or the command did not answer
+ * beyond the rig (on the virtual board the guest's only NIC, so SSH goes with it; on a
+ * lab rig the rig file's `cut`/`restore` commands, or VBUS of the hub port its USB
+ * network adapter is on). The part records a cut; rig_safe() restores an uplink this
+ * process cut. Blocks up to @p timeout_ms (-1: the part's timeout_ms); a back-end that
+ * runs a command kills it then, a hub request is abandoned then.
+ * @retval 0 done (the back-end confirmed it, the command exited 0, or the hub switched)
+ * @retval RIG_E_NOTSUP the rig file gives no way to do it (no `cut`/`restore` command,
+ *         no `uplink_hub` port)
+ * @retval RIG_E_IO the command failed (its exit status and output are in rig_errmsg()),
+ *         or the hub refused the request or the port's attribute could not be written
+ *         (no permission: the message names the udev rule)
+ * @retval RIG_E_NODEV, RIG_E_TIMEOUT the virtual board, the command or the hub did not
+ *         answer (RIG_E_NODEV: the board is not running, the hub is gone)
  */
 RIG_API int rig_network_uplink(struct rig *rig, bool up, int timeout_ms);
 

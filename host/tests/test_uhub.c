@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The uhub power back-end (drivers/uhub.c) through the library front end, two ways:
+ * The uhub power back-end (drivers/uhub.c) through the library front end, and the network
+ * role's uplink at a hub port (network = host { uplink_hub, uplink_port }: a USB network
+ * adapter's VBUS, switched by the same rig_hubport code), two ways:
  *  - the kernel's sysfs `disable` attribute, on a fake /sys in a temporary directory
  *    read and written by the back-end through libudev, which umockdev's preload points at
  *    it (UMOCKDEV_DIR);
@@ -268,6 +270,179 @@ static void test_bad_params(void **state)
 	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "usb_serial=NOSUCH"));
 }
 
+/* ---- the network role's uplink at a hub port, on the fake sysfs ---- */
+
+/*
+ * A rig whose network is host { address, uplink_hub = @hub, uplink_hub_serial = @serial,
+ * uplink_port = @port (0: not given), cut/restore = @cmd (NULL: none) }, with
+ * power = uhub { hub = "1-1", port = @power_port } when @power_port > 0.
+ */
+static int open_uplink(struct fx *f, const char *hub, const char *serial, int port,
+		       const char *cmd, int power_port, int timeout_ms)
+{
+	int p;
+
+	f->d = rig_desc_new(f->ctx, "uplink-test.lua");
+	rig_desc_set_str(f->d, -1, "name", "n", 1);
+	if (power_port > 0) {
+		p = rig_desc_add_part(f->d, "power", NULL, "uhub", 2);
+		rig_desc_set_str(f->d, p, "hub", "1-1", 2);
+		rig_desc_set_int(f->d, p, "port", power_port, 2);
+		rig_desc_set_int(f->d, p, "min_off_ms", 0, 2);
+	}
+	p = rig_desc_add_part(f->d, "network", NULL, "host", 3);
+	rig_desc_set_str(f->d, p, "address", "192.168.7.20", 3);
+	if (hub)
+		rig_desc_set_str(f->d, p, "uplink_hub", hub, 3);
+	if (serial)
+		rig_desc_set_str(f->d, p, "uplink_hub_serial", serial, 3);
+	if (port)
+		rig_desc_set_int(f->d, p, "uplink_port", port, 3);
+	if (cmd) {
+		rig_desc_set_str(f->d, p, "cut", cmd, 3);
+		rig_desc_set_str(f->d, p, "restore", cmd, 3);
+	}
+	if (timeout_ms)
+		rig_desc_set_int(f->d, p, "timeout_ms", timeout_ms, 3);
+	return rig_open(f->ctx, f->d, &f->rig);
+}
+
+/* Close the rig and its description so the test can open another. */
+static void reopen(struct fx *f)
+{
+	rig_close(f->rig);
+	f->rig = NULL;
+	rig_desc_free(f->d);
+	f->d = NULL;
+	rig_ctx_clear_error(f->ctx);
+}
+
+static void test_uplink_sysfs(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(open_uplink(f, "1-1", NULL, 4, NULL, 0, 0), 0);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "1");
+	assert_string_equal(get("2-1:1.0/2-1-port4/disable"), "1");    /* the USB3 half too */
+	assert_string_equal(get("1-1:1.0/1-1-port3/disable"), "0");    /* neighbour untouched */
+	assert_int_equal(rig_network_uplink(f->rig, true, -1), 0);
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "0");
+	assert_string_equal(get("2-1:1.0/2-1-port4/disable"), "0");
+
+	/* rig_safe() restores an uplink this process cut... */
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "1");
+	assert_int_equal(rig_safe(f->rig), 0);
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "0");
+	assert_string_equal(get("2-1:1.0/2-1-port4/disable"), "0");
+	/* ...and leaves alone one cut by someone else (uhubctl, another rig) */
+	put("1-1:1.0/1-1-port4/disable", "1");
+	assert_int_equal(rig_safe(f->rig), 0);
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "1");
+}
+
+static void test_uplink_sysfs_by_serial(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(open_uplink(f, NULL, "OTHER", 2, NULL, 0, 0), 0);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_string_equal(get("1-2:1.0/1-2-port2/disable"), "1");
+	assert_string_equal(get("1-1:1.0/1-1-port2/disable"), "0");
+	assert_int_equal(rig_network_uplink(f->rig, true, -1), 0);
+	assert_string_equal(get("1-2:1.0/1-2-port2/disable"), "0");
+}
+
+/* Each wrong network entry is refused at open with a message naming the fields. */
+static void test_uplink_bad_params(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *hub, *serial;
+		int port;
+		const char *cmd;
+		int rc;
+		const char *msg;
+	} bad[] = {
+		{ "1-1", NULL, 4, "true", RIG_E_INVAL,
+		  "give either cut and restore commands or uplink_hub (or uplink_hub_serial) with uplink_port, not both" },
+		{ "1-1", NULL, 0, NULL, RIG_E_INVAL, "uplink_hub needs uplink_port = N" },
+		{ NULL, "HUBSER", 0, NULL, RIG_E_INVAL, "uplink_hub_serial needs uplink_port = N" },
+		{ NULL, NULL, 3, NULL, RIG_E_INVAL,
+		  "name the hub by exactly one of uplink_hub (location like \"1-1.4\") or uplink_hub_serial" },
+		{ "1-1", "HUBSER", 3, NULL, RIG_E_INVAL, "exactly one of uplink_hub" },
+		{ "1-1/4", NULL, 3, NULL, RIG_E_INVAL,
+		  "uplink_hub must be a USB location like \"1-1.4\" (see `uhubctl` or `lsusb -t`), not '1-1/4'" },
+		{ "1-1", NULL, 256, NULL, RIG_E_INVAL, "uplink_port must be 1..255" },
+		{ "1-2", NULL, 7, NULL, RIG_E_NOENT, "hub 1-2 has no port 7 (sysfs shows 4 ports)" },
+		{ NULL, "NOSUCH", 1, NULL, RIG_E_NODEV, "no USB hub with uplink_hub_serial=NOSUCH" },
+	};
+
+	for (size_t i = 0; i < RIG_ARRAY_SIZE(bad); i++) {
+		int rc = open_uplink(f, bad[i].hub, bad[i].serial, bad[i].port, bad[i].cmd, 0, 0);
+
+		if (rc != bad[i].rc || !strstr(rig_ctx_errmsg(f->ctx), bad[i].msg))
+			fail_msg("case %zu: rc %d (want %d), message '%s' (want '%s')", i, rc,
+				 bad[i].rc, rig_ctx_errmsg(f->ctx), bad[i].msg);
+		/* the message says which part of the rig file */
+		assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "network"));
+		reopen(f);
+	}
+	/* and nothing was switched on the way */
+	for (int port = 1; port <= 4; port++) {
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "1-1:1.0/1-1-port%d/disable", port);
+		assert_string_equal(get(rel), "0");
+	}
+}
+
+/* No commands and no hub port: cut says what to add. */
+static void test_uplink_none(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(open_uplink(f, NULL, NULL, 0, NULL, 0, 0), 0);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), RIG_E_NOTSUP);
+	assert_non_null(strstr(rig_errmsg(f->rig), "uplink_hub = \"1-1\" and uplink_port = N"));
+	assert_non_null(strstr(rig_errmsg(f->rig), "cut = \"...\""));
+}
+
+/* A raised cancel flag stops the cut before either half of the hub is switched. */
+static void test_uplink_cancelled(void **state)
+{
+	struct fx *f = *state;
+	volatile sig_atomic_t flag = 1;
+
+	assert_int_equal(open_uplink(f, "1-1", NULL, 4, NULL, 0, 0), 0);
+	rig_ctx_set_cancel(f->ctx, &flag);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), RIG_E_INTR);
+	assert_non_null(strstr(rig_errmsg(f->rig), "hub 1-1 port 4: interrupted"));
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "0");
+	assert_string_equal(get("2-1:1.0/2-1-port4/disable"), "0");
+	flag = 0;
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_string_equal(get("1-1:1.0/1-1-port4/disable"), "1");
+	rig_ctx_set_cancel(f->ctx, NULL);
+}
+
+/* The hub unplugged after open: the cut fails naming it, and is not recorded as done. */
+static void test_uplink_gone(void **state)
+{
+	struct fx *f = *state;
+	char cmd[256];
+
+	assert_int_equal(open_uplink(f, "1-2", NULL, 3, NULL, 0, 0), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/sys/bus/usb/devices/1-2:1.0/1-2-port3'", sysroot);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), RIG_E_NODEV);
+	assert_non_null(strstr(rig_errmsg(f->rig), "hub 1-2 is gone"));
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_safe(f->rig), 0);       /* no restore attempted: nothing was cut */
+}
+
 /* ---- libusb on the umockdev emulation ---- */
 
 static int setup_usb(void **state)
@@ -389,6 +564,81 @@ static void test_usb_timeout(void **state)
 	assert_true(now_ms() - t0 >= 140);
 	assert_true(now_ms() - t0 < 2000);
 	assert_non_null(strstr(rig_errmsg(f->rig), "no answer within 150 ms"));
+}
+
+/*
+ * The uplink adapter on port 3 of the USB3 hub whose port 4 powers the DUT: each part
+ * switches its own port on both halves, and rig_safe() restores the uplink and powers
+ * the DUT off.
+ */
+static void test_uplink_usb(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(open_uplink(f, "1-1", NULL, 3, NULL, 4, 0), 0);
+	assert_int_equal(rig_power_set(f->rig, true), 0);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_int_equal(usbhub_emu_power(emu, hub3_u2, 3), 0);
+	assert_int_equal(usbhub_emu_power(emu, hub3_u3, 3), 0);   /* the companion 2-1 too */
+	assert_int_equal(usbhub_emu_power(emu, hub3_u2, 4), 1);   /* the DUT keeps power */
+	assert_int_equal(usbhub_emu_power(emu, hub3_u2, 2), 1);
+	assert_int_equal(rig_network_uplink(f->rig, true, -1), 0);
+	assert_int_equal(usbhub_emu_power(emu, hub3_u2, 3), 1);
+	assert_int_equal(usbhub_emu_power(emu, hub3_u3, 3), 1);
+
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_int_equal(rig_safe(f->rig), 0);
+	assert_int_equal(usbhub_emu_power(emu, hub3_u2, 3), 1);
+	assert_int_equal(usbhub_emu_power(emu, hub3_u3, 3), 1);
+	assert_int_equal(usbhub_emu_power(emu, hub3_u2, 4), 0);   /* safe: DUT off */
+	assert_int_equal(usbhub_emu_power(emu, hub3_u3, 4), 0);
+}
+
+static void test_uplink_usb_refused(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(open_uplink(f, "1-3", NULL, 1, NULL, 0, 0), RIG_E_NOTSUP);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "hub 1-3 (1a40:0101) cannot switch ports one by one: it reports ganged power switching"));
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "docs/hardware/uhub.md"));
+	reopen(f);
+	assert_int_equal(open_uplink(f, "1-4", NULL, 1, NULL, 0, 0), RIG_E_NOTSUP);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "no power switching"));
+	reopen(f);
+	assert_int_equal(open_uplink(f, "1-9", NULL, 1, NULL, 0, 0), RIG_E_NODEV);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "no USB hub at 1-9 (list hubs with `uhubctl` or `lsusb -t`)"));
+	reopen(f);
+	assert_int_equal(open_uplink(f, "1-2", NULL, 5, NULL, 0, 0), RIG_E_NOENT);
+	assert_non_null(strstr(rig_ctx_errmsg(f->ctx), "hub 1-2 has no port 5 (it has 4)"));
+	assert_int_equal(usbhub_emu_switches(emu, ganged), 0);
+	assert_int_equal(usbhub_emu_switches(emu, nops), 0);
+}
+
+/*
+ * A hub that stops answering: the cut returns RIG_E_TIMEOUT after the caller's timeout
+ * (120 ms here, not the part's 5 s), and is not recorded as done. The upper bound is
+ * generous: the machine may be loaded; it only has to be well under the part's timeout.
+ */
+static void test_uplink_usb_timeout(void **state)
+{
+	struct fx *f = *state;
+	int64_t t0, dt;
+	unsigned int n0;
+
+	assert_int_equal(open_uplink(f, "1-2", NULL, 1, NULL, 0, 5000), 0);
+	n0 = usbhub_emu_switches(emu, hub2);
+	usbhub_emu_hang(emu, hub2, true);
+	t0 = now_ms();
+	assert_int_equal(rig_network_uplink(f->rig, false, 120), RIG_E_TIMEOUT);
+	dt = now_ms() - t0;
+	assert_true(dt >= 110);
+	assert_true(dt < 2500);
+	assert_non_null(strstr(rig_errmsg(f->rig), "no answer within 120 ms"));
+	assert_int_equal(usbhub_emu_power(emu, hub2, 1), 1);
+	usbhub_emu_hang(emu, hub2, false);
+	rig_clear_error(f->rig);
+	assert_int_equal(rig_safe(f->rig), 0);
+	assert_int_equal(usbhub_emu_switches(emu, hub2), n0);      /* nothing to restore */
 }
 
 /* ---- cross-check with uhubctl on the same emulation ---- */
@@ -535,6 +785,49 @@ static void test_uhubctl_sysfs_agrees(void **state)
 	assert_int_equal(usbhub_emu_switches(emu, kernel6), 0);
 }
 
+/*
+ * The uplink at a hub port, read back by uhubctl: through hub requests (1-1, both halves)
+ * and through the kernel's attribute (1-5); uhubctl's own switching is what rigor then
+ * restores from.
+ */
+static void test_uhubctl_uplink(void **state)
+{
+	struct fx *f = *state;
+	char out[8192];
+
+	if (!have_uhubctl())
+		skip();
+	assert_int_equal(open_uplink(f, "1-1", NULL, 2, NULL, 0, 0), 0);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	uhubctl("-l 1-1 -p 2", out, sizeof(out));
+	assert_int_equal(uhubctl_port(out, "1-1", 2), 0);
+	assert_int_equal(uhubctl_port(out, "2-1", 2), 0);
+	assert_int_equal(rig_network_uplink(f->rig, true, -1), 0);
+	uhubctl("-l 1-1 -p 2", out, sizeof(out));
+	assert_int_equal(uhubctl_port(out, "1-1", 2), 1);
+	assert_int_equal(uhubctl_port(out, "2-1", 2), 1);
+	/* cut by rigor, switched off once more by uhubctl: rig_safe() still restores it */
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	uhubctl("-l 1-1 -p 2 -a off", out, sizeof(out));
+	assert_int_equal(rig_safe(f->rig), 0);
+	uhubctl("-l 1-1 -p 2", out, sizeof(out));
+	assert_int_equal(uhubctl_port(out, "1-1", 2), 1);
+	assert_int_equal(uhubctl_port(out, "2-1", 2), 1);
+
+	reopen(f);
+	assert_int_equal(open_uplink(f, "1-5", NULL, 3, NULL, 0, 0), 0);
+	assert_int_equal(rig_network_uplink(f->rig, false, -1), 0);
+	assert_string_equal(kernel_disable(3), "1");
+	assert_string_equal(kernel_disable(2), "0");
+	uhubctl("-l 1-5 -p 3", out, sizeof(out));
+	assert_int_equal(uhubctl_port(out, "1-5", 3), 0);
+	assert_int_equal(rig_network_uplink(f->rig, true, -1), 0);
+	assert_string_equal(kernel_disable(3), "0");
+	uhubctl("-l 1-5 -p 3", out, sizeof(out));
+	assert_int_equal(uhubctl_port(out, "1-5", 3), 1);
+	assert_int_equal(usbhub_emu_switches(emu, kernel6), 0);   /* the attribute, no request */
+}
+
 int main(int argc, char **argv)
 {
 	static const char cid[] = "5f2d4c1e9a3b47d08e6f1a2b3c4d5e6f";
@@ -554,6 +847,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_sysfs_port_missing, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_sysfs_gone_or_odd, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_bad_params, setup_sysfs, teardown_sysfs),
+		cmocka_unit_test_setup_teardown(test_uplink_sysfs, setup_sysfs, teardown_sysfs),
+		cmocka_unit_test_setup_teardown(test_uplink_sysfs_by_serial, setup_sysfs, teardown_sysfs),
+		cmocka_unit_test_setup_teardown(test_uplink_bad_params, setup_sysfs, teardown_sysfs),
+		cmocka_unit_test_setup_teardown(test_uplink_none, setup_sysfs, teardown_sysfs),
+		cmocka_unit_test_setup_teardown(test_uplink_cancelled, setup_sysfs, teardown_sysfs),
+		cmocka_unit_test_setup_teardown(test_uplink_gone, setup_sysfs, teardown_sysfs),
 		cmocka_unit_test_setup_teardown(test_usb_on_off_both_halves, setup_usb, teardown_usb),
 		cmocka_unit_test_setup_teardown(test_usb_inverted_usb2_hub, setup_usb, teardown_usb),
 		cmocka_unit_test_setup_teardown(test_usb_by_serial, setup_usb, teardown_usb),
@@ -561,8 +860,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_usb_missing, setup_usb, teardown_usb),
 		cmocka_unit_test_setup_teardown(test_usb_stall, setup_usb, teardown_usb),
 		cmocka_unit_test_setup_teardown(test_usb_timeout, setup_usb, teardown_usb),
+		cmocka_unit_test_setup_teardown(test_uplink_usb, setup_usb, teardown_usb),
+		cmocka_unit_test_setup_teardown(test_uplink_usb_refused, setup_usb, teardown_usb),
+		cmocka_unit_test_setup_teardown(test_uplink_usb_timeout, setup_usb, teardown_usb),
 		cmocka_unit_test_setup_teardown(test_uhubctl_agrees, setup_usb, teardown_usb),
 		cmocka_unit_test_setup_teardown(test_uhubctl_sysfs_agrees, setup_usb, teardown_usb),
+		cmocka_unit_test_setup_teardown(test_uhubctl_uplink, setup_usb, teardown_usb),
 	};
 	int *idx[] = { &hub3_u2, &hub3_u3, &hub2, &ganged, &nops, &kernel6 };
 	int rc;

@@ -2,8 +2,9 @@
 /*
  * The network role: how the host reaches the DUT (for SSH) and how its uplink is cut.
  *   host:   a fixed address or name, or the DUT's lease in a dnsmasq lease file; cut and
- *           restore are commands from the rig file (a managed switch, a USB network
- *           adapter's hub port through uhubctl, an iptables rule).
+ *           restore are commands from the rig file (a managed switch, an iptables rule),
+ *           or VBUS of the hub port a USB network adapter in the uplink hangs on, switched
+ *           by the uhub power back-end's code (rig_hubport_*(), drivers/uhub.c).
  *   vboard: the virtual board (testcases/virtual/rigor-vboard --net): a line protocol on a
  *           unix socket; the board forwards a loopback port to the guest's SSH server and
  *           switches the guest's NIC link through QMP.
@@ -37,7 +38,15 @@ struct net_conf {
 	char *mac;
 	char *cut;
 	char *restore;
+	char *uplink_hub;        /* ...or the hub port of a USB network adapter */
+	char *uplink_hub_serial;
+	int uplink_port;
 	char *path;      /* vboard */
+};
+
+struct host_priv {
+	bool hub;                /* the uplink is switched at a hub port */
+	struct rig_hubport uplink;
 };
 
 struct sim_priv {
@@ -91,6 +100,30 @@ static int lease_lookup(struct rig_part *p, const struct net_conf *c, char *host
 	return copy_host(p, host, len, best);
 }
 
+/* The uplink's hub port, if the rig file names one: found and checked now, as power = uhub. */
+static int host_open_hub(struct rig_part *p)
+{
+	const struct net_conf *c = p->conf;
+	struct host_priv *pv = p->priv;
+	const struct rig_hubport_conf hc = {
+		.hub = c->uplink_hub, .serial = c->uplink_hub_serial, .port = c->uplink_port,
+		.hub_key = "uplink_hub", .serial_key = "uplink_hub_serial", .port_key = "uplink_port",
+	};
+
+	if (!c->uplink_hub && !c->uplink_hub_serial && !c->uplink_port)
+		return 0;
+	if (c->cut)
+		return rig_part_fail(p, RIG_E_INVAL,
+				     "give either cut and restore commands or uplink_hub (or uplink_hub_serial) with uplink_port, not both");
+	if (!c->uplink_port && (c->uplink_hub || c->uplink_hub_serial))
+		return rig_part_fail(p, RIG_E_INVAL,
+				     "%s needs uplink_port = N: the port of that hub the USB network adapter is on (1-based, as uhubctl -p counts)",
+				     c->uplink_hub ? "uplink_hub" : "uplink_hub_serial");
+	pv->hub = true;
+	return rig_hubport_init(p, &pv->uplink, &hc,
+				rig_ctx_clamp(rig_part_ctx(p), p->common.timeout_ms));
+}
+
 static int host_open(struct rig_part *p)
 {
 	const struct net_conf *c = p->conf;
@@ -102,7 +135,7 @@ static int host_open(struct rig_part *p)
 		return rig_part_fail(p, RIG_E_INVAL, "lease_file needs the DUT's mac = \"xx:xx:xx:xx:xx:xx\"");
 	if (!c->cut != !c->restore)
 		return rig_part_fail(p, RIG_E_INVAL, "give both cut and restore commands, or neither");
-	return 0;
+	return host_open_hub(p);
 }
 
 static int host_address(struct rig_part *p, char *host, size_t len, int *port, int timeout_ms)
@@ -195,10 +228,13 @@ static int run_command(struct rig_part *p, const char *what, const char *cmd, in
 static int host_uplink(struct rig_part *p, bool up, int timeout_ms)
 {
 	const struct net_conf *c = p->conf;
+	const struct host_priv *pv = p->priv;
 
+	if (pv->hub)
+		return rig_hubport_set(p, &pv->uplink, up, timeout_ms);
 	if (!c->cut)
 		return rig_part_fail(p, RIG_E_NOTSUP,
-				     "cannot %s the uplink: the network entry has no commands for it (add cut = \"...\" and restore = \"...\")",
+				     "cannot %s the uplink: the network entry gives no way (add cut = \"...\" and restore = \"...\" commands, or uplink_hub = \"1-1\" and uplink_port = N for a USB network adapter on a switchable hub port)",
 				     up ? "restore" : "cut");
 	return run_command(p, up ? "restore" : "cut", up ? c->restore : c->cut, timeout_ms);
 }
@@ -314,6 +350,9 @@ static const struct rig_param host_params[] = {
 	{ "mac", RIG_P_STR, O(mac), false, "the DUT's MAC address, looked up in lease_file" },
 	{ "cut", RIG_P_STR, O(cut), false, "shell command that cuts the DUT's uplink" },
 	{ "restore", RIG_P_STR, O(restore), false, "shell command that restores it" },
+	{ "uplink_hub", RIG_P_STR, O(uplink_hub), false, "...or the location (\"1-1.4\") of a hub whose port powers a USB network adapter in the uplink" },
+	{ "uplink_hub_serial", RIG_P_STR, O(uplink_hub_serial), false, "...or that hub's serial number" },
+	{ "uplink_port", RIG_P_INT, O(uplink_port), false, "the hub port the adapter is on (1-based); cut switches its VBUS off" },
 	RIG_PARAMS_END
 };
 static const struct rig_param vboard_params[] = {
@@ -334,9 +373,11 @@ static const struct rig_network_ops sim_ops = { .address = sim_address, .uplink 
 const struct rig_backend rig_network_host = {
 	.role = RIG_ROLE_NETWORK,
 	.name = "host",
-	.help = "the DUT at a fixed address or name, or by its lease in a dnsmasq lease file; uplink cut/restore by commands",
+	.help = "the DUT at a fixed address or name, or by its lease in a dnsmasq lease file; uplink cut/restore by commands or a USB hub port",
+	.doc = "docs/hardware/uhub.md",
 	.params = host_params,
 	.conf_size = sizeof(struct net_conf),
+	.priv_size = sizeof(struct host_priv),
 	.open = host_open,
 	.ops.network = &host_ops,
 };

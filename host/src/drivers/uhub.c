@@ -15,8 +15,13 @@
  * one at the same port path on another bus. The state lives in the hub: nothing is held
  * open between calls. Hubs, their ports and the ports' attributes are all reached through
  * libudev (tests give it a fake /sys through umockdev's preload, UMOCKDEV_DIR).
+ *
+ * The hub lookup and the port switch are the rig_hubport_*() functions (internal.h), so the
+ * network role's uplink through a USB network adapter (drivers/network.c) switches its
+ * port with the same code as the power back-end here.
  */
 #define LOG_PREFIX "uhub"
+#include <assert.h>
 #include <errno.h>
 #include <libudev.h>
 #include <libusb.h>
@@ -28,8 +33,8 @@
 
 #include "../internal.h"
 
-#define LOC_MAX 40
-#define PATH_LEN (PATH_MAX + 64)
+#define LOC_MAX RIG_HUBPORT_LOC_MAX
+#define PATH_LEN RIG_HUBPORT_PATH_MAX
 
 /* Hub class requests (USB 2.0 11.24, USB 3.2 10.16). */
 #define DT_HUB 0x29
@@ -45,19 +50,6 @@ struct uhub_conf {
 	char *hub;                  /* location "1-1.4" */
 	struct rig_usb_match usb;   /* ...or the hub's serial number (usb_path: as hub) */
 	int port;
-};
-
-/* One logical hub and how its port is switched. */
-struct target {
-	char loc[LOC_MAX];
-	char port[PATH_LEN];     /* the port's sysfs device (its `disable`), "" = libusb */
-	bool usb3;               /* libusb: which wPortStatus bit is power */
-};
-
-struct uhub_priv {
-	libusb_context *usb;     /* only in libusb mode: the rig context's */
-	int n;                   /* logical hubs: 1, or 2 for a USB3 hub */
-	struct target t[2];
 };
 
 /* ---- sysfs ---- */
@@ -179,7 +171,8 @@ static int hubs_by_serial(struct rig_part *p, const char *serial, char loc[2][LO
  * Decide how @t's port is switched. @return 1 sysfs (t->port set), 0 libusb, or an error
  * (the hub's ports are in sysfs but @port is not one of them).
  */
-static int probe_sysfs(struct rig_part *p, struct target *t, int port, char *peer, size_t plen)
+static int probe_sysfs(struct rig_part *p, struct rig_hubport_half *t, int port, char *peer,
+		       size_t plen)
 {
 	struct udev *udev = udev_new();
 	struct udev_device *hub, *pd = NULL, *other;
@@ -225,7 +218,8 @@ out:
 	return rc;
 }
 
-static int sysfs_errno(struct rig_part *p, const struct target *t, int e, const char *what)
+static int sysfs_errno(struct rig_part *p, const struct rig_hubport_half *t, int e,
+		       const char *what)
 {
 	if (e == EACCES || e == EPERM)
 		return rig_part_fail(p, RIG_E_IO,
@@ -240,13 +234,13 @@ static int sysfs_errno(struct rig_part *p, const struct target *t, int e, const 
  * The port's device, new for each call: libudev caches attribute values in it, and the
  * hub (or uhubctl) may have switched the port since.
  */
-static struct udev_device *port_device(const struct target *t, struct udev **udev)
+static struct udev_device *port_device(const struct rig_hubport_half *t, struct udev **udev)
 {
 	*udev = udev_new();
 	return *udev ? udev_device_new_from_syspath(*udev, t->port) : NULL;
 }
 
-static int sysfs_set(struct rig_part *p, const struct target *t, bool on)
+static int sysfs_set(struct rig_part *p, const struct rig_hubport_half *t, bool on)
 {
 	struct udev *udev;
 	struct udev_device *pd = port_device(t, &udev);
@@ -258,7 +252,7 @@ static int sysfs_set(struct rig_part *p, const struct target *t, bool on)
 	return rc < 0 ? sysfs_errno(p, t, -rc, "write") : 0;
 }
 
-static int sysfs_get(struct rig_part *p, const struct target *t, bool *on)
+static int sysfs_get(struct rig_part *p, const struct rig_hubport_half *t, bool *on)
 {
 	struct udev *udev;
 	struct udev_device *pd = port_device(t, &udev);
@@ -313,8 +307,8 @@ static libusb_device *usb_find(struct rig_part *p, const char *loc,
 	return d.dev;
 }
 
-static int usb_open(struct rig_part *p, const struct target *t, libusb_device_handle **h,
-		    struct libusb_device_descriptor *desc)
+static int usb_open(struct rig_part *p, const struct rig_hubport_half *t,
+		    libusb_device_handle **h, struct libusb_device_descriptor *desc)
 {
 	libusb_device *dev = usb_find(p, t->loc, desc);
 	int rc;
@@ -328,7 +322,8 @@ static int usb_open(struct rig_part *p, const struct target *t, libusb_device_ha
 }
 
 /* Check the hub switches ports one by one and has @port; sets t->usb3. */
-static int usb_check_hub(struct rig_part *p, struct target *t, int port, int timeout_ms)
+static int usb_check_hub(struct rig_part *p, struct rig_hubport_half *t, int port,
+			 int timeout_ms)
 {
 	struct libusb_device_descriptor desc;
 	libusb_device_handle *h;
@@ -367,9 +362,9 @@ static int usb_check_hub(struct rig_part *p, struct target *t, int port, int tim
  * The other-generation half of the hub at @loc: same serial when the hub has one, else the
  * same port path on another bus. Fills @out and returns true when found.
  */
-static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t len)
+static bool usb_companion(struct rig_part *p, libusb_context *usb, const char *loc, char *out,
+			  size_t len)
 {
-	struct uhub_priv *pv = p->priv;
 	struct libusb_device_descriptor desc, d2;
 	libusb_device *dev = usb_find(p, loc, &desc), **list;
 	char serial[256] = "", s2[256], l2[LOC_MAX];
@@ -385,7 +380,7 @@ static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t
 	udev = udev_new();
 	if (!hub_serial(udev, loc, serial, sizeof(serial)))
 		serial[0] = 0;
-	n = libusb_get_device_list(pv->usb, &list);
+	n = libusb_get_device_list(usb, &list);
 	for (ssize_t i = 0; i < n; i++) {
 		const char *p2;
 
@@ -412,9 +407,9 @@ static bool usb_companion(struct rig_part *p, const char *loc, char *out, size_t
 	return found;
 }
 
-static int usb_set(struct rig_part *p, const struct target *t, bool on, int timeout_ms)
+static int usb_set(struct rig_part *p, const struct rig_hubport_half *t, int port, bool on,
+		   int timeout_ms)
 {
-	const struct uhub_conf *c = p->conf;
 	struct libusb_device_descriptor desc;
 	libusb_device_handle *h;
 	int rc = usb_open(p, t, &h, &desc);
@@ -423,16 +418,16 @@ static int usb_set(struct rig_part *p, const struct target *t, bool on, int time
 		return rc;
 	rc = libusb_control_transfer(h, LIBUSB_REQUEST_TYPE_CLASS | LIBUSB_RECIPIENT_OTHER,
 				     on ? LIBUSB_REQUEST_SET_FEATURE : LIBUSB_REQUEST_CLEAR_FEATURE,
-				     PORT_FEAT_POWER, (uint16_t)c->port, NULL, 0,
+				     PORT_FEAT_POWER, (uint16_t)port, NULL, 0,
 				     rig_usb_timeout(timeout_ms));
 	libusb_close(h);
 	return rc < 0 ? usb_fail(p, rc, t->loc, on ? "SetPortFeature(PORT_POWER)"
 				 : "ClearPortFeature(PORT_POWER)", timeout_ms) : 0;
 }
 
-static int usb_get(struct rig_part *p, const struct target *t, bool *on, int timeout_ms)
+static int usb_get(struct rig_part *p, const struct rig_hubport_half *t, int port, bool *on,
+		   int timeout_ms)
 {
-	const struct uhub_conf *c = p->conf;
 	struct libusb_device_descriptor desc;
 	libusb_device_handle *h;
 	unsigned char st[4];
@@ -442,7 +437,7 @@ static int usb_get(struct rig_part *p, const struct target *t, bool *on, int tim
 		return rc;
 	rc = libusb_control_transfer(h, LIBUSB_ENDPOINT_IN | LIBUSB_REQUEST_TYPE_CLASS |
 				     LIBUSB_RECIPIENT_OTHER, LIBUSB_REQUEST_GET_STATUS, 0,
-				     (uint16_t)c->port, st, sizeof(st), rig_usb_timeout(timeout_ms));
+				     (uint16_t)port, st, sizeof(st), rig_usb_timeout(timeout_ms));
 	libusb_close(h);
 	if (rc < 0)
 		return usb_fail(p, rc, t->loc, "GetPortStatus", timeout_ms);
@@ -452,120 +447,155 @@ static int usb_get(struct rig_part *p, const struct target *t, bool *on, int tim
 	return 0;
 }
 
-/* ---- the back-end ---- */
+/* ---- one hub port, for the power back-end below and the network role ---- */
 
-static int open_hubs(struct rig_part *p)
+int rig_hubport_init(struct rig_part *p, struct rig_hubport *hp, const struct rig_hubport_conf *c,
+		     int timeout_ms)
 {
-	const struct uhub_conf *c = p->conf;
-	struct uhub_priv *pv = p->priv;
 	char found[2][LOC_MAX], peer[LOC_MAX];
 	int rc, sys;
 
+	memset(hp, 0, sizeof(*hp));
 	if (c->port < 1 || c->port > 255)
-		return rig_part_fail(p, RIG_E_INVAL, "port must be 1..255 (as uhubctl -p counts), not %d",
-				     c->port);
-	const char *loc = c->hub ? c->hub : c->usb.port[0] ? c->usb.port : NULL;
-
-	if (c->usb.vid >= 0 || c->usb.nprops)
-		return rig_part_fail(p, RIG_E_INVAL, "a hub is named by its location (hub or usb_path) "
-				     "or usb_serial, not by vid_pid or udev properties");
-	if (!loc == !c->usb.serial[0] || (c->hub && c->usb.port[0]))
-		return rig_part_fail(p, RIG_E_INVAL, "name the hub by exactly one of hub (location "
-				     "like \"1-1.4\") or usb_serial");
-	if (loc) {
-		if (!rig_usb_port_valid(loc))
+		return rig_part_fail(p, RIG_E_INVAL,
+				     "%s must be 1..255 (the hub's port, as uhubctl -p counts), not %d",
+				     c->port_key, c->port);
+	if (!c->hub == !c->serial)
+		return rig_part_fail(p, RIG_E_INVAL, "name the hub by exactly one of %s (location "
+				     "like \"1-1.4\") or %s", c->hub_key, c->serial_key);
+	hp->port = c->port;
+	if (c->hub) {
+		if (!rig_usb_port_valid(c->hub))
 			return rig_part_fail(p, RIG_E_INVAL,
-					     "hub must be a USB location like \"1-1.4\" (see `uhubctl` or `lsusb -t`), not '%s'",
-					     loc);
-		if (!fmt(pv->t[0].loc, LOC_MAX, "%s", loc))
-			return rig_part_fail(p, RIG_E_INVAL, "hub location '%s' is too long", loc);
-		pv->n = 1;
+					     "%s must be a USB location like \"1-1.4\" (see `uhubctl` or `lsusb -t`), not '%s'",
+					     c->hub_key, c->hub);
+		if (!fmt(hp->t[0].loc, LOC_MAX, "%s", c->hub))
+			return rig_part_fail(p, RIG_E_INVAL, "hub location '%s' is too long", c->hub);
+		hp->n = 1;
 	} else {
-		rc = hubs_by_serial(p, c->usb.serial, found);
+		rc = hubs_by_serial(p, c->serial, found);
 		if (rc < 0)
 			return rc;
 		if (rc == 0)
-			return rig_part_fail(p, RIG_E_NODEV, "no USB hub with usb_serial=%s",
-					     c->usb.serial);
+			return rig_part_fail(p, RIG_E_NODEV,
+					     "no USB hub with %s=%s (list hubs and their serials with `uhubctl` or `lsusb -v`)",
+					     c->serial_key, c->serial);
 		if (rc > 2)
 			return rig_part_fail(p, RIG_E_INVAL,
-					     "%d hubs have usb_serial=%s (%s, %s, ...): use hub = location",
-					     rc, c->usb.serial, found[0], found[1]);
-		pv->n = rc;
+					     "%d hubs have %s=%s (%s, %s, ...): name it by %s = location",
+					     rc, c->serial_key, c->serial, found[0], found[1], c->hub_key);
+		hp->n = rc;
 		for (int i = 0; i < rc; i++)
-			fmt(pv->t[i].loc, LOC_MAX, "%s", found[i]);
+			fmt(hp->t[i].loc, LOC_MAX, "%s", found[i]);
 	}
 
 	/* sysfs first: the port's disable attribute, and its peer for the companion. */
-	sys = probe_sysfs(p, &pv->t[0], c->port, peer, sizeof(peer));
+	sys = probe_sysfs(p, &hp->t[0], c->port, peer, sizeof(peer));
 	if (sys < 0)
 		return sys;
-	if (pv->n == 1 && peer[0]) {
-		snprintf(pv->t[1].loc, LOC_MAX, "%s", peer);
-		pv->n = 2;
+	if (hp->n == 1 && peer[0]) {
+		snprintf(hp->t[1].loc, LOC_MAX, "%s", peer);
+		hp->n = 2;
 	}
-	if (pv->n == 2) {
-		rc = probe_sysfs(p, &pv->t[1], c->port, peer, sizeof(peer));
+	if (hp->n == 2) {
+		rc = probe_sysfs(p, &hp->t[1], c->port, peer, sizeof(peer));
 		if (rc < 0)
 			return rc;
 		sys += rc;
 	}
-	if (sys == pv->n) {
-		rig_dbg(rig_part_ctx(p), "%s port %d through sysfs%s%s", pv->t[0].loc, c->port,
-			pv->n == 2 ? ", with its companion " : "", pv->n == 2 ? pv->t[1].loc : "");
+	if (sys == hp->n) {
+		rig_dbg(rig_part_ctx(p), "%s port %d through sysfs%s%s", hp->t[0].loc, c->port,
+			hp->n == 2 ? ", with its companion " : "", hp->n == 2 ? hp->t[1].loc : "");
 		return 0;
 	}
 
 	/* libusb for all of them: one way to switch the two halves. */
 	for (int i = 0; i < 2; i++)
-		pv->t[i].port[0] = 0;
-	rc = rig_usb_ctx(rig_part_ctx(p), &pv->usb);
+		hp->t[i].port[0] = 0;
+	rc = rig_usb_ctx(rig_part_ctx(p), &hp->usb);
 	if (rc < 0)
 		return rig_part_fail(p, rc, "cannot initialise libusb: %s", rig_strerror(rc));
-	if (pv->n == 1 && usb_companion(p, pv->t[0].loc, pv->t[1].loc, LOC_MAX))
-		pv->n = 2;
-	for (int i = 0; i < pv->n; i++) {
-		rc = usb_check_hub(p, &pv->t[i], c->port,
-				   rig_ctx_clamp(rig_part_ctx(p), p->common.timeout_ms));
+	if (hp->n == 1 && usb_companion(p, hp->usb, hp->t[0].loc, hp->t[1].loc, LOC_MAX))
+		hp->n = 2;
+	for (int i = 0; i < hp->n; i++) {
+		rc = usb_check_hub(p, &hp->t[i], c->port, timeout_ms);
 		if (rc < 0)
 			return rc;
 	}
-	rig_dbg(rig_part_ctx(p), "%s port %d through libusb%s%s", pv->t[0].loc, c->port,
-		pv->n == 2 ? ", with its companion " : "", pv->n == 2 ? pv->t[1].loc : "");
+	rig_dbg(rig_part_ctx(p), "%s port %d through libusb%s%s", hp->t[0].loc, c->port,
+		hp->n == 2 ? ", with its companion " : "", hp->n == 2 ? hp->t[1].loc : "");
 	return 0;
 }
 
-static int uhub_open(struct rig_part *p)
+int rig_hubport_set(struct rig_part *p, const struct rig_hubport *hp, bool on, int timeout_ms)
 {
-	return open_hubs(p);
-}
-
-static int uhub_set(struct rig_part *p, bool on, int timeout_ms)
-{
-	struct uhub_priv *pv = p->priv;
 	int rc = 0;
 
-	for (int i = 0; i < pv->n && rc == 0; i++)
-		rc = pv->t[i].port[0] ? sysfs_set(p, &pv->t[i], on)
-					 : usb_set(p, &pv->t[i], on, timeout_ms);
+	assert(hp->n > 0);
+	/*
+	 * Hub requests cannot be interrupted, so the cancel flag is seen before the first;
+	 * once begun, both halves of a USB3 hub are switched (each bounded by @timeout_ms),
+	 * never only one, which would leave VBUS up.
+	 */
+	if (rig_ctx_cancelled(rig_part_ctx(p)))
+		return rig_part_fail(p, RIG_E_INTR, "hub %s port %d: interrupted before switching",
+				     hp->t[0].loc, hp->port);
+	for (int i = 0; i < hp->n && rc == 0; i++)
+		rc = hp->t[i].port[0] ? sysfs_set(p, &hp->t[i], on)
+				      : usb_set(p, &hp->t[i], hp->port, on, timeout_ms);
 	return rc;
 }
 
 /* VBUS is up while either half of a USB3 hub powers the port. */
-static int uhub_get(struct rig_part *p, bool *on, int timeout_ms)
+int rig_hubport_get(struct rig_part *p, const struct rig_hubport *hp, bool *on, int timeout_ms)
 {
-	struct uhub_priv *pv = p->priv;
 	bool any = false, v = false;
 	int rc = 0;
 
-	for (int i = 0; i < pv->n && rc == 0; i++) {
-		rc = pv->t[i].port[0] ? sysfs_get(p, &pv->t[i], &v)
-					 : usb_get(p, &pv->t[i], &v, timeout_ms);
+	assert(hp->n > 0);
+	if (rig_ctx_cancelled(rig_part_ctx(p)))
+		return rig_part_fail(p, RIG_E_INTR, "hub %s port %d: interrupted", hp->t[0].loc,
+				     hp->port);
+	for (int i = 0; i < hp->n && rc == 0; i++) {
+		rc = hp->t[i].port[0] ? sysfs_get(p, &hp->t[i], &v)
+				      : usb_get(p, &hp->t[i], hp->port, &v, timeout_ms);
 		any = any || v;
 	}
 	if (rc == 0)
 		*on = any;
 	return rc;
+}
+
+/* ---- the power back-end ---- */
+
+static int uhub_open(struct rig_part *p)
+{
+	const struct uhub_conf *c = p->conf;
+	const struct rig_hubport_conf hc = {
+		.hub = c->hub ? c->hub : c->usb.port[0] ? c->usb.port : NULL,
+		.serial = c->usb.serial[0] ? c->usb.serial : NULL,
+		.port = c->port,
+		.hub_key = "hub", .serial_key = "usb_serial", .port_key = "port",
+	};
+
+	if (c->usb.vid >= 0 || c->usb.nprops)
+		return rig_part_fail(p, RIG_E_INVAL, "a hub is named by its location (hub or usb_path) "
+				     "or usb_serial, not by vid_pid or udev properties");
+	if (c->hub && c->usb.port[0])
+		return rig_part_fail(p, RIG_E_INVAL, "name the hub by exactly one of hub (location "
+				     "like \"1-1.4\") or usb_serial; usb_path is the same as hub");
+	return rig_hubport_init(p, p->priv, &hc,
+				rig_ctx_clamp(rig_part_ctx(p), p->common.timeout_ms));
+}
+
+static int uhub_set(struct rig_part *p, bool on, int timeout_ms)
+{
+	return rig_hubport_set(p, p->priv, on, timeout_ms);
+}
+
+static int uhub_get(struct rig_part *p, bool *on, int timeout_ms)
+{
+	return rig_hubport_get(p, p->priv, on, timeout_ms);
 }
 
 #define P(f) offsetof(struct uhub_conf, f)
@@ -586,7 +616,7 @@ const struct rig_backend rig_power_uhub = {
 	.doc = "docs/hardware/uhub.md",
 	.params = uhub_params,
 	.conf_size = sizeof(struct uhub_conf),
-	.priv_size = sizeof(struct uhub_priv),
+	.priv_size = sizeof(struct rig_hubport),
 	.open = uhub_open,
 	.ops.power = &uhub_power_ops,
 };
