@@ -34,7 +34,7 @@ start() { sfdisk -J "$1" | python3 -c "import json,sys; p=json.load(sys.stdin)['
 ext_cat() { debugfs -R "cat $3" "$1?offset=$(start "$1" "$2")" 2>/dev/null; }
 fat() { echo "$1@@$(start "$1" 1)"; }
 
-echo "1..30"
+echo "1..34"
 
 # Partition table: dos, 1 FAT16 bootable, 2/3 Linux, 4 extended, 5/6 Linux.
 sfdisk -J "$IMG10" >"$T/pt.json"
@@ -124,6 +124,32 @@ check "rootA: agent, stage-2 init, update and rollback tools, busybox, udhcpc sc
 	done"
 debugfs -R 'dump /usr/bin/rigor-agent '"$T/agent" "$IMG10?offset=$(start "$IMG10" 2)" >/dev/null 2>&1
 check "the agent on rootA is static (runs in the initramfs-less root)" sh -c "LC_ALL=C ldd '$T/agent' 2>&1 | grep -q 'not a dynamic'"
+# Debian programs copied with their libraries (build.sh add_debian): every library they
+# name (DT_NEEDED) is in the image where the loader looks
+R2="$IMG10?offset=$(start "$IMG10" 2)"
+check "rootA: tune2fs, chronyd, chronyc, dropbear and every library they need" sh -c "
+	for f in /sbin/tune2fs /usr/sbin/chronyd /usr/bin/chronyc /usr/sbin/dropbear /usr/bin/dropbearkey; do
+		debugfs -R \"dump \$f $T/prog\" '$R2' >/dev/null 2>&1 && test -s '$T/prog' || { echo missing \$f; exit 1; }
+		for lib in \$(readelf -d '$T/prog' | sed -n 's/.*(NEEDED).*\\[\\(.*\\)\\]/\\1/p'); do
+			debugfs -R \"stat /lib/x86_64-linux-gnu/\$lib\" '$R2' 2>/dev/null | grep -q 'Type: regular' ||
+				{ echo \"\$f needs \$lib, not in the image\"; exit 1; }
+		done
+		rm -f '$T/prog'
+	done"
+check "rootA: /etc/hostname, /etc/resolv.conf and /var/log are links into /run (set at boot)" sh -c "
+	for l in /etc/hostname:/run/hostname /etc/resolv.conf:/run/resolv.conf /var/log:/run/log; do
+		debugfs -R \"stat \${l%%:*}\" '$R2' 2>/dev/null | grep -q \"Fast link dest: \\\"\${l#*:}\\\"\" ||
+			{ echo \"\${l%%:*} is not a link to \${l#*:}\"; exit 1; }
+	done"
+(cd "$T" && mkdir -p ird && cd ird && gzip -dc "$T/initrd.img" | cpio -i -d --quiet bin/e2fsck 2>/dev/null)
+check "initrd: a static e2fsck (the initramfs checks the ext partitions before mounting them)" sh -c "
+	test -x '$T/ird/bin/e2fsck' && LC_ALL=C ldd '$T/ird/bin/e2fsck' 2>&1 | grep -q 'not a dynamic'"
+jr=
+for i in 2 3 5 6; do
+	dumpe2fs -h "$IMG10?offset=$(start "$IMG10" $i)" 2>/dev/null | grep -q '^Filesystem features:.*has_journal' &&
+		jr="$jr $i"
+done
+check "state and data have a journal, the root slots none (with one:${jr:- none})" test "$jr" = " 5 6"
 fsck=
 for i in 2 3 5 6; do
 	e2fsck -fn "$IMG10?offset=$(start "$IMG10" $i)" >/dev/null 2>&1 || fsck="$fsck $i"
