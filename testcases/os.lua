@@ -22,14 +22,15 @@
 -- balena os-suite checks with an equivalent here (docs/coverage.md): os-release, uptime,
 -- issue, under-voltage (made a hard check from the rig's own telemetry), config-json
 -- (hostname, ntpServers, dnsServers, persistentLogging), overlap_test, fingerprint, fsck,
--- udev by-state links, swap (zram), purge-data, connectivity (wired).
+-- udev by-state links, swap (zram), purge-data, connectivity (wired), chrony.
 --
 -- Environment: RIGOR_OS_IMAGE (default build/os/rigor-os-1.0.img),
 -- RIGOR_BOOT_TIMEOUT_MS (power-on to login prompt, default 120000), RIGOR_OS_HOSTNAME
 -- (default rigor-<rig name>-NNNN), RIGOR_SUPPLY_MV (the DUT supply's rating, default 5000),
 -- RIGOR_SUPPLY_TOLERANCE_PCT (how far below it the supply may sag, default 5: USB's 4.75 V),
 -- RIGOR_CONNECTIVITY_URL (what each wired interface fetches, default config.json's
--- apiEndpoint + /ping).
+-- apiEndpoint + /ping), RIGOR_NTP_SERVER (an NTP server the DUT reaches; unset: the
+-- chrony case is SKIPPED).
 local t = require "rigor.test"
 local core = require "rigor.core"
 local testos = require "rigor.testos"
@@ -318,6 +319,48 @@ s:case("config.json settings applied after a reboot (hostname, ntpServers, dnsSe
 	A.eq(sh(rig, "hostname"), name, "hostname after the second reboot")
 end)
 
+-- balena os suite "chrony" (tests/chrony): chronyd runs; the system clock is synchronized
+-- (balena: `timedatectl` "System clock synchronized: yes", within 2 min); `chronyc sources
+-- -n` marks a source selected ("^*"). The DUT needs an NTP server it can reach: the rig's
+-- RIGOR_NTP_SERVER, set in config.json ntpServers (the virtual rig's board answers NTP when
+-- it can have UDP port 123, as root; scripts/virtual-rig exports it then).
+local NTP_SERVER = os.getenv("RIGOR_NTP_SERVER") or ""
+s:case("chrony: running, synchronized, a selected source (the rig's NTP server)", { timeout = 2 * BOOT_MS + 180000 },
+	function(rig)
+	if not image.balena then t.skip(not_balena() .. ": no config.json ntpServers") end
+	if NTP_SERVER == "" then
+		t.skip("no NTP server for the DUT: set RIGOR_NTP_SERVER (the virtual rig sets it when its board can serve UDP port 123, as root)")
+	end
+	boot(rig)
+	login(rig)
+	if not testos.ntp_sources(rig) then t.skip("no chronyc on the device") end
+	testos.edit_config(rig, function(c) c.ntpServers = NTP_SERVER end)
+	t.log("config.json ntpServers %s; the device reboots (%.1f s to a shell)", NTP_SERVER, testos.reboot(rig))
+	A.eq(sh(rig, "if command -v systemctl >/dev/null; then systemctl is-active chronyd; " ..
+		"else pidof chronyd >/dev/null && echo active; fi; true"), "active", "chronyd runs")
+	-- synchronized: timedatectl where the image has it (balena's check), else chrony's own
+	-- word (a reference and a normal leap status)
+	local synced, tracking = false, ""
+	local t_end = core.now_ms() + 120000
+	repeat
+		if sh(rig, "command -v timedatectl >/dev/null && echo yes || echo no") == "yes" then
+			tracking = sh(rig, "timedatectl | grep 'System clock'; true")
+			synced = tracking:find("synchronized: yes", 1, true) ~= nil
+		else
+			tracking = sh(rig, "chronyc -n tracking 2>&1")
+			synced = tracking:match("Leap status%s*:%s*Normal") ~= nil and
+				not tracking:match("Reference ID%s*:%s*00000000")
+		end
+		if not synced then core.sleep(2000) end
+	until synced or core.now_ms() >= t_end
+	A.ok(synced, "the clock is not synchronized within 120 s: " .. tracking)
+	local src = testos.ntp_sources(rig)
+	local sel = src:match("\n(%^%*[^\n]*)")
+	A.ok(sel, "no selected source (^*) in chronyc sources: " .. src)
+	A.ok(sel:find(NTP_SERVER, 1, true), "the selected source is not " .. NTP_SERVER .. ": " .. sel)
+	t.log("synchronized: %s", sel)
+end)
+
 -- balena os suite "connectivity" (tests/connectivity): each wired interface fetches a page
 -- (`curl --interface IF`). Here each wired interface (a device, not wireless) is up, routes
 -- to the API and fetches its /ping ("OK"): with curl --interface where the image has curl,
@@ -343,6 +386,10 @@ s:case("wired connectivity: every wired interface reaches the API", function(rig
 		"[ ! -e $d/phy80211 ] && echo ${d##*/}; done; true"):gmatch("%S+") do ifs[#ifs + 1] = i end
 	A.ok(#ifs > 0, "no wired network interface on the device")
 	for _, i in ipairs(ifs) do
+		-- the login prompt can come before DHCP is done (systemd-networkd): up to 30 s for a
+		-- link and a route to the API through this interface
+		sh(rig, "n=0; while [ $n -lt 30 ] && ! { [ \"$(cat /sys/class/net/" .. i .. "/operstate)\" = up ] && " ..
+			"ip route get " .. host .. " 2>/dev/null | grep -q ' dev " .. i .. " '; }; do sleep 1; n=$((n + 1)); done", 40000)
 		A.eq(sh(rig, "cat /sys/class/net/" .. i .. "/operstate"), "up", i .. " is up")
 		local out = sh(rig, "if command -v curl >/dev/null; then curl -fsS -m 10 --interface " .. i .. " '" ..
 			url .. "'; else ip route get " .. host .. " | grep -q ' dev " .. i .. " ' && timeout 15 wget -q -O - '" ..

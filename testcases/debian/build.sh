@@ -25,7 +25,7 @@ die() {
 
 # The packages beyond the minbase variant (Essential: yes and apt).
 PKGS="systemd-sysv udev kmod linux-image-amd64 initramfs-tools zstd openssh-server procps
-iproute2"
+iproute2 curl"
 
 # The kernel modules of hardware a virtio machine does not have (about half the kernel's
 # 400 MB). dpkg matches the package's own paths (/lib/modules in bookworm's packages).

@@ -38,6 +38,7 @@ demo-debian: $(BUILD)/rigor $(FW_SIM) $(DEBIAN_IMAGE)
 	trap 'scripts/virtual-rig stop $(DEMO_DEBIAN_DIR)' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	. $(DEMO_DEBIAN_DIR)/env; \
 	export RIGOR_OS_IMAGE=$(DEBIAN_IMAGE) RIGOR_BOOT_TIMEOUT_MS=$(DEMO_DEBIAN_BOOT_MS); \
+	export RIGOR_CONNECTIVITY_URL=$${RIGOR_VIRTUAL_GUEST_API:-http://10.0.2.2:48484}/ping; \
 	start=$$(date +%s.%N); \
 	$(BUILD)/rigor --rig rigs/virtual.lua run testcases/os.lua \
 		--junit $(DEMO_DEBIAN)/junit.xml --tap $(DEMO_DEBIAN)/results.tap --json $(DEMO_DEBIAN)/results.json \

@@ -227,4 +227,56 @@ for sig in HUP TERM; do
 	pins "power=0 mux=dut buttons=1000"
 	[ $sig = HUP ] && vb_start --watchdog-ms 500
 done
+
+# NTP (--ntp-file): an SNTP client request gets a server reply with the host's clock, on a
+# free port here (the guest's port 123 needs 127.0.0.1:123, root)
+port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+vb_start --api-port 1 --ntp-file "$T/ntp" --ntp-port "$port"
+[ "$(cat "$T/ntp" 2>/dev/null)" = 10.0.2.254 ] && ok "--ntp-file names the guest's server, 10.0.2.254 (slirp's host with --api-port)" ||
+	nok "--ntp-file names the guest's server, 10.0.2.254 (slirp's host with --api-port)" "$(cat "$T/ntp" "$T/vb.log" 2>&1)"
+if python3 - "$port" >"$T/ntp.out" 2>&1 <<'EOF2'
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+t0 = time.time()
+req = bytearray(48)
+req[0] = (4 << 3) | 3                       # VN 4, mode 3 (client)
+req[2] = 6                                  # poll 2^6 s
+req[40:48] = struct.pack("!II", 0x12345678, 0x9abcdef0)   # our transmit time, echoed
+s.sendto(req, ("127.0.0.1", int(sys.argv[1])))
+rep, _ = s.recvfrom(512)
+t1 = time.time()
+assert len(rep) == 48, len(rep)
+assert rep[0] == (4 << 3) | 4, "LI/VN/mode %#x" % rep[0]
+assert rep[1] == 1 and rep[2] == 6, "stratum %d, poll %d" % (rep[1], rep[2])
+assert rep[12:16] == b"RIGR", rep[12:16]
+assert rep[24:32] == bytes(req[40:48]), "originate %r" % rep[24:32]
+for name, off in (("reference", 16), ("receive", 32), ("transmit", 40)):
+    sec, frac = struct.unpack("!II", rep[off:off + 8])
+    t = sec - 2208988800 + frac / 2**32
+    assert t0 - 1 <= t <= t1 + 1, "%s %f not within [%f, %f]" % (name, t, t0, t1)
+s.sendto(bytes(48), ("127.0.0.1", int(sys.argv[1])))   # mode 0: not a client, no answer
+s.settimeout(0.5)
+try:
+    s.recvfrom(512)
+    raise SystemExit("answered a request that is not a client's")
+except socket.timeout:
+    pass
+EOF2
+then ok "NTP: a client request gets stratum 1, its transmit time echoed, the host's clock; a non-client packet nothing"
+else nok "NTP: a client request gets stratum 1, its transmit time echoed, the host's clock; a non-client packet nothing" "$(cat "$T/ntp.out")"; fi
+kill $vbpid
+wait $vbpid
+vbpid=
+# the port already taken without SO_REUSEPORT: an empty file, and the board still runs
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", int(sys.argv[1]))); time.sleep(30)' "$port" &
+holder=$!
+sleep 0.5
+vb_start --ntp-file "$T/ntp2" --ntp-port "$port"
+[ -f "$T/ntp2" ] && [ ! -s "$T/ntp2" ] && alive "$vbpid" && grep -q "ntp: cannot serve" "$T/vb.log" &&
+	ok "a port it cannot have: an empty --ntp-file, the reason in its log, the board runs on" ||
+	nok "a port it cannot have: an empty --ntp-file, the reason in its log, the board runs on" "$(cat "$T/vb.log")"
+kill $holder 2>/dev/null
+wait $holder 2>/dev/null
 tap_done
