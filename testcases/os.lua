@@ -195,6 +195,12 @@ s:case("fingerprint, by-state links and zram swap", function(rig)
 	end
 	A.ne(sh(rig, "readlink -f /dev/disk/by-state/active"), sh(rig, "readlink -f /dev/disk/by-state/inactive"),
 		"active and inactive slots differ")
+	-- balena's udev test also greps udevd's messages for "Failed to substitute variable"
+	-- (its rules scanning ramdisks, zram and loop devices for a root); that udevd runs is
+	-- checked first, so that no messages because no udevd cannot pass
+	A.eq(sh(rig, "udevadm control --ping 2>&1 && echo running; true"), "running", "udevd answers")
+	A.eq(sh(rig, "{ journalctl -u systemd-udevd.service 2>/dev/null || cat /var/log/messages; } | " ..
+		"grep -c 'Failed to substitute variable'; true"), "0", "udevd's substitution failures")
 	local swaps = sh(rig, "tail -n +2 /proc/swaps")
 	local dev, kib, n = nil, nil, 0
 	for line in (swaps .. "\n"):gmatch("([^\n]*)\n") do
@@ -284,9 +290,11 @@ end)
 --   configured one in its place;
 -- - persistentLogging: balena counts `journalctl --list-boots` over two reboots; here it
 --   is switched on by the change, so the first boot keeps one record (nothing was kept
---   while it was off) and the next reboot adds one.
--- udevRules and the NetworkManager keys need udev and NetworkManager (docs/coverage.md).
-s:case("config.json settings applied after a reboot (hostname, ntpServers, dnsServers, persistentLogging)",
+--   while it was off) and the next reboot adds one;
+-- - os.udevRules: balena's rule `ENV{ID_FS_LABEL_ENC}=="resin-boot", SYMLINK+="disk/test"`
+--   makes /dev/disk/test the boot partition.
+-- The NetworkManager keys need NetworkManager (docs/coverage.md).
+s:case("config.json settings applied after a reboot (hostname, ntpServers, dnsServers, udevRules, persistentLogging)",
 	{ timeout = 3 * BOOT_MS + 90000 }, function(rig)
 	if not image.balena then t.skip(not_balena()) end
 	boot(rig)
@@ -296,8 +304,11 @@ s:case("config.json settings applied after a reboot (hostname, ntpServers, dnsSe
 		table.concat(dns, " "))
 	local name = string.format("rigor-cfg-%04d", core.now_ms() % 10000)
 	local NTP, DNS = "192.0.2.123", "8.8.4.4"   -- TEST-NET-1: never answers, never resolves
+	local rule = 'ENV{ID_FS_LABEL_ENC}=="' .. label_prefix() .. '-boot", SYMLINK+="disk/test"'
 	testos.edit_config(rig, function(c)
 		c.hostname, c.ntpServers, c.dnsServers, c.persistentLogging = name, NTP, DNS, true
+		if type(c.os) ~= "table" then c.os = {} end
+		c.os.udevRules = { ["99"] = rule }
 	end)
 	t.log("config.json: hostname %s, ntpServers %s, dnsServers %s, persistentLogging true; " ..
 		"the device reboots (%.1f s to a shell)", name, NTP, DNS, testos.reboot(rig))
@@ -312,6 +323,14 @@ s:case("config.json settings applied after a reboot (hostname, ntpServers, dnsSe
 	dns = testos.dns_servers(rig)
 	A.eq(dns[1], DNS, "the first DNS server with dnsServers " .. DNS .. ": " .. table.concat(dns, " "))
 	for _, a in ipairs(dns) do A.ne(a, "8.8.8.8", "the default DNS server with dnsServers set") end
+	-- udevRules: balena's rule links the boot partition as /dev/disk/test
+	-- (balena: `readlink -e`; busybox's readlink has only -f, so the link must exist first)
+	local function target(l)
+		return sh(rig, "if [ -b " .. l .. " ]; then readlink -f " .. l .. "; else echo none; fi")
+	end
+	local link, want = target("/dev/disk/test"), target("/dev/disk/by-label/" .. label_prefix() .. "-boot")
+	A.ok(want:match("^/dev/%w+$"), "/dev/disk/by-label/" .. label_prefix() .. "-boot: " .. want)
+	A.eq(link, want, "os.udevRules' /dev/disk/test")
 	local first = testos.boots_logged(rig)
 	A.eq(first, 1, "boots in the persistent log on the first boot with persistentLogging")
 	t.log("the device reboots again (%.1f s to a shell)", testos.reboot(rig))

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 # Builds the pieces of the rigor test OS without root or loop devices (docs/os-image.md).
 # Called by testcases/os/os.mk:
-#   build.sh kernel CACHE OUT         fetch linux-image-6.1*-amd64 and chrony (apt-get
+#   build.sh kernel CACHE OUT         fetch linux-image-6.1*-amd64, chrony and udev (apt-get
 #                                     download, cached) and extract OUT/vmlinuz,
-#                                     OUT/modules/*.ko and OUT/chrony/usr/{sbin/chronyd,bin/chronyc}
+#                                     OUT/modules/*.ko, OUT/chrony/usr/{sbin/chronyd,bin/chronyc}
+#                                     and OUT/udev/{bin/udevadm,lib/udev/rules.d/*}
 #   build.sh initrd KERNEL OUT.img    busybox-static + e2fsck-static + modules + initramfs/init
 #   build.sh image OUT.img VERSION KERNEL INITRD AGENT [flasher PAYLOAD.img]
 #                                     a UEFI A/B disk image: GRUB (grub-mkstandalone) as
@@ -55,6 +56,9 @@ cmd_kernel() {
 	# chrony, balenaOS's NTP client (config.json ntpServers): only its programs are used,
 	# the libraries come from the build machine (add_debian)
 	chrony=$(fetch_deb "$cache" 'chrony_*_amd64.deb' chrony)
+	# udev, for device links and config.json os.udevRules: udevadm (also systemd-udevd) and
+	# the rules for block devices; not the network-naming rules (eth0 stays eth0)
+	udev=$(fetch_deb "$cache" 'udev_*_amd64.deb' udev)
 	rm -rf "$out.tmp" && mkdir -p "$out.tmp/x" "$out.tmp/modules"
 	pats=
 	for m in $MODULES; do pats="$pats */$m.ko"; done
@@ -72,6 +76,11 @@ cmd_kernel() {
 	mkdir -p "$out.tmp/chrony"
 	dpkg-deb --fsys-tarfile "$chrony" | tar -x -C "$out.tmp/chrony" ./usr/sbin/chronyd ./usr/bin/chronyc
 	[ -x "$out.tmp/chrony/usr/sbin/chronyd" ] || die "no chronyd in $chrony"
+	mkdir -p "$out.tmp/udev"
+	dpkg-deb --fsys-tarfile "$udev" | tar -x -C "$out.tmp/udev" ./bin/udevadm \
+		./lib/udev/rules.d/50-udev-default.rules ./lib/udev/rules.d/60-block.rules \
+		./lib/udev/rules.d/60-persistent-storage.rules
+	[ -x "$out.tmp/udev/bin/udevadm" ] || die "no udevadm in $udev"
 	rm -rf "$out.tmp/x" "$out"
 	mv "$out.tmp" "$out"
 	echo "build.sh: kernel $(cat "$out/release") from $(basename "$deb"), chrony from $(basename "$chrony")"
@@ -110,7 +119,11 @@ make_rootfs() {
 	done
 	install -m 755 "$agent" "$r/usr/bin/rigor-agent"
 	add_debian "$r" /usr/sbin/dropbear /usr/bin/dropbearkey /sbin/tune2fs \
-		"$kd/chrony/usr/sbin/chronyd:/usr/sbin/chronyd" "$kd/chrony/usr/bin/chronyc:/usr/bin/chronyc"
+		"$kd/chrony/usr/sbin/chronyd:/usr/sbin/chronyd" "$kd/chrony/usr/bin/chronyc:/usr/bin/chronyc" \
+		"$kd/udev/bin/udevadm:/bin/udevadm"
+	mkdir -p "$r/lib/udev/rules.d" "$r/lib/systemd"
+	cp "$kd"/udev/lib/udev/rules.d/*.rules "$r/lib/udev/rules.d/"
+	ln -s /bin/udevadm "$r/lib/systemd/systemd-udevd"
 	# what config.json sets at boot lives in /run (the root is read-only): rigor-init
 	# writes the hostname and the resolver's servers there; /var/log is /run/log, or
 	# resin-state's log directory with persistentLogging (docs/os-image.md)
@@ -137,8 +150,8 @@ EOF
 # where they are) with the shared libraries they load, at the paths the host's loader found
 # them (ldd), so the image's /lib64/ld-linux-x86-64.so.2 finds them the same way: the
 # dropbear SSH server (dropbear-bin; rigor-init starts it, docs/os-image.md "SSH"),
-# tune2fs (e2fsprogs; balena's fsck check reads the file systems' state with it) and
-# chrony (config.json ntpServers).
+# tune2fs (e2fsprogs; balena's fsck check reads the file systems' state with it), chrony
+# (config.json ntpServers) and udevadm (udev).
 add_debian() {
 	dst=$1
 	shift

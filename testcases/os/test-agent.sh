@@ -27,7 +27,7 @@ check() { # check DESC CMD...
 # jget FILE EXPR: python expression on j (the parsed JSON)
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-echo "1..50"
+echo "1..53"
 if [ ! -x "$AGENT" ]; then
 	nok "agent built ($AGENT)"
 	exit 1
@@ -226,6 +226,23 @@ check "--get an absent key: nothing, exit 1" test "$(get nope)" = "rc=1"
 $AGENT --config "$T/missing.json" --get ntpServers >"$T/g7" 2>&1
 rc=$?
 check "--get without config.json: exit 2" test $rc = 2
+
+# --udev-rules: os.udevRules (name -> rule) as DIR/<name>.rules, for udevd (rigor-init)
+mkdir -p "$T/ur1" "$T/ur2" "$T/ur3"
+printf '%s\n' '{"os": {"udevRules": {"99": "ENV{ID_FS_LABEL_ENC}==\"resin-boot\", SYMLINK+=\"disk/test\"", "10-a": "A"}}}' >"$T/ur1.json"
+$AGENT --config "$T/ur1.json" --udev-rules "$T/ur1" >"$T/u1" 2>&1
+rc=$?
+check "--udev-rules: one file per rule, the rule text decoded; prints 2" sh -c \
+	"test $rc = 0 && test \"\$(cat '$T/u1')\" = 2 && test \"\$(cat '$T/ur1/99.rules')\" = 'ENV{ID_FS_LABEL_ENC}==\"resin-boot\", SYMLINK+=\"disk/test\"' && test \"\$(cat '$T/ur1/10-a.rules')\" = A"
+printf '%s\n' '{"os": {"udevRules": {"../x": "A"}}}' >"$T/ur2.json"
+$AGENT --config "$T/ur2.json" --udev-rules "$T/ur2" >"$T/u2" 2>&1
+rc=$?
+check "--udev-rules with a name holding '/': exit 1, says which, nothing written" sh -c \
+	"test $rc = 1 && grep -q '\"../x\": a name without' '$T/u2' && test -z \"\$(ls '$T/ur2')\" && test ! -e '$T/x.rules'"
+printf '%s\n' '{"apiKey": "x"}' >"$T/ur3.json"
+$AGENT --config "$T/ur3.json" --udev-rules "$T/ur3" >"$T/u3" 2>&1
+rc=$?
+check "--udev-rules without os.udevRules: nothing written, exit 0" sh -c "test $rc = 0 && test -z \"\$(ls '$T/ur3')\""
 
 kill "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null

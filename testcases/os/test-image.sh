@@ -34,7 +34,7 @@ start() { sfdisk -J "$1" | python3 -c "import json,sys; p=json.load(sys.stdin)['
 ext_cat() { debugfs -R "cat $3" "$1?offset=$(start "$1" "$2")" 2>/dev/null; }
 fat() { echo "$1@@$(start "$1" 1)"; }
 
-echo "1..34"
+echo "1..35"
 
 # Partition table: dos, 1 FAT16 bootable, 2/3 Linux, 4 extended, 5/6 Linux.
 sfdisk -J "$IMG10" >"$T/pt.json"
@@ -127,11 +127,13 @@ check "the agent on rootA is static (runs in the initramfs-less root)" sh -c "LC
 # Debian programs copied with their libraries (build.sh add_debian): every library they
 # name (DT_NEEDED) is in the image where the loader looks
 R2="$IMG10?offset=$(start "$IMG10" 2)"
-check "rootA: tune2fs, chronyd, chronyc, dropbear and every library they need" sh -c "
-	for f in /sbin/tune2fs /usr/sbin/chronyd /usr/bin/chronyc /usr/sbin/dropbear /usr/bin/dropbearkey; do
+check "rootA: tune2fs, chronyd, chronyc, udevadm, dropbear and every library they need" sh -c "
+	for f in /sbin/tune2fs /usr/sbin/chronyd /usr/bin/chronyc /bin/udevadm /usr/sbin/dropbear /usr/bin/dropbearkey; do
 		debugfs -R \"dump \$f $T/prog\" '$R2' >/dev/null 2>&1 && test -s '$T/prog' || { echo missing \$f; exit 1; }
 		for lib in \$(readelf -d '$T/prog' | sed -n 's/.*(NEEDED).*\\[\\(.*\\)\\]/\\1/p'); do
-			debugfs -R \"stat /lib/x86_64-linux-gnu/\$lib\" '$R2' 2>/dev/null | grep -q 'Type: regular' ||
+			# the loader itself (udevadm names it) is at /lib64, where PT_INTERP points
+			case \$lib in ld-linux-*) d=/lib64 ;; *) d=/lib/x86_64-linux-gnu ;; esac
+			debugfs -R \"stat \$d/\$lib\" '$R2' 2>/dev/null | grep -q 'Type: regular' ||
 				{ echo \"\$f needs \$lib, not in the image\"; exit 1; }
 		done
 		rm -f '$T/prog'
@@ -141,6 +143,10 @@ check "rootA: /etc/hostname, /etc/resolv.conf and /var/log are links into /run (
 		debugfs -R \"stat \${l%%:*}\" '$R2' 2>/dev/null | grep -q \"Fast link dest: \\\"\${l#*:}\\\"\" ||
 			{ echo \"\${l%%:*} is not a link to \${l#*:}\"; exit 1; }
 	done"
+check "rootA: udev's block-device rules, systemd-udevd a link to udevadm, no network-naming rules" sh -c "
+	debugfs -R 'ls -p /lib/udev/rules.d' '$R2' 2>/dev/null | cut -d/ -f6 | grep 'rules\$' | sort | tr '\n' ' ' >'$T/rules' &&
+	test \"\$(cat '$T/rules')\" = '50-udev-default.rules 60-block.rules 60-persistent-storage.rules ' &&
+	debugfs -R 'stat /lib/systemd/systemd-udevd' '$R2' 2>/dev/null | grep -q 'Fast link dest: \"/bin/udevadm\"'" 
 (cd "$T" && mkdir -p ird && cd ird && gzip -dc "$T/initrd.img" | cpio -i -d --quiet bin/e2fsck 2>/dev/null)
 check "initrd: a static e2fsck (the initramfs checks the ext partitions before mounting them)" sh -c "
 	test -x '$T/ird/bin/e2fsck' && LC_ALL=C ldd '$T/ird/bin/e2fsck' 2>&1 | grep -q 'not a dynamic'"

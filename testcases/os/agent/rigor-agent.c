@@ -1234,6 +1234,69 @@ done:
 }
 
 /*
+ * --udev-rules DIR: config.json's os.udevRules (an object of name -> rule text) written to
+ * DIR/<name>.rules, as balenaOS's os-udevrules does into /etc/udev/rules.d; rigor-init
+ * gives /run/udev/rules.d, which udevd reads too. A name with a '/' or a value that is not
+ * a string is an error (exit 1), and nothing is written then.
+ */
+static int write_udev_rules(const struct agent *ag, const char *dir)
+{
+	struct jobj cfg, os, rules;
+	int rc = 1, n = 0;
+	if (load_config(ag, &cfg))
+		return 1;
+	int i = jobj_find(&cfg, "os");
+	if (i < 0 || strcmp(skip_ws(cfg.raw[i]), "null") == 0) {
+		jobj_free(&cfg);
+		return 0;
+	}
+	if (jobj_parse(&os, cfg.raw[i])) {
+		fprintf(stderr, "rigor-agent: %s: \"os\" is not an object; no udev rules\n", ag->config_path);
+		jobj_free(&cfg);
+		return 1;
+	}
+	int k = jobj_find(&os, "udevRules");
+	if (k < 0 || strcmp(skip_ws(os.raw[k]), "null") == 0) {
+		rc = 0;
+		goto done_os;
+	}
+	if (jobj_parse(&rules, os.raw[k])) {
+		fprintf(stderr, "rigor-agent: %s: os.udevRules is not an object; no udev rules\n", ag->config_path);
+		goto done_os;
+	}
+	for (int r = 0; r < rules.n; r++) {
+		const char *v = skip_ws(rules.raw[r]);
+		if (!*rules.key[r] || strchr(rules.key[r], '/') || *v != '"') {
+			fprintf(stderr, "rigor-agent: %s: os.udevRules \"%s\": a name without '/' and a string "
+				"rule expected; no udev rules\n", ag->config_path, rules.key[r]);
+			goto done_rules;
+		}
+	}
+	for (int r = 0; r < rules.n; r++) {
+		char path[512];
+		char *text = jobj_get(&rules, rules.key[r]);
+		FILE *f;
+		snprintf(path, sizeof path, "%s/%s.rules", dir, rules.key[r]);
+		f = text ? fopen(path, "w") : NULL;
+		if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f)) {
+			fprintf(stderr, "rigor-agent: cannot write %s: %s\n", path, strerror(errno));
+			free(text);
+			goto done_rules;
+		}
+		free(text);
+		n++;
+	}
+	printf("%d\n", n);
+	rc = 0;
+done_rules:
+	jobj_free(&rules);
+done_os:
+	jobj_free(&os);
+	jobj_free(&cfg);
+	return rc;
+}
+
+/*
  * --get KEY: one config.json setting for rigor-init (ntpServers, dnsServers,
  * persistentLogging, ...), which has no JSON parser of its own.
  */
@@ -1269,6 +1332,7 @@ static void usage(FILE *f)
 		"       rigor-agent --fetch URL --out FILE [--timeout MS]\n"
 		"       rigor-agent [--config FILE] --ssh-keys FILE\n"
 		"       rigor-agent [--config FILE] --get KEY\n"
+		"       rigor-agent [--config FILE] --udev-rules DIR\n"
 		"Device agent of the rigor test OS (docs/os-image.md). Defaults: --config\n"
 		"/mnt/boot/config.json, --os-release /etc/os-release, API from config.json apiEndpoint.\n"
 		"  --once           register if needed, report state once, exit (0 = ok)\n"
@@ -1284,6 +1348,8 @@ static void usage(FILE *f)
 		"                   (rollback-*-triggered next to FILE) is not started again\n"
 		"  --ssh-keys FILE  write config.json os.sshKeys to FILE (authorized_keys) and\n"
 		"                   print development or production (developmentMode); exit\n"
+		"  --udev-rules DIR write config.json os.udevRules as DIR/<name>.rules, print\n"
+		"                   how many; exit\n"
 		"  --get KEY        print config.json's top-level KEY (a string decoded, other\n"
 		"                   values as JSON text) and exit; exit status 1 when absent or null,\n"
 		"                   2 when config.json cannot be read\n"
@@ -1301,6 +1367,7 @@ int main(int argc, char **argv)
 	struct hup_state hup = {0};
 	int once = 0, daemonize = 0, max_reports = -1, register_wait = 20;
 	const char *fetch_url = NULL, *fetch_out = NULL, *ssh_keys = NULL, *get_key = NULL;
+	const char *udev_dir = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1333,6 +1400,8 @@ int main(int argc, char **argv)
 			ssh_keys = v;
 		else if (ARG("--get"))
 			get_key = v;
+		else if (ARG("--udev-rules"))
+			udev_dir = v;
 		else if (strcmp(a, "--once") == 0)
 			once = 1, max_reports = 1;
 		else if (strcmp(a, "--daemon") == 0)
@@ -1362,6 +1431,8 @@ int main(int argc, char **argv)
 		return write_ssh_keys(&ag, ssh_keys);
 	if (get_key)
 		return print_config_key(&ag, get_key);
+	if (udev_dir)
+		return write_udev_rules(&ag, udev_dir);
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
 
