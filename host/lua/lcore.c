@@ -84,13 +84,18 @@ void rigl_check_abort(lua_State *L)
 		snprintf(msg, sizeof(msg), "interrupted by %s", rigl_sig_name(*rt->sig));
 		rigl_abort(L, rigl_sig_name(*rt->sig), msg);
 	}
-	if (rt->deadline && rig_now_ms() >= rt->deadline) {
-		char msg[96];
+	if (rt->deadline && rig_now_ms() >= rt->deadline)
+		rigl_abort_deadline(L);
+}
 
-		snprintf(msg, sizeof(msg), "case timed out after %lld ms",
-			 (long long)(rt->deadline - rt->armed_at));
-		rigl_abort(L, "timeout", msg);
-	}
+int rigl_abort_deadline(lua_State *L)
+{
+	struct rigl_rt *rt = rigl_rt(L);
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "case timed out after %lld ms",
+		 (long long)(rt->deadline - rt->armed_at));
+	return rigl_abort(L, "timeout", msg);
 }
 
 int rigl_clamp(lua_State *L, int timeout_ms)

@@ -109,7 +109,8 @@ static int h_request(lua_State *L)
 	char method[16];
 	const char *s;
 	size_t n;
-	int rc, anchor;
+	int rc, anchor, asked;
+	bool by_deadline;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);
@@ -154,12 +155,24 @@ static int h_request(lua_State *L)
 	lua_pop(L, 1);
 	if (req.timeout_ms < -1 || req.retries < 0 || req.backoff_ms < 0)
 		return luaL_error(L, "bad timeout, retries or backoff (negative)");
-	req.timeout_ms = rigl_clamp(L, req.timeout_ms);
+	asked = req.timeout_ms;
+	req.timeout_ms = rigl_clamp(L, asked);
+	/*
+	 * Cut to the case deadline: then a timeout is the deadline's, even when it comes a
+	 * millisecond before rig_now_ms() reaches it (libcurl times the request on its own
+	 * clock, to the microsecond).
+	 */
+	by_deadline = rigl_rt(L)->armed && rigl_rt(L)->deadline && req.timeout_ms >= 0 &&
+		      (asked < 0 || req.timeout_ms < asked);
 
 	resp = push_resp(L);
 	rig_ctx_clear_error(ctx);
 	rc = rig_http_do(ctx, &req, resp);
 	if (rc < 0) {
+		if (rc == RIG_E_TIMEOUT && by_deadline) {
+			rig_ctx_clear_error(ctx);
+			rigl_abort_deadline(L);
+		}
 		if ((rc == RIG_E_TIMEOUT || rc == RIG_E_INTR) && rigl_abort_due(L)) {
 			rig_ctx_clear_error(ctx);
 			rigl_check_abort(L);

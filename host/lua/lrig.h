@@ -23,6 +23,8 @@ struct rigl_rt *rigl_rt(lua_State *L);
 void rigl_check_abort(lua_State *L);
 /* Whether rigl_check_abort() would raise now. */
 bool rigl_abort_due(lua_State *L);
+/* Raise the case-deadline abort (armed with a deadline), due or not. */
+int rigl_abort_deadline(lua_State *L);
 /* Clamp a timeout to the armed case deadline; raises if it already passed. */
 int rigl_clamp(lua_State *L, int timeout_ms);
 int rigl_abort(lua_State *L, const char *kind, const char *msg);
