@@ -1158,6 +1158,30 @@ static int report_interval(const struct agent *ag, const struct jobj *cfg)
 }
 
 /*
+ * config.json's os.<name> for --ssh-keys and --udev-rules: 1 with *raw its JSON text
+ * (inside @os, which the caller then frees), 0 when os or os.<name> is absent or null,
+ * -1 when "os" is not an object (said on stderr, ending "; no <what>").
+ */
+static int os_member(const struct agent *ag, const struct jobj *cfg, struct jobj *os,
+		     const char *name, const char *what, const char **raw)
+{
+	int i = jobj_find(cfg, "os");
+	if (i < 0 || strcmp(skip_ws(cfg->raw[i]), "null") == 0)
+		return 0;
+	if (jobj_parse(os, cfg->raw[i])) {
+		fprintf(stderr, "rigor-agent: %s: \"os\" is not an object; no %s\n", ag->config_path, what);
+		return -1;
+	}
+	int k = jobj_find(os, name);
+	if (k < 0 || strcmp(skip_ws(os->raw[k]), "null") == 0) {
+		jobj_free(os);
+		return 0;
+	}
+	*raw = skip_ws(os->raw[k]);
+	return 1;
+}
+
+/*
  * --ssh-keys FILE: config.json's os.sshKeys (a list of public key lines) written to FILE
  * as authorized_keys, mode 600; prints "development" when developmentMode is true, else
  * "production", for rigor-init to start the SSH server in that mode (balenaOS: os.sshKeys
@@ -1168,7 +1192,6 @@ static int write_ssh_keys(const struct agent *ag, const char *out)
 {
 	struct jobj cfg, os;
 	int rc = 1, nkeys = 0;
-	char *osraw;
 	FILE *f;
 	if (load_config(ag, &cfg))
 		return 1;
@@ -1179,21 +1202,11 @@ static int write_ssh_keys(const struct agent *ag, const char *out)
 		return 1;
 	}
 	fchmod(fileno(f), 0600);
-	int i = jobj_find(&cfg, "os");
-	osraw = i >= 0 ? cfg.raw[i] : NULL;
-	if (!osraw || strcmp(osraw, "null") == 0) {
-		rc = 0;
+	const char *p = NULL;
+	int m = os_member(ag, &cfg, &os, "sshKeys", "SSH keys", &p);
+	if (m <= 0) {
+		rc = m < 0;
 		goto done;
-	}
-	if (jobj_parse(&os, osraw)) {
-		fprintf(stderr, "rigor-agent: %s: \"os\" is not an object; no SSH keys\n", ag->config_path);
-		goto done;
-	}
-	int k = jobj_find(&os, "sshKeys");
-	const char *p = k >= 0 ? skip_ws(os.raw[k]) : NULL;
-	if (!p || strcmp(p, "null") == 0) {
-		rc = 0;
-		goto done_os;
 	}
 	if (*p != '[') {
 		fprintf(stderr, "rigor-agent: %s: os.sshKeys is not a list; no SSH keys\n", ag->config_path);
@@ -1242,25 +1255,16 @@ done:
 static int write_udev_rules(const struct agent *ag, const char *dir)
 {
 	struct jobj cfg, os, rules;
+	const char *raw = NULL;
 	int rc = 1, n = 0;
 	if (load_config(ag, &cfg))
 		return 1;
-	int i = jobj_find(&cfg, "os");
-	if (i < 0 || strcmp(skip_ws(cfg.raw[i]), "null") == 0) {
+	int m = os_member(ag, &cfg, &os, "udevRules", "udev rules", &raw);
+	if (m <= 0) {
 		jobj_free(&cfg);
-		return 0;
+		return m < 0;
 	}
-	if (jobj_parse(&os, cfg.raw[i])) {
-		fprintf(stderr, "rigor-agent: %s: \"os\" is not an object; no udev rules\n", ag->config_path);
-		jobj_free(&cfg);
-		return 1;
-	}
-	int k = jobj_find(&os, "udevRules");
-	if (k < 0 || strcmp(skip_ws(os.raw[k]), "null") == 0) {
-		rc = 0;
-		goto done_os;
-	}
-	if (jobj_parse(&rules, os.raw[k])) {
+	if (jobj_parse(&rules, raw)) {
 		fprintf(stderr, "rigor-agent: %s: os.udevRules is not an object; no udev rules\n", ag->config_path);
 		goto done_os;
 	}
