@@ -244,11 +244,7 @@ end)
 
 -- the file system label prefix of a balenaOS-shaped image ("resin" from resin-boot)
 local function label_prefix()
-	for _, p in ipairs(image.partitions or {}) do
-		local pre = p.label and p.label:match("^(%a+)%-boot$")
-		if pre then return pre end
-	end
-	return "resin"
+	return testos.label_prefix(image) or "resin"
 end
 
 -- balena os suite "fsck" (tests/fsck): `tune2fs -E force_fsck` on resin-rootA, -rootB,

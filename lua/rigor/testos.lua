@@ -96,16 +96,31 @@ function M.strap_card_boot(rig)
 	if rig:has("flasher") then assert(rig.button.boot:hold()) end
 end
 
+-- the prefix of a balenaOS boot partition's label ("resin" of resin-boot), or nil
+local function boot_prefix(p)
+	return p.label and p.label:match("^(%a+)%-boot$")
+end
+
 --- The number of the image's boot partition (where config.json goes): for a
 --- balenaOS-shaped image the one labelled "<prefix>-boot" (resin-boot, balena-boot,
 --- flash-boot), else the first bootable FAT one; nil if none. `image`: rig.image.
 function M.boot_partition(image)
 	local parts = image and image.partitions or {}
 	for _, p in ipairs(parts) do
-		if p.label and p.label:match("^%a+%-boot$") then return p.number end
+		if boot_prefix(p) then return p.number end
 	end
 	for _, p in ipairs(parts) do
 		if p.bootable and p.fs == "vfat" then return p.number end
+	end
+	return nil
+end
+
+--- The label prefix of a balenaOS-shaped image's partitions ("resin" of resin-boot,
+--- "balena", "flash"), from its boot partition; nil if it has none. `image`: rig.image.
+function M.label_prefix(image)
+	for _, p in ipairs(image and image.partitions or {}) do
+		local pre = boot_prefix(p)
+		if pre then return pre end
 	end
 	return nil
 end
