@@ -357,8 +357,9 @@ s:case("chrony: running, synchronized, a selected source (the rig's NTP server)"
 	-- word (a reference and a normal leap status)
 	local synced, tracking = false, ""
 	local t_end = core.now_ms() + 120000
+	local timedatectl = sh(rig, "command -v timedatectl >/dev/null && echo yes || echo no") == "yes"
 	repeat
-		if sh(rig, "command -v timedatectl >/dev/null && echo yes || echo no") == "yes" then
+		if timedatectl then
 			tracking = sh(rig, "timedatectl | grep 'System clock'; true")
 			synced = tracking:find("synchronized: yes", 1, true) ~= nil
 		else
